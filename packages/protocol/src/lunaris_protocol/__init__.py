@@ -1,0 +1,50 @@
+"""The Lunaris wire contract: pydantic models for every body agents, server and console
+exchange. No I/O; the server and the agent import this and nothing of each other."""
+
+from lunaris_protocol.agent import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RegisterRequest,
+    RegisterResponse,
+    ScanError,
+    UpdateItem,
+    UpdateReport,
+    UpdateReportResponse,
+)
+from lunaris_protocol.commands import RunUpdatesCommand
+from lunaris_protocol.events import (
+    CommandStatus,
+    CommandUpdated,
+    CommandUpdatedData,
+    ConsoleEvent,
+    DeviceStatus,
+    DeviceStatusData,
+    DeviceStatusUpdate,
+    DeviceUpdatesChanged,
+    DeviceUpdatesChangedData,
+    RunUpdatesMessage,
+    console_event_adapter,
+)
+
+__all__ = [
+    "CommandStatus",
+    "CommandUpdated",
+    "CommandUpdatedData",
+    "ConsoleEvent",
+    "DeviceStatus",
+    "DeviceStatusData",
+    "DeviceStatusUpdate",
+    "DeviceUpdatesChanged",
+    "DeviceUpdatesChangedData",
+    "HeartbeatRequest",
+    "HeartbeatResponse",
+    "RegisterRequest",
+    "RegisterResponse",
+    "RunUpdatesCommand",
+    "RunUpdatesMessage",
+    "ScanError",
+    "UpdateItem",
+    "UpdateReport",
+    "UpdateReportResponse",
+    "console_event_adapter",
+]

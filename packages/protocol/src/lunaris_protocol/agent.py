@@ -1,0 +1,90 @@
+"""Bodies the agent and the server exchange over REST under ``/api/agent``."""
+
+from typing import Annotated
+from uuid import UUID
+
+from pydantic import Field, StringConstraints
+
+from lunaris_protocol._base import WireModel
+from lunaris_protocol.commands import RunUpdatesCommand
+from lunaris_protocol.limits import (
+    MAX_ERROR_CODE,
+    MAX_HOSTNAME,
+    MAX_IDENTIFIER,
+    MAX_MESSAGE,
+    MAX_NAME,
+    MAX_SOURCE,
+    MAX_UPDATES_PER_REPORT,
+    MAX_VERSION,
+)
+
+Hostname = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HOSTNAME)]
+OsVersion = Annotated[str, StringConstraints(max_length=MAX_NAME)]
+AgentVersion = Annotated[str, StringConstraints(min_length=1, max_length=MAX_VERSION)]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+Version = Annotated[str, StringConstraints(max_length=MAX_VERSION)]
+PackageIdentifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
+
+
+class RegisterRequest(WireModel):
+    device_id: UUID
+    hostname: Hostname
+    os_version: OsVersion
+    agent_version: AgentVersion
+    enrollment_secret: Secret
+
+
+class RegisterResponse(WireModel):
+    device_token: str
+    heartbeat_interval_s: IntervalSeconds
+    scan_interval_s: IntervalSeconds
+
+
+class HeartbeatRequest(WireModel):
+    """A heartbeat may be empty; the optional fields update the device when they changed."""
+
+    hostname: Hostname | None = None
+    os_version: OsVersion | None = None
+    agent_version: AgentVersion | None = None
+
+
+class HeartbeatResponse(WireModel):
+    heartbeat_interval_s: IntervalSeconds
+    scan_interval_s: IntervalSeconds
+    commands: list[RunUpdatesCommand] = Field(default_factory=list)
+    """Commands waiting for this device, handed over when its socket is not open."""
+
+
+class UpdateItem(WireModel):
+    """One row of ``winget upgrade``: an update waiting on the device."""
+
+    package_identifier: PackageIdentifier
+    name: Annotated[str, StringConstraints(max_length=MAX_NAME)]
+    installed_version: Version
+    available_version: Version
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE)] | None = None
+    explicit_targeting: bool = False
+    """winget lists this update but upgrades it only when asked for it by id."""
+    truncated: bool = False
+    """winget cut the id with ``…``: shown, but never usable for ``winget upgrade --id``."""
+
+
+class ScanError(WireModel):
+    code: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CODE)] | None = None
+    """winget's HRESULT (``0x8A15000F``), or a name such as ``timeout``; null when none."""
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+
+
+class UpdateReport(WireModel):
+    """The full list winget shows now; the server works out what changed."""
+
+    updates: list[UpdateItem] = Field(default_factory=list, max_length=MAX_UPDATES_PER_REPORT)
+    scan_error: ScanError | None = None
+
+
+class UpdateReportResponse(WireModel):
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
