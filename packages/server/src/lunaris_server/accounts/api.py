@@ -1,0 +1,137 @@
+"""Login, logout, and user administration."""
+
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, Field, StringConstraints
+
+from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts.models import Role, User
+from lunaris_server.audit.service import Actor
+from lunaris_server.deps import (
+    AdminUser,
+    CurrentUser,
+    NowDep,
+    SessionDep,
+    StateDep,
+    client_ip,
+    user_actor,
+)
+
+router = APIRouter(prefix="/api", tags=["accounts"])
+
+
+class LoginRequest(BaseModel):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+
+
+class UserOut(BaseModel):
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    created_at: datetime
+    last_login_at: datetime | None
+
+    @classmethod
+    def of(cls, user: User) -> "UserOut":
+        return cls.model_validate(user, from_attributes=True)
+
+
+class NewUserRequest(BaseModel):
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
+    role: Role = Role.VIEWER
+
+
+class NewTokenRequest(BaseModel):
+    name: Annotated[str, StringConstraints(max_length=128)] = Field(default="api token")
+
+
+class NewTokenOut(BaseModel):
+    id: int
+    name: str
+    token: str
+    """Shown once."""
+
+
+@router.post("/auth/login")
+async def login(
+    body: LoginRequest,
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> UserOut:
+    try:
+        user = await accounts.authenticate_password(
+            session,
+            username=body.username,
+            password=body.password,
+            now=now,
+            actor=Actor(f"user:{body.username}", client_ip(request)),
+        )
+    finally:
+        # The audit entry of a failed login is kept too.
+        await session.commit()
+    response.set_cookie(
+        accounts.SessionCookies.COOKIE_NAME,
+        state.cookies.issue(user),
+        max_age=state.cookies.max_age_s,
+        httponly=True,
+        secure=state.settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return UserOut.of(user)
+
+
+@router.post("/auth/logout", status_code=204)
+async def logout(response: Response, state: StateDep) -> None:
+    response.delete_cookie(
+        accounts.SessionCookies.COOKIE_NAME,
+        httponly=True,
+        secure=state.settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+
+
+@router.get("/auth/me")
+async def me(user: CurrentUser) -> UserOut:
+    return UserOut.of(user)
+
+
+@router.get("/users")
+async def list_users(_admin: AdminUser, session: SessionDep) -> list[UserOut]:
+    return [UserOut.of(u) for u in await accounts.list_users(session)]
+
+
+@router.post("/users", status_code=201)
+async def add_user(
+    body: NewUserRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+) -> UserOut:
+    user = await accounts.add_user(
+        session,
+        username=body.username,
+        password=body.password,
+        role=body.role,
+        now=now,
+        actor=user_actor(request, admin),
+    )
+    await session.commit()
+    return UserOut.of(user)
+
+
+@router.post("/auth/tokens", status_code=201)
+async def add_token(
+    body: NewTokenRequest, request: Request, user: CurrentUser, session: SessionDep, now: NowDep
+) -> NewTokenOut:
+    created = await accounts.add_api_token(
+        session, user=user, name=body.name, now=now, actor=user_actor(request, user)
+    )
+    await session.commit()
+    return NewTokenOut(id=created.token.id, name=created.token.name, token=created.plaintext)

@@ -1,0 +1,190 @@
+"""Console accounts, API tokens, and signed session cookies."""
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_server.accounts.models import ApiToken, Role, User
+from lunaris_server.audit import service as audit
+from lunaris_server.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.security import (
+    TokenKind,
+    hash_password,
+    new_token,
+    token_hash,
+    verify_password,
+)
+
+_USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+MIN_PASSWORD_LENGTH = 8
+MAX_PASSWORD_LENGTH = 1024
+
+
+def _check_username(username: str) -> str:
+    if not _USERNAME.fullmatch(username):
+        raise InvalidInput(
+            "a username is 1 to 64 letters, digits or . _ @ - and starts with a letter or digit"
+        )
+    return username
+
+
+def _check_password(password: str) -> str:
+    if not MIN_PASSWORD_LENGTH <= len(password) <= MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+    return password
+
+
+def _check_role(role: str) -> Role:
+    try:
+        return Role(role)
+    except ValueError:
+        raise InvalidInput(f"unknown role {role!r}; use admin or viewer") from None
+
+
+async def add_user(
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    role: str,
+    now: datetime,
+    actor: audit.Actor,
+) -> User:
+    user = User(
+        username=_check_username(username),
+        password_hash=hash_password(_check_password(password)),
+        role=_check_role(role).value,
+        disabled=False,
+        created_at=now,
+    )
+    session.add(user)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(f"a user named {username!r} already exists") from None
+    await audit.record(
+        session,
+        actor=actor,
+        action="user.add",
+        target=f"user:{username}",
+        details={"role": user.role},
+        now=now,
+    )
+    return user
+
+
+async def get_user_by_name(session: AsyncSession, *, username: str) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    if user is None:
+        raise NotFound(f"no user named {username!r}")
+    return user
+
+
+async def list_users(session: AsyncSession) -> list[User]:
+    return list(await session.scalars(select(User).order_by(User.username)))
+
+
+async def authenticate_password(
+    session: AsyncSession, *, username: str, password: str, now: datetime, actor: audit.Actor
+) -> User:
+    user = await session.scalar(select(User).where(User.username == username))
+    # verify_password runs even for an unknown user, so timing does not reveal who exists.
+    valid = verify_password(user.password_hash if user else None, password)
+    if user is None or not valid or user.disabled:
+        await audit.record(
+            session,
+            actor=actor,
+            action="auth.login_failed",
+            target=f"user:{username[:64]}",
+            now=now,
+        )
+        raise NotAuthenticated("wrong username or password")
+    user.last_login_at = now
+    await audit.record(
+        session, actor=actor, action="auth.login", target=f"user:{username}", now=now
+    )
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedToken:
+    token: ApiToken
+    plaintext: str
+
+
+async def add_api_token(
+    session: AsyncSession, *, user: User, name: str, now: datetime, actor: audit.Actor
+) -> CreatedToken:
+    name = name.strip() or "api token"
+    if len(name) > 128:
+        raise InvalidInput("a token name has at most 128 characters")
+    plaintext = new_token(TokenKind.API)
+    token = ApiToken(user_id=user.id, name=name, token_hash=token_hash(plaintext), created_at=now)
+    session.add(token)
+    await session.flush()
+    await audit.record(
+        session,
+        actor=actor,
+        action="api_token.add",
+        target=f"user:{user.username}",
+        details={"token_id": token.id, "name": name},
+        now=now,
+    )
+    return CreatedToken(token=token, plaintext=plaintext)
+
+
+async def authenticate_api_token(session: AsyncSession, *, plaintext: str, now: datetime) -> User:
+    row = (
+        await session.execute(
+            select(ApiToken, User)
+            .join(User, User.id == ApiToken.user_id)
+            .where(ApiToken.token_hash == token_hash(plaintext))
+        )
+    ).first()
+    if row is None:
+        raise NotAuthenticated("unknown API token")
+    token, user = row.tuple()
+    if token.revoked_at is not None or user.disabled:
+        raise NotAuthenticated("this API token has been revoked")
+    token.last_used_at = now
+    return user
+
+
+class SessionCookies:
+    """Signed, timestamped session cookies.
+
+    The cookie carries the user id and a fingerprint of the password hash, so changing a
+    password (or disabling the user) ends every session that user had.
+    """
+
+    COOKIE_NAME = "lunaris_session"
+
+    def __init__(self, secret_key: str, *, max_age_s: int) -> None:
+        self._serializer = URLSafeTimedSerializer(secret_key, salt="lunaris.session")
+        self.max_age_s = max_age_s
+
+    def issue(self, user: User) -> str:
+        return self._serializer.dumps({"u": user.id, "p": _fingerprint(user.password_hash)})
+
+    async def user_for(self, session: AsyncSession, cookie: str) -> User:
+        try:
+            payload = self._serializer.loads(cookie, max_age=self.max_age_s)
+        except SignatureExpired:
+            raise NotAuthenticated("your session has expired; log in again") from None
+        except BadSignature:
+            raise NotAuthenticated("invalid session") from None
+        user = await session.get(User, payload.get("u"))
+        if user is None or user.disabled or _fingerprint(user.password_hash) != payload.get("p"):
+            raise NotAuthenticated("invalid session")
+        return user
+
+
+def _fingerprint(password_hash: str) -> str:
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]

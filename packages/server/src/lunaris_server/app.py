@@ -1,0 +1,122 @@
+"""The application factory: ``create_app(settings)``; nothing runs at import."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
+from starlette.exceptions import HTTPException
+
+from lunaris_server import __version__
+from lunaris_server.accounts import api as accounts_api
+from lunaris_server.accounts.service import SessionCookies
+from lunaris_server.agent_api import router as agent_router
+from lunaris_server.audit import api as audit_api
+from lunaris_server.clock import Clock, utc_now
+from lunaris_server.db import Database
+from lunaris_server.devices import api as devices_api
+from lunaris_server.enrollment import api as enrollment_api
+from lunaris_server.errors import DomainError
+from lunaris_server.health import router as health_router
+from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lunaris_server.settings import Settings
+from lunaris_server.state import AppState
+from lunaris_server.updates import api as updates_api
+
+log = structlog.get_logger("lunaris.app")
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> FastAPI:
+    settings = settings or Settings()
+    database = Database(
+        settings.resolved_database_url,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+    )
+    state = AppState(
+        settings=settings,
+        database=database,
+        cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
+        clock=clock,
+    )
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.info("server started", env=settings.env.value, database=database.engine.url.drivername)
+        yield
+        await database.dispose()
+
+    app = FastAPI(
+        title="Lunaris",
+        version=__version__,
+        summary="Application updates waiting across a fleet of Windows PCs.",
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        lifespan=lifespan,
+    )
+    app.state.lunaris = state
+    for router in (
+        agent_router,
+        devices_api.router,
+        updates_api.router,
+        enrollment_api.router,
+        accounts_api.router,
+        audit_api.router,
+        health_router,
+    ):
+        app.include_router(router)
+    _install_error_handlers(app)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.max_body_bytes,
+        large_paths={"/api/agent/update-report": settings.max_report_bytes},
+    )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        error["details"] = details
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    """Every error answers ``{"error": {"code", "message", "details"?}}``."""
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+        return _error(error.status_code, error.code, error.message, error.details)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+        problems = error.errors()
+        if any(p.get("type") == "json_invalid" for p in problems):
+            return _error(400, "malformed_json", "the request body is not valid JSON")
+        details = [
+            {"loc": list(p.get("loc", ())), "msg": p.get("msg", ""), "type": p.get("type", "")}
+            for p in problems
+        ]
+        first = details[0] if details else {"loc": [], "msg": "invalid request"}
+        where = ".".join(str(part) for part in first["loc"])
+        message = f"{where}: {first['msg']}" if where else str(first["msg"])
+        return _error(422, "invalid_request", message, details)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
+            error.status_code, "http_error"
+        )
+        return _error(error.status_code, code, str(error.detail))
+
+    @app.exception_handler(IntegrityError)
+    async def integrity_error(_request: Request, _error_: IntegrityError) -> JSONResponse:
+        # Two requests raced to create the same thing; the loser may simply retry.
+        return _error(409, "conflict", "the request conflicts with a concurrent change; retry")

@@ -1,0 +1,19 @@
+"""Imports every table so ``Base.metadata`` is complete (for Alembic and tests)."""
+
+from lunaris_server.accounts.models import ApiToken, User
+from lunaris_server.audit.models import AuditEntry
+from lunaris_server.db.base import Base
+from lunaris_server.devices.models import Device
+from lunaris_server.enrollment.models import EnrollmentSecret
+from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
+
+__all__ = [
+    "ApiToken",
+    "AuditEntry",
+    "Base",
+    "Device",
+    "DeviceUpdate",
+    "EnrollmentSecret",
+    "UpdateEvent",
+    "User",
+]

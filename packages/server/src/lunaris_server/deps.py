@@ -1,0 +1,93 @@
+"""Request dependencies: the database session, the clock, and who is calling."""
+
+from collections.abc import AsyncIterator
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts.models import User
+from lunaris_server.audit.service import Actor
+from lunaris_server.devices import service as devices
+from lunaris_server.devices.models import Device
+from lunaris_server.errors import Forbidden, NotAuthenticated
+from lunaris_server.state import AppState
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.lunaris
+    return state
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+
+
+async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
+    """One session per request; routes commit, anything uncommitted is rolled back."""
+    async with state.database.session() as session:
+        yield session
+
+
+SessionDep = Annotated[AsyncSession, Depends(get_session)]
+
+
+def get_now(state: StateDep) -> datetime:
+    return state.clock()
+
+
+NowDep = Annotated[datetime, Depends(get_now)]
+
+
+def bearer_token(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise NotAuthenticated("the Authorization header must be 'Bearer <token>'")
+    return token.strip()
+
+
+async def get_current_device(request: Request, session: SessionDep) -> Device:
+    token = bearer_token(request)
+    if token is None:
+        raise NotAuthenticated("a device token is required (Authorization: Bearer <token>)")
+    return await devices.authenticate(session, device_token=token)
+
+
+CurrentDevice = Annotated[Device, Depends(get_current_device)]
+
+
+async def get_current_user(
+    request: Request, session: SessionDep, state: StateDep, now: NowDep
+) -> User:
+    """An API token in the Authorization header, or else the console's session cookie."""
+    token = bearer_token(request)
+    if token is not None:
+        return await accounts.authenticate_api_token(session, plaintext=token, now=now)
+    cookie = request.cookies.get(accounts.SessionCookies.COOKIE_NAME)
+    if cookie:
+        return await state.cookies.user_for(session, cookie)
+    raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_admin_user(user: CurrentUser) -> User:
+    if not user.is_admin:
+        raise Forbidden("this needs the admin role")
+    return user
+
+
+AdminUser = Annotated[User, Depends(get_admin_user)]
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def user_actor(request: Request, user: User) -> Actor:
+    return Actor(f"user:{user.username}", client_ip(request))

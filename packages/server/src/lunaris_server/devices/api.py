@@ -1,0 +1,101 @@
+"""Console JSON API for devices."""
+
+from datetime import datetime
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from lunaris_protocol import DeviceStatus
+from lunaris_server.deps import CurrentUser, NowDep, SessionDep, StateDep
+from lunaris_server.devices import service as devices
+from lunaris_server.devices.models import Device
+from lunaris_server.devices.service import DeviceQuery, Liveness
+from lunaris_server.pagination import PageDep, Paginated
+
+router = APIRouter(prefix="/api/devices", tags=["devices"])
+
+
+class ScanErrorOut(BaseModel):
+    code: str | None
+    message: str
+    at: datetime
+
+
+class DeviceOut(BaseModel):
+    id: str
+    hostname: str
+    os_version: str
+    agent_version: str
+    status: DeviceStatus
+    last_seen_at: datetime
+    updates_count: int
+    enrolled_at: datetime
+    last_scan_at: datetime | None
+    scan_error: ScanErrorOut | None
+
+    @classmethod
+    def of(cls, device: Device, *, liveness: Liveness, now: datetime) -> "DeviceOut":
+        scan_error = None
+        if device.scan_error_at is not None:
+            scan_error = ScanErrorOut(
+                code=device.scan_error_code,
+                message=device.scan_error_message or "",
+                at=device.scan_error_at,
+            )
+        return cls(
+            id=device.id,
+            hostname=device.hostname,
+            os_version=device.os_version,
+            agent_version=device.agent_version,
+            status=liveness.status(device, now),
+            last_seen_at=device.last_seen_at,
+            updates_count=device.updates_count,
+            enrolled_at=device.enrolled_at,
+            last_scan_at=device.last_scan_at,
+            scan_error=scan_error,
+        )
+
+
+@router.get("")
+async def list_devices(
+    _user: CurrentUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+    page: PageDep,
+    q: Annotated[str | None, Query(max_length=256, description="hostname or id contains")] = None,
+    status: DeviceStatus | None = None,
+    has_updates: bool | None = None,
+    has_scan_error: bool | None = None,
+    sort: Annotated[str, Query(max_length=32, description="field, '-field' descending")] = (
+        "hostname"
+    ),
+) -> Paginated[DeviceOut]:
+    sort_by, descending = DeviceQuery.parse_sort(sort)
+    query = DeviceQuery(
+        search=q,
+        status=status,
+        has_updates=has_updates,
+        has_scan_error=has_scan_error,
+        sort=sort_by,
+        descending=descending,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    rows, total = await devices.list_devices(session, query=query, liveness=state.liveness, now=now)
+    return Paginated(
+        items=[DeviceOut.of(d, liveness=state.liveness, now=now) for d in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/{device_id}")
+async def get_device(
+    device_id: UUID, _user: CurrentUser, session: SessionDep, state: StateDep, now: NowDep
+) -> DeviceOut:
+    device = await devices.get_device(session, device_id=str(device_id))
+    return DeviceOut.of(device, liveness=state.liveness, now=now)

@@ -1,0 +1,34 @@
+from datetime import datetime
+
+from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from lunaris_server.db import Base
+
+
+class Device(Base):
+    """A PC running the agent. ``id`` is the UUID the agent made for itself (canonical text)."""
+
+    __tablename__ = "devices"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hostname: Mapped[str] = mapped_column(String(255))
+    os_version: Mapped[str] = mapped_column(String(512), default="")
+    agent_version: Mapped[str] = mapped_column(String(128), default="")
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    enrolled_at: Mapped[datetime]
+    enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)
+    last_seen_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    # Kept by the update-report diff so lists, filters and sorts need no join.
+    updates_count: Mapped[int] = mapped_column(Integer, default=0)
+    last_scan_at: Mapped[datetime | None]
+    scan_error_code: Mapped[str | None] = mapped_column(String(64))
+    scan_error_message: Mapped[str | None] = mapped_column(Text)
+    scan_error_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_devices_hostname", "hostname"),
+        Index("ix_devices_last_seen_at", "last_seen_at"),
+        Index("ix_devices_updates_count", "updates_count"),
+    )

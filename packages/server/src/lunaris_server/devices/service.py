@@ -1,0 +1,188 @@
+"""Devices: registration, heartbeats, token checks, and the console's queries."""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_protocol import DeviceStatus, HeartbeatRequest, RegisterRequest
+from lunaris_server.audit import service as audit
+from lunaris_server.db.queries import contains_pattern
+from lunaris_server.devices.models import Device
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.security import TokenKind, new_token, token_hash
+
+
+@dataclass(frozen=True, slots=True)
+class Liveness:
+    """Online means seen within the heartbeat window (interval x allowed misses)."""
+
+    offline_after: timedelta
+
+    def cutoff(self, now: datetime) -> datetime:
+        return now - self.offline_after
+
+    def status(self, device: Device, now: datetime) -> DeviceStatus:
+        if device.last_seen_at > self.cutoff(now):
+            return DeviceStatus.ONLINE
+        return DeviceStatus.OFFLINE
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    device: Device
+    device_token: str
+    """Shown once to the agent, stored hashed."""
+    created: bool
+
+
+async def register(
+    session: AsyncSession, *, request: RegisterRequest, now: datetime, ip: str | None
+) -> Registration:
+    """Enrolls a device, or re-enrolls it: a new token replaces (and invalidates) the old one."""
+    secret_id = await enrollment.consume_secret(
+        session, plaintext=request.enrollment_secret, now=now
+    )
+    device_token = new_token(TokenKind.DEVICE)
+    device_id = str(request.device_id)
+    device = await session.get(Device, device_id, with_for_update=True)
+    created = device is None
+    if device is None:
+        device = Device(
+            id=device_id,
+            enrolled_at=now,
+            updates_count=0,
+        )
+        session.add(device)
+    device.hostname = request.hostname
+    device.os_version = request.os_version
+    device.agent_version = request.agent_version
+    device.token_hash = token_hash(device_token)
+    device.enrollment_secret_id = secret_id
+    device.last_seen_at = now
+    device.revoked_at = None
+    await session.flush()
+    await audit.record(
+        session,
+        actor=audit.Actor(f"device:{device_id}", ip),
+        action="device.register" if created else "device.reregister",
+        target=f"device:{device_id}",
+        details={"hostname": request.hostname, "enrollment_secret_id": secret_id},
+        now=now,
+    )
+    return Registration(device=device, device_token=device_token, created=created)
+
+
+async def authenticate(session: AsyncSession, *, device_token: str) -> Device:
+    """The device a token speaks for; a token never speaks for any other."""
+    device = await session.scalar(
+        select(Device).where(Device.token_hash == token_hash(device_token))
+    )
+    if device is None or device.revoked_at is not None:
+        raise NotAuthenticated("unknown or revoked device token")
+    return device
+
+
+async def heartbeat(
+    session: AsyncSession, *, device: Device, request: HeartbeatRequest, now: datetime
+) -> list[str]:
+    """Marks the device seen and applies what it says changed; returns the changed fields."""
+    changed = [
+        field
+        for field in ("hostname", "os_version", "agent_version")
+        if (value := getattr(request, field)) is not None and value != getattr(device, field)
+    ]
+    for field in changed:
+        setattr(device, field, getattr(request, field))
+    device.last_seen_at = now
+    await session.flush()
+    return changed
+
+
+class DeviceSort(StrEnum):
+    HOSTNAME = "hostname"
+    LAST_SEEN = "last_seen_at"
+    STATUS = "status"
+    UPDATES = "updates_count"
+    ENROLLED = "enrolled_at"
+    OS_VERSION = "os_version"
+    AGENT_VERSION = "agent_version"
+
+
+_SORT_COLUMNS: dict[DeviceSort, Any] = {
+    DeviceSort.HOSTNAME: func.lower(Device.hostname),
+    # Online devices are exactly the recently seen ones, so status sorts by last seen.
+    DeviceSort.LAST_SEEN: Device.last_seen_at,
+    DeviceSort.STATUS: Device.last_seen_at,
+    DeviceSort.UPDATES: Device.updates_count,
+    DeviceSort.ENROLLED: Device.enrolled_at,
+    DeviceSort.OS_VERSION: Device.os_version,
+    DeviceSort.AGENT_VERSION: Device.agent_version,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceQuery:
+    search: str | None = None
+    status: DeviceStatus | None = None
+    has_updates: bool | None = None
+    has_scan_error: bool | None = None
+    sort: DeviceSort = DeviceSort.HOSTNAME
+    descending: bool = False
+    limit: int = 50
+    offset: int = 0
+
+    @classmethod
+    def parse_sort(cls, sort: str) -> tuple[DeviceSort, bool]:
+        """``hostname`` ascending, ``-hostname`` descending."""
+        descending = sort.startswith("-")
+        try:
+            return DeviceSort(sort.removeprefix("-")), descending
+        except ValueError:
+            allowed = ", ".join(s.value for s in DeviceSort)
+            raise InvalidInput(f"cannot sort devices by {sort!r}; use one of: {allowed}") from None
+
+
+async def list_devices(
+    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
+) -> tuple[list[Device], int]:
+    statement = select(Device).where(Device.revoked_at.is_(None))
+    if query.search:
+        pattern = contains_pattern(query.search)
+        statement = statement.where(
+            or_(
+                func.lower(Device.hostname).like(pattern, escape="\\"),
+                Device.id.like(pattern, escape="\\"),
+            )
+        )
+    if query.status is DeviceStatus.ONLINE:
+        statement = statement.where(Device.last_seen_at > liveness.cutoff(now))
+    elif query.status is DeviceStatus.OFFLINE:
+        statement = statement.where(Device.last_seen_at <= liveness.cutoff(now))
+    if query.has_updates is not None:
+        statement = statement.where(
+            Device.updates_count > 0 if query.has_updates else Device.updates_count == 0
+        )
+    if query.has_scan_error is not None:
+        statement = statement.where(
+            Device.scan_error_at.is_not(None)
+            if query.has_scan_error
+            else Device.scan_error_at.is_(None)
+        )
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    column = _SORT_COLUMNS[query.sort]
+    order = column.desc() if query.descending else column.asc()
+    # The id breaks ties, so pages never overlap or skip rows.
+    statement = statement.order_by(order, Device.id).limit(query.limit).offset(query.offset)
+    return list(await session.scalars(statement)), total or 0
+
+
+async def get_device(session: AsyncSession, *, device_id: str) -> Device:
+    device = await session.get(Device, device_id)
+    if device is None or device.revoked_at is not None:
+        raise NotFound(f"no device with id {device_id}")
+    return device

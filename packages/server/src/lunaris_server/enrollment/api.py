@@ -1,0 +1,72 @@
+"""Enrollment secrets for admins: create (shown once), list, revoke."""
+
+from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field, StringConstraints
+
+from lunaris_server.deps import AdminUser, NowDep, SessionDep, user_actor
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.enrollment.models import EnrollmentSecret
+
+router = APIRouter(prefix="/api/enrollment-secrets", tags=["enrollment"])
+
+
+class NewSecretRequest(BaseModel):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    expires_in_s: Annotated[int | None, Field(ge=60, le=10 * 365 * 86_400)] = None
+    max_uses: Annotated[int | None, Field(ge=1, le=10_000_000)] = None
+
+
+class SecretOut(BaseModel):
+    id: int
+    name: str
+    created_at: datetime
+    created_by: str | None
+    expires_at: datetime | None
+    max_uses: int | None
+    uses: int
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, secret: EnrollmentSecret) -> "SecretOut":
+        return cls.model_validate(secret, from_attributes=True)
+
+
+class CreatedSecretOut(SecretOut):
+    secret: str
+    """Shown once: give it to the installer."""
+
+
+@router.get("")
+async def list_secrets(_admin: AdminUser, session: SessionDep) -> list[SecretOut]:
+    return [SecretOut.of(s) for s in await enrollment.list_secrets(session)]
+
+
+@router.post("", status_code=201)
+async def create_secret(
+    body: NewSecretRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+) -> CreatedSecretOut:
+    created = await enrollment.create_secret(
+        session,
+        name=body.name,
+        expires_in=timedelta(seconds=body.expires_in_s) if body.expires_in_s else None,
+        max_uses=body.max_uses,
+        now=now,
+        actor=user_actor(request, admin),
+    )
+    await session.commit()
+    return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)
+
+
+@router.delete("/{secret_id}")
+async def revoke_secret(
+    secret_id: int, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+) -> SecretOut:
+    secret = await enrollment.revoke_secret(
+        session, secret_id=secret_id, now=now, actor=user_actor(request, admin)
+    )
+    await session.commit()
+    return SecretOut.of(secret)

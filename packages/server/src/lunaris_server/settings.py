@@ -1,0 +1,72 @@
+"""Server settings, read from the environment (prefix ``LUNARIS_``)."""
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    DEV = "dev"
+    STAGING = "staging"
+    PROD = "prod"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="LUNARIS_", extra="ignore")
+
+    env: Environment = Environment.DEV
+    data_dir: Path = Path("data")
+    """Where the embedded database and generated secrets live."""
+    database_url: str | None = None
+    """``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://user@host/db``; default: SQLite
+    in ``data_dir``."""
+    db_pool_size: int = Field(default=10, ge=1, le=200)
+    db_max_overflow: int = Field(default=10, ge=0, le=200)
+
+    secret_key: str | None = None
+    """Signs session cookies. Generated once into ``data_dir`` when unset outside prod."""
+    session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    cookie_secure: bool = False
+
+    heartbeat_interval_s: int = Field(default=60, ge=1, le=86_400)
+    scan_interval_s: int = Field(default=3600, ge=60, le=86_400)
+    offline_after_missed_heartbeats: int = Field(default=3, ge=1, le=100)
+
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Largest request body accepted, except update reports (see below)."""
+    max_report_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: str = "INFO"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'lunaris.db').resolve()}"
+
+    @property
+    def offline_after_s(self) -> int:
+        return self.heartbeat_interval_s * self.offline_after_missed_heartbeats
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")
+
+    def session_secret(self) -> str:
+        """The cookie signing key: configured, or generated once and kept in ``data_dir``."""
+        if self.secret_key:
+            return self.secret_key
+        if self.env is Environment.PROD:
+            raise RuntimeError("LUNARIS_SECRET_KEY must be set when LUNARIS_ENV=prod")
+        from lunaris_server.security import new_secret_key
+
+        path = self.data_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(new_secret_key(), encoding="ascii")
+            path.chmod(0o600)
+        return path.read_text(encoding="ascii").strip()

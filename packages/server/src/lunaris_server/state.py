@@ -1,0 +1,22 @@
+"""What one server process holds for its lifetime, reachable from every request."""
+
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from lunaris_server.accounts.service import SessionCookies
+from lunaris_server.clock import Clock, utc_now
+from lunaris_server.db import Database
+from lunaris_server.devices.service import Liveness
+from lunaris_server.settings import Settings
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    database: Database
+    cookies: SessionCookies
+    clock: Clock = field(default=utc_now)
+
+    @property
+    def liveness(self) -> Liveness:
+        return Liveness(offline_after=timedelta(seconds=self.settings.offline_after_s))

@@ -1,0 +1,328 @@
+"""Update reports: diff a device's full winget list against what is stored, and the
+fleet-wide queries over the result."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_protocol import UpdateItem, UpdateReport
+from lunaris_server.db.queries import contains_pattern
+from lunaris_server.devices.models import Device
+from lunaris_server.errors import InvalidInput
+from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
+from lunaris_server.updates.versions import newest, version_key
+
+
+class EventKind(StrEnum):
+    DETECTED = "detected"
+    VERSION_CHANGED = "version_changed"
+    RESOLVED = "resolved"
+    INSTALL_STARTED = "install_started"
+    INSTALL_SUCCEEDED = "install_succeeded"
+    INSTALL_FAILED = "install_failed"
+
+
+RowKey = tuple[str, str | None, str]
+"""(package_identifier, source, installed_version): one stored row per key."""
+
+
+@dataclass(slots=True)
+class ReportOutcome:
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+    scan_failed: bool = False
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+@dataclass(slots=True)
+class _Incoming:
+    item: UpdateItem
+    instances: int = 1
+
+
+def _key(package_identifier: str, source: str | None, installed_version: str) -> RowKey:
+    return (package_identifier, source, installed_version)
+
+
+def _collapse(items: list[UpdateItem]) -> dict[RowKey, _Incoming]:
+    """Exact duplicates (same key) become one row with an instance count; first one wins."""
+    rows: dict[RowKey, _Incoming] = {}
+    for item in items:
+        key = _key(item.package_identifier, item.source, item.installed_version)
+        if key in rows:
+            rows[key].instances += 1
+        else:
+            rows[key] = _Incoming(item)
+    return rows
+
+
+def _differs(row: DeviceUpdate, incoming: _Incoming) -> bool:
+    item = incoming.item
+    return (
+        row.available_version != item.available_version
+        or row.name != item.name
+        or row.explicit_targeting != item.explicit_targeting
+        or row.truncated != item.truncated
+        or row.instances != incoming.instances
+    )
+
+
+def _assign(row: DeviceUpdate, incoming: _Incoming) -> None:
+    item = incoming.item
+    row.installed_version = item.installed_version
+    row.available_version = item.available_version
+    row.name = item.name
+    row.explicit_targeting = item.explicit_targeting
+    row.truncated = item.truncated
+    row.instances = incoming.instances
+
+
+async def apply_report(
+    session: AsyncSession, *, device: Device, report: UpdateReport, now: datetime
+) -> ReportOutcome:
+    """Brings the stored rows in line with the report, recording one event per change.
+
+    Must run in the request's transaction after the device row was written (which locks it
+    on PostgreSQL), so two reports from one device never interleave. An identical report
+    writes nothing here.
+    """
+    device.last_seen_at = now
+    device.last_scan_at = now
+    if report.scan_error is not None:
+        # A failed scan says nothing about what is installed: keep the last good list.
+        device.scan_error_code = report.scan_error.code
+        device.scan_error_message = report.scan_error.message
+        device.scan_error_at = now
+        await session.flush()
+        return ReportOutcome(scan_failed=True, unchanged=device.updates_count)
+    device.scan_error_code = device.scan_error_message = device.scan_error_at = None
+
+    stored = {
+        _key(row.package_identifier, row.source, row.installed_version): row
+        for row in await session.scalars(
+            select(DeviceUpdate).where(DeviceUpdate.device_id == device.id)
+        )
+    }
+    incoming = _collapse(report.updates)
+    outcome = ReportOutcome()
+    events: list[UpdateEvent] = []
+
+    def event(kind: EventKind, row: DeviceUpdate, details: dict[str, Any] | None = None) -> None:
+        events.append(
+            UpdateEvent(
+                device_id=device.id,
+                package_identifier=row.package_identifier,
+                source=row.source,
+                kind=kind.value,
+                from_version=row.installed_version,
+                to_version=row.available_version,
+                details=details,
+                at=now,
+            )
+        )
+
+    for key in stored.keys() & incoming.keys():
+        row, new = stored.pop(key), incoming.pop(key)
+        if not _differs(row, new):
+            outcome.unchanged += 1
+            continue
+        previous = row.available_version
+        _assign(row, new)
+        outcome.changed.append(row.package_identifier)
+        if previous != row.available_version:
+            event(EventKind.VERSION_CHANGED, row, {"previous_available_version": previous})
+
+    # What is left unmatched on both sides for one package is the same update whose installed
+    # version moved (a partial upgrade): a change, not a resolution plus a new detection.
+    leftovers: dict[tuple[str, str | None], list[DeviceUpdate]] = defaultdict(list)
+    for row in sorted(stored.values(), key=lambda r: version_key(r.installed_version)):
+        leftovers[(row.package_identifier, row.source)].append(row)
+    for key, new in sorted(incoming.items(), key=lambda kv: version_key(kv[0][2])):
+        candidates = leftovers.get((key[0], key[1]))
+        if candidates:
+            row = candidates.pop(0)
+            del stored[_key(row.package_identifier, row.source, row.installed_version)]
+            details = {
+                "previous_installed_version": row.installed_version,
+                "previous_available_version": row.available_version,
+            }
+            _assign(row, new)
+            outcome.changed.append(row.package_identifier)
+            event(EventKind.VERSION_CHANGED, row, details)
+            continue
+        row = DeviceUpdate(
+            device_id=device.id,
+            package_identifier=new.item.package_identifier,
+            source=new.item.source,
+            first_seen_at=now,
+        )
+        _assign(row, new)
+        session.add(row)
+        outcome.added.append(row.package_identifier)
+        event(EventKind.DETECTED, row)
+
+    for row in stored.values():
+        outcome.removed.append(row.package_identifier)
+        event(EventKind.RESOLVED, row)
+    if stored:
+        await session.execute(
+            delete(DeviceUpdate).where(DeviceUpdate.id.in_([row.id for row in stored.values()]))
+        )
+
+    session.add_all(events)
+    device.updates_count = outcome.unchanged + len(outcome.added) + len(outcome.changed)
+    await session.flush()
+    return outcome
+
+
+async def device_updates(session: AsyncSession, *, device_id: str) -> list[DeviceUpdate]:
+    rows = await session.scalars(
+        select(DeviceUpdate)
+        .where(DeviceUpdate.device_id == device_id)
+        .order_by(func.lower(DeviceUpdate.name), DeviceUpdate.package_identifier, DeviceUpdate.id)
+    )
+    return list(rows)
+
+
+async def device_events(
+    session: AsyncSession, *, device_id: str, limit: int, offset: int
+) -> tuple[list[UpdateEvent], int]:
+    query = select(UpdateEvent).where(UpdateEvent.device_id == device_id)
+    total = await session.scalar(select(func.count()).select_from(query.subquery()))
+    rows = await session.scalars(
+        query.order_by(UpdateEvent.at.desc(), UpdateEvent.id.desc()).limit(limit).offset(offset)
+    )
+    return list(rows), total or 0
+
+
+class FleetSort(StrEnum):
+    DEVICES = "devices"
+    PACKAGE = "package_identifier"
+    NAME = "name"
+
+
+@dataclass(frozen=True, slots=True)
+class FleetUpdate:
+    """One package waiting somewhere in the fleet."""
+
+    package_identifier: str
+    source: str | None
+    name: str
+    devices: int
+    installed_versions: list[str]
+    available_version: str | None
+    explicit_targeting: bool
+    truncated: bool
+
+
+@dataclass(frozen=True, slots=True)
+class FleetQuery:
+    search: str | None = None
+    source: str | None = None
+    sort: FleetSort = FleetSort.DEVICES
+    descending: bool = True
+    limit: int = 50
+    offset: int = 0
+
+    @staticmethod
+    def parse_sort(sort: str) -> tuple[FleetSort, bool]:
+        descending = sort.startswith("-")
+        try:
+            return FleetSort(sort.removeprefix("-")), descending
+        except ValueError:
+            allowed = ", ".join(s.value for s in FleetSort)
+            raise InvalidInput(f"cannot sort updates by {sort!r}; use one of: {allowed}") from None
+
+
+MAX_INSTALLED_VERSIONS_SHOWN = 20
+
+
+async def fleet_updates(
+    session: AsyncSession, *, query: FleetQuery
+) -> tuple[list[FleetUpdate], int]:
+    """Aggregates per (package, source) in SQL, then reads the version details of one page.
+
+    "Newest available" needs version ordering, which SQL's string max gets wrong (9 > 10), so
+    it is computed in Python, but only for the rows of the page being shown.
+    """
+    live_devices = select(Device.id).where(Device.revoked_at.is_(None))
+    base = select(DeviceUpdate).where(DeviceUpdate.device_id.in_(live_devices))
+    if query.search:
+        pattern = contains_pattern(query.search)
+        base = base.where(
+            or_(
+                func.lower(DeviceUpdate.package_identifier).like(pattern, escape="\\"),
+                func.lower(DeviceUpdate.name).like(pattern, escape="\\"),
+            )
+        )
+    if query.source is not None:
+        base = base.where(DeviceUpdate.source == query.source)
+    filtered = base.subquery()
+    devices = func.count(func.distinct(filtered.c.device_id)).label("devices")
+    name = func.max(filtered.c.name).label("name")
+    grouped = select(filtered.c.package_identifier, filtered.c.source, name, devices).group_by(
+        filtered.c.package_identifier, filtered.c.source
+    )
+    total = await session.scalar(select(func.count()).select_from(grouped.subquery()))
+    sort_column = {
+        FleetSort.DEVICES: devices,
+        FleetSort.PACKAGE: func.lower(filtered.c.package_identifier),
+        FleetSort.NAME: func.lower(name),
+    }[query.sort]
+    page = (
+        await session.execute(
+            grouped.order_by(
+                sort_column.desc() if query.descending else sort_column.asc(),
+                filtered.c.package_identifier,
+                filtered.c.source,
+            )
+            .limit(query.limit)
+            .offset(query.offset)
+        )
+    ).all()
+    if not page:
+        return [], total or 0
+
+    details = await session.execute(
+        select(
+            filtered.c.package_identifier,
+            filtered.c.source,
+            filtered.c.installed_version,
+            filtered.c.available_version,
+            filtered.c.explicit_targeting,
+            filtered.c.truncated,
+        )
+        .where(filtered.c.package_identifier.in_({row.package_identifier for row in page}))
+        .distinct()
+    )
+    by_package: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
+    for detail in details:
+        by_package[(detail.package_identifier, detail.source)].append(detail)
+
+    items = []
+    for row in page:
+        rows = by_package[(row.package_identifier, row.source)]
+        installed = sorted({r.installed_version for r in rows}, key=version_key, reverse=True)
+        items.append(
+            FleetUpdate(
+                package_identifier=row.package_identifier,
+                source=row.source,
+                name=row.name,
+                devices=row.devices,
+                installed_versions=installed[:MAX_INSTALLED_VERSIONS_SHOWN],
+                available_version=newest([r.available_version for r in rows]),
+                explicit_targeting=any(r.explicit_targeting for r in rows),
+                truncated=any(r.truncated for r in rows),
+            )
+        )
+    return items, total or 0

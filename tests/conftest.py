@@ -1,0 +1,141 @@
+"""Shared fixtures: a clean database per test (SQLite, or PostgreSQL when
+``LUNARIS_TEST_DATABASE_URL`` is set), the app in-process, and the real server as a process."""
+
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from fastapi import FastAPI
+from sqlalchemy import make_url, text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from lunaris_server.app import create_app
+from lunaris_server.db.migrate import upgrade_to_head
+from lunaris_server.db.models import Base
+from lunaris_server.settings import Settings
+from tests.support import FakeClock, LiveServer, start_live_server
+
+POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
+
+
+def _asyncpg_dsn(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_postgres_database(admin_url: str) -> str:
+    """A new, empty database beside the one in ``admin_url``; returns its SQLAlchemy URL."""
+    name = f"lunaris_test_{uuid.uuid4().hex[:12]}"
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(admin_url: str, url: str) -> None:
+    name = make_url(url).database
+    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    try:
+        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def backend() -> str:
+    return "postgresql" if POSTGRES_URL else "sqlite"
+
+
+@pytest.fixture
+async def empty_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no tables at all (for migration tests)."""
+    if POSTGRES_URL:
+        url = await create_postgres_database(POSTGRES_URL)
+        yield url
+        await drop_postgres_database(POSTGRES_URL, url)
+    else:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'empty.db'}"
+
+
+@pytest.fixture(scope="session")
+async def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
+    """Migrated once per run: a PostgreSQL database, or an SQLite file copied per test."""
+    if POSTGRES_URL:
+        url = await create_postgres_database(POSTGRES_URL)
+        await _to_thread(upgrade_to_head, url)
+        yield url
+        await drop_postgres_database(POSTGRES_URL, url)
+    else:
+        path = tmp_path_factory.mktemp("template") / "lunaris.db"
+        url = f"sqlite+aiosqlite:///{path}"
+        await _to_thread(upgrade_to_head, url)
+        yield url
+
+
+@pytest.fixture
+async def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    """A migrated database with no rows."""
+    if POSTGRES_URL:
+        engine = create_async_engine(_migrated_template)
+        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        await engine.dispose()
+        return _migrated_template
+    source = Path(make_url(_migrated_template).database or "")
+    target = tmp_path / "lunaris.db"
+    shutil.copyfile(source, target)
+    return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        data_dir=tmp_path / "data",
+        secret_key="test-secret-key",
+        heartbeat_interval_s=60,
+        scan_interval_s=3600,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: FakeClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock=clock)
+    async with LifespanManager(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+@pytest.fixture
+def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    """The real ``lunaris-server serve`` process on a free loopback port."""
+    server = start_live_server(database_url=database_url, data_dir=tmp_path / "server-data")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+async def _to_thread(function: object, *args: object) -> None:
+    import asyncio
+
+    await asyncio.to_thread(function, *args)  # type: ignore[arg-type]

@@ -1,0 +1,203 @@
+"""Test helpers: a settable clock, setup through the services, and the server as a process."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from lunaris_server.accounts import service as accounts
+from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.state import AppState
+
+BIN = Path(sys.executable).parent
+
+
+@dataclass
+class FakeClock:
+    now: datetime = field(default_factory=lambda: datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **kwargs: float) -> None:
+        self.now += timedelta(**kwargs)
+
+
+def app_state(app: FastAPI) -> AppState:
+    state: AppState = app.state.lunaris
+    return state
+
+
+async def create_secret(app: FastAPI, name: str = "test", **kwargs: Any) -> str:
+    state = app_state(app)
+    async with state.database.session() as session:
+        created = await enrollment.create_secret(
+            session, name=name, now=state.clock(), actor=CLI_ACTOR, **kwargs
+        )
+        await session.commit()
+    return created.plaintext
+
+
+async def create_user(
+    app: FastAPI, username: str = "admin", password: str = "correct horse", role: str = "admin"
+) -> None:
+    state = app_state(app)
+    async with state.database.session() as session:
+        await accounts.add_user(
+            session,
+            username=username,
+            password=password,
+            role=role,
+            now=state.clock(),
+            actor=CLI_ACTOR,
+        )
+        await session.commit()
+
+
+async def create_api_token(app: FastAPI, username: str) -> str:
+    state = app_state(app)
+    async with state.database.session() as session:
+        user = await accounts.get_user_by_name(session, username=username)
+        created = await accounts.add_api_token(
+            session, user=user, name="test", now=state.clock(), actor=CLI_ACTOR
+        )
+        await session.commit()
+    return created.plaintext
+
+
+def register_body(secret: str, **overrides: Any) -> dict[str, Any]:
+    body = {
+        "device_id": str(uuid.uuid4()),
+        "hostname": "PC-0001",
+        "os_version": "Windows 11 Pro 23H2 (10.0.22631)",
+        "agent_version": "0.1.0",
+        "enrollment_secret": secret,
+    }
+    body.update(overrides)
+    return body
+
+
+@dataclass(frozen=True)
+class RegisteredDevice:
+    device_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+async def register_device(
+    client: httpx.AsyncClient, secret: str, **overrides: Any
+) -> RegisteredDevice:
+    body = register_body(secret, **overrides)
+    response = await client.post("/api/agent/register", json=body)
+    assert response.status_code == 200, response.text
+    return RegisteredDevice(body["device_id"], response.json()["device_token"])
+
+
+def update_row(package: str, installed: str = "1.0", available: str = "2.0", **extra: Any) -> dict:
+    row: dict[str, Any] = {
+        "package_identifier": package,
+        "name": package.split(".")[-1],
+        "installed_version": installed,
+        "available_version": available,
+        "source": "winget",
+    }
+    row.update(extra)
+    return row
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class LiveServer:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    env: dict[str, str]
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def server_env(*, database_url: str, data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUNARIS_")}
+    env.update(
+        LUNARIS_DATABASE_URL=database_url,
+        LUNARIS_DATA_DIR=str(data_dir),
+        LUNARIS_SECRET_KEY="test-secret-key",
+        LUNARIS_LOG_FORMAT="json",
+        **extra,
+    )
+    return env
+
+
+def start_live_server(*, database_url: str, data_dir: Path, **extra_env: str) -> LiveServer:
+    port = free_port()
+    env = server_env(database_url=database_url, data_dir=data_dir, **extra_env)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = data_dir / "server.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            [str(BIN / "lunaris-server"), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    server = LiveServer(process, f"http://127.0.0.1:{port}", env, log_path)
+    wait_until_ready(server)
+    return server
+
+
+def wait_until_ready(server: LiveServer, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log()}")
+        try:
+            if httpx.get(f"{server.base_url}/readyz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    server.stop()
+    raise RuntimeError(f"server not ready after {timeout_s}s:\n{server.log()}")
+
+
+def run_cli(
+    env: dict[str, str], *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "lunaris-server"), *args],
+        env=env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
