@@ -4,7 +4,7 @@
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -132,6 +132,23 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
     try:
         yield server
     finally:
+        server.stop()
+
+
+@pytest.fixture
+def live_server_for(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], LiveServer]]:
+    """Starts the real server with a given environment (e.g. the one a CLI test used)."""
+    started: list[LiveServer] = []
+
+    def start(env: dict[str, str]) -> LiveServer:
+        server = start_live_server(
+            database_url=env["LUNARIS_DATABASE_URL"], data_dir=Path(env["LUNARIS_DATA_DIR"])
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()
 
 

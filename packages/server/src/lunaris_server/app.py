@@ -7,7 +7,7 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 
@@ -71,6 +71,12 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     ):
         app.include_router(router)
     _install_error_handlers(app)
+
+    @app.get("/", include_in_schema=False)
+    async def home() -> RedirectResponse:
+        # The web console's pages take this over; until then the API explorer is the console.
+        return RedirectResponse("/api/docs")
+
     app.add_middleware(
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,

@@ -67,7 +67,7 @@ def migrate() -> None:
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 def serve(host: str, port: int) -> None:
     """Migrate the database, then serve the API and console."""
-    from lunaris_server.serving import serve as run_server  # noqa: PLC0415 - heavy import
+    from lunaris_server.serving import serve as run_server
 
     settings = _settings()
     configure_logging(settings)
@@ -81,7 +81,7 @@ def serve(host: str, port: int) -> None:
 @click.option("--devices", default=25, show_default=True, type=click.IntRange(0, 10_000))
 def demo(host: str, port: int, devices: int) -> None:
     """Serve with a demo admin and simulated agents reporting through the real agent API."""
-    from lunaris_server.demo import run_demo  # noqa: PLC0415 - heavy import
+    from lunaris_server.demo import run_demo
 
     settings = _settings()
     configure_logging(settings)
@@ -197,7 +197,7 @@ def enrollment_list() -> None:
 
     rows = _run_in_session(load)
     if not rows:
-        click.echo("no enrollment secrets; create one with: lunaris-server enrollment add --name NAME")
+        click.echo("no enrollment secrets; create one: lunaris-server enrollment add --name NAME")
         return
     click.echo(f"{'ID':>4}  {'NAME':<24} {'USES':>9}  {'EXPIRES':<20} STATE")
     for secret_id, name, uses, expires, state in rows:

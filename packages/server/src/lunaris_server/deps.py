@@ -69,7 +69,7 @@ async def get_current_user(
         return await accounts.authenticate_api_token(session, plaintext=token, now=now)
     cookie = request.cookies.get(accounts.SessionCookies.COOKIE_NAME)
     if cookie:
-        return await state.cookies.user_for(session, cookie)
+        return await state.cookies.user_for(session, cookie, now=now)
     raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
 
 

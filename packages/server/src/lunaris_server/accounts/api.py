@@ -79,7 +79,7 @@ async def login(
         await session.commit()
     response.set_cookie(
         accounts.SessionCookies.COOKIE_NAME,
-        state.cookies.issue(user),
+        state.cookies.issue(user, now=now),
         max_age=state.cookies.max_age_s,
         httponly=True,
         secure=state.settings.cookie_secure,

@@ -5,7 +5,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -150,7 +150,7 @@ async def authenticate_api_token(session: AsyncSession, *, plaintext: str, now: 
     ).first()
     if row is None:
         raise NotAuthenticated("unknown API token")
-    token, user = row.tuple()
+    token, user = row
     if token.revoked_at is not None or user.disabled:
         raise NotAuthenticated("this API token has been revoked")
     token.last_used_at = now
@@ -158,28 +158,30 @@ async def authenticate_api_token(session: AsyncSession, *, plaintext: str, now: 
 
 
 class SessionCookies:
-    """Signed, timestamped session cookies.
-
-    The cookie carries the user id and a fingerprint of the password hash, so changing a
-    password (or disabling the user) ends every session that user had.
-    """
+    """Signed session cookies carrying the user id, the issue time and a fingerprint of the
+    password hash, so changing a password (or disabling the user) ends that user's sessions.
+    Age is checked against the server's clock, not the signer's."""
 
     COOKIE_NAME = "lunaris_session"
 
     def __init__(self, secret_key: str, *, max_age_s: int) -> None:
-        self._serializer = URLSafeTimedSerializer(secret_key, salt="lunaris.session")
+        self._serializer = URLSafeSerializer(secret_key, salt="lunaris.session")
         self.max_age_s = max_age_s
 
-    def issue(self, user: User) -> str:
-        return self._serializer.dumps({"u": user.id, "p": _fingerprint(user.password_hash)})
+    def issue(self, user: User, *, now: datetime) -> str:
+        return self._serializer.dumps(
+            {"u": user.id, "t": int(now.timestamp()), "p": _fingerprint(user.password_hash)}
+        )
 
-    async def user_for(self, session: AsyncSession, cookie: str) -> User:
+    async def user_for(self, session: AsyncSession, cookie: str, *, now: datetime) -> User:
         try:
-            payload = self._serializer.loads(cookie, max_age=self.max_age_s)
-        except SignatureExpired:
-            raise NotAuthenticated("your session has expired; log in again") from None
+            payload = self._serializer.loads(cookie)
         except BadSignature:
             raise NotAuthenticated("invalid session") from None
+        if not isinstance(payload, dict) or not isinstance(payload.get("t"), int):
+            raise NotAuthenticated("invalid session")
+        if now.timestamp() - payload["t"] > self.max_age_s:
+            raise NotAuthenticated("your session has expired; log in again")
         user = await session.get(User, payload.get("u"))
         if user is None or user.disabled or _fingerprint(user.password_hash) != payload.get("p"):
             raise NotAuthenticated("invalid session")

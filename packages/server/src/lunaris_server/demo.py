@@ -1,0 +1,159 @@
+"""``lunaris-server demo``: the quick start.
+
+Serves on the embedded database with a demo admin, and fills the fleet the way production
+does: simulated agents (the agent package's simulator, run as separate processes) register
+with an enrollment secret and report realistic winget results through the real agent API.
+"""
+
+import asyncio
+import contextlib
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import uvicorn
+from sqlalchemy import select
+
+from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts.models import Role, User
+from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.clock import utc_now
+from lunaris_server.db import Database
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.serving import uvicorn_config
+from lunaris_server.settings import Settings
+
+DEMO_USERNAME = "admin"
+DEMO_PASSWORD = "lunaris-demo"  # noqa: S105 - printed to the user; the demo binds to loopback
+RETIRED_DEVICES = 3
+"""Devices that report once and fall silent, so the demo shows offline ones too."""
+SIMULATED_SCAN_INTERVAL_S = 90
+"""Faster than real agents, so the demo's update history moves while someone watches."""
+
+
+async def _prepare(database: Database, *, known_secret: str | None) -> str:
+    """Ensures the demo admin and an enrollment secret; returns the secret's plaintext."""
+    async with database.session() as session:
+        if await session.scalar(select(User).where(User.username == DEMO_USERNAME)) is None:
+            await accounts.add_user(
+                session,
+                username=DEMO_USERNAME,
+                password=DEMO_PASSWORD,
+                role=Role.ADMIN,
+                now=utc_now(),
+                actor=CLI_ACTOR,
+            )
+        secret = known_secret
+        if secret is None:
+            created = await enrollment.create_secret(
+                session, name="demo", now=utc_now(), actor=CLI_ACTOR
+            )
+            secret = created.plaintext
+        await session.commit()
+        return secret
+
+
+def _demo_secret(database: Database, secret_file: Path) -> str:
+    # Only a hash is stored, so the demo keeps its own copy of the plaintext to reuse.
+    known = secret_file.read_text(encoding="ascii").strip() if secret_file.exists() else None
+    secret = asyncio.run(_prepare(database, known_secret=known))
+    if secret != known:
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.write_text(secret, encoding="ascii")
+        secret_file.chmod(0o600)
+    asyncio.run(database.dispose())
+    return secret
+
+
+def _simulator(api_url: str, secret: str, state_dir: Path, *options: str) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "lunaris_agent",
+        "simulate",
+        "--api-url",
+        api_url,
+        "--enrollment-secret",
+        secret,
+        "--state-dir",
+        str(state_dir),
+        *options,
+    ]
+
+
+def _start_simulators(
+    api_url: str, secret: str, data_dir: Path, device_count: int
+) -> list[subprocess.Popen[bytes]]:
+    retired = min(RETIRED_DEVICES, device_count)
+    live = device_count - retired
+    commands = []
+    if retired:
+        commands.append(
+            _simulator(
+                api_url, secret, data_dir / "demo-agents-retired", "--count", str(retired), "--once"
+            )
+        )
+    if live:
+        commands.append(
+            _simulator(
+                api_url,
+                secret,
+                data_dir / "demo-agents",
+                "--count",
+                str(live),
+                "--scan-interval",
+                str(SIMULATED_SCAN_INTERVAL_S),
+            )
+        )
+    return [subprocess.Popen(command) for command in commands]
+
+
+def _banner(base_url: str, device_count: int) -> str:
+    return "\n".join(
+        [
+            "",
+            "  Lunaris demo is running",
+            f"  Console:  {base_url}/",
+            f"  Login:    {DEMO_USERNAME} / {DEMO_PASSWORD}",
+            f"  API:      {base_url}/api  (explorer: {base_url}/api/docs)",
+            f"  Devices:  {device_count} simulated agents reporting through the agent API",
+            "  Stop with Ctrl+C.",
+            "",
+        ]
+    )
+
+
+def run_demo(settings: Settings, *, host: str, port: int, device_count: int) -> None:
+    database = Database(settings.resolved_database_url)
+    secret = _demo_secret(database, settings.data_dir / "demo-enrollment-secret")
+    server = uvicorn.Server(uvicorn_config(settings, host=host, port=port))
+
+    async def serve() -> None:
+        serving = asyncio.create_task(server.serve())
+        while not server.started:
+            if serving.done():
+                await serving  # failed to start (port taken, ...): let its error surface
+                return
+            await asyncio.sleep(0.05)
+        bound_port = server.servers[0].sockets[0].getsockname()[1]
+        base_url = f"http://{_display_host(host)}:{bound_port}"
+        simulators = _start_simulators(
+            f"http://127.0.0.1:{bound_port}/api", secret, settings.data_dir, device_count
+        )
+        click.echo(_banner(base_url, device_count))
+        try:
+            await serving
+        finally:
+            for process in simulators:
+                with contextlib.suppress(ProcessLookupError):
+                    process.terminate()
+            for process in simulators:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=10)
+
+    asyncio.run(serve())
+
+
+def _display_host(host: str) -> str:
+    return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host  # noqa: S104

@@ -1,0 +1,160 @@
+"""The wire contract: golden payloads round-trip unchanged, and every bound is enforced."""
+
+import json
+from pathlib import Path
+
+import pytest
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from lunaris_protocol import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    RegisterRequest,
+    RegisterResponse,
+    RunUpdatesCommand,
+    RunUpdatesMessage,
+    UpdateItem,
+    UpdateReport,
+    UpdateReportResponse,
+    console_event_adapter,
+)
+from lunaris_protocol.events import CommandUpdated, DeviceStatusUpdate, DeviceUpdatesChanged
+
+GOLDEN = Path(__file__).parent / "golden"
+
+CASES: dict[str, type[BaseModel]] = {
+    "register_request.json": RegisterRequest,
+    "register_response.json": RegisterResponse,
+    "heartbeat_request.json": HeartbeatRequest,
+    "heartbeat_response.json": HeartbeatResponse,
+    "update_report.json": UpdateReport,
+    "update_report_scan_error.json": UpdateReport,
+    "update_report_response.json": UpdateReportResponse,
+    "event_device_status_update.json": DeviceStatusUpdate,
+    "event_device_updates_changed.json": DeviceUpdatesChanged,
+    "event_command_updated.json": CommandUpdated,
+    "agent_run_updates.json": RunUpdatesMessage,
+}
+
+
+def normalise(value: object) -> object:
+    """JSON-equal, with timestamps compared as instants (``Z`` and ``+00:00`` agree)."""
+    if isinstance(value, dict):
+        return {k: normalise(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [normalise(v) for v in value]
+    if isinstance(value, str) and value.endswith("Z") and "T" in value:
+        return value[:-1] + "+00:00"
+    return value
+
+
+def test_every_golden_file_has_a_case():
+    assert {p.name for p in GOLDEN.glob("*.json")} == set(CASES)
+
+
+@pytest.mark.parametrize(("name", "model"), CASES.items())
+def test_golden_round_trip(name: str, model: type[BaseModel]):
+    raw = (GOLDEN / name).read_text(encoding="utf-8")
+    parsed = model.model_validate_json(raw)
+    dumped = json.loads(parsed.model_dump_json())
+    assert normalise(dumped) == normalise(json.loads(raw))
+    assert model.model_validate(dumped) == parsed
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "event_device_status_update.json",
+        "event_device_updates_changed.json",
+        "event_command_updated.json",
+    ],
+)
+def test_console_events_dispatch_on_type(name: str):
+    event = console_event_adapter.validate_json((GOLDEN / name).read_text(encoding="utf-8"))
+    assert event.type == json.loads((GOLDEN / name).read_text())["type"]
+    assert type(event) is CASES[name]
+
+
+def test_empty_heartbeat_and_report_are_valid():
+    assert HeartbeatRequest.model_validate({}) == HeartbeatRequest()
+    assert UpdateReport.model_validate({}).updates == []
+
+
+def test_update_flags_default_to_false():
+    item = UpdateItem.model_validate(
+        {
+            "package_identifier": "Git.Git",
+            "name": "Git",
+            "installed_version": "1",
+            "available_version": "2",
+        }
+    )
+    assert (item.explicit_targeting, item.truncated, item.source) == (False, False, None)
+
+
+def row(**overrides: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "package_identifier": "Git.Git",
+        "name": "Git",
+        "installed_version": "1",
+        "available_version": "2",
+    }
+    base.update(overrides)
+    return base
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"updates": [row(package_identifier="x" * 257)]},
+        {"updates": [row(package_identifier="")]},
+        {"updates": [row(name="n" * 513)]},
+        {"updates": [row(installed_version="1" * 129)]},
+        {"updates": [row(source="s" * 65)]},
+        {"updates": [row()] * 5001},
+        {"updates": [row(unexpected=True)]},
+        {"updates": [], "scan_error": {"code": "c" * 65, "message": "m"}},
+        {"updates": [], "scan_error": {"code": None, "message": "m" * 4001}},
+        {"updates": [], "extra": 1},
+    ],
+)
+def test_report_bounds_are_enforced(bad: dict[str, object]):
+    with pytest.raises(ValidationError):
+        UpdateReport.model_validate(bad)
+
+
+def test_report_at_the_bounds_is_accepted():
+    report = UpdateReport.model_validate(
+        {"updates": [row(package_identifier="x" * 256, name="n" * 512)] * 5000}
+    )
+    assert len(report.updates) == 5000
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"device_id": "nope"},
+        {"hostname": ""},
+        {"hostname": "h" * 256},
+        {"enrollment_secret": ""},
+        {"enrollment_secret": "s" * 257},
+    ],
+)
+def test_register_bounds_are_enforced(bad: dict[str, object]):
+    body = json.loads((GOLDEN / "register_request.json").read_text())
+    body.update(bad)
+    with pytest.raises(ValidationError):
+        RegisterRequest.model_validate(body)
+
+
+def test_command_packages_are_bounded_and_null_means_all():
+    base = {
+        "command_id": "5d1e2f3a-4b5c-4d6e-8f70-8192a3b4c5d6",
+        "expires_at": "2026-11-28T09:00:00Z",
+    }
+    assert RunUpdatesCommand.model_validate({**base, "packages": None}).packages is None
+    for bad in ([], ["x" * 257], ["a"] * 1001):
+        with pytest.raises(ValidationError):
+            RunUpdatesCommand.model_validate({**base, "packages": bad})
+    with pytest.raises(ValidationError):
+        TypeAdapter(RunUpdatesCommand).validate_python({**base, "kind": "REBOOT"})

@@ -1,0 +1,87 @@
+"""The administration CLI, run as the real ``lunaris-server`` process."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import run_cli, server_env
+
+
+@pytest.fixture
+def env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return server_env(database_url=database_url, data_dir=tmp_path / "data")
+
+
+def test_migrate_is_idempotent(env):
+    for _ in range(2):
+        result = run_cli(env, "migrate")
+        assert result.returncode == 0, result.stderr
+        assert "up to date" in result.stdout
+
+
+def test_user_add_reads_password_from_stdin_and_refuses_duplicates(env):
+    result = run_cli(
+        env, "user", "add", "alice", "--role", "admin", "--password-stdin", stdin="s3cret-pass\n"
+    )
+    assert result.returncode == 0, result.stderr
+    again = run_cli(env, "user", "add", "alice", "--password-stdin", stdin="other-pass\n")
+    assert again.returncode != 0
+    assert "already exists" in again.stderr
+    short = run_cli(env, "user", "add", "bob", "--password-stdin", stdin="short\n")
+    assert short.returncode != 0
+    assert "at least 8" in short.stderr
+
+
+def test_token_add_prints_token_alone_on_last_line(env, live_server_for):
+    run_cli(
+        env, "user", "add", "alice", "--role", "viewer", "--password-stdin", stdin="s3cret-pass\n"
+    )
+    result = run_cli(env, "token", "add", "--user", "alice")
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip().splitlines()[-1]
+    assert token.startswith("lna_")
+    server = live_server_for(env)
+    response = httpx.get(
+        f"{server.base_url}/api/auth/me", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert response.json()["username"] == "alice"
+    missing = run_cli(env, "token", "add", "--user", "nobody")
+    assert missing.returncode != 0
+    assert "no user named" in missing.stderr
+
+
+def test_enrollment_add_list_revoke(env, live_server_for):
+    result = run_cli(
+        env, "enrollment", "add", "--name", "Berlin", "--expires-in", "7d", "--max-uses", "2"
+    )
+    assert result.returncode == 0, result.stderr
+    secret = result.stdout.strip().splitlines()[-1]
+    assert secret.startswith("lne_")
+    listing = run_cli(env, "enrollment", "list")
+    assert "Berlin" in listing.stdout
+    assert "0/2" in listing.stdout
+    assert "active" in listing.stdout
+    assert secret not in listing.stdout
+
+    server = live_server_for(env)
+    body = {
+        "device_id": "6f1c1b7e-1d0c-4a55-9b7e-4f7d1c2b9a10",
+        "hostname": "PC-1",
+        "os_version": "Windows 11",
+        "agent_version": "0.1.0",
+        "enrollment_secret": secret,
+    }
+    assert httpx.post(f"{server.base_url}/api/agent/register", json=body).status_code == 200
+
+    revoked = run_cli(env, "enrollment", "revoke", "1")
+    assert revoked.returncode == 0, revoked.stderr
+    assert "revoked" in run_cli(env, "enrollment", "list").stdout
+    assert httpx.post(f"{server.base_url}/api/agent/register", json=body).status_code == 401
+    assert run_cli(env, "enrollment", "revoke", "99").returncode != 0
+
+
+def test_bad_duration_is_a_usage_error(env):
+    result = run_cli(env, "enrollment", "add", "--name", "x", "--expires-in", "soon")
+    assert result.returncode == 2
+    assert "not a duration" in result.stderr

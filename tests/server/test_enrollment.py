@@ -1,0 +1,95 @@
+"""Enrollment secrets: expiry, use limits, revocation, and the admin API."""
+
+import asyncio
+from datetime import timedelta
+
+from sqlalchemy import func, select
+
+from lunaris_server.devices.models import Device
+from lunaris_server.enrollment.models import EnrollmentSecret
+from tests.support import app_state, create_secret, create_user, register_body
+
+
+async def device_count(app) -> int:
+    async with app_state(app).database.session() as session:
+        return await session.scalar(select(func.count()).select_from(Device)) or 0
+
+
+async def register(client, secret):
+    return await client.post("/api/agent/register", json=register_body(secret))
+
+
+async def test_unknown_secret_is_refused(app, client):
+    response = await register(client, "lne_wrong")
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == "unknown enrollment secret"
+    assert await device_count(app) == 0
+
+
+async def test_expired_secret_is_refused(app, client, clock):
+    secret = await create_secret(app, expires_in=timedelta(hours=1))
+    assert (await register(client, secret)).status_code == 200
+    clock.advance(hours=1, seconds=1)
+    response = await register(client, secret)
+    assert response.status_code == 401
+    assert "expired" in response.json()["error"]["message"]
+    assert await device_count(app) == 1
+
+
+async def test_use_limit_is_enforced(app, client):
+    secret = await create_secret(app, max_uses=2)
+    assert (await register(client, secret)).status_code == 200
+    assert (await register(client, secret)).status_code == 200
+    response = await register(client, secret)
+    assert response.status_code == 401
+    assert "use limit" in response.json()["error"]["message"]
+    assert await device_count(app) == 2
+
+
+async def test_concurrent_registrations_never_exceed_the_limit(app, client):
+    secret = await create_secret(app, max_uses=3)
+    responses = await asyncio.gather(*(register(client, secret) for _ in range(10)))
+    assert sorted(r.status_code for r in responses) == [200] * 3 + [401] * 7
+    assert await device_count(app) == 3
+
+
+async def test_revoked_secret_is_refused_through_admin_api(app, client):
+    await create_user(app)
+    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    created = await client.post(
+        "/api/enrollment-secrets", json={"name": "Berlin office", "max_uses": 50}
+    )
+    assert created.status_code == 201
+    body = created.json()
+    assert body["secret"].startswith("lne_")
+    assert (await register(client, body["secret"])).status_code == 200
+
+    listed = (await client.get("/api/enrollment-secrets")).json()
+    assert [(s["name"], s["uses"], s["max_uses"]) for s in listed] == [("Berlin office", 1, 50)]
+    assert "secret" not in listed[0]
+
+    revoked = await client.delete(f"/api/enrollment-secrets/{body['id']}")
+    assert revoked.status_code == 200
+    assert revoked.json()["revoked_at"] is not None
+    response = await register(client, body["secret"])
+    assert response.status_code == 401
+    assert "revoked" in response.json()["error"]["message"]
+    assert await device_count(app) == 1
+
+
+async def test_secret_is_stored_hashed(app):
+    secret = await create_secret(app)
+    async with app_state(app).database.session() as session:
+        stored = await session.scalar(select(EnrollmentSecret))
+    assert stored is not None
+    assert secret not in stored.secret_hash
+
+
+async def test_bad_secret_requests_are_refused(app, client):
+    await create_user(app)
+    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    for body in ({"name": ""}, {"name": "x", "max_uses": 0}, {"name": "x", "expires_in_s": 5}):
+        response = await client.post("/api/enrollment-secrets", json=body)
+        assert response.status_code == 422, body
+    assert (await client.get("/api/enrollment-secrets")).json() == []
+    assert (await client.delete("/api/enrollment-secrets/999")).status_code == 404

@@ -1,0 +1,40 @@
+"""Health and readiness probes."""
+
+from pathlib import Path
+
+import httpx
+from asgi_lifespan import LifespanManager
+
+from lunaris_server.app import create_app
+from lunaris_server.settings import Settings
+
+
+async def test_healthz_and_readyz(client):
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+    ready = await client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["database"] == "ok"
+    assert ready.headers["x-request-id"]
+
+
+async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path, backend):
+    url = (
+        "postgresql+asyncpg://postgres@127.0.0.1:1/nothing"
+        if backend == "postgresql"
+        else f"sqlite+aiosqlite:///{tmp_path}/missing-dir/sub/x.db"
+    )
+    app = create_app(Settings(database_url=url, data_dir=tmp_path, secret_key="k"))
+    async with LifespanManager(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            assert (await client.get("/healthz")).status_code == 200
+            response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["status"] == "unavailable"
+
+
+async def test_request_id_is_echoed_when_sane(client):
+    response = await client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert response.headers["x-request-id"] == "abc-123"
+    response = await client.get("/healthz", headers={"X-Request-ID": "bad id\n"})
+    assert response.headers["x-request-id"] != "bad id\n"
