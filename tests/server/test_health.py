@@ -1,5 +1,6 @@
 """Health and readiness probes."""
 
+import json
 from pathlib import Path
 
 import httpx
@@ -38,3 +39,16 @@ async def test_request_id_is_echoed_when_sane(client):
     assert response.headers["x-request-id"] == "abc-123"
     response = await client.get("/healthz", headers={"X-Request-ID": "bad id\n"})
     assert response.headers["x-request-id"] != "bad id\n"
+
+
+def test_live_server_logs_json_lines_with_request_ids(live_server):
+    response = httpx.get(f"{live_server.base_url}/api/devices", headers={"X-Request-ID": "req-42"})
+    assert response.status_code == 401
+    live_server.stop()
+    records = [json.loads(line) for line in live_server.log().splitlines() if line.startswith("{")]
+    requests = [
+        r for r in records if r.get("event") == "request" and r.get("request_id") == "req-42"
+    ]
+    assert len(requests) == 1
+    assert (requests[0]["path"], requests[0]["status"]) == ("/api/devices", 401)
+    assert all("timestamp" in r and "level" in r for r in records)
