@@ -1,0 +1,223 @@
+"""The simulator against the real app (in-process), and as a process against the real server."""
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lunaris_agent import simulate as simulate_module
+from lunaris_agent.cli import main
+from lunaris_agent.simulate import CATALOG, Inventory, SimulationOptions, simulate
+from tests.support import LiveServer, create_secret, create_user, run_cli
+
+API = "http://testserver/api"
+
+
+def options(state_dir: Path, secret: str, **overrides: Any) -> SimulationOptions:
+    settings = {"count": 5, "once": True} | overrides
+    return SimulationOptions(api_url=API, enrollment_secret=secret, state_dir=state_dir, **settings)
+
+
+async def run(app: FastAPI, simulation: SimulationOptions) -> simulate_module.FleetStats:
+    return await simulate(simulation, transport=httpx.ASGITransport(app=app))
+
+
+async def console_devices(app: FastAPI, client: httpx.AsyncClient) -> dict[str, Any]:
+    await create_user(app)
+    login = await client.post(
+        "/api/auth/login", json={"username": "admin", "password": "correct horse"}
+    )
+    assert login.status_code == 200, login.text
+    response = await client.get("/api/devices", params={"limit": 500})
+    assert response.status_code == 200, response.text
+    devices: dict[str, Any] = response.json()
+    return devices
+
+
+def state_ids(state_dir: Path) -> set[str]:
+    return {json.loads(path.read_text())["device_id"] for path in state_dir.glob("agent-*.json")}
+
+
+async def test_once_registers_and_reports_every_device(app, client, tmp_path):
+    stats = await run(app, options(tmp_path, await create_secret(app)))
+    assert (stats.registered, stats.heartbeats, stats.reports) == (5, 5, 5)
+    assert stats.failed_devices == 0
+
+    devices = await console_devices(app, client)
+    assert devices["total"] == 5
+    assert {d["id"] for d in devices["items"]} == state_ids(tmp_path)
+    for device in devices["items"]:
+        assert device["hostname"].startswith(("DESKTOP-", "LT-"))
+        assert device["os_version"].startswith("Windows 1")
+        assert (device["updates_count"] == 0) == (device["scan_error"] is not None), device
+    updates = (await client.get("/api/updates")).json()
+    assert updates["total"] > 0
+    assert {u["package_identifier"] for u in updates["items"]} <= {row[0] for row in CATALOG}
+
+
+async def test_running_again_reuses_the_devices(app, client, tmp_path):
+    secret = await create_secret(app)
+    await run(app, options(tmp_path, secret))
+    again = await run(app, options(tmp_path, secret))
+    # The same devices heartbeat and send the same first report: nothing new anywhere.
+    assert (again.registered, again.heartbeats, again.reports, again.changes) == (0, 5, 5, 0)
+    assert (await console_devices(app, client))["total"] == 5
+
+
+async def test_a_refused_token_is_replaced_by_registering_again(app, client, tmp_path):
+    secret = await create_secret(app)
+    await run(app, options(tmp_path, secret))
+    state_file = tmp_path / "agent-0003.json"
+    state = json.loads(state_file.read_text())
+    state_file.write_text(json.dumps(state | {"token": "lun_dev_forgotten"}))
+
+    again = await run(app, options(tmp_path, secret))
+    assert (again.registered, again.failed_devices) == (1, 0)
+    assert json.loads(state_file.read_text())["token"] not in ("lun_dev_forgotten", None)
+    assert (await console_devices(app, client))["total"] == 5
+
+
+async def test_a_bad_secret_fails_the_devices_without_crashing(app, tmp_path):
+    stats = await run(app, options(tmp_path, "lun_enr_wrong", count=3))
+    assert (stats.registered, stats.reports, stats.failed_devices) == (0, 0, 3)
+
+
+class Unreachable(httpx.AsyncBaseTransport):
+    """Refuses the first ``failures`` connections, then passes requests on."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport, failures: int) -> None:
+        self.inner = inner
+        self.failures = failures
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.failures > 0:
+            self.failures -= 1
+            raise httpx.ConnectError("connection refused", request=request)
+        return await self.inner.handle_async_request(request)
+
+
+async def test_an_unreachable_server_is_retried(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(simulate_module, "BACKOFF_FIRST_S", 0.01)
+    transport = Unreachable(httpx.ASGITransport(app=app), failures=3)
+    stats = await simulate(
+        options(tmp_path, await create_secret(app), count=1), transport=transport
+    )
+    assert (stats.retries, stats.registered, stats.reports, stats.failed_devices) == (3, 1, 1, 0)
+
+
+async def test_with_once_an_unreachable_server_is_given_up_on(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(simulate_module, "BACKOFF_FIRST_S", 0.01)
+    transport = Unreachable(httpx.ASGITransport(app=app), failures=100)
+    stats = await simulate(
+        options(tmp_path, await create_secret(app), count=2), transport=transport
+    )
+    assert stats.failed_devices == 2
+    assert stats.retries == 2 * (simulate_module.ONCE_ATTEMPTS - 1)
+
+
+async def test_runs_for_a_duration_with_heartbeats_and_scans(app, tmp_path):
+    simulation = options(
+        tmp_path,
+        await create_secret(app),
+        count=3,
+        once=False,
+        duration_s=1.5,
+        heartbeat_interval_s=0.2,
+        scan_interval_s=0.5,
+    )
+    stats = await run(app, simulation)
+    assert stats.registered == 3
+    assert stats.heartbeats >= 3 * 4
+    assert stats.reports >= 3 * 2
+    assert stats.failed_devices == 0
+
+
+def test_a_device_starts_from_the_same_list_every_time():
+    device_id = uuid.uuid4()
+    assert Inventory(device_id).scan() == Inventory(device_id).scan()
+    assert Inventory(device_id).scan() != Inventory(uuid.uuid4()).scan()
+
+
+def test_updates_are_resolved_and_detected_over_time():
+    inventory = Inventory(uuid.uuid4())
+    scans = [inventory.scan() for _ in range(60)]
+    lists = [{u.package_identifier for u in s.updates} for s in scans if s.scan_error is None]
+    resolved = any(before - after for before, after in itertools.pairwise(lists))
+    detected = any(after - before for before, after in itertools.pairwise(lists))
+    assert resolved
+    assert detected
+
+
+def test_a_fleet_looks_like_real_winget_output():
+    reports = [Inventory(uuid.uuid4()).scan() for _ in range(300)]
+    rows = [row for report in reports for row in report.updates]
+    assert len(CATALOG) >= 60
+    assert all(4 <= len(r.updates) <= 18 for r in reports if r.scan_error is None)
+    assert 0 < sum(r.scan_error is not None for r in reports) < 60
+    kinds = Counter(
+        kind
+        for row in rows
+        for kind, present in {
+            "msstore": row.source == "msstore",
+            "explicit": row.explicit_targeting,
+            "truncated": row.truncated and row.package_identifier.endswith("…"),
+            "range": row.installed_version.startswith("< "),
+            "unknown": row.installed_version == "Unknown",
+        }.items()
+        if present
+    )
+    assert set(kinds) == {"msstore", "explicit", "truncated", "range", "unknown"}
+    assert kinds["truncated"] < len(rows) / 10
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [["--once", "--duration", "5"], ["--count", "0"], ["--api-url", "localhost:8000/api"]],
+    ids=["once-and-duration", "no-devices", "relative-url"],
+)
+def test_the_cli_refuses_bad_arguments(wrong):
+    with pytest.raises(SystemExit) as exited:
+        main(["simulate", "--api-url", "http://h/api", "--enrollment-secret", "s", *wrong])
+    assert exited.value.code == 2
+
+
+def test_the_cli_stops_on_a_corrupt_state_file(tmp_path, caplog):
+    (tmp_path / "agent-0000.json").write_text("{half a file")
+    arguments = ["--api-url", "http://127.0.0.1:9/api", "--enrollment-secret", "s"]
+    assert main(["simulate", "--once", *arguments, "--state-dir", str(tmp_path)]) == 2
+    assert "agent-0000.json" in caplog.text
+
+
+@pytest.mark.e2e
+def test_the_cli_simulates_against_the_real_server(live_server: LiveServer, tmp_path):
+    enrolled = run_cli(live_server.env, "enrollment", "add", "--name", "e2e")
+    assert enrolled.returncode == 0, enrolled.stderr
+    secret = enrolled.stdout.strip().splitlines()[-1]
+
+    command = [sys.executable, "-m", "lunaris_agent", "simulate", "--once", "--count", "3"]
+    command += ["--api-url", f"{live_server.base_url}/api", "--state-dir", str(tmp_path)]
+    env = os.environ | {"LUNARIS_ENROLLMENT_SECRET": secret}
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "registered 3, heartbeats 3, reports sent 3" in result.stderr
+    assert result.stdout == ""
+
+    added = run_cli(
+        live_server.env, "user", "add", "e2e", "--password-stdin", stdin="correct horse\n"
+    )
+    assert added.returncode == 0, added.stderr
+    with httpx.Client(base_url=live_server.base_url) as http:
+        login = http.post("/api/auth/login", json={"username": "e2e", "password": "correct horse"})
+        assert login.status_code == 200, login.text
+        devices = http.get("/api/devices").json()
+    assert {d["id"] for d in devices["items"]} == state_ids(tmp_path)
+    assert devices["total"] == 3
