@@ -158,3 +158,15 @@ def test_command_packages_are_bounded_and_null_means_all():
             RunUpdatesCommand.model_validate({**base, "packages": bad})
     with pytest.raises(ValidationError):
         TypeAdapter(RunUpdatesCommand).validate_python({**base, "kind": "REBOOT"})
+
+
+def test_replies_ignore_unknown_fields_and_requests_refuse_them():
+    """A newer server may add reply fields without breaking deployed agents; a request with
+    an unknown field is a client bug and is refused."""
+    reply = json.loads((GOLDEN / "heartbeat_response.json").read_text())
+    reply["added_in_a_later_version"] = {"x": 1}
+    assert HeartbeatResponse.model_validate(reply).heartbeat_interval_s == 60
+    request = json.loads((GOLDEN / "heartbeat_request.json").read_text())
+    request["added_in_a_later_version"] = 1
+    with pytest.raises(ValidationError):
+        HeartbeatRequest.model_validate(request)

@@ -22,6 +22,7 @@ from lunaris_protocol.events import (
     DeviceStatusUpdate,
     DeviceUpdatesChanged,
     DeviceUpdatesChangedData,
+    Resync,
     RunUpdatesMessage,
     console_event_adapter,
 )
@@ -40,6 +41,7 @@ __all__ = [
     "HeartbeatResponse",
     "RegisterRequest",
     "RegisterResponse",
+    "Resync",
     "RunUpdatesCommand",
     "RunUpdatesMessage",
     "ScanError",

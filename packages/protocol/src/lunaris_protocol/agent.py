@@ -5,7 +5,7 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from lunaris_protocol._base import WireModel
+from lunaris_protocol._base import WireModel, WireReply
 from lunaris_protocol.commands import RunUpdatesCommand
 from lunaris_protocol.limits import (
     MAX_ERROR_CODE,
@@ -35,7 +35,7 @@ class RegisterRequest(WireModel):
     enrollment_secret: Secret
 
 
-class RegisterResponse(WireModel):
+class RegisterResponse(WireReply):
     device_token: str
     heartbeat_interval_s: IntervalSeconds
     scan_interval_s: IntervalSeconds
@@ -49,7 +49,7 @@ class HeartbeatRequest(WireModel):
     agent_version: AgentVersion | None = None
 
 
-class HeartbeatResponse(WireModel):
+class HeartbeatResponse(WireReply):
     heartbeat_interval_s: IntervalSeconds
     scan_interval_s: IntervalSeconds
     commands: list[RunUpdatesCommand] = Field(default_factory=list)
@@ -83,7 +83,7 @@ class UpdateReport(WireModel):
     scan_error: ScanError | None = None
 
 
-class UpdateReportResponse(WireModel):
+class UpdateReportResponse(WireReply):
     added: int
     changed: int
     removed: int

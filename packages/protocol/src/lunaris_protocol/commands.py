@@ -6,13 +6,13 @@ from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from lunaris_protocol._base import WireModel
+from lunaris_protocol._base import WireReply
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
 
 CommandKind = Literal["RUN_UPDATES"]
 
 
-class RunUpdatesCommand(WireModel):
+class RunUpdatesCommand(WireReply):
     """Install updates on one device: the listed packages, or every one available (``None``)."""
 
     command_id: UUID

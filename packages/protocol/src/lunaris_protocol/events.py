@@ -7,7 +7,7 @@ from uuid import UUID
 
 from pydantic import Field, TypeAdapter
 
-from lunaris_protocol._base import WireModel
+from lunaris_protocol._base import WireReply
 from lunaris_protocol.commands import RunUpdatesCommand
 
 
@@ -26,7 +26,7 @@ class CommandStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
-class DeviceStatusData(WireModel):
+class DeviceStatusData(WireReply):
     device_id: UUID
     hostname: str
     status: DeviceStatus
@@ -35,37 +35,51 @@ class DeviceStatusData(WireModel):
     agent_version: str
 
 
-class DeviceUpdatesChangedData(WireModel):
+class DeviceUpdatesChangedData(WireReply):
+    """What one update report changed on a device. The package lists are left out when long
+    (``lists_complete`` false); the counts are always exact."""
+
     device_id: UUID
     updates_count: int
+    added_count: int = 0
+    changed_count: int = 0
+    removed_count: int = 0
     added: list[str] = Field(default_factory=list)
     changed: list[str] = Field(default_factory=list)
     removed: list[str] = Field(default_factory=list)
+    lists_complete: bool = True
 
 
-class CommandUpdatedData(WireModel):
+class CommandUpdatedData(WireReply):
     command_id: UUID
     device_id: UUID
     status: CommandStatus
     updated_at: datetime
 
 
-class DeviceStatusUpdate(WireModel):
+class DeviceStatusUpdate(WireReply):
     type: Literal["DEVICE_STATUS_UPDATE"] = "DEVICE_STATUS_UPDATE"
     data: DeviceStatusData
 
 
-class DeviceUpdatesChanged(WireModel):
+class DeviceUpdatesChanged(WireReply):
     type: Literal["DEVICE_UPDATES_CHANGED"] = "DEVICE_UPDATES_CHANGED"
     data: DeviceUpdatesChangedData
 
 
-class CommandUpdated(WireModel):
+class Resync(WireReply):
+    """Events were missed (a slow client, a lost bus connection): reload what is shown."""
+
+    type: Literal["RESYNC"] = "RESYNC"
+    data: dict[str, str] = Field(default_factory=dict)
+
+
+class CommandUpdated(WireReply):
     type: Literal["COMMAND_UPDATED"] = "COMMAND_UPDATED"
     data: CommandUpdatedData
 
 
-class RunUpdatesMessage(WireModel):
+class RunUpdatesMessage(WireReply):
     """Server -> agent over ``/ws/agent``."""
 
     type: Literal["RUN_UPDATES"] = "RUN_UPDATES"
@@ -73,7 +87,8 @@ class RunUpdatesMessage(WireModel):
 
 
 ConsoleEvent = Annotated[
-    DeviceStatusUpdate | DeviceUpdatesChanged | CommandUpdated, Field(discriminator="type")
+    DeviceStatusUpdate | DeviceUpdatesChanged | CommandUpdated | Resync,
+    Field(discriminator="type"),
 ]
 """Any message the server sends on ``/ws/console``."""
 
