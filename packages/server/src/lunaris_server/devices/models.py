@@ -20,6 +20,11 @@ class Device(Base):
     enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)
     last_seen_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # The status last announced to consoles. Liveness is derived from last_seen_at; this
+    # column only lets the sweeper (and a heartbeat) announce each transition exactly once.
+    announced_status: Mapped[str] = mapped_column(
+        String(16), default="online", server_default="online"
+    )
     # Kept by the update-report diff so lists, filters and sorts need no join.
     updates_count: Mapped[int] = mapped_column(Integer, default=0)
     last_scan_at: Mapped[datetime | None]
@@ -31,4 +36,5 @@ class Device(Base):
         Index("ix_devices_hostname", "hostname"),
         Index("ix_devices_last_seen_at", "last_seen_at"),
         Index("ix_devices_updates_count", "updates_count"),
+        Index("ix_devices_announced_status_last_seen_at", "announced_status", "last_seen_at"),
     )
