@@ -78,6 +78,18 @@ def setup() -> Path:
     return ROOT / ".venv" / BIN
 
 
+def _replace_process(command: list[str | Path]) -> int:
+    """Becomes the server process, so Ctrl+C and service managers' signals reach it."""
+    args = [str(part) for part in command]
+    if os.name == "nt":
+        try:
+            return subprocess.call(args)
+        except KeyboardInterrupt:
+            return 130
+    os.execv(args[0], args)  # noqa: S606 - our own venv's executable
+    raise AssertionError("unreachable: execv returns only by raising")
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command not in ("setup", "demo", "test"):
@@ -86,9 +98,10 @@ def main(argv: list[str]) -> int:
     bin_dir = setup()
     if command == "setup":
         return 0
+    os.chdir(ROOT)
     if command == "demo":
-        return subprocess.call([bin_dir / f"lunaris-server{EXE}", "demo", *rest], cwd=ROOT)
-    code = subprocess.call([bin_dir / f"pytest{EXE}", *rest], cwd=ROOT)
+        return _replace_process([bin_dir / f"lunaris-server{EXE}", "demo", *rest])
+    code = subprocess.call([bin_dir / f"pytest{EXE}", *rest])
     if code == PYTEST_NO_TESTS:
         print("error: pytest collected no tests", file=sys.stderr)
         return 1

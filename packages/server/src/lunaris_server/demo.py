@@ -7,8 +7,12 @@ with an enrollment secret and report realistic winget results through the real a
 
 import asyncio
 import contextlib
+import logging
+import os
+import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -66,7 +70,7 @@ def _demo_secret(database: Database, secret_file: Path) -> str:
     return secret
 
 
-def _simulator(api_url: str, secret: str, state_dir: Path, *options: str) -> list[str]:
+def _simulator(api_url: str, state_dir: Path, *options: str) -> list[str]:
     return [
         sys.executable,
         "-m",
@@ -74,8 +78,6 @@ def _simulator(api_url: str, secret: str, state_dir: Path, *options: str) -> lis
         "simulate",
         "--api-url",
         api_url,
-        "--enrollment-secret",
-        secret,
         "--state-dir",
         str(state_dir),
         *options,
@@ -90,15 +92,12 @@ def _start_simulators(
     commands = []
     if retired:
         commands.append(
-            _simulator(
-                api_url, secret, data_dir / "demo-agents-retired", "--count", str(retired), "--once"
-            )
+            _simulator(api_url, data_dir / "demo-agents-retired", "--count", str(retired), "--once")
         )
     if live:
         commands.append(
             _simulator(
                 api_url,
-                secret,
                 data_dir / "demo-agents",
                 "--count",
                 str(live),
@@ -106,7 +105,9 @@ def _start_simulators(
                 str(SIMULATED_SCAN_INTERVAL_S),
             )
         )
-    return [subprocess.Popen(command) for command in commands]
+    # The secret goes through the environment: command lines are readable by every user.
+    env = {**os.environ, "LUNARIS_ENROLLMENT_SECRET": secret}
+    return [subprocess.Popen(command, env=env) for command in commands]
 
 
 def _banner(base_url: str, device_count: int) -> str:
@@ -124,10 +125,29 @@ def _banner(base_url: str, device_count: int) -> str:
     )
 
 
+class _DemoServer(uvicorn.Server):
+    """Stops on SIGINT/SIGTERM without re-raising the signal afterwards (uvicorn's default),
+    which would end the process before the demo has stopped its simulators."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.handle_exit, sig, None)
+        try:
+            yield
+        finally:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.remove_signal_handler(sig)
+
+
 def run_demo(settings: Settings, *, host: str, port: int, device_count: int) -> None:
+    if logging.getLogger().level > logging.DEBUG:
+        # Dozens of agents make a request line a second; keep the banner readable.
+        logging.getLogger("lunaris.http").setLevel(logging.WARNING)
     database = Database(settings.resolved_database_url)
     secret = _demo_secret(database, settings.data_dir / "demo-enrollment-secret")
-    server = uvicorn.Server(uvicorn_config(settings, host=host, port=port))
+    server = _DemoServer(uvicorn_config(settings, host=host, port=port))
 
     async def serve() -> None:
         serving = asyncio.create_task(server.serve())
