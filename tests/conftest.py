@@ -136,6 +136,23 @@ def live_server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
 
 
 @pytest.fixture
+def start_server(database_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    """Starts real server processes on the test database: ``start_server(LUNARIS_X="1")``.
+    Several may run at once (replicas); all are stopped at the end of the test."""
+    started: list[LiveServer] = []
+
+    def start(**extra_env: str) -> LiveServer:
+        data_dir = tmp_path / f"server-{len(started)}"
+        server = start_live_server(database_url=database_url, data_dir=data_dir, **extra_env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture
 def live_server_for(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], LiveServer]]:
     """Starts the real server with a given environment (e.g. the one a CLI test used)."""
     started: list[LiveServer] = []

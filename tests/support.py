@@ -201,3 +201,48 @@ def run_cli(
         timeout=60,
         check=False,
     )
+
+
+@dataclass(frozen=True)
+class Seeded:
+    enrollment_secret: str
+    api_token: str
+    username: str = "admin"
+    password: str = "correct horse"
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_token}"}
+
+
+async def seed_database(database_url: str) -> Seeded:
+    """An admin (password and API token) and an enrollment secret, written through the
+    services, for tests that then drive real server processes."""
+    from lunaris_server.clock import utc_now
+    from lunaris_server.db import Database
+
+    database = Database(database_url)
+    try:
+        async with database.session() as session:
+            user = await accounts.add_user(
+                session,
+                username="admin",
+                password="correct horse",
+                role="admin",
+                now=utc_now(),
+                actor=CLI_ACTOR,
+            )
+            token = await accounts.add_api_token(
+                session, user=user, name="tests", now=utc_now(), actor=CLI_ACTOR
+            )
+            secret = await enrollment.create_secret(
+                session, name="tests", now=utc_now(), actor=CLI_ACTOR
+            )
+            await session.commit()
+    finally:
+        await database.dispose()
+    return Seeded(enrollment_secret=secret.plaintext, api_token=token.plaintext)
+
+
+def ws_url(base_url: str, path: str) -> str:
+    return base_url.replace("http://", "ws://", 1) + path

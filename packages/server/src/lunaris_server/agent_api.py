@@ -14,6 +14,7 @@ from lunaris_protocol import (
 )
 from lunaris_server.deps import CurrentDevice, NowDep, SessionDep, StateDep, client_ip
 from lunaris_server.devices import service as devices
+from lunaris_server.realtime import outbox
 from lunaris_server.updates import service as updates
 
 router = APIRouter(prefix="/api/agent", tags=["agent"])
@@ -24,7 +25,7 @@ async def register(
     body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
 ) -> RegisterResponse:
     registration = await devices.register(session, request=body, now=now, ip=client_ip(request))
-    await session.commit()
+    await outbox.commit(session, state.realtime)
     return RegisterResponse(
         device_token=registration.device_token,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
@@ -41,7 +42,7 @@ async def heartbeat(
     body: Annotated[HeartbeatRequest | None, Body()] = None,
 ) -> HeartbeatResponse:
     await devices.heartbeat(session, device=device, request=body or HeartbeatRequest(), now=now)
-    await session.commit()
+    await outbox.commit(session, state.realtime)
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,
@@ -50,10 +51,10 @@ async def heartbeat(
 
 @router.post("/update-report")
 async def update_report(
-    body: UpdateReport, device: CurrentDevice, session: SessionDep, now: NowDep
+    body: UpdateReport, device: CurrentDevice, session: SessionDep, state: StateDep, now: NowDep
 ) -> UpdateReportResponse:
     outcome = await updates.apply_report(session, device=device, report=body, now=now)
-    await session.commit()
+    await outbox.commit(session, state.realtime)
     return UpdateReportResponse(
         added=len(outcome.added),
         changed=len(outcome.changed),

@@ -1,5 +1,7 @@
 """The application factory: ``create_app(settings)``; nothing runs at import."""
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,10 +21,15 @@ from lunaris_server.audit import api as audit_api
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
+from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.errors import DomainError
 from lunaris_server.health import router as health_router
 from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lunaris_server.realtime import api as realtime_api
+from lunaris_server.realtime.bus import make_bus
+from lunaris_server.realtime.service import Realtime
+from lunaris_server.realtime.ws import router as realtime_router
 from lunaris_server.settings import Settings
 from lunaris_server.state import AppState
 from lunaris_server.updates import api as updates_api
@@ -41,14 +48,33 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         settings=settings,
         database=database,
         cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
+        realtime=Realtime(
+            make_bus(settings.resolved_database_url),
+            console_queue_size=settings.console_queue_size,
+        ),
         clock=clock,
     )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        log.info("server started", env=settings.env.value, database=database.engine.url.drivername)
-        yield
-        await database.dispose()
+        await state.realtime.start()
+        sweeper = asyncio.create_task(
+            run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
+        )
+        log.info(
+            "server started",
+            env=settings.env.value,
+            database=database.engine.url.drivername,
+            process=state.realtime.bus.process_id,
+        )
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sweeper
+            await state.realtime.stop()
+            await database.dispose()
 
     app = FastAPI(
         title="Lunaris",
@@ -67,6 +93,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         enrollment_api.router,
         accounts_api.router,
         audit_api.router,
+        realtime_router,
+        realtime_api.router,
         health_router,
     ):
         app.include_router(router)

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import User
@@ -40,8 +41,8 @@ def get_now(state: StateDep) -> datetime:
 NowDep = Annotated[datetime, Depends(get_now)]
 
 
-def bearer_token(request: Request) -> str | None:
-    header = request.headers.get("authorization")
+def bearer_token(connection: HTTPConnection) -> str | None:
+    header = connection.headers.get("authorization")
     if not header:
         return None
     scheme, _, token = header.partition(" ")
@@ -60,17 +61,23 @@ async def get_current_device(request: Request, session: SessionDep) -> Device:
 CurrentDevice = Annotated[Device, Depends(get_current_device)]
 
 
-async def get_current_user(
-    request: Request, session: SessionDep, state: StateDep, now: NowDep
+async def authenticate_user(
+    connection: HTTPConnection, session: AsyncSession, state: AppState, now: datetime
 ) -> User:
     """An API token in the Authorization header, or else the console's session cookie."""
-    token = bearer_token(request)
+    token = bearer_token(connection)
     if token is not None:
         return await accounts.authenticate_api_token(session, plaintext=token, now=now)
-    cookie = request.cookies.get(accounts.SessionCookies.COOKIE_NAME)
+    cookie = connection.cookies.get(accounts.SessionCookies.COOKIE_NAME)
     if cookie:
         return await state.cookies.user_for(session, cookie, now=now)
     raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
+
+
+async def get_current_user(
+    request: Request, session: SessionDep, state: StateDep, now: NowDep
+) -> User:
+    return await authenticate_user(request, session, state, now)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

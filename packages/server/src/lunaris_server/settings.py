@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     heartbeat_interval_s: int = Field(default=60, ge=1, le=86_400)
     scan_interval_s: int = Field(default=3600, ge=60, le=86_400)
     offline_after_missed_heartbeats: int = Field(default=3, ge=1, le=100)
+    offline_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
+    """How often each process looks for devices that went quiet."""
+    console_queue_size: int = Field(default=256, ge=1, le=100_000)
+    """Events buffered per console socket before the client is told to resync."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body accepted, except update reports (see below)."""

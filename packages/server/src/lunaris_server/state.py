@@ -7,6 +7,7 @@ from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.db import Database
 from lunaris_server.devices.service import Liveness
+from lunaris_server.realtime.service import Realtime
 from lunaris_server.settings import Settings
 
 
@@ -15,6 +16,7 @@ class AppState:
     settings: Settings
     database: Database
     cookies: SessionCookies
+    realtime: Realtime
     clock: Clock = field(default=utc_now)
 
     @property

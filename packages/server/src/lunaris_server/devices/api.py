@@ -13,6 +13,7 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery, Liveness
 from lunaris_server.pagination import PageDep, Paginated
+from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
 
@@ -34,9 +35,13 @@ class DeviceOut(BaseModel):
     enrolled_at: datetime
     last_scan_at: datetime | None
     scan_error: ScanErrorOut | None
+    connected: bool
+    """The agent's push socket is open (on any server process)."""
 
     @classmethod
-    def of(cls, device: Device, *, liveness: Liveness, now: datetime) -> "DeviceOut":
+    def of(
+        cls, device: Device, *, liveness: Liveness, now: datetime, connected: bool
+    ) -> "DeviceOut":
         scan_error = None
         if device.scan_error_at is not None:
             scan_error = ScanErrorOut(
@@ -55,6 +60,7 @@ class DeviceOut(BaseModel):
             enrolled_at=device.enrolled_at,
             last_scan_at=device.last_scan_at,
             scan_error=scan_error,
+            connected=connected,
         )
 
 
@@ -86,7 +92,7 @@ async def list_devices(
     )
     rows, total = await devices.list_devices(session, query=query, liveness=state.liveness, now=now)
     return Paginated(
-        items=[DeviceOut.of(d, liveness=state.liveness, now=now) for d in rows],
+        items=[_out(d, state, now) for d in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -98,4 +104,9 @@ async def get_device(
     device_id: UUID, _user: CurrentUser, session: SessionDep, state: StateDep, now: NowDep
 ) -> DeviceOut:
     device = await devices.get_device(session, device_id=str(device_id))
-    return DeviceOut.of(device, liveness=state.liveness, now=now)
+    return _out(device, state, now)
+
+
+def _out(device: Device, state: AppState, now: datetime) -> DeviceOut:
+    connected = state.realtime.agents.location(device.id) is not None
+    return DeviceOut.of(device, liveness=state.liveness, now=now, connected=connected)

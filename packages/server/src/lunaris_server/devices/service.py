@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus, HeartbeatRequest, RegisterRequest
@@ -14,6 +14,8 @@ from lunaris_server.db.queries import contains_pattern
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.realtime import events
+from lunaris_server.realtime.outbox import announce
 from lunaris_server.security import TokenKind, new_token, token_hash
 
 
@@ -63,9 +65,10 @@ async def register(
     device.agent_version = request.agent_version
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
-    device.last_seen_at = now
     device.revoked_at = None
+    mark_seen(device, now=now)
     await session.flush()
+    announce(session, events.device_status(device))
     await audit.record(
         session,
         actor=audit.Actor(f"device:{device_id}", ip),
@@ -78,9 +81,13 @@ async def register(
 
 
 async def authenticate(session: AsyncSession, *, device_token: str) -> Device:
-    """The device a token speaks for; a token never speaks for any other."""
+    """The device a token speaks for; a token never speaks for any other.
+
+    The row is locked for the request (PostgreSQL), so one device's heartbeats, reports and
+    the offline sweeper never interleave their read-then-write of its status.
+    """
     device = await session.scalar(
-        select(Device).where(Device.token_hash == token_hash(device_token))
+        select(Device).where(Device.token_hash == token_hash(device_token)).with_for_update()
     )
     if device is None or device.revoked_at is not None:
         raise NotAuthenticated("unknown or revoked device token")
@@ -98,9 +105,42 @@ async def heartbeat(
     ]
     for field in changed:
         setattr(device, field, getattr(request, field))
-    device.last_seen_at = now
+    came_online = mark_seen(device, now=now)
     await session.flush()
+    if changed or came_online:
+        announce(session, events.device_status(device))
     return changed
+
+
+def mark_seen(device: Device, *, now: datetime) -> bool:
+    """Records that the device spoke; True when it was announced offline until now."""
+    came_online = device.announced_status != DeviceStatus.ONLINE
+    device.last_seen_at = now
+    device.announced_status = DeviceStatus.ONLINE.value
+    return came_online
+
+
+async def mark_offline(session: AsyncSession, *, liveness: Liveness, now: datetime) -> list[Device]:
+    """Flips devices that missed their heartbeat window to offline and announces each.
+
+    One conditional UPDATE: of several server processes sweeping at once, exactly one
+    flips (and so announces) each device.
+    """
+    gone_quiet = await session.scalars(
+        update(Device)
+        .where(
+            Device.announced_status == DeviceStatus.ONLINE.value,
+            Device.last_seen_at <= liveness.cutoff(now),
+            Device.revoked_at.is_(None),
+        )
+        .values(announced_status=DeviceStatus.OFFLINE.value)
+        .returning(Device)
+        .execution_options(synchronize_session=False)
+    )
+    devices = list(gone_quiet)
+    for device in devices:
+        announce(session, events.device_status(device))
+    return devices
 
 
 class DeviceSort(StrEnum):

@@ -12,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import UpdateItem, UpdateReport
 from lunaris_server.db.queries import contains_pattern
+from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.errors import InvalidInput
+from lunaris_server.realtime import events as realtime_events
+from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
 from lunaris_server.updates.versions import newest, version_key
 
@@ -96,7 +99,8 @@ async def apply_report(
     on PostgreSQL), so two reports from one device never interleave. An identical report
     writes nothing here.
     """
-    device.last_seen_at = now
+    if devices.mark_seen(device, now=now):
+        announce(session, realtime_events.device_status(device))
     device.last_scan_at = now
     if report.scan_error is not None:
         # A failed scan says nothing about what is installed: keep the last good list.
@@ -182,6 +186,13 @@ async def apply_report(
     session.add_all(events)
     device.updates_count = outcome.unchanged + len(outcome.added) + len(outcome.changed)
     await session.flush()
+    if outcome.has_changes:
+        announce(
+            session,
+            realtime_events.device_updates_changed(
+                device, added=outcome.added, changed=outcome.changed, removed=outcome.removed
+            ),
+        )
     return outcome
 
 

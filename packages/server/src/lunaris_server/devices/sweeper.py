@@ -1,0 +1,34 @@
+"""The offline sweeper: announces devices that stopped heartbeating.
+
+Runs in every server process. The state it acts on is in the database, so a transition
+is announced once across all processes, and still announced after a restart.
+"""
+
+import asyncio
+
+import structlog
+
+from lunaris_server.devices import service as devices
+from lunaris_server.realtime import outbox
+from lunaris_server.state import AppState
+
+log = structlog.get_logger("lunaris.sweeper")
+
+
+async def sweep_once(state: AppState) -> int:
+    async with state.database.session() as session:
+        gone = await devices.mark_offline(session, liveness=state.liveness, now=state.clock())
+        await outbox.commit(session, state.realtime)
+    if gone:
+        log.info("devices went offline", count=len(gone))
+    return len(gone)
+
+
+async def run_sweeper(state: AppState, *, interval_s: float) -> None:
+    while True:
+        try:
+            await sweep_once(state)
+        except Exception:
+            # The database may be restarting; the next sweep catches up.
+            log.exception("offline sweep failed")
+        await asyncio.sleep(interval_s)

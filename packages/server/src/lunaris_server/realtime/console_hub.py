@@ -1,0 +1,77 @@
+"""Fan-out of console events to the browsers connected to this process.
+
+Every client has a bounded queue. Broadcasting never waits on a client: an event that does
+not fit is dropped, the client's queue is replaced by one ``RESYNC`` (the page then reloads
+its fragments from the server), and a client that overflows again before even that was
+sent is disconnected. So a slow or stuck browser costs the others, and the agent API,
+nothing.
+"""
+
+import asyncio
+from dataclasses import dataclass, field
+
+import orjson
+import structlog
+
+log = structlog.get_logger("lunaris.console_hub")
+
+RESYNC = orjson.dumps({"type": "RESYNC", "data": {}}).decode()
+
+
+@dataclass(eq=False)
+class ConsoleClient:
+    queue: asyncio.Queue[str]
+    resync_pending: bool = False
+    dropped: asyncio.Event = field(default_factory=asyncio.Event)
+    """Set when the hub gives up on this client; its socket handler then closes it."""
+
+
+class ConsoleHub:
+    def __init__(self, *, queue_size: int = 256) -> None:
+        self.queue_size = queue_size
+        self._clients: set[ConsoleClient] = set()
+        self.resyncs = 0
+        """Times a client was told to resync since the process started."""
+        self.drops = 0
+        """Clients disconnected for not reading."""
+
+    @property
+    def client_count(self) -> int:
+        return len(self._clients)
+
+    def connect(self) -> ConsoleClient:
+        client = ConsoleClient(queue=asyncio.Queue(maxsize=self.queue_size))
+        self._clients.add(client)
+        return client
+
+    def disconnect(self, client: ConsoleClient) -> None:
+        self._clients.discard(client)
+
+    def broadcast(self, text: str) -> None:
+        """Queues one encoded event for every client; never blocks."""
+        for client in list(self._clients):
+            try:
+                client.queue.put_nowait(text)
+            except asyncio.QueueFull:
+                self._overflow(client)
+
+    def resync_all(self) -> None:
+        """Events may have been missed (the bus reconnected): every page reloads."""
+        for client in list(self._clients):
+            self._replace_with_resync(client)
+
+    def _overflow(self, client: ConsoleClient) -> None:
+        if client.resync_pending:
+            log.info("dropping a console client that stopped reading")
+            self.drops += 1
+            self.disconnect(client)
+            client.dropped.set()
+            return
+        self._replace_with_resync(client)
+
+    def _replace_with_resync(self, client: ConsoleClient) -> None:
+        self.resyncs += 1
+        while not client.queue.empty():
+            client.queue.get_nowait()
+        client.queue.put_nowait(RESYNC)
+        client.resync_pending = True

@@ -1,0 +1,47 @@
+"""Console events built from domain objects, kept small enough for any bus."""
+
+from lunaris_protocol import (
+    DeviceStatus,
+    DeviceStatusData,
+    DeviceStatusUpdate,
+    DeviceUpdatesChanged,
+    DeviceUpdatesChangedData,
+)
+from lunaris_server.devices.models import Device
+
+MAX_LISTED_PACKAGE_BYTES = 4_000
+"""Above this the package lists are left out (``lists_complete`` false): the device id is
+the reference, and the console refetches that device's updates anyway."""
+
+
+def device_status(device: Device) -> DeviceStatusUpdate:
+    return DeviceStatusUpdate(
+        data=DeviceStatusData(
+            device_id=device.id,
+            hostname=device.hostname,
+            status=DeviceStatus(device.announced_status),
+            last_seen_at=device.last_seen_at,
+            os_version=device.os_version,
+            agent_version=device.agent_version,
+        )
+    )
+
+
+def device_updates_changed(
+    device: Device, *, added: list[str], changed: list[str], removed: list[str]
+) -> DeviceUpdatesChanged:
+    listed = sum(len(p.encode()) + 3 for p in (*added, *changed, *removed))
+    complete = listed <= MAX_LISTED_PACKAGE_BYTES
+    return DeviceUpdatesChanged(
+        data=DeviceUpdatesChangedData(
+            device_id=device.id,
+            updates_count=device.updates_count,
+            added_count=len(added),
+            changed_count=len(changed),
+            removed_count=len(removed),
+            added=added if complete else [],
+            changed=changed if complete else [],
+            removed=removed if complete else [],
+            lists_complete=complete,
+        )
+    )

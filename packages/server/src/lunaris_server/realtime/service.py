@@ -1,0 +1,37 @@
+"""The realtime layer of one server process: its bus, console hub and agent hub."""
+
+import orjson
+
+from lunaris_protocol import ConsoleEvent
+from lunaris_server.realtime.agent_hub import AgentHub
+from lunaris_server.realtime.bus import EventBus, Message
+from lunaris_server.realtime.console_hub import ConsoleHub
+
+
+class Realtime:
+    def __init__(self, bus: EventBus, *, console_queue_size: int = 256) -> None:
+        self.bus = bus
+        self.console = ConsoleHub(queue_size=console_queue_size)
+        self.agents = AgentHub(bus)
+        bus.subscribe(self._on_message)
+
+    async def start(self) -> None:
+        await self.bus.start()
+        await self.agents.request_presence()
+
+    async def stop(self) -> None:
+        await self.bus.stop()
+
+    async def publish_console(self, event: ConsoleEvent) -> None:
+        await self.bus.publish({"topic": "console", "event": event.model_dump(mode="json")})
+
+    async def _on_message(self, message: Message) -> None:
+        topic = message.get("topic", "")
+        if topic == "console":
+            # Encoded once per process, shared by every client.
+            self.console.broadcast(orjson.dumps(message["event"]).decode())
+        elif topic == "bus.reconnected":
+            self.console.resync_all()
+            await self.agents.on_message(message)
+        elif topic.startswith("agent."):
+            await self.agents.on_message(message)

@@ -1,0 +1,120 @@
+"""WebSocket endpoints: ``/ws/console`` for browsers, ``/ws/agent`` for agents."""
+
+import asyncio
+import contextlib
+from urllib.parse import urlsplit
+
+import structlog
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from lunaris_server.deps import authenticate_user, bearer_token
+from lunaris_server.devices import service as devices
+from lunaris_server.errors import NotAuthenticated
+from lunaris_server.realtime.console_hub import RESYNC, ConsoleClient
+from lunaris_server.state import AppState
+
+log = structlog.get_logger("lunaris.ws")
+router = APIRouter()
+
+POLICY_VIOLATION = 1008
+SEND_TIMEOUT_S = 10.0
+"""A client that takes longer than this to accept one message is dropped."""
+
+
+def _state(websocket: WebSocket) -> AppState:
+    state: AppState = websocket.app.state.lunaris
+    return state
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """Browsers send Origin on WebSocket handshakes and cookies go along whatever the origin,
+    so a page on another site must not be able to open a console socket as the user."""
+    origin = websocket.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: scripts authenticate with a token
+    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
+
+
+@router.websocket("/ws/console")
+async def console_socket(websocket: WebSocket) -> None:
+    state = _state(websocket)
+    if not _same_origin(websocket):
+        await websocket.close(code=POLICY_VIOLATION, reason="cross-origin")
+        return
+    try:
+        async with state.database.session() as session:
+            await authenticate_user(websocket, session, state, state.clock())
+            await session.commit()
+    except NotAuthenticated:
+        await websocket.close(code=POLICY_VIOLATION, reason="not authenticated")
+        return
+    await websocket.accept()
+    client = state.realtime.console.connect()
+    try:
+        await _serve_console(websocket, client)
+    finally:
+        state.realtime.console.disconnect(client)
+
+
+async def _serve_console(websocket: WebSocket, client: ConsoleClient) -> None:
+    async def send_events() -> None:
+        while True:
+            text = await client.queue.get()
+            if text == RESYNC:
+                client.resync_pending = False
+            await asyncio.wait_for(websocket.send_text(text), SEND_TIMEOUT_S)
+
+    async def read_until_closed() -> None:
+        # Consoles send nothing we act on; reading notices the close.
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()
+
+    await _until_first_done(send_events(), read_until_closed(), client.dropped.wait())
+    if websocket.client_state is WebSocketState.CONNECTED:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(websocket.close(code=1013, reason="too slow"), 1)
+
+
+@router.websocket("/ws/agent")
+async def agent_socket(websocket: WebSocket) -> None:
+    """The agent's push channel: commands reach it here at once when it is connected."""
+    state = _state(websocket)
+    try:
+        token = bearer_token(websocket)
+        if token is None:
+            raise NotAuthenticated("a device token is required")
+        async with state.database.session() as session:
+            device = await devices.authenticate(session, device_token=token)
+            device_id = device.id
+            await session.rollback()
+    except NotAuthenticated:
+        await websocket.close(code=POLICY_VIOLATION, reason="not authenticated")
+        return
+    await websocket.accept()
+    socket = await state.realtime.agents.attach(device_id, websocket.send_text)
+    log.info("agent socket opened", device_id=device_id)
+    try:
+        with contextlib.suppress(WebSocketDisconnect):
+            while True:
+                await websocket.receive_text()  # agent messages arrive with remote actions
+    finally:
+        await state.realtime.agents.detach(socket)
+        log.info("agent socket closed", device_id=device_id)
+
+
+async def _until_first_done(*coroutines: object) -> None:
+    tasks = [asyncio.ensure_future(c) for c in coroutines]  # type: ignore[call-overload]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = None if task.cancelled() else task.exception()
+            if error is not None and not isinstance(
+                error, WebSocketDisconnect | TimeoutError | OSError
+            ):
+                log.warning("console socket ended with an error", error=repr(error))
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
