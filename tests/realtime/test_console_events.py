@@ -5,7 +5,6 @@ import json
 import os
 import secrets
 import socket
-import uuid
 from typing import Any
 
 import httpx
@@ -157,6 +156,7 @@ async def test_offline_is_announced_once_and_the_next_heartbeat_brings_it_back(
     async with await console(server, seeded) as ws:
         await agent.register()
         assert (await next_event(ws))["data"]["status"] == "online"
+        await agent.call("heartbeat", {})  # answered from memory from now on
         offline = await next_event(ws, timeout_s=6)
         assert (offline["type"], offline["data"]["status"]) == ("DEVICE_STATUS_UPDATE", "offline")
         await assert_silent(ws, for_s=1.5)  # announced exactly once
@@ -168,17 +168,20 @@ async def test_offline_announcement_survives_a_server_restart(start_server, seed
     first = start_server()  # default liveness: the device stays online while this one runs
     agent = Agent(first, seeded.enrollment_secret)
     await agent.register()
+    await agent.call("heartbeat", {})  # coalesced, and written when the server stops
     first.stop()
-    # The device goes quiet while no server runs; the next server announces it, once.
-    second = start_server(**FAST_LIVENESS)
+    # The device goes quiet while no server runs; the next server announces it, once. Its
+    # window (2 x 3 s) is long enough for the restart and the console to connect.
+    slower_liveness = {**FAST_LIVENESS, "LUNARIS_HEARTBEAT_INTERVAL_S": "3"}
+    second = start_server(**slower_liveness)
     async with await console(second, seeded) as ws:
-        offline = await next_event(ws, timeout_s=6)
+        offline = await next_event(ws, timeout_s=10)
         assert (offline["data"]["device_id"], offline["data"]["status"]) == (
             agent.device_id,
             "offline",
         )
     second.stop()
-    third = start_server(**FAST_LIVENESS)
+    third = start_server(**slower_liveness)
     async with await console(third, seeded) as ws:
         await assert_silent(ws, for_s=1.5)
 
@@ -215,6 +218,23 @@ async def test_agent_socket_needs_a_device_token(start_server, seeded):
     for headers in ({}, {"Authorization": "Bearer lnd_wrong"}, seeded.auth_headers):
         with pytest.raises(InvalidStatus):
             await connect(url, additional_headers=headers)
+
+
+@pytest.mark.skipif(not POSTGRES_URL, reason="replicas share events through PostgreSQL")
+async def test_reregistering_on_one_replica_ends_the_old_token_on_another(start_server, seeded):
+    a, b = start_server(), start_server()
+    agent = Agent(a, seeded.enrollment_secret)
+    await agent.register()
+    await agent.call("heartbeat", {})  # A now answers this token from memory
+    old_token = agent.token
+    agent.server = b
+    await agent.register()  # same device id, new token, through B
+    async with httpx.AsyncClient(base_url=a.base_url) as http:
+        response = await http.post(
+            "/api/agent/heartbeat", json={}, headers={"Authorization": f"Bearer {old_token}"}
+        )
+    assert response.status_code == 401
+    await agent.call("heartbeat", {}, server=a)
 
 
 @pytest.mark.skipif(not POSTGRES_URL, reason="replicas share presence through PostgreSQL")
@@ -282,5 +302,26 @@ async def test_a_client_that_never_reads_does_not_hold_up_another(start_server, 
     await stuck.close()
 
 
-def test_device_ids_are_uuids():
-    assert uuid.UUID(register_body("x")["device_id"])
+async def test_closed_consoles_and_agent_sockets_are_cleaned_up(start_server, seeded):
+    server = start_server()
+    agent = Agent(server, seeded.enrollment_secret)
+    await agent.register()
+
+    async def stats() -> dict[str, Any]:
+        async with httpx.AsyncClient(base_url=server.base_url, headers=seeded.auth_headers) as http:
+            return (await http.get("/api/realtime/stats")).json()
+
+    agent_headers = {"Authorization": f"Bearer {agent.token}"}
+    async with (
+        await console(server, seeded),
+        await console(server, seeded),
+        await connect(ws_url(server.base_url, "/ws/agent"), additional_headers=agent_headers),
+    ):
+        await wait_until(lambda: _has(stats(), console_clients=2, agent_sockets=1))
+    await wait_until(lambda: _has(stats(), console_clients=0, agent_sockets=0))
+    assert not await device_connected(server, seeded, agent.device_id)
+
+
+async def _has(stats_call, **expected: int) -> bool:
+    stats = await stats_call
+    return all(stats[name] == value for name, value in expected.items())

@@ -50,6 +50,18 @@ async def test_reregistering_issues_new_token_and_invalidates_old(app, client):
     assert (await load_device(app, first.device_id)).hostname == "RENAMED"
 
 
+async def test_old_token_is_refused_at_once_even_after_fast_heartbeats(app, client):
+    """Heartbeats are answered from memory; re-registering must still end the old token."""
+    secret = await create_secret(app)
+    first = await register_device(client, secret)
+    for _ in range(3):
+        ok = await client.post("/api/agent/heartbeat", json={}, headers=first.headers)
+        assert ok.status_code == 200
+    await register_device(client, secret, device_id=first.device_id)
+    old = await client.post("/api/agent/heartbeat", json={}, headers=first.headers)
+    assert old.status_code == 401
+
+
 async def test_token_speaks_only_for_its_own_device(app, client):
     secret = await create_secret(app)
     a = await register_device(client, secret, hostname="PC-A")
@@ -71,6 +83,9 @@ async def test_heartbeat_accepts_empty_body_and_updates_changed_fields(app, clie
     clock.advance(seconds=30)
     response = await client.post("/api/agent/heartbeat", headers=device.headers)
     assert response.status_code == 200
+    # A heartbeat that only says "still here" is written with others, within a second.
+    assert (await load_device(app, device.device_id)).last_seen_at < clock.now
+    assert await app_state(app).last_seen.flush() == 1
     assert (await load_device(app, device.device_id)).last_seen_at == clock.now
     response = await client.post(
         "/api/agent/heartbeat",

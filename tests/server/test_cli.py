@@ -1,11 +1,14 @@
 """The administration CLI, run as the real ``lunaris-server`` process."""
 
+import os
+import subprocess
+import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support import run_cli, server_env
+from tests.support import BIN, free_port, run_cli, server_env
 
 
 @pytest.fixture
@@ -85,3 +88,59 @@ def test_bad_duration_is_a_usage_error(env):
     result = run_cli(env, "enrollment", "add", "--name", "x", "--expires-in", "soon")
     assert result.returncode == 2
     assert "not a duration" in result.stderr
+
+
+def test_several_workers_need_postgresql(tmp_path):
+    env = server_env(database_url=f"sqlite+aiosqlite:///{tmp_path}/x.db", data_dir=tmp_path)
+    result = run_cli(env, "serve", "--workers", "2")
+    assert result.returncode == 2
+    assert "needs PostgreSQL" in result.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("LUNARIS_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+def test_workers_share_one_port_on_postgresql(env, tmp_path):
+    port = free_port()
+    log_path = tmp_path / "workers.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [str(BIN / "lunaris-server"), "serve", "--port", str(port), "--workers", "2"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while log_path.read_text().count('"server started"') < 2:
+            assert time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.2)
+        assert httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=5).status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+async def test_a_refused_duplicate_user_leaves_the_session_usable(database_url):
+    from lunaris_server.accounts import service as accounts
+    from lunaris_server.audit.service import CLI_ACTOR
+    from lunaris_server.clock import utc_now
+    from lunaris_server.db import Database
+    from lunaris_server.errors import Conflict
+
+    database = Database(database_url)
+    try:
+        async with database.session() as session:
+            add = {
+                "password": "long enough",
+                "role": "viewer",
+                "now": utc_now(),
+                "actor": CLI_ACTOR,
+            }
+            await accounts.add_user(session, username="alice", **add)
+            with pytest.raises(Conflict):
+                await accounts.add_user(session, username="alice", **add)
+            await accounts.add_user(session, username="bob", **add)
+            await session.commit()
+            names = [u.username for u in await accounts.list_users(session)]
+    finally:
+        await database.dispose()
+    assert names == ["alice", "bob"]

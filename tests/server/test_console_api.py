@@ -3,6 +3,7 @@
 import pytest
 
 from tests.support import (
+    app_state,
     create_api_token,
     create_secret,
     create_user,
@@ -127,6 +128,7 @@ async def fleet(app, client, clock):
     clock.advance(minutes=10)
     for name in ("alpha", "bravo", "charlie"):
         await client.post("/api/agent/heartbeat", json={}, headers=devices[name].headers)
+    await app_state(app).last_seen.flush()
     await create_user(app)
     await login(client)
     return devices

@@ -12,7 +12,14 @@ from lunaris_protocol import (
     UpdateReport,
     UpdateReportResponse,
 )
-from lunaris_server.deps import CurrentDevice, NowDep, SessionDep, StateDep, client_ip
+from lunaris_server.deps import (
+    CurrentDevice,
+    NowDep,
+    SessionDep,
+    StateDep,
+    client_ip,
+    device_token,
+)
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
 from lunaris_server.updates import service as updates
@@ -35,13 +42,20 @@ async def register(
 
 @router.post("/heartbeat")
 async def heartbeat(
-    device: CurrentDevice,
+    request: Request,
     session: SessionDep,
     state: StateDep,
     now: NowDep,
     body: Annotated[HeartbeatRequest | None, Body()] = None,
 ) -> HeartbeatResponse:
-    await devices.heartbeat(session, device=device, request=body or HeartbeatRequest(), now=now)
+    await devices.heartbeat(
+        session,
+        device_token=device_token(request),
+        request=body or HeartbeatRequest(),
+        now=now,
+        last_seen=state.last_seen,
+        cache=state.device_cache,
+    )
     await outbox.commit(session, state.realtime)
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,

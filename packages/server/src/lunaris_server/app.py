@@ -21,6 +21,8 @@ from lunaris_server.audit import api as audit_api
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
+from lunaris_server.devices.cache import DeviceCache
+from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.errors import DomainError
@@ -52,15 +54,21 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             make_bus(settings.resolved_database_url),
             console_queue_size=settings.console_queue_size,
         ),
+        last_seen=LastSeenWriter(database),
+        device_cache=DeviceCache(),
         clock=clock,
     )
+    state.realtime.bus.subscribe(state.device_cache.on_bus_message)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await state.realtime.start()
-        sweeper = asyncio.create_task(
-            run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
-        )
+        background = [
+            asyncio.create_task(
+                run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
+            ),
+            asyncio.create_task(state.last_seen.run(), name="last-seen-writer"),
+        ]
         log.info(
             "server started",
             env=settings.env.value,
@@ -70,9 +78,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         try:
             yield
         finally:
-            sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await sweeper
+            for task in background:
+                task.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await state.last_seen.flush()  # the last second of heartbeats
             await state.realtime.stop()
             await database.dispose()
 

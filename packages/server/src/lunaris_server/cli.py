@@ -65,14 +65,23 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
-def serve(host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (PostgreSQL only).",
+)
+def serve(host: str, port: int, workers: int) -> None:
     """Migrate the database, then serve the API and console."""
     from lunaris_server.serving import serve as run_server
 
     settings = _settings()
+    if workers > 1 and settings.is_sqlite:
+        raise click.UsageError("--workers above 1 needs PostgreSQL (set LUNARIS_DATABASE_URL)")
     configure_logging(settings)
     upgrade_to_head(settings.resolved_database_url)
-    run_server(settings, host=host, port=port)
+    run_server(settings, host=host, port=port, workers=workers)
 
 
 @main.command()

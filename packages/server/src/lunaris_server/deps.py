@@ -16,8 +16,11 @@ from lunaris_server.devices.models import Device
 from lunaris_server.errors import Forbidden, NotAuthenticated
 from lunaris_server.state import AppState
 
+# Dependencies are ``async def`` even when they do not await: FastAPI runs plain ``def``
+# dependencies in a thread pool, a thread hop per request that the hot paths cannot afford.
 
-def get_state(request: Request) -> AppState:
+
+async def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.lunaris
     return state
 
@@ -34,7 +37,7 @@ async def get_session(state: StateDep) -> AsyncIterator[AsyncSession]:
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
 
 
-def get_now(state: StateDep) -> datetime:
+async def get_now(state: StateDep) -> datetime:
     return state.clock()
 
 
@@ -52,10 +55,15 @@ def bearer_token(connection: HTTPConnection) -> str | None:
 
 
 async def get_current_device(request: Request, session: SessionDep) -> Device:
+    """The calling device, its row locked for the request's read-then-write."""
+    return await devices.authenticate(session, device_token=device_token(request))
+
+
+def device_token(request: Request) -> str:
     token = bearer_token(request)
     if token is None:
         raise NotAuthenticated("a device token is required (Authorization: Bearer <token>)")
-    return await devices.authenticate(session, device_token=token)
+    return token
 
 
 CurrentDevice = Annotated[Device, Depends(get_current_device)]

@@ -1,5 +1,6 @@
 """ASGI middleware: request ids with an access log line, and a request body size limit."""
 
+import logging
 import time
 import uuid
 
@@ -10,6 +11,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 log = structlog.get_logger("lunaris.http")
 
 _QUIET_PATHS = frozenset({"/healthz", "/readyz"})
+"""Probes: logged only when they fail."""
+_ROUTINE_PATHS = frozenset({"/api/agent/heartbeat"})
+"""Every agent calls these every minute: successes are logged at debug level only."""
 
 
 class RequestContextMiddleware:
@@ -40,8 +44,11 @@ class RequestContextMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
-            if scope["path"] not in _QUIET_PATHS or status >= 400:
-                log.info(
+            path = scope["path"]
+            if status >= 400 or path not in _QUIET_PATHS:
+                level = logging.DEBUG if path in _ROUTINE_PATHS and status < 400 else logging.INFO
+                log.log(
+                    level,
                     "request",
                     method=scope["method"],
                     path=scope["path"],

@@ -4,9 +4,12 @@ import asyncio
 import socket
 
 import uvicorn
+from fastapi import FastAPI
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from uvicorn.supervisors import Multiprocess
 
 from lunaris_server.app import create_app
+from lunaris_server.logs import configure_logging
 from lunaris_server.settings import Settings
 
 WEBSOCKET_SEND_BUFFER_BYTES = 128 * 1024
@@ -23,9 +26,22 @@ class BoundedWebSocketProtocol(WebSocketsSansIOProtocol):
         super().connection_made(transport)
 
 
-def uvicorn_config(settings: Settings, *, host: str, port: int) -> uvicorn.Config:
+def app_from_environment() -> FastAPI:
+    """The app of one worker process: settings and logging come from the environment."""
+    settings = Settings()
+    configure_logging(settings)
+    return create_app(settings)
+
+
+def uvicorn_config(settings: Settings, *, host: str, port: int, workers: int = 1) -> uvicorn.Config:
+    # Workers are separate processes: each builds its own app from the environment.
+    app: FastAPI | str = (
+        create_app(settings) if workers == 1 else "lunaris_server.serving:app_from_environment"
+    )
     return uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=workers > 1,
+        workers=workers,
         host=host,
         port=port,
         ws=BoundedWebSocketProtocol,
@@ -36,5 +52,13 @@ def uvicorn_config(settings: Settings, *, host: str, port: int) -> uvicorn.Confi
     )
 
 
-def serve(settings: Settings, *, host: str, port: int) -> None:
-    uvicorn.Server(uvicorn_config(settings, host=host, port=port)).run()
+def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> None:
+    if workers > 1 and settings.is_sqlite:
+        # Each process would have its own event bus and its own SQLite writer.
+        raise ValueError("several workers need PostgreSQL (LUNARIS_DATABASE_URL)")
+    config = uvicorn_config(settings, host=host, port=port, workers=workers)
+    if workers == 1:
+        uvicorn.Server(config).run()
+        return
+    sock = config.bind_socket()
+    Multiprocess(config, sockets=[sock]).run()

@@ -6,6 +6,8 @@ from datetime import timedelta
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.db import Database
+from lunaris_server.devices.cache import DeviceCache
+from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.service import Liveness
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.settings import Settings
@@ -17,6 +19,8 @@ class AppState:
     database: Database
     cookies: SessionCookies
     realtime: Realtime
+    last_seen: LastSeenWriter
+    device_cache: DeviceCache
     clock: Clock = field(default=utc_now)
 
     @property

@@ -63,9 +63,10 @@ async def add_user(
         disabled=False,
         created_at=now,
     )
-    session.add(user)
     try:
+        # Added inside the savepoint, so a refused duplicate leaves nothing pending behind.
         async with session.begin_nested():
+            session.add(user)
             await session.flush()
     except IntegrityError:
         raise Conflict(f"a user named {username!r} already exists") from None

@@ -10,10 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus, HeartbeatRequest, RegisterRequest
 from lunaris_server.audit import service as audit
-from lunaris_server.db.queries import contains_pattern
+from lunaris_server.db.queries import contains_pattern, parse_sort
+from lunaris_server.devices.cache import DeviceCache, KnownDevice
+from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.errors import NotAuthenticated, NotFound
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.security import TokenKind, new_token, token_hash
@@ -80,29 +82,46 @@ async def register(
     return Registration(device=device, device_token=device_token, created=created)
 
 
-async def authenticate(session: AsyncSession, *, device_token: str) -> Device:
+async def authenticate(session: AsyncSession, *, device_token: str, lock: bool = True) -> Device:
     """The device a token speaks for; a token never speaks for any other.
 
-    The row is locked for the request (PostgreSQL), so one device's heartbeats, reports and
-    the offline sweeper never interleave their read-then-write of its status.
+    With ``lock`` the row is locked for the request (PostgreSQL), so one device's heartbeats,
+    reports and the offline sweeper never interleave their read-then-write of its status.
     """
-    device = await session.scalar(
-        select(Device).where(Device.token_hash == token_hash(device_token)).with_for_update()
-    )
+    query = select(Device).where(Device.token_hash == token_hash(device_token))
+    device = await session.scalar(query.with_for_update() if lock else query)
     if device is None or device.revoked_at is not None:
         raise NotAuthenticated("unknown or revoked device token")
     return device
 
 
 async def heartbeat(
-    session: AsyncSession, *, device: Device, request: HeartbeatRequest, now: datetime
+    session: AsyncSession,
+    *,
+    device_token: str,
+    request: HeartbeatRequest,
+    now: datetime,
+    last_seen: LastSeenWriter,
+    cache: DeviceCache,
 ) -> list[str]:
-    """Marks the device seen and applies what it says changed; returns the changed fields."""
-    changed = [
-        field
-        for field in ("hostname", "os_version", "agent_version")
-        if (value := getattr(request, field)) is not None and value != getattr(device, field)
-    ]
+    """Marks the device seen and applies what it says changed; returns the changed fields.
+
+    Most heartbeats change nothing but the time: those are answered from ``cache`` (or one
+    unlocked read) and only hand the time to ``last_seen``, which writes many devices' times
+    in one statement a second. A heartbeat that brings news (changed fields, or a device
+    announced offline coming back) locks the row, writes it, and is announced at once.
+    """
+    hashed = token_hash(device_token)
+    known = cache.get(hashed)
+    if known is None:
+        read_at = cache.now()
+        device = await authenticate(session, device_token=device_token, lock=False)
+        known = cache.remember(hashed, device, read_at=read_at)
+    if known.announced_status == DeviceStatus.ONLINE and not _changed_fields(known, request):
+        last_seen.record(known.device_id, now)
+        return []
+    device = await authenticate(session, device_token=device_token, lock=True)
+    changed = _changed_fields(device, request)
     for field in changed:
         setattr(device, field, getattr(request, field))
     came_online = mark_seen(device, now=now)
@@ -110,6 +129,14 @@ async def heartbeat(
     if changed or came_online:
         announce(session, events.device_status(device))
     return changed
+
+
+def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> list[str]:
+    return [
+        field
+        for field in ("hostname", "os_version", "agent_version")
+        if (value := getattr(request, field)) is not None and value != getattr(device, field)
+    ]
 
 
 def mark_seen(device: Device, *, now: datetime) -> bool:
@@ -176,15 +203,9 @@ class DeviceQuery:
     limit: int = 50
     offset: int = 0
 
-    @classmethod
-    def parse_sort(cls, sort: str) -> tuple[DeviceSort, bool]:
-        """``hostname`` ascending, ``-hostname`` descending."""
-        descending = sort.startswith("-")
-        try:
-            return DeviceSort(sort.removeprefix("-")), descending
-        except ValueError:
-            allowed = ", ".join(s.value for s in DeviceSort)
-            raise InvalidInput(f"cannot sort devices by {sort!r}; use one of: {allowed}") from None
+    @staticmethod
+    def parse_sort(sort: str) -> tuple[DeviceSort, bool]:
+        return parse_sort(sort, DeviceSort, what="devices")
 
 
 async def list_devices(

@@ -92,6 +92,9 @@ class AgentHub:
         elif topic == "agent.presence_query" or topic == "bus.reconnected":
             for socket in list(self._local.values()):
                 await self._announce(socket, connected=True)
+            if topic == "bus.reconnected":
+                # Announcements made while this process was cut off were lost.
+                await self.request_presence()
 
     def _track(self, message: Message) -> None:
         device_id = message["device_id"]

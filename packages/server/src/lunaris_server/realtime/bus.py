@@ -125,7 +125,12 @@ class PostgresBus:
         self._subscribers.subscribe(handler)
 
     async def start(self) -> None:
-        await self._listen()
+        try:
+            await self._listen()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            # The server still starts (and says it is not ready); the supervisor reconnects.
+            log.warning("bus cannot reach PostgreSQL yet; retrying in the background")
+            self._connection_lost.set()
         self._supervisor = asyncio.create_task(self._keep_listening(), name="bus-listener")
         self._dispatcher = asyncio.create_task(self._dispatch_inbox(), name="bus-dispatcher")
 

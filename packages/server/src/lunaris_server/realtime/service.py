@@ -1,11 +1,14 @@
 """The realtime layer of one server process: its bus, console hub and agent hub."""
 
 import orjson
+import structlog
 
 from lunaris_protocol import ConsoleEvent
 from lunaris_server.realtime.agent_hub import AgentHub
 from lunaris_server.realtime.bus import EventBus, Message
 from lunaris_server.realtime.console_hub import ConsoleHub
+
+log = structlog.get_logger("lunaris.realtime")
 
 
 class Realtime:
@@ -17,7 +20,11 @@ class Realtime:
 
     async def start(self) -> None:
         await self.bus.start()
-        await self.agents.request_presence()
+        try:
+            await self.agents.request_presence()
+        except Exception:
+            # The bus is not connected yet; its reconnection asks again.
+            log.warning("could not ask the other processes for their agent sockets yet")
 
     async def stop(self) -> None:
         await self.bus.stop()

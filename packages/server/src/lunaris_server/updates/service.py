@@ -11,10 +11,9 @@ from sqlalchemy import delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import UpdateItem, UpdateReport
-from lunaris_server.db.queries import contains_pattern
+from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.errors import InvalidInput
 from lunaris_server.realtime import events as realtime_events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
@@ -247,12 +246,7 @@ class FleetQuery:
 
     @staticmethod
     def parse_sort(sort: str) -> tuple[FleetSort, bool]:
-        descending = sort.startswith("-")
-        try:
-            return FleetSort(sort.removeprefix("-")), descending
-        except ValueError:
-            allowed = ", ".join(s.value for s in FleetSort)
-            raise InvalidInput(f"cannot sort updates by {sort!r}; use one of: {allowed}") from None
+        return parse_sort(sort, FleetSort, what="updates")
 
 
 MAX_INSTALLED_VERSIONS_SHOWN = 20

@@ -1,0 +1,104 @@
+"""What the heartbeat's fast path needs to know of a device, without asking the database.
+
+Most heartbeats say only "still here". Answering them from memory (token hash -> device)
+saves a database round trip per heartbeat. The cache never decides anything on its own:
+anything that changes a device's token or status announces a ``DEVICE_STATUS_UPDATE``,
+and every process evicts that device when the announcement passes on the bus. A lost bus
+connection clears the cache; entries also expire after ``ttl_s``, which bounds how long a
+missed announcement could leave an entry stale.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lunaris_server.devices.models import Device
+from lunaris_server.realtime.bus import Message
+
+
+@dataclass(frozen=True, slots=True)
+class KnownDevice:
+    device_id: str
+    hostname: str
+    os_version: str
+    agent_version: str
+    announced_status: str
+    cached_at: float
+
+
+class DeviceCache:
+    def __init__(
+        self,
+        *,
+        ttl_s: float = 30.0,
+        max_entries: int = 100_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.max_entries = max_entries
+        self._clock = clock
+        self._by_token: dict[str, KnownDevice] = {}
+        self._token_of: dict[str, str] = {}
+        # When each device was last evicted: a read that began before that is stale.
+        self._evicted_at: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._by_token)
+
+    def now(self) -> float:
+        return self._clock()
+
+    def get(self, token_hash: str) -> KnownDevice | None:
+        known = self._by_token.get(token_hash)
+        if known is not None and self._clock() - known.cached_at > self.ttl_s:
+            self._drop(token_hash)
+            return None
+        return known
+
+    def remember(self, token_hash: str, device: Device, *, read_at: float) -> KnownDevice:
+        """Caches a device read from the database at ``read_at`` (a ``now()`` value)."""
+        known = KnownDevice(
+            device.id,
+            device.hostname,
+            device.os_version,
+            device.agent_version,
+            device.announced_status,
+            read_at,
+        )
+        if self._evicted_at.get(device.id, float("-inf")) >= read_at:
+            return known  # changed while we were reading it: not worth keeping
+        if len(self._by_token) >= self.max_entries:
+            self._drop(next(iter(self._by_token)))  # the oldest entry
+        self.forget(device.id)
+        self._by_token[token_hash] = known
+        self._token_of[device.id] = token_hash
+        return known
+
+    def forget(self, device_id: str) -> None:
+        token_hash = self._token_of.get(device_id)
+        if token_hash is not None:
+            self._drop(token_hash)
+
+    def clear(self) -> None:
+        self._by_token.clear()
+        self._token_of.clear()
+
+    async def on_bus_message(self, message: Message) -> None:
+        topic = message.get("topic")
+        if topic == "console" and message["event"]["type"] == "DEVICE_STATUS_UPDATE":
+            device_id = message["event"]["data"]["device_id"]
+            self._evicted_at[device_id] = self._clock()
+            self.forget(device_id)
+            self._prune_evictions()
+        elif topic == "bus.reconnected":
+            self.clear()
+
+    def _drop(self, token_hash: str) -> None:
+        known = self._by_token.pop(token_hash, None)
+        if known is not None and self._token_of.get(known.device_id) == token_hash:
+            del self._token_of[known.device_id]
+
+    def _prune_evictions(self) -> None:
+        if len(self._evicted_at) > self.max_entries:
+            horizon = self._clock() - self.ttl_s
+            self._evicted_at = {d: t for d, t in self._evicted_at.items() if t > horizon}
