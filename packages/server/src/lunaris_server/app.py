@@ -9,22 +9,30 @@ from typing import Any
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
+from starlette.responses import Response
 
 from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
+from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.audit import api as audit_api
+from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
+from lunaris_server.console.errors import error_page, wants_html
+from lunaris_server.console.web import setup_console
+from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
+from lunaris_server.devices import views as devices_views
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
+from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.errors import DomainError
 from lunaris_server.health import router as health_router
 from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
@@ -35,6 +43,7 @@ from lunaris_server.realtime.ws import router as realtime_router
 from lunaris_server.settings import Settings
 from lunaris_server.state import AppState
 from lunaris_server.updates import api as updates_api
+from lunaris_server.updates import views as updates_views
 
 log = structlog.get_logger("lunaris.app")
 
@@ -106,14 +115,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         realtime_router,
         realtime_api.router,
         health_router,
+        accounts_views.router,
+        dashboard_views.router,
+        devices_views.router,
+        updates_views.router,
+        enrollment_views.router,
+        audit_views.router,
     ):
         app.include_router(router)
+    setup_console(app, state)
     _install_error_handlers(app)
-
-    @app.get("/", include_in_schema=False)
-    async def home() -> RedirectResponse:
-        # The web console's pages take this over; until then the API explorer is the console.
-        return RedirectResponse("/api/docs")
 
     app.add_middleware(
         BodySizeLimitMiddleware,
@@ -133,15 +144,20 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
 
 
 def _install_error_handlers(app: FastAPI) -> None:
-    """Every error answers ``{"error": {"code", "message", "details"?}}``."""
+    """Every API error answers ``{"error": {"code", "message", "details"?}}``; a browser on a
+    console page gets an error page instead (or the login page, when not logged in)."""
 
     @app.exception_handler(DomainError)
-    async def domain_error(_request: Request, error: DomainError) -> JSONResponse:
+    async def domain_error(request: Request, error: DomainError) -> Response:
+        if wants_html(request):
+            return error_page(request, error.status_code, error.message)
         return _error(error.status_code, error.code, error.message, error.details)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, error: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, error: RequestValidationError) -> Response:
         problems = error.errors()
+        if wants_html(request):
+            return error_page(request, 400, "The address has a parameter this page cannot use.")
         if any(p.get("type") == "json_invalid" for p in problems):
             return _error(400, "malformed_json", "the request body is not valid JSON")
         details = [
@@ -154,7 +170,9 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _error(422, "invalid_request", message, details)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> Response:
+        if wants_html(request):
+            return error_page(request, error.status_code, str(error.detail))
         code = {404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}.get(
             error.status_code, "http_error"
         )

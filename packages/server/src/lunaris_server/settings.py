@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
     log_level: str = "INFO"
 
+    agent_downloads_dir: Path | None = None
+    """Where the console finds ``lunaris-agent-*.msi`` to offer; default ``data_dir/downloads``."""
+
     @property
     def resolved_database_url(self) -> str:
         if self.database_url:
@@ -74,3 +77,7 @@ class Settings(BaseSettings):
             path.write_text(new_secret_key(), encoding="ascii")
             path.chmod(0o600)
         return path.read_text(encoding="ascii").strip()
+
+    @property
+    def resolved_agent_downloads_dir(self) -> Path:
+        return self.agent_downloads_dir or self.data_dir / "downloads"

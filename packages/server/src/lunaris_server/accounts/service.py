@@ -191,3 +191,80 @@ class SessionCookies:
 
 def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
+
+
+async def get_user(session: AsyncSession, *, user_id: int) -> User:
+    user = await session.get(User, user_id)
+    if user is None:
+        raise NotFound(f"no user with id {user_id}")
+    return user
+
+
+async def set_role(
+    session: AsyncSession, *, user_id: int, role: str, now: datetime, actor: audit.Actor
+) -> User:
+    user = await get_user(session, user_id=user_id)
+    new_role = _check_role(role)
+    if actor.name == f"user:{user.username}" and new_role is not Role.ADMIN:
+        # An admin demoting themselves could leave nobody able to undo it.
+        raise Conflict("you cannot take the admin role from yourself")
+    if user.role != new_role.value:
+        previous, user.role = user.role, new_role.value
+        await audit.record(
+            session,
+            actor=actor,
+            action="user.set_role",
+            target=f"user:{user.username}",
+            details={"from": previous, "to": new_role.value},
+            now=now,
+        )
+    return user
+
+
+async def set_disabled(
+    session: AsyncSession, *, user_id: int, disabled: bool, now: datetime, actor: audit.Actor
+) -> User:
+    """A disabled user's sessions and API tokens stop working at once."""
+    user = await get_user(session, user_id=user_id)
+    if disabled and actor.name == f"user:{user.username}":
+        raise Conflict("you cannot disable your own account")
+    if user.disabled != disabled:
+        user.disabled = disabled
+        await audit.record(
+            session,
+            actor=actor,
+            action="user.disable" if disabled else "user.enable",
+            target=f"user:{user.username}",
+            now=now,
+        )
+    return user
+
+
+async def list_api_tokens(session: AsyncSession, *, user: User) -> list[ApiToken]:
+    """The user's tokens that still work, newest first."""
+    rows = await session.scalars(
+        select(ApiToken)
+        .where(ApiToken.user_id == user.id, ApiToken.revoked_at.is_(None))
+        .order_by(ApiToken.created_at.desc(), ApiToken.id.desc())
+    )
+    return list(rows)
+
+
+async def revoke_api_token(
+    session: AsyncSession, *, user: User, token_id: int, now: datetime, actor: audit.Actor
+) -> ApiToken:
+    """Revokes one of the user's own tokens; another user's token is "not found"."""
+    token = await session.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"you have no API token with id {token_id}")
+    if token.revoked_at is None:
+        token.revoked_at = now
+        await audit.record(
+            session,
+            actor=actor,
+            action="api_token.revoke",
+            target=f"user:{user.username}",
+            details={"token_id": token.id, "name": token.name},
+            now=now,
+        )
+    return token

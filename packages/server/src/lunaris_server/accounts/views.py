@@ -1,0 +1,273 @@
+"""Console pages for accounts: log in and out, users (admins), the user's own API tokens."""
+
+import secrets
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from starlette.responses import RedirectResponse, Response
+
+from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts.models import Role
+from lunaris_server.audit.service import Actor
+from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.console.web import LOGIN_NONCE_COOKIE
+from lunaris_server.deps import NowDep, SessionDep, StateDep, client_ip, user_actor
+from lunaris_server.errors import DomainError, NotAuthenticated
+from lunaris_server.state import AppState
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site: never ``//evil.example`` or ``https://...``."""
+    if target and target.startswith("/") and not target.startswith(("//", "/\\")):
+        return target
+    return "/"
+
+
+@router.get("/login")
+async def login_page(
+    request: Request,
+    console: ConsoleDep,
+    next_: Annotated[str | None, Query(alias="next", max_length=2048)] = None,
+) -> Response:
+    nonce = request.cookies.get(LOGIN_NONCE_COOKIE) or secrets.token_urlsafe(32)
+    response = console.render(
+        request,
+        "pages/accounts/login.html",
+        {"next": _safe_next(next_), "error": None, "username": ""},
+        csrf_binding=console.csrf_binding(request) or nonce,
+    )
+    # Binds the login form's CSRF token before there is a session (login CSRF).
+    response.set_cookie(
+        LOGIN_NONCE_COOKIE,
+        nonce,
+        max_age=3600,
+        httponly=True,
+        secure=console.state.settings.cookie_secure,
+        samesite="strict",
+        path="/login",
+    )
+    return response
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    form: CheckedForm,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    username = form.get("username", "")[:64]
+    try:
+        user = await accounts.authenticate_password(
+            session,
+            username=username,
+            password=form.get("password", "")[:1024],
+            now=now,
+            actor=Actor(f"user:{username}", client_ip(request)),
+        )
+    except NotAuthenticated as refused:
+        await session.commit()  # keeps the audit entry of the failed login
+        return console.render(
+            request,
+            "pages/accounts/login.html",
+            {"next": _safe_next(form.get("next")), "error": refused.message, "username": username},
+            status_code=401,
+        )
+    await session.commit()
+    response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
+    _set_session_cookie(response, state, state.cookies.issue(user, now=now))
+    response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+async def logout(_form: CheckedForm, state: StateDep) -> Response:
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(
+        accounts.SessionCookies.COOKIE_NAME,
+        httponly=True,
+        secure=state.settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+    return response
+
+
+def _set_session_cookie(response: Response, state: AppState, value: str) -> None:
+    # The same cookie the JSON login sets (accounts.api).
+    response.set_cookie(
+        accounts.SessionCookies.COOKIE_NAME,
+        value,
+        max_age=state.cookies.max_age_s,
+        httponly=True,
+        secure=state.settings.cookie_secure,
+        samesite="lax",
+        path="/",
+    )
+
+
+@router.get("/settings/users")
+async def users_page(
+    request: Request, _admin: ConsoleAdmin, console: ConsoleDep, session: SessionDep
+) -> Response:
+    return await _render_users(request, console, session)
+
+
+async def _render_users(
+    request: Request,
+    console: ConsoleDep,
+    session: SessionDep,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return console.render(
+        request,
+        "pages/accounts/users.html",
+        {
+            "tab": "users",
+            "users": await accounts.list_users(session),
+            "roles": list(Role),
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@router.post("/settings/users")
+async def add_user(
+    request: Request,
+    form: CheckedForm,
+    admin: ConsoleAdmin,
+    console: ConsoleDep,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    try:
+        await accounts.add_user(
+            session,
+            username=form.get("username", "").strip(),
+            password=form.get("password", ""),
+            role=form.get("role", Role.VIEWER.value),
+            now=now,
+            actor=user_actor(request, admin),
+        )
+    except DomainError as refused:
+        # A refused insert leaves the transaction unusable: start afresh to list the users.
+        await session.rollback()
+        await session.refresh(admin)
+        return await _render_users(
+            request, console, session, error=refused.message, status_code=refused.status_code
+        )
+    await session.commit()
+    return RedirectResponse("/settings/users", status_code=303)
+
+
+@router.post("/settings/users/{user_id}/role")
+async def change_role(
+    user_id: int,
+    request: Request,
+    form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    await accounts.set_role(
+        session,
+        user_id=user_id,
+        role=form.get("role", ""),
+        now=now,
+        actor=user_actor(request, admin),
+    )
+    await session.commit()
+    return RedirectResponse("/settings/users", status_code=303)
+
+
+@router.post("/settings/users/{user_id}/disable")
+async def disable_user(
+    user_id: int,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    actor = user_actor(request, admin)
+    await accounts.set_disabled(session, user_id=user_id, disabled=True, now=now, actor=actor)
+    await session.commit()
+    return RedirectResponse("/settings/users", status_code=303)
+
+
+@router.post("/settings/users/{user_id}/enable")
+async def enable_user(
+    user_id: int,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    actor = user_actor(request, admin)
+    await accounts.set_disabled(session, user_id=user_id, disabled=False, now=now, actor=actor)
+    await session.commit()
+    return RedirectResponse("/settings/users", status_code=303)
+
+
+@router.get("/settings/tokens")
+async def tokens_page(
+    request: Request, user: ConsoleUser, console: ConsoleDep, session: SessionDep
+) -> Response:
+    return console.render(
+        request,
+        "pages/accounts/tokens.html",
+        {"tab": "tokens", "tokens": await accounts.list_api_tokens(session, user=user)},
+    )
+
+
+@router.post("/settings/tokens")
+async def create_token(
+    request: Request,
+    form: CheckedForm,
+    user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    created = await accounts.add_api_token(
+        session,
+        user=user,
+        name=form.get("name", ""),
+        now=now,
+        actor=user_actor(request, user),
+    )
+    await session.commit()
+    # Shown once, on this answer only: it is stored hashed.
+    return console.render(
+        request,
+        "pages/accounts/tokens.html",
+        {
+            "tab": "tokens",
+            "tokens": await accounts.list_api_tokens(session, user=user),
+            "created": created,
+        },
+    )
+
+
+@router.post("/settings/tokens/{token_id}/revoke")
+async def revoke_token(
+    token_id: int,
+    request: Request,
+    _form: CheckedForm,
+    user: ConsoleUser,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    await accounts.revoke_api_token(
+        session, user=user, token_id=token_id, now=now, actor=user_actor(request, user)
+    )
+    await session.commit()
+    return RedirectResponse("/settings/tokens", status_code=303)

@@ -1,0 +1,74 @@
+"""The dashboard: the fleet at a glance, and its fragments for live refreshes."""
+
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.dashboard import service as dashboard
+from lunaris_server.dashboard.charts import dashboard_charts
+from lunaris_server.deps import NowDep, SessionDep, StateDep
+from lunaris_server.devices import service as devices
+from lunaris_server.devices.service import DeviceQuery, DeviceSort
+from lunaris_server.devices.views import device_view
+from lunaris_server.updates import service as updates
+from lunaris_server.updates.service import FleetQuery
+
+router = APIRouter(include_in_schema=False)
+
+TOP_PACKAGES = 10
+RECENT_DEVICES = 8
+
+DashboardFragment = Literal["stats", "charts", "recent"]
+
+
+async def _context(
+    fragment: DashboardFragment | None, session: SessionDep, state: StateDep, now: NowDep
+) -> dict[str, object]:
+    """What the whole page (``None``) or one of its fragments shows; each is queried only
+    when shown."""
+    context: dict[str, object] = {}
+    if fragment in (None, "stats", "charts"):
+        stats = await dashboard.fleet_stats(session, liveness=state.liveness, now=now)
+        context["stats"] = stats
+    if fragment in (None, "charts"):
+        top_packages, _ = await updates.fleet_updates(session, query=FleetQuery(limit=TOP_PACKAGES))
+        activity = await dashboard.daily_activity(session, now=now)
+        context["charts"] = dashboard_charts(stats, top_packages, activity)
+    if fragment in (None, "recent"):
+        recent, _ = await devices.list_devices(
+            session,
+            query=DeviceQuery(sort=DeviceSort.LAST_SEEN, descending=True, limit=RECENT_DEVICES),
+            liveness=state.liveness,
+            now=now,
+        )
+        context["recent"] = [device_view(d, state, now) for d in recent]
+    return context
+
+
+@router.get("/")
+async def dashboard_page(
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    context = await _context(None, session, state, now)
+    return console.render(request, "pages/dashboard/index.html", context)
+
+
+@router.get("/dashboard/{fragment}")
+async def dashboard_fragment(
+    fragment: DashboardFragment,
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    context = await _context(fragment, session, state, now)
+    return console.render(request, f"partials/dashboard/{fragment}.html", context)

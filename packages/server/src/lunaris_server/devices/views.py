@@ -1,0 +1,161 @@
+"""Console pages for devices: the fleet list (search, filters, sort, pages, CSV) and one
+device's overview, updates and history. Fragments are served for htmx and live refreshes."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from lunaris_protocol import DeviceStatus
+from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.console.htmx import wants_fragment
+from lunaris_server.console.paging import PER_PAGE, Pager
+from lunaris_server.deps import NowDep, SessionDep, StateDep
+from lunaris_server.devices import export
+from lunaris_server.devices import service as devices
+from lunaris_server.devices.models import Device
+from lunaris_server.devices.service import DeviceQuery
+from lunaris_server.errors import NotFound
+from lunaris_server.state import AppState
+from lunaris_server.updates import service as updates
+
+router = APIRouter(include_in_schema=False)
+
+YesNo = Literal["yes", "no", ""]
+HISTORY_SHOWN = 50
+FILTERS = ("q", "status", "has_updates", "scan_error")
+
+
+def device_query(
+    q: Annotated[str, Query(max_length=256)] = "",
+    status: Annotated[Literal["online", "offline", ""], Query()] = "",
+    has_updates: YesNo = "",
+    scan_error: YesNo = "",
+    sort: Annotated[str, Query(max_length=32)] = "hostname",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> DeviceQuery:
+    """The list's state, as the URL holds it."""
+    sort_by, descending = DeviceQuery.parse_sort(sort)
+    return DeviceQuery(
+        search=q.strip() or None,
+        status=DeviceStatus(status) if status else None,
+        has_updates={"yes": True, "no": False}.get(has_updates),
+        has_scan_error={"yes": True, "no": False}.get(scan_error),
+        sort=sort_by,
+        descending=descending,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+    )
+
+
+DeviceQueryDep = Annotated[DeviceQuery, Depends(device_query)]
+
+
+def device_view(device: Device, state: AppState, now: datetime) -> dict[str, object]:
+    """A device with what the templates show beside its columns."""
+    return {
+        "device": device,
+        "status": state.liveness.status(device, now).value,
+        "connected": state.realtime.agents.location(device.id) is not None,
+    }
+
+
+@router.get("/devices")
+async def devices_page(
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+    query: DeviceQueryDep,
+) -> Response:
+    rows, total = await devices.list_devices(session, query=query, liveness=state.liveness, now=now)
+    context = {
+        "rows": [device_view(d, state, now) for d in rows],
+        "pager": Pager(query.offset // PER_PAGE + 1, PER_PAGE, total),
+        "filters": request.query_params,
+        "sort": ("-" if query.descending else "") + query.sort.value,
+        "filtered": any(request.query_params.get(k) for k in FILTERS),
+    }
+    fragment = wants_fragment(request)
+    template = "partials/devices/table.html" if fragment else "pages/devices/list.html"
+    return console.render(request, template, context)
+
+
+@router.get("/devices.csv")
+async def devices_csv(
+    _user: ConsoleUser,
+    state: StateDep,
+    now: NowDep,
+    session: SessionDep,
+    query: DeviceQueryDep,
+) -> Response:
+    body = await export.devices_csv(session, query=query, liveness=state.liveness, now=now)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="lunaris-devices.csv"'},
+    )
+
+
+async def _device(session: SessionDep, device_id: str) -> Device:
+    try:
+        canonical = str(UUID(device_id))
+    except ValueError:
+        raise NotFound(f"no device with id {device_id}") from None
+    return await devices.get_device(session, device_id=canonical)
+
+
+async def _detail_context(
+    session: SessionDep, state: AppState, now: datetime, device: Device
+) -> dict[str, object]:
+    events, events_total = await updates.device_events(
+        session, device_id=device.id, limit=HISTORY_SHOWN, offset=0
+    )
+    return {
+        **device_view(device, state, now),
+        "updates": await updates.device_updates(session, device_id=device.id),
+        "events": events,
+        "events_total": events_total,
+    }
+
+
+@router.get("/devices/{device_id}")
+async def device_page(
+    device_id: str,
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    device = await _device(session, device_id)
+    context = await _detail_context(session, state, now, device)
+    return console.render(request, "pages/devices/detail.html", context)
+
+
+DeviceFragment = Literal["row", "overview", "updates", "history"]
+
+
+@router.get("/devices/{device_id}/fragments/{fragment}")
+async def device_fragment(
+    device_id: str,
+    fragment: DeviceFragment,
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """One piece of a device's pages, for the live refresh after an event about it."""
+    device = await _device(session, device_id)
+    if fragment == "row":
+        context = device_view(device, state, now)
+    else:
+        context = await _detail_context(session, state, now, device)
+    return console.render(request, f"partials/devices/{fragment}.html", context)

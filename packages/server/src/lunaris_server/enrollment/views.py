@@ -1,0 +1,121 @@
+"""Console pages for enrolling PCs: the agent download, the install command line, and the
+enrollment secrets installers are given."""
+
+from datetime import timedelta
+
+from fastapi import APIRouter, Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.enrollment import installer
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.enrollment.service import CreatedSecret
+from lunaris_server.errors import DomainError, InvalidInput, NotFound
+
+router = APIRouter(include_in_schema=False)
+
+
+def api_base_url(request: Request) -> str:
+    """What an installer is given: this server's address, as the browser reached it."""
+    return f"{str(request.base_url).rstrip('/')}/api"
+
+
+async def _render(
+    request: Request,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    *,
+    created: CreatedSecret | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    user = request.state.console_user
+    return console.render(
+        request,
+        "pages/enrollment/settings.html",
+        {
+            "tab": "agents",
+            "api_url": api_base_url(request),
+            "installer": installer.latest_installer(state.settings.resolved_agent_downloads_dir),
+            "secrets": await enrollment.list_secrets(session) if user.is_admin else [],
+            "created": created,
+            "error": error,
+        },
+        status_code=status_code,
+    )
+
+
+@router.get("/settings")
+async def settings_page(
+    request: Request, _user: ConsoleUser, console: ConsoleDep, session: SessionDep, state: StateDep
+) -> Response:
+    return await _render(request, console, session, state)
+
+
+def _optional_positive_int(form: dict[str, str], field: str, label: str) -> int | None:
+    text = form.get(field, "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or not 1 <= int(text) <= 10_000_000:
+        raise InvalidInput(f"{label} must be a whole number of at least 1")
+    return int(text)
+
+
+@router.post("/settings/enrollment-secrets")
+async def create_secret(
+    request: Request,
+    form: CheckedForm,
+    admin: ConsoleAdmin,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    try:
+        expires_in_days = _optional_positive_int(form, "expires_in_days", "Expires in (days)")
+        created = await enrollment.create_secret(
+            session,
+            name=form.get("name", ""),
+            expires_in=timedelta(days=expires_in_days) if expires_in_days else None,
+            max_uses=_optional_positive_int(form, "max_uses", "Max uses"),
+            now=now,
+            actor=user_actor(request, admin),
+        )
+    except DomainError as refused:
+        return await _render(
+            request,
+            console,
+            session,
+            state,
+            error=refused.message,
+            status_code=refused.status_code,
+        )
+    await session.commit()
+    # The plaintext is on this answer only: it is stored hashed.
+    return await _render(request, console, session, state, created=created)
+
+
+@router.post("/settings/enrollment-secrets/{secret_id}/revoke")
+async def revoke_secret(
+    secret_id: int,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    now: NowDep,
+) -> Response:
+    await enrollment.revoke_secret(
+        session, secret_id=secret_id, now=now, actor=user_actor(request, admin)
+    )
+    await session.commit()
+    return RedirectResponse("/settings", status_code=303)
+
+
+@router.get("/downloads/{name}")
+async def download_installer(name: str, _user: ConsoleUser, state: StateDep) -> FileResponse:
+    path = installer.installer_path(state.settings.resolved_agent_downloads_dir, name)
+    if path is None:
+        raise NotFound(f"no installer named {name}")
+    return FileResponse(path, media_type="application/x-msi", filename=name)

@@ -1,0 +1,103 @@
+"""Console pages for updates: the fleet-wide table (and its CSV), and the devices waiting
+for one package."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.console.htmx import wants_fragment
+from lunaris_server.console.paging import PER_PAGE, Pager
+from lunaris_server.deps import NowDep, SessionDep, StateDep
+from lunaris_server.devices.views import device_view
+from lunaris_server.updates import fleet_devices
+from lunaris_server.updates import service as updates
+from lunaris_server.updates.service import FleetQuery
+
+router = APIRouter(include_in_schema=False)
+
+
+def fleet_query(
+    q: Annotated[str, Query(max_length=256)] = "",
+    source: Annotated[str, Query(max_length=64)] = "",
+    sort: Annotated[str, Query(max_length=32)] = "-devices",
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> FleetQuery:
+    """The table's state, as the URL holds it."""
+    sort_by, descending = FleetQuery.parse_sort(sort)
+    return FleetQuery(
+        search=q.strip() or None,
+        source=source or None,
+        sort=sort_by,
+        descending=descending,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+    )
+
+
+FleetQueryDep = Annotated[FleetQuery, Depends(fleet_query)]
+
+
+@router.get("/updates")
+async def updates_page(
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    query: FleetQueryDep,
+) -> Response:
+    rows, total = await updates.fleet_updates(session, query=query)
+    context = {
+        "rows": rows,
+        "pager": Pager(query.offset // PER_PAGE + 1, PER_PAGE, total),
+        "filters": request.query_params,
+        "sort": ("-" if query.descending else "") + query.sort.value,
+        "filtered": bool(query.search or query.source),
+    }
+    fragment = wants_fragment(request)
+    template = "partials/updates/table.html" if fragment else "pages/updates/list.html"
+    return console.render(request, template, context)
+
+
+@router.get("/updates.csv")
+async def updates_csv(_user: ConsoleUser, session: SessionDep, query: FleetQueryDep) -> Response:
+    body = await fleet_devices.fleet_updates_csv(session, query=query)
+    return Response(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="lunaris-updates.csv"'},
+    )
+
+
+@router.get("/updates/devices")
+async def package_devices_page(
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+    package: Annotated[str, Query(min_length=1, max_length=256)],
+    source: Annotated[str | None, Query(max_length=64)] = None,
+    page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+) -> Response:
+    rows, total = await fleet_devices.devices_waiting_for(
+        session,
+        package_identifier=package,
+        source=source,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+    )
+    context = {
+        "package": package,
+        "source": source,
+        "rows": [{**device_view(device, state, now), "waiting": row} for device, row in rows],
+        "pager": Pager(page, PER_PAGE, total),
+    }
+    template = (
+        "partials/updates/package_devices.html"
+        if wants_fragment(request)
+        else "pages/updates/package_devices.html"
+    )
+    return console.render(request, template, context)
