@@ -84,3 +84,23 @@ async def test_size_is_bounded_and_a_lost_bus_clears_everything():
     assert cache.get("h4") is not None
     await cache.on_bus_message({"topic": "bus.reconnected"})
     assert len(cache) == 0
+
+
+async def test_this_process_evicts_its_own_announcements_at_once():
+    from lunaris_protocol import DeviceStatusData, DeviceStatusUpdate
+
+    cache, ticks = make()
+    device_id = "0b5c9d1e-3f2a-4c6b-9e8d-7a6b5c4d3e2f"
+    cache.remember("h1", Row(id=device_id), read_at=ticks.now)  # type: ignore[arg-type]
+    event = DeviceStatusUpdate(
+        data=DeviceStatusData(
+            device_id=device_id,  # type: ignore[arg-type]
+            hostname="PC-1",
+            status="online",  # type: ignore[arg-type]
+            last_seen_at=None,
+            os_version="",
+            agent_version="",
+        )
+    )
+    cache.on_local_event(event)
+    assert cache.get("h1") is None

@@ -68,6 +68,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         clock=clock,
     )
     state.realtime.bus.subscribe(state.device_cache.on_bus_message)
+    state.realtime.on_local_event(state.device_cache.on_local_event)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -5,13 +5,16 @@ saves a database round trip per heartbeat. The cache never decides anything on i
 anything that changes a device's token or status announces a ``DEVICE_STATUS_UPDATE``,
 and every process evicts that device when the announcement passes on the bus. A lost bus
 connection clears the cache; entries also expire after ``ttl_s``, which bounds how long a
-missed announcement could leave an entry stale.
+missed announcement could leave an entry stale. The process that makes a change evicts at
+once; another process may still honour a replaced token until the announcement reaches it
+over the bus (milliseconds).
 """
 
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from lunaris_protocol import ConsoleEvent, DeviceStatusUpdate
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime.bus import Message
 
@@ -83,15 +86,24 @@ class DeviceCache:
         self._by_token.clear()
         self._token_of.clear()
 
+    def on_local_event(self, event: ConsoleEvent) -> None:
+        """This process announced ``event``: evict before the request answers, not when the
+        bus brings the announcement back (PostgreSQL delivers it a few milliseconds later)."""
+        if isinstance(event, DeviceStatusUpdate):
+            self._evict(str(event.data.device_id))
+
     async def on_bus_message(self, message: Message) -> None:
+        """Another process (or this one) announced something."""
         topic = message.get("topic")
         if topic == "console" and message["event"]["type"] == "DEVICE_STATUS_UPDATE":
-            device_id = message["event"]["data"]["device_id"]
-            self._evicted_at[device_id] = self._clock()
-            self.forget(device_id)
-            self._prune_evictions()
+            self._evict(message["event"]["data"]["device_id"])
         elif topic == "bus.reconnected":
             self.clear()
+
+    def _evict(self, device_id: str) -> None:
+        self._evicted_at[device_id] = self._clock()
+        self.forget(device_id)
+        self._prune_evictions()
 
     def _drop(self, token_hash: str) -> None:
         known = self._by_token.pop(token_hash, None)

@@ -1,5 +1,7 @@
 """The realtime layer of one server process: its bus, console hub and agent hub."""
 
+from collections.abc import Callable
+
 import orjson
 import structlog
 
@@ -16,6 +18,7 @@ class Realtime:
         self.bus = bus
         self.console = ConsoleHub(queue_size=console_queue_size)
         self.agents = AgentHub(bus)
+        self._local_listeners: list[Callable[[ConsoleEvent], None]] = []
         bus.subscribe(self._on_message)
 
     async def start(self) -> None:
@@ -29,7 +32,13 @@ class Realtime:
     async def stop(self) -> None:
         await self.bus.stop()
 
+    def on_local_event(self, listener: Callable[[ConsoleEvent], None]) -> None:
+        """``listener`` sees each event this process announces, before it is published."""
+        self._local_listeners.append(listener)
+
     async def publish_console(self, event: ConsoleEvent) -> None:
+        for listener in self._local_listeners:
+            listener(event)
         await self.bus.publish({"topic": "console", "event": event.model_dump(mode="json")})
 
     async def _on_message(self, message: Message) -> None:
