@@ -22,6 +22,7 @@ from lunaris_server.deps import (
 )
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
+from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
 router = APIRouter(prefix="/api/agent", tags=["agent"])
@@ -42,21 +43,21 @@ async def register(
 
 @router.post("/heartbeat")
 async def heartbeat(
-    request: Request,
-    session: SessionDep,
-    state: StateDep,
-    now: NowDep,
-    body: Annotated[HeartbeatRequest | None, Body()] = None,
+    request: Request, body: Annotated[HeartbeatRequest | None, Body()] = None
 ) -> HeartbeatResponse:
-    await devices.heartbeat(
-        session,
-        device_token=device_token(request),
-        request=body or HeartbeatRequest(),
-        now=now,
-        last_seen=state.last_seen,
-        cache=state.device_cache,
-    )
-    await outbox.commit(session, state.realtime)
+    # Every agent calls this every minute, so it resolves its own state, clock and session
+    # instead of through dependencies: they cost more than the work of a plain heartbeat.
+    state: AppState = request.app.state.lunaris
+    async with state.database.session() as session:
+        await devices.heartbeat(
+            session,
+            device_token=device_token(request),
+            request=body or HeartbeatRequest(),
+            now=state.clock(),
+            last_seen=state.last_seen,
+            cache=state.device_cache,
+        )
+        await outbox.commit(session, state.realtime)
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,

@@ -30,7 +30,8 @@ def pending(session: AsyncSession) -> list[ConsoleEvent]:
 
 
 async def commit(session: AsyncSession, realtime: "Realtime") -> None:
-    await session.commit()
+    if session.in_transaction():  # a request that never touched the database has nothing to end
+        await session.commit()
     events: list[ConsoleEvent] = session.info.pop(_OUTBOX, [])
     for event in events:
         try:
