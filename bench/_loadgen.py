@@ -115,3 +115,23 @@ async def open_loop(
     while not pool.empty():
         pool.get_nowait().writer.close()
     return result
+
+
+async def closed_loop(host: str, port: int, *, request: bytes, count: int) -> LoadResult:
+    """Sends ``request`` ``count`` times, one after another on one connection: each latency
+    is the server's whole answer time, with nothing queued in front of it."""
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = _Connection(reader, writer)
+    result = LoadResult()
+    started = time.time()
+    try:
+        for index in range(count):
+            sent = time.perf_counter()
+            status = await connection.exchange(request)
+            result.latencies.append((index, (time.perf_counter() - sent) * 1000))
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+    result.sent = count
+    result.elapsed_s = time.time() - started
+    return result
