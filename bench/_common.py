@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 from sqlalchemy import insert, make_url
 
-from lunaris_server.db.engine import Database
+from lunaris_server.db.engine import Database, asyncpg_dsn
 from lunaris_server.db.migrate import upgrade_to_head
 from lunaris_server.devices.models import Device
 from lunaris_server.security import TokenKind, new_token, token_hash
@@ -44,10 +44,6 @@ def free_port() -> int:
         return port
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 @dataclass
 class BenchDatabase:
     """A fresh, migrated database that is dropped (or deleted) afterwards."""
@@ -64,7 +60,7 @@ class BenchDatabase:
         else:
             admin = os.environ.get("LUNARIS_BENCH_POSTGRES_URL", DEFAULT_POSTGRES)
             name = f"lunaris_bench_{uuid.uuid4().hex[:10]}"
-            connection = await asyncpg.connect(_asyncpg_dsn(admin))
+            connection = await asyncpg.connect(asyncpg_dsn(admin))
             try:
                 await connection.execute(f'CREATE DATABASE "{name}"')
             finally:
@@ -77,7 +73,7 @@ class BenchDatabase:
     async def drop(self) -> None:
         if self.admin_url is None:
             return
-        connection = await asyncpg.connect(_asyncpg_dsn(self.admin_url))
+        connection = await asyncpg.connect(asyncpg_dsn(self.admin_url))
         try:
             name = make_url(self.url).database
             await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,6 +1,7 @@
 """Shared fixtures: a clean database per test (SQLite, or PostgreSQL when
 ``LUNARIS_TEST_DATABASE_URL`` is set), the app in-process, and the real server as a process."""
 
+import asyncio
 import os
 import shutil
 import uuid
@@ -16,6 +17,7 @@ from sqlalchemy import make_url, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from lunaris_server.app import create_app
+from lunaris_server.db.engine import asyncpg_dsn
 from lunaris_server.db.migrate import upgrade_to_head
 from lunaris_server.db.models import Base
 from lunaris_server.settings import Settings
@@ -24,14 +26,10 @@ from tests.support import FakeClock, LiveServer, start_live_server
 POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
 async def create_postgres_database(admin_url: str) -> str:
     """A new, empty database beside the one in ``admin_url``; returns its SQLAlchemy URL."""
     name = f"lunaris_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
@@ -41,7 +39,7 @@ async def create_postgres_database(admin_url: str) -> str:
 
 async def drop_postgres_database(admin_url: str, url: str) -> None:
     name = make_url(url).database
-    connection = await asyncpg.connect(_asyncpg_dsn(admin_url))
+    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
     try:
         await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -69,13 +67,13 @@ async def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncI
     """Migrated once per run: a PostgreSQL database, or an SQLite file copied per test."""
     if POSTGRES_URL:
         url = await create_postgres_database(POSTGRES_URL)
-        await _to_thread(upgrade_to_head, url)
+        await asyncio.to_thread(upgrade_to_head, url)
         yield url
         await drop_postgres_database(POSTGRES_URL, url)
     else:
         path = tmp_path_factory.mktemp("template") / "lunaris.db"
         url = f"sqlite+aiosqlite:///{path}"
-        await _to_thread(upgrade_to_head, url)
+        await asyncio.to_thread(upgrade_to_head, url)
         yield url
 
 
@@ -167,9 +165,3 @@ def live_server_for(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], LiveS
     yield start
     for server in started:
         server.stop()
-
-
-async def _to_thread(function: object, *args: object) -> None:
-    import asyncio
-
-    await asyncio.to_thread(function, *args)  # type: ignore[arg-type]

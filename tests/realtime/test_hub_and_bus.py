@@ -127,7 +127,7 @@ async def test_postgres_bus_fans_out_between_processes_in_order(database_url):
 async def test_postgres_bus_reconnects_after_its_connection_is_killed(database_url):
     import asyncpg
 
-    from tests.conftest import _asyncpg_dsn
+    from lunaris_server.db.engine import asyncpg_dsn
 
     channel = f"lunaris_test_r_{os.getpid()}"
     bus = PostgresBus(database_url, channel=channel)
@@ -139,7 +139,7 @@ async def test_postgres_bus_reconnects_after_its_connection_is_killed(database_u
     bus.subscribe(on_message)
     await bus.start()
     try:
-        admin = await asyncpg.connect(_asyncpg_dsn(database_url))
+        admin = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
             # What a PostgreSQL restart does to every connection.
             await admin.execute(

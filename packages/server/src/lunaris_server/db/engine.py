@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from sqlalchemy import event, text
+from sqlalchemy import event, make_url, text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +15,11 @@ from sqlalchemy.ext.asyncio import (
 
 def is_sqlite_url(url: str) -> bool:
     return url.startswith("sqlite")
+
+
+def asyncpg_dsn(url: str) -> str:
+    """A ``postgresql+asyncpg://`` URL as plain asyncpg takes it (for LISTEN/NOTIFY, admin)."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -18,7 +18,8 @@ from typing import Any, Protocol
 import asyncpg
 import orjson
 import structlog
-from sqlalchemy import make_url
+
+from lunaris_server.db.engine import asyncpg_dsn
 
 log = structlog.get_logger("lunaris.bus")
 
@@ -104,11 +105,7 @@ class PostgresBus:
 
     def __init__(self, database_url: str, *, channel: str = CHANNEL) -> None:
         self.process_id = uuid.uuid4().hex[:12]
-        self._dsn = (
-            make_url(database_url)
-            .set(drivername="postgresql")
-            .render_as_string(hide_password=False)
-        )
+        self._dsn = asyncpg_dsn(database_url)
         self._channel = channel
         self._subscribers = _Subscribers()
         self._listener: asyncpg.Connection | None = None

@@ -24,11 +24,6 @@ def announce(session: AsyncSession, event: ConsoleEvent) -> None:
     session.info.setdefault(_OUTBOX, []).append(event)
 
 
-def pending(session: AsyncSession) -> list[ConsoleEvent]:
-    events: list[ConsoleEvent] = session.info.get(_OUTBOX, [])
-    return events
-
-
 async def commit(session: AsyncSession, realtime: "Realtime") -> None:
     if session.in_transaction():  # a request that never touched the database has nothing to end
         await session.commit()
