@@ -1,11 +1,15 @@
 """Liveness and readiness probes for load balancers and orchestrators."""
 
+import asyncio
+
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
 from lunaris_server.deps import StateDep
 
 router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_S = 5.0
 
 
 @router.get("/healthz")
@@ -18,7 +22,8 @@ async def healthz() -> dict[str, str]:
 async def readyz(state: StateDep) -> dict[str, str] | JSONResponse:
     """The process can serve: its database answers."""
     try:
-        await state.database.ping()
+        # A probe must answer within its caller's timeout, not the pool's 60 s.
+        await asyncio.wait_for(state.database.ping(), READY_TIMEOUT_S)
     except Exception as error:
         return JSONResponse(
             {"status": "unavailable", "database": type(error).__name__}, status_code=503
