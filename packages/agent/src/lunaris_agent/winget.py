@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final, Literal
@@ -108,6 +108,11 @@ def _fold(text: str) -> str:
     return " ".join(text.casefold().split()).rstrip(" .:;!。：")
 
 
+def fold_message(text: str) -> str:
+    """A message as the tables compare it: case, spacing and closing punctuation ignored."""
+    return _fold(text)
+
+
 _AVAILABLE_LABELS: Final = frozenset(
     _fold(label)
     for label in (
@@ -141,60 +146,66 @@ _SOURCE_LABELS: Final = frozenset(
 _MULTIWORD_LABELS: Final = frozenset({_fold("장치 ID"), _fold("사용 가능")})
 _MAX_LABEL_WORDS: Final = 3
 
-_NOTHING_MESSAGES: Final = frozenset(
-    _fold(message)
-    for message in (
-        # en-US, current and older wordings
-        "No installed package found matching input criteria.",
-        "No applicable upgrade found.",
-        "No available upgrade found.",
-        "No applicable update found.",
-        "No newer package versions are available from the configured sources.",
-        "A newer package version is available in a configured source, but it does not apply to "
-        "your system or requirements.",
-        # de-DE
-        "Es wurde kein installiertes Paket gefunden, das den Eingabekriterien entspricht.",
-        "Es wurde kein anwendbares Upgrade gefunden.",
-        "Kein verfügbares Upgrade gefunden.",
-        "Es wurden keine anwendbaren Aktualisierungen gefunden.",
-        # es-ES
-        "No se encontró ningún paquete que coincida con los criterios de entrada.",
-        "No se ha encontrado ninguna actualización aplicable.",
-        "No se ha encontrado ninguna actualización disponible.",
-        # fr-FR
-        "Aucun package installé ne correspond aux critères saisis.",
-        "Aucune mise à niveau applicable trouvée.",
-        "Mise à niveau disponible introuvable.",
-        # it-IT
-        "Non è stato trovato alcun pacchetto installato corrispondente ai criteri di input.",
-        "Non è stato trovato alcun aggiornamento applicabile.",
-        "Non sono stati trovati aggiornamenti disponibili.",
-        # ja-JP
-        "入力条件に一致するインストール済みのパッケージが見つかりませんでした。",
-        "適用可能なアップグレードは見つかりませんでした。",
-        "利用可能なアップグレードが見つかりませんでした。",
-        # ko-KR
-        "입력 조건과 일치하는 설치된 패키지를 찾을 수 없습니다.",
-        "적용 가능한 업그레이드를 찾을 수 없습니다.",
-        "사용 가능한 업그레이드를 찾을 수 없습니다.",
-        # pt-BR
-        "Nenhum pacote instalado foi encontrado que corresponda aos critérios de entrada.",
-        "Nenhuma atualização aplicável foi encontrada.",
-        "Nenhuma atualização disponível foi encontrada.",
-        # ru-RU
-        "Не найдены установленные пакеты, соответствующие введенным условиям.",
-        "Применимые обновления не найдены.",
-        "Доступные обновления не найдены.",
-        # zh-CN
-        "找不到与输入条件匹配的已安装程序包。",
-        "找不到适用的升级。",
-        "找不到可用的升级。",
-        # zh-TW
-        "未找到符合輸入條件的已安裝套件。",
-        "找不到適用的升級。",
-        "找不到可用的升級。",
-    )
+# "Nothing matched": `winget upgrade` lists no upgradable package, or `upgrade --id` finds no
+# installed package with that id (terminated with APPINSTALLER_CLI_ERROR_NO_APPLICATIONS_FOUND).
+NO_INSTALLED_PACKAGE_MESSAGES: Final = (
+    "No installed package found matching input criteria.",
+    "Es wurde kein installiertes Paket gefunden, das den Eingabekriterien entspricht.",
+    "No se encontró ningún paquete que coincida con los criterios de entrada.",
+    "Aucun package installé ne correspond aux critères saisis.",
+    "Non è stato trovato alcun pacchetto installato corrispondente ai criteri di input.",
+    "入力条件に一致するインストール済みのパッケージが見つかりませんでした。",
+    "입력 조건과 일치하는 설치된 패키지를 찾을 수 없습니다.",
+    "Nenhum pacote instalado foi encontrado que corresponda aos critérios de entrada.",
+    "Не найдены установленные пакеты, соответствующие введенным условиям.",
+    "找不到与输入条件匹配的已安装程序包。",
+    "未找到符合輸入條件的已安裝套件。",
 )
+# "Nothing to apply": the package is installed but no newer (or no applicable) version exists
+# (terminated with APPINSTALLER_CLI_ERROR_UPDATE_NOT_APPLICABLE), with the reasons en-US adds.
+NO_APPLICABLE_UPGRADE_MESSAGES: Final = (
+    # en-US, current and older wordings
+    "No applicable upgrade found.",
+    "No available upgrade found.",
+    "No applicable update found.",
+    "No newer package versions are available from the configured sources.",
+    "A newer package version is available in a configured source, but it does not apply to "
+    "your system or requirements.",
+    # de-DE
+    "Es wurde kein anwendbares Upgrade gefunden.",
+    "Kein verfügbares Upgrade gefunden.",
+    "Es wurden keine anwendbaren Aktualisierungen gefunden.",
+    # es-ES
+    "No se ha encontrado ninguna actualización aplicable.",
+    "No se ha encontrado ninguna actualización disponible.",
+    # fr-FR
+    "Aucune mise à niveau applicable trouvée.",
+    "Mise à niveau disponible introuvable.",
+    # it-IT
+    "Non è stato trovato alcun aggiornamento applicabile.",
+    "Non sono stati trovati aggiornamenti disponibili.",
+    # ja-JP
+    "適用可能なアップグレードは見つかりませんでした。",
+    "利用可能なアップグレードが見つかりませんでした。",
+    # ko-KR
+    "적용 가능한 업그레이드를 찾을 수 없습니다.",
+    "사용 가능한 업그레이드를 찾을 수 없습니다.",
+    # pt-BR
+    "Nenhuma atualização aplicável foi encontrada.",
+    "Nenhuma atualização disponível foi encontrada.",
+    # ru-RU
+    "Применимые обновления не найдены.",
+    "Доступные обновления не найдены.",
+    # zh-CN
+    "找不到适用的升级。",
+    "找不到可用的升级。",
+    # zh-TW
+    "找不到適用的升級。",
+    "找不到可用的升級。",
+)
+_NO_INSTALLED_PACKAGE: Final = frozenset(map(_fold, NO_INSTALLED_PACKAGE_MESSAGES))
+_NO_APPLICABLE_UPGRADE: Final = frozenset(map(_fold, NO_APPLICABLE_UPGRADE_MESSAGES))
+_NOTHING_MESSAGES: Final = _NO_INSTALLED_PACKAGE | _NO_APPLICABLE_UPGRADE
 
 _EXPLICIT_TITLES: Final = frozenset(
     _fold(title)
@@ -453,6 +464,16 @@ def is_nothing_to_upgrade(line: str) -> bool:
         or any(flag in line for flag in _TRAILER_FLAGS)
         or upgrade_count(line) == 0
     )
+
+
+def is_no_installed_package_message(line: str) -> bool:
+    """``No installed package found matching input criteria.`` (localised)."""
+    return _fold(line) in _NO_INSTALLED_PACKAGE
+
+
+def is_no_applicable_upgrade_message(line: str) -> bool:
+    """``No applicable upgrade found.``, ``No available upgrade found.`` and their reasons."""
+    return _fold(line) in _NO_APPLICABLE_UPGRADE
 
 
 def _is_fatal_line(line: str) -> bool:
@@ -866,3 +887,243 @@ def _check_count(
     first_table = [row for row in updates if not row.explicit_targeting]
     if counts[0] not in (len(updates), len(first_table)):
         raise _UnparseableError  # rows were lost (a cut paste, a redacted row): do not guess
+
+
+# --------------------------------------------------------------------------------------------
+# winget's result codes
+# --------------------------------------------------------------------------------------------
+
+# winget's process exit code is an HRESULT. Symbols and texts from winget-cli's
+# src/AppInstallerSharedLib/Public/AppInstallerErrors.h and
+# doc/windows/package-manager/winget/returnCodes.md (generated by `winget error`); the
+# 0x8A1501xx texts are also the messages winget prints when it maps an installer's exit code.
+WINGET_HRESULTS: Final[Mapping[int, tuple[str, str]]] = {
+    0x8A150001: ("APPINSTALLER_CLI_ERROR_INTERNAL_ERROR", "Internal Error"),
+    0x8A150002: (
+        "APPINSTALLER_CLI_ERROR_INVALID_CL_ARGUMENTS",
+        "Invalid command line arguments (winget before v1.4 rejects --disable-interactivity)",
+    ),
+    0x8A150003: ("APPINSTALLER_CLI_ERROR_COMMAND_FAILED", "Executing command failed"),
+    0x8A150005: ("APPINSTALLER_CLI_ERROR_CTRL_SIGNAL_RECEIVED", "Cancellation signal received"),
+    0x8A150006: ("APPINSTALLER_CLI_ERROR_SHELLEXEC_INSTALL_FAILED", "Running ShellExecute failed"),
+    0x8A150008: ("APPINSTALLER_CLI_ERROR_DOWNLOAD_FAILED", "Downloading installer failed"),
+    0x8A15000A: ("APPINSTALLER_CLI_ERROR_INDEX_INTEGRITY_COMPROMISED", "The index is corrupt"),
+    0x8A15000B: (
+        "APPINSTALLER_CLI_ERROR_SOURCES_INVALID",
+        "The configured source information is corrupt",
+    ),
+    0x8A15000F: (
+        "APPINSTALLER_CLI_ERROR_SOURCE_DATA_MISSING",
+        "Data required by the source is missing (fix: winget source reset --force)",
+    ),
+    0x8A150010: (
+        "APPINSTALLER_CLI_ERROR_NO_APPLICABLE_INSTALLER",
+        "None of the installers are applicable for the current system",
+    ),
+    0x8A150011: (
+        "APPINSTALLER_CLI_ERROR_INSTALLER_HASH_MISMATCH",
+        "The installer file's hash does not match the manifest",
+    ),
+    0x8A150012: (
+        "APPINSTALLER_CLI_ERROR_SOURCE_NAME_DOES_NOT_EXIST",
+        "The source name does not exist",
+    ),
+    0x8A150014: ("APPINSTALLER_CLI_ERROR_NO_APPLICATIONS_FOUND", "No packages found"),
+    0x8A150015: ("APPINSTALLER_CLI_ERROR_NO_SOURCES_DEFINED", "No sources are configured"),
+    0x8A150016: (
+        "APPINSTALLER_CLI_ERROR_MULTIPLE_APPLICATIONS_FOUND",
+        "Multiple packages found matching the criteria",
+    ),
+    0x8A150017: (
+        "APPINSTALLER_CLI_ERROR_NO_MANIFEST_FOUND",
+        "No manifest found matching the criteria",
+    ),
+    0x8A150019: (
+        "APPINSTALLER_CLI_ERROR_COMMAND_REQUIRES_ADMIN",
+        "Command requires administrator privileges to run",
+    ),
+    0x8A15002B: ("APPINSTALLER_CLI_ERROR_UPDATE_NOT_APPLICABLE", "No applicable update found"),
+    0x8A15002C: (
+        "APPINSTALLER_CLI_ERROR_UPDATE_ALL_HAS_FAILURE",
+        "winget upgrade --all completed with failures",
+    ),
+    0x8A15002D: (
+        "APPINSTALLER_CLI_ERROR_INSTALLER_SECURITY_CHECK_FAILED",
+        "Installer failed security check",
+    ),
+    0x8A15002E: (
+        "APPINSTALLER_CLI_ERROR_DOWNLOAD_SIZE_MISMATCH",
+        "Download size does not match expected content length",
+    ),
+    0x8A150035: (
+        "APPINSTALLER_CLI_ERROR_NOT_ALL_PACKAGES_FOUND",
+        "Could not find one or more requested packages",
+    ),
+    0x8A15003A: (
+        "APPINSTALLER_CLI_ERROR_BLOCKED_BY_POLICY",
+        "Operation is blocked by Group Policy",
+    ),
+    0x8A15003F: (
+        "APPINSTALLER_CLI_ERROR_SOURCE_DATA_INTEGRITY_FAILURE",
+        "The source data is corrupted or tampered",
+    ),
+    0x8A150041: (
+        "APPINSTALLER_CLI_ERROR_PACKAGE_AGREEMENTS_NOT_ACCEPTED",
+        "Package agreements were not agreed to",
+    ),
+    0x8A150042: ("APPINSTALLER_CLI_ERROR_PROMPT_INPUT_ERROR", "Error reading input in prompt"),
+    0x8A150044: (
+        "APPINSTALLER_CLI_ERROR_RESTAPI_ENDPOINT_NOT_FOUND",
+        "The rest API endpoint is not found",
+    ),
+    0x8A150045: ("APPINSTALLER_CLI_ERROR_SOURCE_OPEN_FAILED", "Failed to open the source"),
+    0x8A150046: (
+        "APPINSTALLER_CLI_ERROR_SOURCE_AGREEMENTS_NOT_ACCEPTED",
+        "Source agreements were not agreed to",
+    ),
+    0x8A150049: ("APPINSTALLER_CLI_ERROR_MSI_INSTALL_FAILED", "Running MSI install failed"),
+    0x8A15004B: (
+        "APPINSTALLER_CLI_ERROR_FAILED_TO_OPEN_ALL_SOURCES",
+        "Failed to open one or more sources",
+    ),
+    0x8A15004F: (
+        "APPINSTALLER_CLI_ERROR_UPGRADE_VERSION_NOT_NEWER",
+        "The upgrade version is not newer than the installed version",
+    ),
+    0x8A150050: (
+        "APPINSTALLER_CLI_ERROR_UPGRADE_VERSION_UNKNOWN",
+        "Upgrade version is unknown and override is not specified",
+    ),
+    0x8A150052: (
+        "APPINSTALLER_CLI_ERROR_PORTABLE_INSTALL_FAILED",
+        "Failed to install portable package",
+    ),
+    0x8A150056: (
+        "APPINSTALLER_CLI_ERROR_INSTALLER_PROHIBITS_ELEVATION",
+        "The installer cannot be run from an administrator context",
+    ),
+    0x8A15005E: (
+        "APPINSTALLER_CLI_ERROR_PINNED_CERTIFICATE_MISMATCH",
+        "The server certificate did not match any of the expected values",
+    ),
+    0x8A150065: (
+        "APPINSTALLER_CLI_ERROR_MULTIPLE_INSTALL_FAILED",
+        "One or more applications failed to install",
+    ),
+    0x8A150068: (
+        "APPINSTALLER_CLI_ERROR_PACKAGE_IS_PINNED",
+        "The package has a pin that prevents upgrade",
+    ),
+    0x8A15006D: (
+        "APPINSTALLER_CLI_ERROR_SERVICE_UNAVAILABLE",
+        "A required service is busy or unavailable. Try again later.",
+    ),
+    0x8A150086: (
+        "APPINSTALLER_CLI_ERROR_INSTALLER_ZERO_BYTE_FILE",
+        "Downloaded zero byte installer; ensure that your network connection is working properly.",
+    ),
+    # Install errors: an installer's own exit code, mapped by the manifest's ExpectedReturnCodes
+    # or winget's defaults (e.g. msiexec 1618 -> INSTALL_IN_PROGRESS, 3010 -> REBOOT_REQUIRED).
+    0x8A150101: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_PACKAGE_IN_USE",
+        "Application is currently running. Exit the application then try again.",
+    ),
+    0x8A150102: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_INSTALL_IN_PROGRESS",
+        "Another installation is already in progress. Try again later.",
+    ),
+    0x8A150103: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_FILE_IN_USE",
+        "One or more file is being used. Exit the application then try again.",
+    ),
+    0x8A150104: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_MISSING_DEPENDENCY",
+        "This package has a dependency missing from your system.",
+    ),
+    0x8A150105: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_DISK_FULL",
+        "There's no more space on your PC. Make space, then try again.",
+    ),
+    0x8A150106: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_INSUFFICIENT_MEMORY",
+        "There's not enough memory available to install. Close other applications then try again.",
+    ),
+    0x8A150107: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_NO_NETWORK",
+        "This application requires internet connectivity. Connect to a network then try again.",
+    ),
+    0x8A150108: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_CONTACT_SUPPORT",
+        "This application encountered an error during installation. Contact support.",
+    ),
+    0x8A150109: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_REBOOT_REQUIRED_TO_FINISH",
+        "Restart your PC to finish installation.",
+    ),
+    0x8A15010A: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_REBOOT_REQUIRED_TO_INSTALL",
+        "Installation failed. Restart your PC then try again.",
+    ),
+    0x8A15010B: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_REBOOT_INITIATED",
+        "Your PC will restart to finish installation.",
+    ),
+    0x8A15010C: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_CANCELLED_BY_USER",
+        "You cancelled the installation.",
+    ),
+    0x8A15010D: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_ALREADY_INSTALLED",
+        "Another version of this application is already installed.",
+    ),
+    0x8A15010E: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_DOWNGRADE",
+        "A higher version of this application is already installed.",
+    ),
+    0x8A15010F: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_BLOCKED_BY_POLICY",
+        "Organization policies are preventing installation. Contact your admin.",
+    ),
+    0x8A150110: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_DEPENDENCIES",
+        "Failed to install package dependencies.",
+    ),
+    0x8A150111: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_PACKAGE_IN_USE_BY_APPLICATION",
+        "Application is currently in use by another application.",
+    ),
+    0x8A150112: ("APPINSTALLER_CLI_ERROR_INSTALL_INVALID_PARAMETER", "Invalid parameter."),
+    0x8A150113: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_SYSTEM_NOT_SUPPORTED",
+        "Package not supported by the system.",
+    ),
+    0x8A150114: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_UPGRADE_NOT_SUPPORTED",
+        "The installer does not support upgrading an existing package.",
+    ),
+    0x8A150115: (
+        "APPINSTALLER_CLI_ERROR_INSTALL_CUSTOM_ERROR",
+        "Installation failed with installer custom error.",
+    ),
+    # Windows errors seen from winget itself.
+    0x80072EFD: (
+        "WININET_E_CANNOT_CONNECT",
+        "Cannot connect to the server (network failure while updating the source)",
+    ),
+    0x8000FFFF: ("E_UNEXPECTED", "Catastrophic failure"),
+}
+
+
+def format_hresult(code: int) -> str:
+    """An exit code as winget's HRESULT text: ``-1978335217`` and ``2316632079`` -> ``0x8A15000F``.
+
+    PowerShell reports the code signed, Python on Windows unsigned: both are the same DWORD.
+    """
+    return f"0x{code & 0xFFFFFFFF:08X}"
+
+
+def describe_hresult(code: int) -> str:
+    """``0x8A15000F (APPINSTALLER_CLI_ERROR_SOURCE_DATA_MISSING: Data required by …)``."""
+    text = format_hresult(code)
+    known = WINGET_HRESULTS.get(code & 0xFFFFFFFF)
+    return text if known is None else f"{text} ({known[0]}: {known[1]})"
