@@ -19,6 +19,7 @@ from lunaris_server.accounts import api as accounts_api
 from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.agent_api import router as agent_router
+from lunaris_server.agent_heartbeat import HeartbeatFastPath
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
@@ -133,6 +134,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         large_paths={"/api/agent/update-report": settings.max_report_bytes},
     )
     app.add_middleware(RequestContextMiddleware)
+    # Outermost: the plain heartbeat skips everything above (see agent_heartbeat.py).
+    app.add_middleware(HeartbeatFastPath, max_body_bytes=settings.max_body_bytes)
     return app
 
 

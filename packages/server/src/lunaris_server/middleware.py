@@ -3,6 +3,7 @@
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 
 import structlog
 from starlette.exceptions import HTTPException
@@ -27,7 +28,7 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = _incoming_request_id(scope) or uuid.uuid4().hex
+        request_id = incoming_request_id(scope) or uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
@@ -58,7 +59,7 @@ class RequestContextMiddleware:
             structlog.contextvars.clear_contextvars()
 
 
-def _incoming_request_id(scope: Scope) -> str | None:
+def incoming_request_id(scope: Scope) -> str | None:
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             text: str = value.decode("latin-1")
@@ -127,13 +128,21 @@ async def _too_large(send: Send, limit: int) -> None:
         + str(limit).encode()
         + b' bytes"}}'
     )
+    await send_json(send, 413, body)
+
+
+async def send_json(
+    send: Send, status: int, body: bytes, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> None:
+    """Answers with an already encoded JSON body, below the framework."""
     await send(
         {
             "type": "http.response.start",
-            "status": 413,
+            "status": status,
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *headers,
             ],
         }
     )

@@ -1,0 +1,131 @@
+"""``POST /api/agent/heartbeat`` answered in front of the framework.
+
+Every agent heartbeats every minute, so at 50,000 PCs this one request is most of the
+server's traffic, and most heartbeats only say "still here" (answered from the device cache,
+see devices/service.heartbeat). For those the framework's routing, dependency resolution,
+response validation and middleware cost more than the work itself. This ASGI middleware takes
+the plain case: a well-formed body, a bearer token, and a service call that succeeds. Anything
+else (no token, an invalid body, an unknown device, an error, a body over the limit) is handed
+on to the application unchanged, with the body replayed, so the FastAPI route in agent_api.py
+remains the one place that decides what an error looks like.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Final
+
+import structlog
+from pydantic import ValidationError
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from lunaris_protocol import HeartbeatRequest, HeartbeatResponse
+from lunaris_server.devices import service as devices
+from lunaris_server.middleware import incoming_request_id, send_json
+from lunaris_server.realtime import outbox
+from lunaris_server.state import AppState
+
+HEARTBEAT_PATH: Final = "/api/agent/heartbeat"
+_EMPTY_BODIES: Final = (b"", b"null", b"{}")
+
+log = structlog.get_logger("lunaris.http")
+
+
+class HeartbeatFastPath:
+    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self._answer: bytes | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != HEARTBEAT_PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        body, complete = await _read_body(receive, self.max_body_bytes)
+        token = _bearer_token(scope)
+        request = _parse(body) if complete and token is not None else None
+        if token is None or request is None:
+            await self.app(scope, _replay(body, complete, receive), send)
+            return
+        state: AppState = scope["app"].state.lunaris
+        try:
+            async with state.database.session() as session:
+                await devices.heartbeat(
+                    session,
+                    device_token=token,
+                    request=request,
+                    now=state.clock(),
+                    last_seen=state.last_seen,
+                    cache=state.device_cache,
+                )
+                await outbox.commit(session, state.realtime)
+        except Exception:
+            await self.app(scope, _replay(body, complete, receive), send)
+            return
+        request_id = incoming_request_id(scope) or uuid.uuid4().hex
+        await send_json(
+            send, 200, self._heartbeat_answer(state), [(b"x-request-id", request_id.encode())]
+        )
+        log.debug("request", method="POST", path=HEARTBEAT_PATH, status=200)
+
+    def _heartbeat_answer(self, state: AppState) -> bytes:
+        # The same for every device until commands ride on it: encode it once.
+        if self._answer is None:
+            self._answer = (
+                HeartbeatResponse(
+                    heartbeat_interval_s=state.settings.heartbeat_interval_s,
+                    scan_interval_s=state.settings.scan_interval_s,
+                )
+                .model_dump_json()
+                .encode()
+            )
+        return self._answer
+
+
+def _parse(body: bytes) -> HeartbeatRequest | None:
+    if body.strip() in _EMPTY_BODIES:
+        return HeartbeatRequest()
+    try:
+        return HeartbeatRequest.model_validate_json(body)
+    except ValidationError:
+        return None
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:
+    """The body, and whether it is complete; stops reading past ``limit``."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return b"".join(chunks), False  # a disconnect: let the application see it
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks), True
+        if size > limit:
+            return b"".join(chunks), False
+
+
+def _replay(body: bytes, complete: bool, receive: Receive) -> Receive:
+    """A ``receive`` that yields what was already read, then continues with the original."""
+    replayed = False
+
+    async def replaying() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": not complete}
+        return await receive()
+
+    return replaying

@@ -1,0 +1,111 @@
+"""The heartbeat's fast path: the plain case is answered without the framework, every other
+case reaches the FastAPI route with its body intact and gets the usual answer."""
+
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
+
+from lunaris_server.agent_heartbeat import HeartbeatFastPath
+from tests.support import create_api_token, create_secret, create_user, register_device
+
+HEARTBEAT = "/api/agent/heartbeat"
+
+
+class FrameworkCalls:
+    """The application behind the fast path, recording which requests reached it."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+
+@pytest.fixture
+def framework(app: FastAPI) -> FrameworkCalls:
+    return FrameworkCalls(app)
+
+
+@pytest.fixture
+async def fast(app: FastAPI, framework: FrameworkCalls):
+    fast_path = HeartbeatFastPath(framework, max_body_bytes=1024)
+
+    async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = app  # as Starlette sets it before its middleware runs
+        await fast_path(scope, receive, send)
+
+    transport = httpx.ASGITransport(app=with_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
+
+
+async def test_a_plain_heartbeat_never_reaches_the_framework(app, client, fast, framework):
+    device = await register_device(client, await create_secret(app))
+    framework.paths.clear()
+
+    response = await fast.post(HEARTBEAT, headers=device.headers | {"X-Request-ID": "hb-1"})
+    assert response.status_code == 200
+    assert response.json() == {"heartbeat_interval_s": 60, "scan_interval_s": 3600, "commands": []}
+    assert response.headers["x-request-id"] == "hb-1"
+    empty = await fast.post(HEARTBEAT, headers=device.headers, json={})
+    assert empty.status_code == 200
+    assert framework.paths == []
+
+
+async def test_news_in_a_heartbeat_is_applied_on_the_fast_path(app, client, fast, framework):
+    device = await register_device(client, await create_secret(app))
+    response = await fast.post(HEARTBEAT, headers=device.headers, json={"agent_version": "9.9.9"})
+    assert response.status_code == 200
+    assert framework.paths == []
+    await create_user(app)
+    token = await create_api_token(app, "admin")
+    detail = await client.get(
+        f"/api/devices/{device.device_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert detail.json()["agent_version"] == "9.9.9"
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, None, 401, "not_authenticated"),
+        ({"Authorization": "Basic abc"}, None, 401, "not_authenticated"),
+        ({"Authorization": "Bearer lnd_unknown"}, None, 401, "not_authenticated"),
+        ("device", b'{"hostname": 42}', 422, "invalid_request"),
+        ("device", b'{"surprise": true}', 422, "invalid_request"),
+        ("device", b"{not json", 400, "malformed_json"),
+        # Past the fast path's 1 kB it stops reading; the application reads on and refuses it.
+        ("device", b'{"hostname": "' + b"x" * 2_000_000 + b'"}', 413, "body_too_large"),
+    ],
+    ids=[
+        "no-token",
+        "not-bearer",
+        "unknown-token",
+        "bad-type",
+        "unknown-field",
+        "not-json",
+        "huge",
+    ],
+)
+async def test_everything_else_gets_the_frameworks_answer(
+    app, client, fast, framework, headers: Any, body: bytes | None, status: int, code: str
+):
+    if headers == "device":
+        headers = (await register_device(client, await create_secret(app))).headers
+    framework.paths.clear()
+    content_type = {"Content-Type": "application/json"}
+    response = await fast.post(HEARTBEAT, headers=headers | content_type, content=body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert framework.paths == [HEARTBEAT]
+
+
+async def test_other_paths_pass_straight_through(fast, framework):
+    response = await fast.get("/healthz")
+    assert response.status_code == 200
+    assert framework.paths == ["/healthz"]
