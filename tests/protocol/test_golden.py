@@ -7,6 +7,8 @@ import pytest
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from lunaris_protocol import (
+    CommandProgress,
+    CommandProgressResponse,
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
@@ -34,6 +36,9 @@ CASES: dict[str, type[BaseModel]] = {
     "event_device_updates_changed.json": DeviceUpdatesChanged,
     "event_command_updated.json": CommandUpdated,
     "agent_run_updates.json": RunUpdatesMessage,
+    "command_progress_started.json": CommandProgress,
+    "command_progress_result.json": CommandProgress,
+    "command_progress_response.json": CommandProgressResponse,
 }
 
 
@@ -170,3 +175,17 @@ def test_replies_ignore_unknown_fields_and_requests_refuse_them():
     request["added_in_a_later_version"] = 1
     with pytest.raises(ValidationError):
         HeartbeatRequest.model_validate(request)
+
+
+def test_command_progress_is_bounded_and_strict():
+    result = {"package_identifier": "A.B", "outcome": "success", "succeeded": True}
+    CommandProgress.model_validate({"sequence": 3, "status": "succeeded", "result": result})
+    for bad in (
+        {"sequence": 0, "status": "running"},
+        {"sequence": 1, "status": "queued"},  # only the agent's own states
+        {"sequence": 1, "status": "running", "result": result | {"duration_s": -1}},
+        {"sequence": 1, "status": "running", "result": result | {"outcome": "x" * 65}},
+        {"sequence": 1, "status": "running", "surprise": 1},
+    ):
+        with pytest.raises(ValidationError):
+            CommandProgress.model_validate(bad)

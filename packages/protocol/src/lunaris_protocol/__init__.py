@@ -11,9 +11,14 @@ from lunaris_protocol.agent import (
     UpdateReport,
     UpdateReportResponse,
 )
-from lunaris_protocol.commands import RunUpdatesCommand
-from lunaris_protocol.events import (
+from lunaris_protocol.commands import (
+    CommandProgress,
+    CommandProgressResponse,
     CommandStatus,
+    PackageResult,
+    RunUpdatesCommand,
+)
+from lunaris_protocol.events import (
     CommandUpdated,
     CommandUpdatedData,
     ConsoleEvent,
@@ -28,6 +33,8 @@ from lunaris_protocol.events import (
 )
 
 __all__ = [
+    "CommandProgress",
+    "CommandProgressResponse",
     "CommandStatus",
     "CommandUpdated",
     "CommandUpdatedData",
@@ -39,6 +46,7 @@ __all__ = [
     "DeviceUpdatesChangedData",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "PackageResult",
     "RegisterRequest",
     "RegisterResponse",
     "Resync",

@@ -1,15 +1,34 @@
 """Commands the server hands to an agent."""
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Literal
 from uuid import UUID
 
 from pydantic import Field, StringConstraints
 
-from lunaris_protocol._base import WireReply
-from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
+from lunaris_protocol._base import WireModel, WireReply
+from lunaris_protocol.limits import (
+    MAX_IDENTIFIER,
+    MAX_MESSAGE,
+    MAX_OUTCOME,
+    MAX_PACKAGES_PER_COMMAND,
+)
 
 CommandKind = Literal["RUN_UPDATES"]
+
+
+class CommandStatus(StrEnum):
+    """``queued -> sent -> running -> succeeded | failed``; a command nobody picked up in time
+    is ``expired``, one an admin withdrew while queued is ``cancelled``."""
+
+    QUEUED = "queued"
+    SENT = "sent"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
 
 
 class RunUpdatesCommand(WireReply):
@@ -26,3 +45,44 @@ class RunUpdatesCommand(WireReply):
         | None
     ) = None
     expires_at: datetime
+
+
+class PackageResult(WireModel):
+    """What installing one package did, as the agent saw it."""
+
+    package_identifier: Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=MAX_OUTCOME)]
+    """``success``, ``success_reboot_required``, ``no_applicable_upgrade``, ``not_found``,
+    ``hash_mismatch``, ``installer_failed``, ``refused_unknown_version``, ``timeout``,
+    ``error``...: a code to group by; new agents may send new ones."""
+    succeeded: bool
+    reboot_required: bool = False
+    installer_exit_code: int | None = None
+    """The installer's own code (``Installer failed with exit code: N``)."""
+    hresult: Annotated[str, StringConstraints(max_length=MAX_OUTCOME)] | None = None
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)] = ""
+    duration_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 0.0
+
+
+class CommandProgress(WireModel):
+    """Agent -> server, ``POST /api/agent/commands/{command_id}/progress``: one step of a
+    command. Steps are numbered per command and sent in order (from the agent's spool when the
+    server was unreachable); a step the server has already applied is acknowledged and
+    ignored, so sending one twice is harmless."""
+
+    sequence: Annotated[int, Field(ge=1, le=1_000_000)]
+    status: Literal["running", "succeeded", "failed"]
+    """``running`` while packages are installed; the last step says how the command ended."""
+    package_started: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)] | None
+    ) = None
+    """The package whose install starts now."""
+    result: PackageResult | None = None
+    """A package's install finished."""
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)] = ""
+    """Why a command failed as a whole (expired before it could start, winget not found...)."""
+
+
+class CommandProgressResponse(WireReply):
+    status: CommandStatus
+    """The command's status on the server after this step."""

@@ -8,22 +8,12 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter
 
 from lunaris_protocol._base import WireReply
-from lunaris_protocol.commands import RunUpdatesCommand
+from lunaris_protocol.commands import CommandStatus, RunUpdatesCommand
 
 
 class DeviceStatus(StrEnum):
     ONLINE = "online"
     OFFLINE = "offline"
-
-
-class CommandStatus(StrEnum):
-    QUEUED = "queued"
-    SENT = "sent"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    EXPIRED = "expired"
-    CANCELLED = "cancelled"
 
 
 class DeviceStatusData(WireReply):
