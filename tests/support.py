@@ -157,12 +157,15 @@ def server_env(*, database_url: str, data_dir: Path, **extra: str) -> dict[str, 
     return env
 
 
-def start_live_server(*, database_url: str, data_dir: Path, **extra_env: str) -> LiveServer:
-    port = free_port()
+def start_live_server(
+    *, database_url: str, data_dir: Path, port: int | None = None, **extra_env: str
+) -> LiveServer:
+    """``port`` given: the same address again, as after a server restart."""
+    port = port or free_port()
     env = server_env(database_url=database_url, data_dir=data_dir, **extra_env)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
-    with log_path.open("wb") as log_file:
+    with log_path.open("ab") as log_file:
         process = subprocess.Popen(
             [str(BIN / "lunaris-server"), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,

@@ -44,7 +44,8 @@ async def console_devices(app: FastAPI, client: httpx.AsyncClient) -> dict[str, 
 
 
 def state_ids(state_dir: Path) -> set[str]:
-    return {json.loads(path.read_text())["device_id"] for path in state_dir.glob("agent-*.json")}
+    configs = state_dir.glob("agent-*/config.json")
+    return {json.loads(path.read_text())["device_id"] for path in configs}
 
 
 async def test_once_registers_and_reports_every_device(app, client, tmp_path):
@@ -76,13 +77,13 @@ async def test_running_again_reuses_the_devices(app, client, tmp_path):
 async def test_a_refused_token_is_replaced_by_registering_again(app, client, tmp_path):
     secret = await create_secret(app)
     await run(app, options(tmp_path, secret))
-    state_file = tmp_path / "agent-0003.json"
+    state_file = tmp_path / "agent-0003" / "config.json"
     state = json.loads(state_file.read_text())
-    state_file.write_text(json.dumps(state | {"token": "lun_dev_forgotten"}))
+    state_file.write_text(json.dumps(state | {"device_token": "lnd_forgotten"}))
 
     again = await run(app, options(tmp_path, secret))
     assert (again.registered, again.failed_devices) == (1, 0)
-    assert json.loads(state_file.read_text())["token"] not in ("lun_dev_forgotten", None)
+    assert json.loads(state_file.read_text())["device_token"] not in ("lnd_forgotten", None)
     assert (await console_devices(app, client))["total"] == 5
 
 
@@ -106,22 +107,25 @@ class Unreachable(httpx.AsyncBaseTransport):
 
 
 async def test_an_unreachable_server_is_retried(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(simulate_module, "BACKOFF_FIRST_S", 0.01)
+    monkeypatch.setattr(simulate_module, "ONCE_FIRST_RETRY_S", 0.01)
     transport = Unreachable(httpx.ASGITransport(app=app), failures=3)
     stats = await simulate(
         options(tmp_path, await create_secret(app), count=1), transport=transport
     )
-    assert (stats.retries, stats.registered, stats.reports, stats.failed_devices) == (3, 1, 1, 0)
+    # Attempt 1 fails twice (heartbeat, then report); attempt 2's heartbeat fails but its report
+    # goes through; attempt 3 succeeds whole and reports again.
+    assert (stats.retries, stats.registered, stats.reports, stats.failed_devices) == (3, 1, 2, 0)
 
 
 async def test_with_once_an_unreachable_server_is_given_up_on(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(simulate_module, "BACKOFF_FIRST_S", 0.01)
+    monkeypatch.setattr(simulate_module, "ONCE_FIRST_RETRY_S", 0.01)
     transport = Unreachable(httpx.ASGITransport(app=app), failures=100)
     stats = await simulate(
         options(tmp_path, await create_secret(app), count=2), transport=transport
     )
     assert stats.failed_devices == 2
-    assert stats.retries == 2 * (simulate_module.ONCE_ATTEMPTS - 1)
+    # Per attempt the heartbeat and the report each fail once.
+    assert stats.retries == 2 * simulate_module.ONCE_ATTEMPTS * 2
 
 
 async def test_runs_for_a_duration_with_heartbeats_and_scans(app, tmp_path):
@@ -191,10 +195,11 @@ def test_the_cli_refuses_bad_arguments(wrong):
 
 
 def test_the_cli_stops_on_a_corrupt_state_file(tmp_path, caplog):
-    (tmp_path / "agent-0000.json").write_text("{half a file")
+    (tmp_path / "agent-0000").mkdir()
+    (tmp_path / "agent-0000" / "config.json").write_text("{half a file")
     arguments = ["--api-url", "http://127.0.0.1:9/api", "--enrollment-secret", "s"]
     assert main(["simulate", "--once", *arguments, "--state-dir", str(tmp_path)]) == 2
-    assert "agent-0000.json" in caplog.text
+    assert "agent-0000" in caplog.text
 
 
 @pytest.mark.e2e
@@ -221,3 +226,19 @@ def test_the_cli_simulates_against_the_real_server(live_server: LiveServer, tmp_
         devices = http.get("/api/devices").json()
     assert {d["id"] for d in devices["items"]} == state_ids(tmp_path)
     assert devices["total"] == 3
+
+
+async def test_a_simulated_install_removes_the_update_unless_it_fails(monkeypatch):
+    monkeypatch.setattr(simulate_module, "INSTALL_SECONDS", (0.0, 0.0))
+    inventory = Inventory(uuid.uuid4())
+    monkeypatch.setattr(simulate_module, "SCAN_ERROR_RATE", 0.0)
+    waiting = [u.package_identifier for u in inventory.scan().updates]
+    outcomes = {package: await inventory.install(package) for package in waiting}
+    left = {u.package_identifier for u in inventory._pending.values()}
+    assert left == {p for p, outcome in outcomes.items() if not outcome.succeeded}
+    assert all(
+        o.install_outcome in ("success", "success_reboot_required", "installer_failed")
+        for o in outcomes.values()
+    )
+    gone = await inventory.install("Not.Waiting")
+    assert gone.install_outcome == "no_applicable_upgrade"

@@ -421,9 +421,9 @@ async def test_install_package_refuses_a_truncated_id_without_running_winget(
     assert fake.received_args() is None
 
 
-async def test_install_package_that_times_out_is_an_error(fake: FakeWinget) -> None:
+async def test_install_package_that_times_out_says_so(fake: FakeWinget) -> None:
     outcome = await install_package(fake.hangs(), "Vendor.App", timeout_s=1)
-    assert outcome.install_outcome == "error"
+    assert outcome.install_outcome == "timeout"
     assert outcome.message == "winget did not finish within 1 s"
 
 

@@ -1,9 +1,13 @@
-"""``lunaris-agent``: simulate a fleet, parse a saved winget scan, print the version."""
+"""``lunaris-agent``: the agent in the foreground or once, its configuration and status, the
+Windows service, a scan that sends nothing, and the fleet simulator."""
 
 import argparse
 import asyncio
 import logging
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
@@ -19,11 +23,6 @@ NumberT = TypeVar("NumberT", int, float)
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
     try:
         code: int = args.handler(args)
     except KeyboardInterrupt:
@@ -34,7 +33,57 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lunaris-agent", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="the agent's config.json (default: C:\\ProgramData\\LunarisAgent\\config.json "
+        "on Windows, the platform's state directory elsewhere)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run in the foreground until Ctrl-C")
+    run.set_defaults(handler=_run)
+
+    once = commands.add_parser(
+        "once", help="register if needed, heartbeat, scan, report, then exit (non-zero on failure)"
+    )
+    once.set_defaults(handler=_once)
+
+    configure = commands.add_parser(
+        "configure", help="write config.json: the server and the enrollment secret"
+    )
+    configure.add_argument(
+        "--api-url", type=_api_url, required=True, help="e.g. https://lunaris.example.com/api"
+    )
+    configure.add_argument(
+        "--enrollment-secret",
+        default=os.environ.get("LUNARIS_ENROLLMENT_SECRET"),
+        help="default: $LUNARIS_ENROLLMENT_SECRET, which keeps it out of the process list",
+    )
+    configure.add_argument("--winget-path", type=Path, help="run this instead of winget")
+    configure.add_argument("--ca-bundle", type=Path, help="trust this CA bundle (PEM)")
+    configure.add_argument(
+        "--insecure-skip-tls-verify",
+        action="store_true",
+        help="do not verify the server's certificate",
+    )
+    configure.set_defaults(handler=_configure)
+
+    status = commands.add_parser("status", help="print the config, the last contact and the spool")
+    status.set_defaults(handler=_status)
+
+    scan = commands.add_parser(
+        "scan", help="run winget (or parse saved output) and print what it lists; sends nothing"
+    )
+    scan.add_argument("--json", action="store_true", help="print the scan contract as JSON")
+    scan.add_argument("--from-file", type=Path, metavar="FILE", help="parse saved winget output")
+    scan.add_argument("--winget-path", type=Path, help="run this instead of winget")
+    scan.set_defaults(handler=_scan)
+
+    service = commands.add_parser("service", help="manage the Windows service (Windows only)")
+    service.add_argument("action", choices=("install", "remove", "start", "stop", "host"))
+    service.set_defaults(handler=_service)
 
     simulate_parser = commands.add_parser(
         "simulate", help="run virtual agents against a server (demo, load and e2e tests)"
@@ -42,14 +91,102 @@ def _parser() -> argparse.ArgumentParser:
     _add_simulate_arguments(simulate_parser)
     simulate_parser.set_defaults(handler=_simulate)
 
-    scan = commands.add_parser("scan", help="parse saved `winget upgrade` output")
-    scan.add_argument("--json", action="store_true", required=True, help="print JSON rows")
-    scan.add_argument("--from-file", type=Path, required=True, metavar="FILE")
-    scan.set_defaults(handler=_scan)
-
     version = commands.add_parser("version", help="print the agent version")
     version.set_defaults(handler=_version)
     return parser
+
+
+def _config_path(args: argparse.Namespace) -> Path:
+    from lunaris_agent.config import default_config_path
+
+    path: Path = args.config or default_config_path()
+    return path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from lunaris_agent import logs, runtime
+
+    config_path = _config_path(args)
+    logs.configure(_log_dir(config_path), foreground=True, verbose=args.verbose)
+    stop = threading.Event()
+    for signal_number in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signal_number, lambda *_: stop.set())
+    return runtime.run(stop, config_path=config_path)
+
+
+def _once(args: argparse.Namespace) -> int:
+    from lunaris_agent import logs, runtime
+
+    config_path = _config_path(args)
+    logs.configure(_log_dir(config_path), foreground=True, verbose=args.verbose)
+    return runtime.once(config_path=config_path)
+
+
+def _log_dir(config_path: Path) -> Path | None:
+    """The configured log directory; none (console only) while the config cannot be read,
+    so that error is shown rather than hidden behind another."""
+    from lunaris_agent.config import ConfigError, load
+
+    try:
+        return load(config_path).log_dir
+    except ConfigError:
+        return None
+
+
+def _configure(args: argparse.Namespace) -> int:
+    from lunaris_agent import config
+
+    _console_logging(args)
+    path = _config_path(args)
+    try:
+        written = config.create(
+            path,
+            api_url=args.api_url,
+            enrollment_secret=args.enrollment_secret,
+            winget_path=args.winget_path,
+            verify_tls=not args.insecure_skip_tls_verify,
+            ca_bundle=args.ca_bundle,
+        )
+    except config.ConfigError as error:
+        log.error("%s", error)
+        return 2
+    if written.device_token is None and written.enrollment_secret is None:
+        log.warning("no enrollment secret given: the agent cannot register until it has one")
+    print(f"wrote {written.path} (device {written.device_id})")
+    return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    from lunaris_agent.config import ConfigError, load
+    from lunaris_agent.status import describe
+
+    _console_logging(args)
+    try:
+        loaded = load(_config_path(args))
+    except ConfigError as error:
+        log.error("%s", error)
+        return 2
+    print("\n".join(describe(loaded)))
+    return 0
+
+
+def _service(args: argparse.Namespace) -> int:
+    if sys.platform == "win32":
+        from lunaris_agent import service
+
+        if args.action == "host":
+            return service.host()
+        return service.control(args.action, config_path=args.config)
+    print("the Windows service exists on Windows only; use `lunaris-agent run`", file=sys.stderr)
+    return 2
+
+
+def _console_logging(args: argparse.Namespace) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request otherwise
 
 
 def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
@@ -100,6 +237,7 @@ def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    _console_logging(args)
     options = SimulationOptions(
         api_url=args.api_url,
         enrollment_secret=args.enrollment_secret,
@@ -120,9 +258,10 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _scan(args: argparse.Namespace) -> int:
-    from lunaris_agent.scan_cli import scan_from_file
+    from lunaris_agent.scan_cli import scan
 
-    return scan_from_file(args.from_file)
+    _console_logging(args)
+    return scan(from_file=args.from_file, winget_path=args.winget_path, as_json=args.json)
 
 
 def _version(_args: argparse.Namespace) -> int:

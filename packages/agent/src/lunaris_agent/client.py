@@ -5,14 +5,19 @@ re-register (:class:`AuthRejected`), drop the body (:class:`RequestRefused`), or
 later (:class:`ServerUnavailable`).
 """
 
+import email.utils
 import ssl
+from datetime import UTC, datetime
 from typing import Self, TypeVar
+from uuid import UUID
 
 import httpx
 from pydantic import BaseModel, ValidationError
 
 from lunaris_agent import __version__
 from lunaris_protocol import (
+    CommandProgress,
+    CommandProgressResponse,
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
@@ -44,7 +49,14 @@ class RequestRefused(AgentApiError):
 
 
 class ServerUnavailable(AgentApiError):
-    """Unreachable, too slow, busy (429) or failing (5xx): try again later."""
+    """Unreachable, too slow, busy (429) or failing (5xx): try again later, after
+    ``retry_after_s`` when the server said how long."""
+
+    def __init__(
+        self, message: str, status_code: int | None = None, retry_after_s: float | None = None
+    ) -> None:
+        super().__init__(message, status_code)
+        self.retry_after_s = retry_after_s
 
 
 def check_api_url(api_url: str) -> str:
@@ -84,6 +96,13 @@ class AgentClient:
 
     async def report(self, token: str, report: UpdateReport) -> UpdateReportResponse:
         return await self._post("agent/update-report", report, UpdateReportResponse, token)
+
+    async def command_progress(
+        self, token: str, command_id: UUID, progress: CommandProgress
+    ) -> CommandProgressResponse:
+        return await self._post(
+            f"agent/commands/{command_id}/progress", progress, CommandProgressResponse, token
+        )
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -126,8 +145,25 @@ def _error_for(response: httpx.Response) -> AgentApiError:
     if status in (401, 403):
         return AuthRejected(message, status)
     if status == 429 or status >= 500:
-        return ServerUnavailable(message, status)
+        return ServerUnavailable(message, status, retry_after(response))
     return RequestRefused(message, status)
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds, given as seconds or as an HTTP date; None when absent or
+    unreadable."""
+    value = response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _server_message(response: httpx.Response) -> str:

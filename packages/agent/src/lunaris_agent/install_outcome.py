@@ -37,8 +37,11 @@ InstallOutcomeKind = Literal[
     "hash_mismatch",
     "installer_failed",
     "refused_unknown_version",
+    "timeout",
     "error",
 ]
+"""The contract's outcomes (winget_samples/README.md), plus ``timeout``: winget was stopped
+after the agent's time limit, so there is no output to classify."""
 
 _MAX_MESSAGE: Final = 1000
 

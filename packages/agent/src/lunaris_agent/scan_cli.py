@@ -1,23 +1,80 @@
-"""``lunaris-agent scan --json --from-file FILE``: parse a saved winget output and print it."""
+"""``lunaris-agent scan [--from-file FILE] [--json]``: what the agent would report, sent nowhere.
+
+With ``--from-file`` it parses saved winget output; otherwise it runs winget as the agent does.
+``--json`` prints exactly one JSON object, the scan contract; without it, a readable table.
+The exit code is 1 when the scan is an error, so scripts need not parse the output to know.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
-from lunaris_agent.winget import parse_upgrade_output
+from lunaris_agent.winget import ScanResult, parse_upgrade_output
+
+
+def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
+    if from_file is not None:
+        # Bytes, not read_text(): universal newlines would turn the spinner's bare "\r" redraws
+        # into lines of their own. Undecodable bytes become U+FFFD instead of crashing the scan.
+        result = parse_upgrade_output(from_file.read_bytes().decode("utf-8", errors="replace"))
+    else:
+        from lunaris_agent import winget_runner
+
+        result = asyncio.run(winget_runner.scan(winget_path))
+    if as_json:
+        payload = result.to_json_dict()
+        _print(json.dumps(payload, ensure_ascii=False), fallback=json.dumps(payload))
+    else:
+        table = _as_table(result)
+        _print(table, fallback=table.encode("ascii", errors="backslashreplace").decode("ascii"))
+    return 0 if result.error is None else 1
 
 
 def scan_from_file(path: Path) -> int:
-    """Print exactly one JSON object (the scan contract); exit code 1 when it reports an error."""
-    # Bytes, not read_text(): universal newlines would turn the spinner's bare "\r" redraws into
-    # lines of their own. Undecodable bytes become U+FFFD instead of crashing the scan.
-    text = path.read_bytes().decode("utf-8", errors="replace")
-    result = parse_upgrade_output(text)
-    payload = result.to_json_dict()
+    """``scan --json --from-file PATH``."""
+    return scan(from_file=path, winget_path=None, as_json=True)
+
+
+def _as_table(result: ScanResult) -> str:
+    if result.error is not None:
+        code = f" ({result.error.code})" if result.error.code else ""
+        return f"scan failed{code}: {result.error.message}"
+    if not result.updates:
+        return "no updates waiting"
+    headers = ("Name", "Id", "Installed", "Available", "Source", "Notes")
+    rows = [
+        (
+            row.name,
+            row.package_identifier,
+            row.installed_version,
+            row.available_version,
+            row.source or "",
+            ", ".join(
+                note
+                for note, applies in (
+                    ("explicit targeting", row.explicit_targeting),
+                    ("id truncated", row.truncated),
+                )
+                if applies
+            ),
+        )
+        for row in result.updates
+    ]
+    widths = [max(len(cells[i]) for cells in (headers, *rows)) for i in range(len(headers))]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        for cells in (headers, *rows)
+    ]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    lines.append(f"{len(rows)} updates waiting")
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _print(text: str, *, fallback: str) -> None:
     try:
-        print(json.dumps(payload, ensure_ascii=False))
+        print(text)
     except UnicodeEncodeError:
-        # A console code page that cannot show a name (e.g. cp1252 and CJK): same JSON, escaped.
-        print(json.dumps(payload))
-    return 0 if result.error is None else 1
+        # A console code page that cannot show a name (e.g. cp1252 and CJK): escape, don't crash.
+        print(fallback)

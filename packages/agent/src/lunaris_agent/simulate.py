@@ -1,40 +1,44 @@
-"""Virtual agents for demos and load tests: N devices speaking through the real AgentClient.
+"""Virtual agents for demos and load tests: N devices in one process, each one the real
+agent runtime (:class:`lunaris_agent.runtime.Agent`) over the real client, with winget replaced
+by a simulated inventory.
 
-Each device keeps its identity (id, hostname, token) in ``state_dir/agent-NNNN.json``, so a
-restarted simulator speaks for the same devices instead of enrolling new ones. What a device
-reports is drawn from a catalog of real winget packages by a generator seeded with its id:
-the same device always starts from the same list, then a few updates are resolved and new
-ones detected per scan, so the console has history to show.
+Each device keeps its own ``config.json`` (id, token, and its made-up hostname and OS) in
+``state_dir/agent-NNNN/``, so a restarted simulator speaks for the same devices instead of
+enrolling new ones. What a device reports is drawn from a catalog of real winget packages by a
+generator seeded with its id: the same device always starts from the same list, then a few
+updates are resolved and new ones detected per scan, so the console has history to show.
 """
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 import string
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, Final
 from uuid import UUID, uuid4
 
 import httpx
 
-from lunaris_agent import __version__
-from lunaris_agent.client import AgentApiError, AgentClient, AuthRejected, ServerUnavailable
+from lunaris_agent import config as config_file
+from lunaris_agent.client import AgentClient, ServerUnavailable
+from lunaris_agent.config import AgentConfig, ConfigError
+from lunaris_agent.identity import DeviceFacts
+from lunaris_agent.install_outcome import InstallOutcome
+from lunaris_agent.runtime import Agent, AgentStopped, Backoff, ExitCode
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
+    RegisterResponse,
     ScanError,
     UpdateItem,
     UpdateReport,
+    UpdateReportResponse,
 )
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T")
 
 # Identifier, name, installed versions seen across the fleet ("|"-separated), available.
 # Ids without a dot are Microsoft Store ids; an id ending in "…" is one winget truncated.
@@ -114,6 +118,9 @@ SCAN_ERRORS = (
     ScanError(code="timeout", message="winget did not finish within 300 s"),
 )
 SCAN_ERROR_RATE = 0.04
+INSTALL_SECONDS = (1.0, 4.0)
+INSTALL_FAILURE_RATE = 0.1
+INSTALL_REBOOT_RATE = 0.05
 RESOLVE_RATE = 0.05
 """Chance, per update and scan, that it was installed since the last scan."""
 DETECT_RATE = 0.5
@@ -131,9 +138,11 @@ DEPARTMENTS = ("FIN", "HR", "ENG", "OPS", "MKT", "SAL", "IT")
 
 ONCE_ATTEMPTS = 4
 """With ``once``, give a device up after this many unreachable tries instead of waiting on."""
-BACKOFF_FIRST_S = 1.0
-BACKOFF_MAX_S = 60.0
+ONCE_FIRST_RETRY_S = 1.0
+ONCE_RETRY_CAP_S = 10.0
 PROGRESS_EVERY_S = 30.0
+HOSTNAME_KEY: Final = "simulated_hostname"
+OS_VERSION_KEY: Final = "simulated_os_version"
 
 
 @dataclass(frozen=True)
@@ -174,35 +183,49 @@ class FleetStats:
 
 
 class CorruptStateFile(Exception):
-    """A device's state file cannot be read; delete it to enroll that device anew."""
+    """A device's config cannot be read; delete its directory to enroll that device anew."""
 
 
-@dataclass
-class Identity:
-    device_id: UUID
-    hostname: str
-    os_version: str
-    token: str | None = None
+class FleetClient(AgentClient):
+    """The real client, shared by every virtual device: it counts what the fleet does and
+    limits the requests in flight."""
 
-    @classmethod
-    def new(cls) -> "Identity":
-        device_id = uuid4()
-        rng = random.Random(device_id.int)  # noqa: S311 - seeded on purpose: stable per device
-        return cls(device_id, _hostname(rng), rng.choice(OS_VERSIONS))
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        stats: FleetStats,
+        concurrency: int,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(api_url, transport=transport)
+        self.stats = stats
+        self._slots = asyncio.Semaphore(concurrency)
 
-    @classmethod
-    def load(cls, path: Path) -> "Identity":
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            return cls(UUID(data["device_id"]), data["hostname"], data["os_version"], data["token"])
-        except (ValueError, KeyError, TypeError) as error:
-            raise CorruptStateFile(f"{path}: {error!r}") from error
+    async def register(self, request: RegisterRequest) -> RegisterResponse:
+        response = await super().register(request)
+        self.stats.registered += 1
+        return response
 
-    def save(self, path: Path) -> None:
-        data = {**asdict(self), "device_id": str(self.device_id)}
-        partial = path.with_suffix(".tmp")
-        partial.write_text(json.dumps(data, indent=2), encoding="utf-8")
-        partial.replace(path)  # atomic: an interrupted write never leaves half a file
+    async def heartbeat(self, token: str, request: HeartbeatRequest) -> HeartbeatResponse:
+        response = await super().heartbeat(token, request)
+        self.stats.heartbeats += 1
+        return response
+
+    async def report(self, token: str, report: UpdateReport) -> UpdateReportResponse:
+        outcome = await super().report(token, report)
+        self.stats.reports += 1
+        self.stats.scan_errors += report.scan_error is not None
+        self.stats.changes += outcome.added + outcome.changed + outcome.removed
+        return outcome
+
+    async def _post(self, *args: Any, **kwargs: Any) -> Any:
+        async with self._slots:
+            try:
+                return await super()._post(*args, **kwargs)
+            except ServerUnavailable:
+                self.stats.retries += 1
+                raise
 
 
 def _hostname(rng: random.Random) -> str:
@@ -211,19 +234,42 @@ def _hostname(rng: random.Random) -> str:
     return f"LT-{rng.choice(DEPARTMENTS)}-{rng.randrange(1, 10_000):04d}"
 
 
-def load_fleet(state_dir: Path, count: int) -> list[tuple[Path, Identity]]:
-    """The first ``count`` devices of the state directory, enrolling new ones as needed."""
-    state_dir.mkdir(parents=True, exist_ok=True)
-    fleet: list[tuple[Path, Identity]] = []
-    for index in range(count):
-        path = state_dir / f"agent-{index:04d}.json"
-        if path.exists():
-            identity = Identity.load(path)
-        else:
-            identity = Identity.new()
-            identity.save(path)
-        fleet.append((path, identity))
+def load_fleet(options: SimulationOptions) -> list[AgentConfig]:
+    """The first ``count`` devices of the state directory, enrolling new ones as needed. The
+    enrollment secret is given to every device in memory only, so one whose token the server
+    forgot (a reset database) registers again."""
+    options.state_dir.mkdir(parents=True, exist_ok=True)
+    fleet = []
+    for index in range(options.count):
+        path = options.state_dir / f"agent-{index:04d}" / config_file.CONFIG_FILE_NAME
+        try:
+            config = config_file.load(path) if path.exists() else _new_device(path, options)
+        except ConfigError as error:
+            raise CorruptStateFile(str(error)) from error
+        if not isinstance(config.extra.get(HOSTNAME_KEY), str):
+            raise CorruptStateFile(f"{path}: {HOSTNAME_KEY} is missing")
+        fleet.append(replace(config, enrollment_secret=options.enrollment_secret))
     return fleet
+
+
+def _new_device(path: Path, options: SimulationOptions) -> AgentConfig:
+    device_id = uuid4()
+    rng = random.Random(device_id.int)  # noqa: S311 - seeded on purpose: stable per device
+    config = AgentConfig(
+        path=path,
+        api_url=options.api_url,
+        device_id=device_id,
+        extra={HOSTNAME_KEY: _hostname(rng), OS_VERSION_KEY: rng.choice(OS_VERSIONS)},
+    )
+    config_file.save(config)
+    return config
+
+
+def facts_of(config: AgentConfig) -> DeviceFacts:
+    return DeviceFacts(
+        hostname=str(config.extra[HOSTNAME_KEY]),
+        os_version=str(config.extra.get(OS_VERSION_KEY, OS_VERSIONS[0])),
+    )
 
 
 class Inventory:
@@ -242,6 +288,20 @@ class Inventory:
         if self._rng.random() < SCAN_ERROR_RATE:
             return UpdateReport(scan_error=self._rng.choice(SCAN_ERRORS))
         return UpdateReport(updates=list(self._pending.values()))
+
+    async def install(self, package: str) -> InstallOutcome:
+        """A remote action on the virtual PC: takes a few seconds, mostly works."""
+        await asyncio.sleep(self._rng.uniform(*INSTALL_SECONDS))
+        if package not in self._pending:
+            return InstallOutcome("no_applicable_upgrade", package, None, "0x8A15002B")
+        roll = self._rng.random()
+        if roll < INSTALL_FAILURE_RATE:
+            message = "Installer failed with exit code: 1603"
+            return InstallOutcome("installer_failed", package, 1603, "0x8A150006", message)
+        del self._pending[package]
+        if roll < INSTALL_FAILURE_RATE + INSTALL_REBOOT_RATE:
+            return InstallOutcome("success_reboot_required", package, 3010, None)
+        return InstallOutcome("success", package, None, None)
 
     def _drift(self) -> None:
         for identifier in list(self._pending):
@@ -268,146 +328,74 @@ class Inventory:
 
 @dataclass
 class Fleet:
-    """What all virtual agents share: one client, the options, the counters, a request limit."""
+    """What all virtual devices share: one client, the options, the counters."""
 
-    client: AgentClient
+    client: FleetClient
     options: SimulationOptions
-    stats: FleetStats = field(default_factory=FleetStats)
     jitter: random.Random = field(default_factory=random.Random)
-    slots: asyncio.Semaphore = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.slots = asyncio.Semaphore(self.options.concurrency)
+    @property
+    def stats(self) -> FleetStats:
+        return self.client.stats
 
-    async def run(self, agent: "VirtualAgent") -> None:
+    async def run(self, config: AgentConfig) -> None:
+        assert config.device_id is not None
+        inventory = Inventory(config.device_id)
+
+        async def scan() -> UpdateReport:
+            return inventory.scan()
+
+        agent = Agent(
+            config,
+            self.client,
+            scanner=scan,
+            facts=facts_of(config),
+            rng=self.jitter,
+            record_contact=False,
+            heartbeat_interval_s=self.options.heartbeat_interval_s,
+            scan_interval_s=self.options.scan_interval_s,
+            install=inventory.install,
+        )
         try:
-            await (agent.run_once() if self.options.once else agent.run_forever())
-        except AgentApiError as error:
+            if self.options.once:
+                await self._once(agent)
+            else:
+                await agent.run(asyncio.Event())
+        except AgentStopped as error:
             self.stats.failed_devices += 1
-            log.error("%s: giving up: %s", agent.identity.hostname, error)
+            log.error("%s: giving up: %s", facts_of(config).hostname, error)
 
-
-class VirtualAgent:
-    """One simulated PC: registers, heartbeats and reports like the real agent would."""
-
-    def __init__(self, fleet: Fleet, state_file: Path, identity: Identity) -> None:
-        self.fleet = fleet
-        self.state_file = state_file
-        self.identity = identity
-        self.inventory = Inventory(identity.device_id)
-
-    async def run_once(self) -> None:
-        await self.heartbeat()
-        await self.report()
-
-    async def run_forever(self) -> None:
-        heartbeat_s, scan_s = self._intervals(await self.heartbeat())
-        await self.report()
-        clock = asyncio.get_running_loop().time
-        # A random phase, so devices started together do not heartbeat in lockstep.
-        next_heartbeat = clock() + self.fleet.jitter.uniform(0, heartbeat_s)
-        next_scan = clock() + self._jittered(scan_s)
-        while True:
-            await asyncio.sleep(max(0.0, min(next_heartbeat, next_scan) - clock()))
-            if clock() >= next_heartbeat:
-                heartbeat_s, scan_s = self._intervals(await self.heartbeat())
-                next_heartbeat = clock() + self._jittered(heartbeat_s)
-            if clock() >= next_scan:
-                await self.report()
-                next_scan = clock() + self._jittered(scan_s)
-
-    async def heartbeat(self) -> HeartbeatResponse:
-        request = HeartbeatRequest(
-            hostname=self.identity.hostname,
-            os_version=self.identity.os_version,
-            agent_version=__version__,
-        )
-        response = await self._authorized(lambda token: self.fleet.client.heartbeat(token, request))
-        self.fleet.stats.heartbeats += 1
-        return response
-
-    async def report(self) -> None:
-        report = self.inventory.scan()
-        outcome = await self._authorized(lambda token: self.fleet.client.report(token, report))
-        stats = self.fleet.stats
-        stats.reports += 1
-        if report.scan_error is not None:
-            stats.scan_errors += 1
-        stats.changes += outcome.added + outcome.changed + outcome.removed
-
-    async def _register(self) -> str:
-        request = RegisterRequest(
-            device_id=self.identity.device_id,
-            hostname=self.identity.hostname,
-            os_version=self.identity.os_version,
-            agent_version=__version__,
-            enrollment_secret=self.fleet.options.enrollment_secret,
-        )
-        response = await self._retrying(lambda: self.fleet.client.register(request))
-        self.identity.token = response.device_token
-        self.identity.save(self.state_file)
-        self.fleet.stats.registered += 1
-        log.debug("%s: registered as %s", self.identity.hostname, self.identity.device_id)
-        return response.device_token
-
-    async def _authorized(self, call: Callable[[str], Awaitable[T]]) -> T:
-        """Runs ``call`` with the device token, registering first when there is none, and once
-        more when the server no longer accepts it (the device was revoked or the database
-        reset)."""
-        token = self.identity.token or await self._register()
-        try:
-            return await self._retrying(lambda: call(token))
-        except AuthRejected as error:
-            log.info("%s: %s; registering again", self.identity.hostname, error)
-            token = await self._register()
-            return await self._retrying(lambda: call(token))
-
-    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
-        delay = BACKOFF_FIRST_S
-        attempts = 0
-        while True:
-            attempts += 1
-            try:
-                async with self.fleet.slots:
-                    return await call()
-            except ServerUnavailable as error:
-                if self.fleet.options.once and attempts >= ONCE_ATTEMPTS:
-                    raise
-                wait = self.fleet.jitter.uniform(delay / 2, delay)
-                log.warning("%s: %s; retrying in %.1f s", self.identity.hostname, error, wait)
-                self.fleet.stats.retries += 1
-                await asyncio.sleep(wait)
-                delay = min(delay * 2, BACKOFF_MAX_S)
-
-    def _intervals(self, response: HeartbeatResponse) -> tuple[float, float]:
-        options = self.fleet.options
-        return (
-            options.heartbeat_interval_s or response.heartbeat_interval_s,
-            options.scan_interval_s or response.scan_interval_s,
-        )
-
-    def _jittered(self, seconds: float) -> float:
-        return seconds * self.fleet.jitter.uniform(0.9, 1.1)
+    async def _once(self, agent: Agent) -> None:
+        backoff = Backoff(ONCE_RETRY_CAP_S, self.jitter, first_s=ONCE_FIRST_RETRY_S)
+        for attempt in range(1, ONCE_ATTEMPTS + 1):
+            if await agent.once() == ExitCode.OK:
+                return
+            if attempt < ONCE_ATTEMPTS:
+                await asyncio.sleep(backoff.next_delay())
+        self.stats.failed_devices += 1
 
 
 async def simulate(
     options: SimulationOptions, *, transport: httpx.AsyncBaseTransport | None = None
 ) -> FleetStats:
     """Runs the fleet until ``once`` is done, ``duration_s`` is over, or it is cancelled."""
-    identities = load_fleet(options.state_dir, options.count)
-    async with AgentClient(options.api_url, transport=transport) as client:
+    configs = load_fleet(options)
+    stats = FleetStats()
+    client = FleetClient(
+        options.api_url, stats=stats, concurrency=options.concurrency, transport=transport
+    )
+    async with client:
         fleet = Fleet(client, options)
-        agents = [VirtualAgent(fleet, path, identity) for path, identity in identities]
-        progress = asyncio.create_task(_log_progress(fleet.stats))
+        progress = asyncio.create_task(_log_progress(stats))
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(options.duration_s), asyncio.TaskGroup() as group:
-                    for agent in agents:
-                        group.create_task(fleet.run(agent))
+                    for config in configs:
+                        group.create_task(fleet.run(config))
         finally:
             progress.cancel()
-    log.info("%d devices: %s", options.count, fleet.stats)
-    return fleet.stats
+    log.info("%d devices: %s", options.count, stats)
+    return stats
 
 
 async def _log_progress(stats: FleetStats) -> None:

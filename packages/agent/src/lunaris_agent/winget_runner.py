@@ -24,7 +24,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from lunaris_agent.install_outcome import InstallOutcome, classify_install_output
+from lunaris_agent.install_outcome import (
+    InstallOutcome,
+    InstallOutcomeKind,
+    classify_install_output,
+)
 from lunaris_agent.winget import (
     ELLIPSIS,
     ScanFailure,
@@ -447,7 +451,7 @@ async def install_package(
     try:
         run = await run_winget(winget, UPGRADE_PACKAGE_ARGS(package_id), timeout_s=timeout_s)
     except WingetTimeoutError as exc:
-        return _install_error(package_id, str(exc))
+        return _install_error(package_id, str(exc), outcome="timeout")
     except OSError as exc:
         return _install_error(package_id, f"could not start {winget}: {exc}")
     outcome = classify_install_output(run.output, run.exit_code, package_id)
@@ -455,9 +459,11 @@ async def install_package(
     return outcome
 
 
-def _install_error(package_id: str, message: str) -> InstallOutcome:
+def _install_error(
+    package_id: str, message: str, *, outcome: InstallOutcomeKind = "error"
+) -> InstallOutcome:
     return InstallOutcome(
-        install_outcome="error",
+        install_outcome=outcome,
         package_id=package_id,
         installer_exit_code=None,
         hresult=None,

@@ -1,0 +1,82 @@
+"""What the agent tells the server about the machine it runs on.
+
+The device *id* is made once and kept in config.json (see :func:`config.with_device_id`);
+the facts here are read afresh at every start, so a renamed PC or a feature update shows up
+in the console with the next heartbeat.
+"""
+
+from __future__ import annotations
+
+import platform
+import socket
+import sys
+from dataclasses import dataclass
+
+from lunaris_agent import __version__
+from lunaris_protocol.limits import MAX_HOSTNAME, MAX_NAME
+
+WINDOWS_11_FIRST_BUILD = 22000
+"""Windows 11 still calls itself "Windows 10" in the registry's ProductName."""
+
+
+@dataclass(frozen=True)
+class DeviceFacts:
+    hostname: str
+    os_version: str
+    agent_version: str = __version__
+
+
+def read_device_facts() -> DeviceFacts:
+    hostname = (socket.gethostname() or platform.node() or "unknown")[:MAX_HOSTNAME]
+    return DeviceFacts(hostname=hostname, os_version=os_description()[:MAX_NAME])
+
+
+def os_description() -> str:
+    """``Windows 11 Pro 23H2 (10.0.22631.4460)`` on Windows; ``Linux 6.1.0`` elsewhere."""
+    if sys.platform == "win32":
+        try:
+            return _windows_description()
+        except OSError:
+            pass  # a locked-down registry: fall back to what the C runtime knows
+    return f"{platform.system()} {platform.release()}".strip() or "unknown"
+
+
+if sys.platform == "win32":
+
+    def _windows_description() -> str:
+        import winreg
+
+        key_path = r"SOFTWARE\Microsoft\Windows NT\CurrentVersion"
+        with winreg.OpenKey(winreg.HKEY_LOCAL_MACHINE, key_path) as key:
+
+            def value(name: str) -> str:
+                try:
+                    return str(winreg.QueryValueEx(key, name)[0])
+                except OSError:
+                    return ""
+
+            return describe_windows(
+                product_name=value("ProductName"),
+                display_version=value("DisplayVersion") or value("ReleaseId"),
+                build=value("CurrentBuild") or value("CurrentBuildNumber"),
+                revision=value("UBR"),
+                major=value("CurrentMajorVersionNumber") or "10",
+                minor=value("CurrentMinorVersionNumber") or "0",
+            )
+
+else:
+
+    def _windows_description() -> str:
+        raise OSError("no Windows registry on this platform")
+
+
+def describe_windows(
+    *, product_name: str, display_version: str, build: str, revision: str, major: str, minor: str
+) -> str:
+    """Builds the console's OS label from the registry's CurrentVersion values."""
+    name = product_name or "Windows"
+    if build.isdigit() and int(build) >= WINDOWS_11_FIRST_BUILD:
+        name = name.replace("Windows 10", "Windows 11")
+    number = ".".join(part for part in (major, minor, build, revision) if part)
+    label = f"{name} {display_version}".strip()
+    return f"{label} ({number})" if build else label

@@ -1,0 +1,110 @@
+"""The agent's push channel: a WebSocket to ``/ws/agent`` on which the server sends commands
+the moment an admin creates them.
+
+Delivery never depends on it: a command also rides on the next heartbeat answer, and the
+runner ignores an id it has seen. So this loop only has to be cheap and persistent: connect
+with the device token, hand each RUN_UPDATES to the runner, reconnect with back-off when the
+connection drops. Authentication problems are the heartbeat loop's to handle (it registers
+again or stops the agent); here they only mean "try later".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import ssl
+from collections.abc import Callable
+from typing import Final
+
+import httpx
+from pydantic import ValidationError
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
+
+from lunaris_agent.client import USER_AGENT
+from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
+
+log = logging.getLogger(__name__)
+
+PING_INTERVAL_S: Final = 45.0
+"""Keeps NAT and proxy state alive and notices a dead server; rarer than websockets' 20 s
+default, since a fleet of 50,000 agents pings the server at this rate."""
+RECONNECT_CAP_S: Final = 300.0
+
+
+def socket_url(api_url: str) -> str:
+    """``https://host/prefix/api`` -> ``wss://host/prefix/ws/agent``."""
+    url = httpx.URL(api_url)
+    path = url.path.rstrip("/")
+    if path.endswith("/api"):
+        path = path[: -len("/api")]
+    scheme = "wss" if url.scheme == "https" else "ws"
+    return str(url.copy_with(scheme=scheme, path=f"{path}/ws/agent", query=None))
+
+
+class PushChannel:
+    def __init__(
+        self,
+        api_url: str,
+        *,
+        token: Callable[[], str | None],
+        on_command: Callable[[RunUpdatesCommand], object],
+        verify: bool | str = True,
+        rng: random.Random | None = None,
+    ) -> None:
+        """``token`` is read at each connection attempt: registration may replace it."""
+        self.url = socket_url(api_url)
+        self._token = token
+        self._on_command = on_command
+        self._ssl = _ssl_context(verify) if self.url.startswith("wss:") else None
+        self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
+        self.connected = asyncio.Event()
+
+    async def run_forever(self) -> None:
+        delay = 2.0
+        while True:
+            token = self._token()
+            if token is not None:
+                try:
+                    await self._listen(token)
+                    delay = 2.0  # it was up: the next drop starts the back-off afresh
+                except (OSError, TimeoutError, WebSocketException) as error:
+                    log.debug("push channel unavailable: %s", error)
+                finally:
+                    self.connected.clear()
+            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
+            delay = min(delay * 2, RECONNECT_CAP_S)
+
+    async def _listen(self, token: str) -> None:
+        async with connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {token}"},
+            user_agent_header=USER_AGENT,
+            ssl=self._ssl,
+            ping_interval=PING_INTERVAL_S,
+            ping_timeout=30,
+            open_timeout=30,
+        ) as websocket:
+            self.connected.set()
+            log.debug("push channel open: %s", self.url)
+            async for text in websocket:
+                self._receive(text)
+
+    def _receive(self, text: str | bytes) -> None:
+        try:
+            message = RunUpdatesMessage.model_validate_json(text)
+        except ValidationError:
+            log.warning("push channel: ignoring a message this agent does not understand")
+            return
+        self._on_command(message.data)
+
+
+def _ssl_context(verify: bool | str) -> ssl.SSLContext:
+    if isinstance(verify, str):
+        return ssl.create_default_context(cafile=verify)
+    context = ssl.create_default_context()
+    if not verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context

@@ -1,0 +1,200 @@
+"""The MSI's values (API_URL, ENROLLMENT_SECRET) taken into config.json on the agent's first
+start, with a fake in place of the registry key the MSI writes them to."""
+
+import json
+import sys
+import uuid
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+
+from lunaris_agent import config, installer_values, runtime
+from lunaris_agent.config import ConfigError
+from lunaris_agent.installer_values import API_URL_VALUE, ENROLLMENT_SECRET_VALUE
+
+API_URL = "https://lunaris.example.com/api"
+
+
+class FakeKey:
+    """HKLM\\SOFTWARE\\Lunaris\\Agent\\Installer: absent (None) or holding values."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, *, readable: bool = True) -> None:
+        self.values = None if values is None else dict(values)
+        self.readable = readable
+        self.deletes = 0
+
+    def read(self) -> Mapping[str, str] | None:
+        if not self.readable:
+            raise PermissionError(5, "Access is denied")
+        return self.values
+
+    def delete(self) -> None:
+        self.deletes += 1
+        self.values = None
+
+
+def given(api_url: str | None = API_URL, secret: str | None = "s3cret") -> FakeKey:
+    values = {}
+    if api_url is not None:
+        values[API_URL_VALUE] = api_url
+    if secret is not None:
+        values[ENROLLMENT_SECRET_VALUE] = secret
+    return FakeKey(values)
+
+
+def read_json(path: Path) -> dict[str, object]:
+    data: dict[str, object] = json.loads(path.read_text(encoding="utf-8"))
+    return data
+
+
+def test_first_start_writes_the_config_and_deletes_the_values(tmp_path: Path) -> None:
+    path = tmp_path / "LunarisAgent" / "config.json"
+    key = given()
+
+    assert installer_values.take(path, key) is True
+
+    written = config.load(path)
+    assert written.api_url == API_URL
+    assert written.enrollment_secret == "s3cret"
+    assert written.device_id is not None  # the device has its identity from the first start
+    assert key.values is None
+    assert key.deletes == 1
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX file modes")
+def test_the_config_it_writes_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "LunarisAgent" / "config.json"
+    installer_values.take(path, given())
+    assert path.stat().st_mode & 0o077 == 0
+
+
+def test_no_key_means_nothing_to_do(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    key = FakeKey(None)
+    assert installer_values.take(path, key) is False
+    assert not path.exists()
+    assert key.deletes == 0
+
+
+def test_an_upgrade_with_new_values_keeps_the_identity_and_settings(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    device_id = uuid.uuid4()
+    path.write_text(
+        json.dumps(
+            {
+                "api_url": "https://old.example.com/api",
+                "device_id": str(device_id),
+                "device_token": "token-1",
+                "winget_path": "C:/tools/winget.exe",
+                "verify_tls": False,
+                "heartbeat_interval_s": 30,
+                "a_key_from_a_newer_agent": [1, 2],
+            }
+        ),
+        encoding="utf-8",
+    )
+
+    installer_values.take(path, given(secret="new-secret"))
+
+    data = read_json(path)
+    assert data["api_url"] == API_URL
+    assert data["enrollment_secret"] == "new-secret"
+    assert (data["device_id"], data["device_token"]) == (str(device_id), "token-1")
+    assert data["winget_path"] == "C:/tools/winget.exe"
+    assert data["verify_tls"] is False  # an administrator's choice survives the installer
+    assert data["heartbeat_interval_s"] == 30
+    assert data["a_key_from_a_newer_agent"] == [1, 2]
+
+
+def test_a_secret_alone_keeps_the_configured_server(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None)
+
+    installer_values.take(path, given(api_url=None, secret="again"))
+
+    assert config.load(path).api_url == API_URL
+    assert config.load(path).enrollment_secret == "again"
+
+
+def test_blank_values_are_deleted_and_change_nothing(tmp_path: Path) -> None:
+    # A repair rewrites the values from properties that were not given this time.
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None)
+    before = path.read_bytes()
+    key = given(api_url="  ", secret="")
+
+    assert installer_values.take(path, key) is True
+
+    assert path.read_bytes() == before
+    assert key.values is None
+
+
+def test_a_secret_without_any_url_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    key = given(api_url=None)
+
+    with pytest.raises(ConfigError, match="API_URL"):
+        installer_values.take(path, key)
+
+    assert not path.exists()
+    assert key.values == {ENROLLMENT_SECRET_VALUE: "s3cret"}  # installing again replaces it
+
+
+def test_an_invalid_url_is_refused_and_kept(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    key = given(api_url="lunaris.example.com")
+
+    with pytest.raises(ConfigError, match="API_URL is not valid"):
+        installer_values.take(path, key)
+
+    assert not path.exists()
+    assert key.deletes == 0
+
+
+def test_a_broken_config_is_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    path.write_text("{not json", encoding="utf-8")
+
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        installer_values.take(path, given())
+
+    assert path.read_text(encoding="utf-8") == "{not json"
+
+
+def test_without_elevation_the_values_wait_for_the_service(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    key = FakeKey({API_URL_VALUE: API_URL}, readable=False)
+    assert installer_values.take(path, key) is False
+    assert not path.exists()
+
+
+def test_a_failed_delete_is_not_fatal(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    class Undeletable(FakeKey):
+        def delete(self) -> None:
+            raise PermissionError(5, "Access is denied")
+
+    path = tmp_path / "config.json"
+    assert installer_values.take(path, Undeletable({API_URL_VALUE: API_URL})) is True
+    assert config.load(path).api_url == API_URL
+    assert "taken again next start" in caplog.text
+
+
+def test_only_the_default_config_takes_installer_values(tmp_path: Path) -> None:
+    # Off Windows there is no registry, and a --config elsewhere is a configuration of its own.
+    assert installer_values.take(tmp_path / "elsewhere.json") is False
+
+
+def test_prepare_takes_the_values_before_it_reads_the_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "config.json"
+    key = given()
+    monkeypatch.setattr(installer_values, "_platform_store", lambda: key)
+    monkeypatch.setattr(config, "default_config_path", lambda: path)
+
+    prepared = runtime.prepare(path)
+
+    assert prepared.api_url == API_URL
+    assert prepared.enrollment_secret == "s3cret"
+    assert key.values is None
