@@ -2,22 +2,28 @@
 
 A fresh database gets ``devices`` enrolled devices with realistic waiting updates (a few
 per device from a catalog of real winget packages) and a month of history, inserted in bulk
-into the tables (going through the agent API would take most of an hour at this size).
-Then each console page is requested one at a time (after three warm-up requests) and its
-answer time recorded.
+into the tables with the fleet counters the report diff would have kept (going through the
+agent API would take most of an hour at this size). Then each console page is requested one
+at a time (after three warm-up requests) and its answer time recorded.
 """
 
 from __future__ import annotations
 
 import asyncio
+import html
 import random
+import re
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from collections import Counter
+from dataclasses import asdict
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, update
+import httpx
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench._common import BenchDatabase, Result, log, percentile, print_table, start_server
 from bench._loadgen import closed_loop, get_request
@@ -25,7 +31,14 @@ from bench.realtime import _api_token
 from lunaris_server.db.engine import Database
 from lunaris_server.devices.models import Device
 from lunaris_server.security import TokenKind, new_token, token_hash
-from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
+from lunaris_server.updates.fleet_counts import Variant, variant_of
+from lunaris_server.updates.models import (
+    DeviceUpdate,
+    FleetPackage,
+    FleetVariant,
+    UpdateActivity,
+    UpdateEvent,
+)
 
 CATALOG = [
     ("Mozilla.Firefox", "Mozilla Firefox (x64 en-US)", "131.0.3", "133.0"),
@@ -57,10 +70,15 @@ CATALOG = [
 
 
 async def seed_fleet(url: str, count: int, *, batch: int = 2000) -> None:
-    """``count`` devices, 10% of them offline, each waiting for 0 to 12 updates."""
+    """``count`` devices, 10% of them offline, each waiting for 0 to 12 updates, with a
+    month of history (each wait detected on some day; a few updates since resolved)."""
     rng = random.Random(42)
     now = datetime.now(UTC)
+    # Devices enroll in no particular hostname order: the heap is not sorted by hostname.
+    numbers = list(range(count))
+    rng.shuffle(numbers)
     database = Database(url)
+    counts = _FleetCounts()
     try:
         async with database.session() as session:
             for start in range(0, count, batch):
@@ -70,16 +88,21 @@ async def seed_fleet(url: str, count: int, *, batch: int = 2000) -> None:
                 for n in range(start, min(count, start + batch)):
                     device_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
                     offline = rng.random() < 0.1
+                    seen_ago = (
+                        timedelta(days=rng.uniform(0.5, 14))
+                        if offline
+                        else timedelta(seconds=rng.uniform(0, 60))
+                    )
                     packages = rng.sample(CATALOG, rng.randint(0, 12))
                     devices.append(
                         {
                             "id": device_id,
-                            "hostname": f"PC-{n:06}",
+                            "hostname": f"PC-{numbers[n]:06}",
                             "os_version": "Windows 11 Pro 23H2 (10.0.22631.4460)",
                             "agent_version": "0.1.0",
                             "token_hash": token_hash(new_token(TokenKind.DEVICE)),
                             "enrolled_at": now - timedelta(days=60),
-                            "last_seen_at": now - timedelta(hours=3 if offline else 0),
+                            "last_seen_at": now - seen_ago,
                             "announced_status": "offline" if offline else "online",
                             "updates_count": len(packages),
                         }
@@ -100,38 +123,113 @@ async def seed_fleet(url: str, count: int, *, batch: int = 2000) -> None:
                                 "first_seen_at": seen,
                             }
                         )
-                        events.append(
-                            {
-                                "device_id": device_id,
-                                "package_identifier": package,
-                                "source": "winget",
-                                "kind": "detected",
-                                "from_version": installed,
-                                "to_version": available,
-                                "at": seen,
-                            }
-                        )
+                        events.append(_event(device_id, package, "detected", seen))
+                    for package, _name, _installed, _available in rng.sample(
+                        CATALOG, rng.randint(0, 3)
+                    ):
+                        resolved = now - timedelta(days=rng.uniform(0, 29))
+                        detected = resolved - timedelta(days=rng.uniform(0, 10))
+                        events.append(_event(device_id, package, "detected", detected))
+                        events.append(_event(device_id, package, "resolved", resolved))
                 await session.execute(insert(Device), devices)
                 if rows:
                     await session.execute(insert(DeviceUpdate), rows)
-                    await session.execute(insert(UpdateEvent), events)
+                await session.execute(insert(UpdateEvent), events)
+                counts.add(rows, events)
+            await counts.insert(session)
             await session.commit()
-            # Planner statistics as a running server would have them.
-            await session.execute(update(Device).where(Device.id == "").values(hostname=""))
+        # Planner statistics and visibility map as autovacuum would leave them. Outside a
+        # transaction: PostgreSQL keeps nothing of an ANALYZE that was rolled back.
         async with database.engine.connect() as connection:
-            await connection.exec_driver_sql("ANALYZE")
+            autocommit = await connection.execution_options(isolation_level="AUTOCOMMIT")
+            await autocommit.exec_driver_sql(
+                "VACUUM ANALYZE" if database.engine.dialect.name == "postgresql" else "ANALYZE"
+            )
     finally:
         await database.dispose()
+
+
+class _FleetCounts:
+    """The counters the report diff would have kept for the rows inserted in bulk."""
+
+    def __init__(self) -> None:
+        self.packages: Counter[tuple[str, str]] = Counter()
+        self.variants: Counter[Variant] = Counter()
+        self.days: Counter[tuple[date, str]] = Counter()
+
+    def add(self, rows: list[dict[str, Any]], events: list[dict[str, Any]]) -> None:
+        for row in rows:  # a device waits for a package at most once here
+            variant = variant_of(DeviceUpdate(**row))
+            self.packages[variant.package] += 1
+            self.variants[variant] += 1
+        for event in events:
+            self.days[(event["at"].astimezone(UTC).date(), event["kind"])] += 1
+
+    async def insert(self, session: AsyncSession) -> None:
+        await session.execute(
+            insert(FleetPackage),
+            [
+                {"package_identifier": p, "source": s, "devices": n}
+                for (p, s), n in self.packages.items()
+            ],
+        )
+        await session.execute(
+            insert(FleetVariant),
+            [{"key": v.key, **asdict(v), "rows": n} for v, n in self.variants.items()],
+        )
+        days = {day for day, _kind in self.days}
+        await session.execute(
+            insert(UpdateActivity),
+            [
+                {
+                    "day": day,
+                    "shard": 0,
+                    "detected": self.days[(day, "detected")],
+                    "resolved": self.days[(day, "resolved")],
+                }
+                for day in days
+            ],
+        )
+
+
+VERSIONS = {package: (installed, available) for package, _name, installed, available in CATALOG}
+
+
+def _event(device_id: str, package: str, kind: str, at: datetime) -> dict[str, Any]:
+    installed, available = VERSIONS[package]
+    return {
+        "device_id": device_id,
+        "package_identifier": package,
+        "source": "winget",
+        "kind": kind,
+        "from_version": installed,
+        "to_version": available,
+        "at": at,
+    }
 
 
 PAGES = {
     "dashboard /": "/",
     "devices page 1": "/devices",
-    "devices deep page": "/devices?page=1500",
+    "devices page 1,500 by number": "/devices?page=1500",
+    # What the pager's "Next" link on page 1,499 points at (read from that page).
+    "devices page 1,500 by Next": "next of /devices?page=1499",
     "devices search": "/devices?q=PC-0123",
     "devices filtered": "/devices?status=offline&sort=-updates_count",
     "updates": "/updates",
+    "updates, one package": "/updates/devices?package=Mozilla.Firefox&source=winget",
 }
+_NEXT_LINK = re.compile(r'rel="next" href="([^"]+)"')
+
+
+def _resolve(base_url: str, headers: dict[str, str], path: str) -> str:
+    if not path.startswith("next of "):
+        return path
+    page = httpx.get(base_url + path.removeprefix("next of "), headers=headers, timeout=30)
+    found = _NEXT_LINK.search(page.text)
+    if found is None:
+        raise RuntimeError(f"no next link on {path}")
+    return html.unescape(found.group(1))
 
 
 def run(*, backend: str, devices: int, requests: int, plot: Path | None) -> Result:
@@ -142,19 +240,22 @@ def run(*, backend: str, devices: int, requests: int, plot: Path | None) -> Resu
         asyncio.run(seed_fleet(database.url, devices))
         log(f"seeded in {time.monotonic() - started:.0f}s")
         token = asyncio.run(_api_token(database.url))
-        server = start_server(database.url)
+        # Nothing heartbeats during the run: a window of hours keeps the online devices online
+        # (with the default 3 minutes the sweeper would flip 90,000 devices offline mid-run).
+        server = start_server(database.url, LUNARIS_HEARTBEAT_INTERVAL_S="3600")
         try:
             host, port = server.base_url.removeprefix("http://").split(":")
             headers = {"Authorization": f"Bearer {token}"}
             figures: dict[str, Any] = {"backend": backend, "devices": devices}
             table = []
-            for name, path in PAGES.items():
+            for name, page in PAGES.items():
+                path = _resolve(server.base_url, headers, page)
                 request = get_request(f"{host}:{port}", path, headers)
                 asyncio.run(closed_loop(host, int(port), request=request, count=3))  # warm
-                result = asyncio.run(closed_loop(host, int(port), request=request, count=requests))
-                latencies = [ms for _index, ms in result.latencies]
-                if set(result.statuses) != {200}:
-                    raise RuntimeError(f"{path} answered {result.statuses}")
+                load = asyncio.run(closed_loop(host, int(port), request=request, count=requests))
+                latencies = [ms for _index, ms in load.latencies]
+                if set(load.statuses) != {200}:
+                    raise RuntimeError(f"{path} answered {load.statuses}")
                 p50, p95 = percentile(latencies, 50), percentile(latencies, 95)
                 figures[name] = {"p50_ms": round(p50, 1), "p95_ms": round(p95, 1)}
                 table.append((name, f"{p50:.1f} / {p95:.1f}"))

@@ -2,13 +2,18 @@
 
 import os
 import re
+import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.async_api import Page, expect
+from sqlalchemy import insert
 
+from lunaris_server.db import Database
+from lunaris_server.devices.models import Device
 from tests.console.conftest import Agent, add_user_to
 from tests.support import LiveServer, Seeded, seed_database
 
@@ -97,6 +102,53 @@ async def test_admin_logs_in_and_browses_the_fleet(start_server, seeded, chromiu
     count = next(d["updates_count"] for d in devices if d["id"] == muc.device_id)
     await expect(page.locator("#device-updates tbody tr")).to_have_count(count)
     assert script_errors == []  # htmx reports bad attributes (e.g. hx-trigger) as errors
+
+
+async def test_the_device_list_pages_forwards_and_back(
+    start_server, seeded, database_url, chromium
+):
+    await insert_devices(database_url, [f"PC-{n:03}" for n in range(120)])
+    server = start_server()
+    page = await new_page(chromium, server)
+    await log_in(page, seeded.username, seeded.password)
+    await page.goto("/devices")
+    first_row = page.locator("#devices-table tbody tr").first
+    await expect(first_row).to_contain_text("PC-000")
+    await page.click("#devices-table >> text=Next →")
+    await expect(first_row).to_contain_text("PC-050")
+    await page.click("#devices-table >> text=Next →")
+    await expect(first_row).to_contain_text("PC-100")
+    await expect(page.locator("#devices-table .page-of")).to_have_text("Page 3 of 3")
+    await expect(page).to_have_url(re.compile(r"[?&]page=3&after="))  # a seek, not an offset
+    await page.click("#devices-table >> text=← Previous")
+    await expect(first_row).to_contain_text("PC-050")
+    await expect(page).to_have_url(re.compile(r"[?&]before="))
+    await page.go_back()  # the URL held the place: history brings page 3 back
+    await expect(first_row).to_contain_text("PC-100")
+
+
+async def insert_devices(database_url: str, hostnames: list[str]) -> None:
+    now = datetime.now(UTC)
+    database = Database(database_url)
+    try:
+        async with database.session() as session:
+            await session.execute(
+                insert(Device),
+                [
+                    {
+                        "id": str(uuid.uuid4()),
+                        "hostname": hostname,
+                        "token_hash": uuid.uuid4().hex,
+                        "enrolled_at": now,
+                        "last_seen_at": now,
+                        "updates_count": 0,
+                    }
+                    for hostname in hostnames
+                ],
+            )
+            await session.commit()
+    finally:
+        await database.dispose()
 
 
 async def test_a_viewer_sees_no_admin_actions_and_the_server_refuses_them(

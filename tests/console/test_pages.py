@@ -2,11 +2,13 @@
 
 import csv
 import io
+import re
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
+from lunaris_server.console.paging import PER_PAGE
 from tests.console.conftest import csrf_token, login, page_token
 from tests.support import create_secret, create_user, register_device, update_row
 
@@ -189,6 +191,35 @@ async def test_updates_page_and_the_devices_waiting_for_one_package(app, admin):
     assert "MUC-DESK-02" in waiting
     only_berlin = (await admin.get("/updates/devices?package=7zip.7zip&source=winget")).text
     assert "MUC-DESK-02" not in only_berlin
+
+
+async def test_the_devices_waiting_for_a_package_are_paged_by_device(app, admin):
+    secret = await create_secret(app)
+    two_installs = [
+        update_row("Git.Git", "2.31.0", "2.47.1"),
+        update_row("Git.Git", "2.40.0", "2.47.1"),
+    ]
+    for n in range(PER_PAGE + 3):
+        device = await register_device(admin, secret, hostname=f"PC-{n:03}")
+        rows = two_installs if n == PER_PAGE - 1 else two_installs[:1]
+        rows = [*rows, update_row("Local.Tool", "1.0", "1.1", source=None)] if n < 2 else rows
+        response = await admin.post(
+            "/api/agent/update-report", json={"updates": rows}, headers=device.headers
+        )
+        assert response.status_code == 200
+    first = (await admin.get("/updates/devices?package=Git.Git&source=winget")).text
+    assert f"{PER_PAGE + 3} waiting" in first
+    hosts = re.findall(r'class="strong" href="/devices/[^"]+">([^<]+)<', first)
+    # The last device of the page has two installs: both rows, and no device cut in half.
+    assert hosts == [f"PC-{n:03}" for n in range(PER_PAGE)] + [f"PC-{PER_PAGE - 1:03}"]
+    second = (await admin.get("/updates/devices?package=Git.Git&source=winget&page=2")).text
+    assert re.findall(r'class="strong" href="/devices/[^"]+">([^<]+)<', second) == [
+        f"PC-{n:03}" for n in range(PER_PAGE, PER_PAGE + 3)
+    ]
+    # No source: the table links without one, and the page finds the rows.
+    no_source = (await admin.get("/updates/devices?package=Local.Tool")).text
+    assert "2 waiting" in no_source
+    assert '/updates/devices?package=Local.Tool"' in (await admin.get("/updates")).text
 
 
 async def test_csv_exports_follow_the_filters_and_are_spreadsheet_safe(app, admin):

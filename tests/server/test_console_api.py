@@ -247,3 +247,27 @@ async def test_device_detail_updates_and_history(app, client, clock):
     assert history["items"][0]["kind"] == "resolved"
     assert history["items"][0]["package_identifier"] == "7zip.7zip"
     assert (await client.get("/api/devices/not-a-uuid")).status_code == 422
+
+
+async def test_an_admin_revokes_a_device(app, client, clock):
+    devices = await fleet(app, client, clock)
+    alpha = devices["alpha"]
+    await create_user(app, "vera", "viewer password", role="viewer")
+    await login(client, "vera", "viewer password")
+    assert (await client.post(f"/api/devices/{alpha.device_id}/revoke")).status_code == 403
+    await login(client)
+    response = await client.post(f"/api/devices/{alpha.device_id}/revoke")
+    assert response.status_code == 200
+    assert response.json()["hostname"] == "PC-ALPHA"
+    listed = (await client.get("/api/devices")).json()
+    assert alpha.device_id not in [d["id"] for d in listed["items"]]
+    assert (await client.get(f"/api/devices/{alpha.device_id}")).status_code == 404
+    # Its updates leave the fleet figures; its token no longer works.
+    git = (await client.get("/api/updates", params={"q": "Git.Git"})).json()["items"][0]
+    assert git["devices"] == 2
+    heartbeat = await client.post("/api/agent/heartbeat", json={}, headers=alpha.headers)
+    assert heartbeat.status_code == 401
+    audit = (await client.get("/api/audit")).json()["items"]
+    assert audit[0]["action"] == "device.revoke"
+    missing = "/api/devices/00000000-0000-4000-8000-000000000000/revoke"
+    assert (await client.post(missing)).status_code == 404

@@ -1,11 +1,20 @@
 """Page numbers and URLs that keep the rest of the query string (the URL holds the state)."""
 
+import base64
+import binascii
+import json
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
 
+from lunaris_server.errors import InvalidInput
+
 PER_PAGE = 50
+POSITION = ("page", "after", "before")
+"""The query parameters that say where in a list a page is."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -13,6 +22,10 @@ class Pager:
     page: int
     per_page: int
     total: int
+    after: str | None = None
+    """Where the next page starts (a cursor), when the list can seek to it."""
+    before: str | None = None
+    """Where the previous page ends (a cursor), when the list can seek to it."""
 
     @property
     def offset(self) -> int:
@@ -42,9 +55,9 @@ class Pager:
 def url_with(request: Request, path: str | None = None, **changes: object) -> str:
     """This page's URL with some query parameters changed; ``None`` or "" removes one.
 
-    Changing anything but the page starts again from page 1.
+    Changing anything but the position (page, cursor) starts again from page 1.
     """
-    params = {k: v for k, v in request.query_params.items() if k != "page" or "page" in changes}
+    params = {k: v for k, v in request.query_params.items() if k not in POSITION or k in changes}
     for key, value in changes.items():
         if value is None or value == "" or value is False:
             params.pop(key, None)
@@ -52,3 +65,26 @@ def url_with(request: Request, path: str | None = None, **changes: object) -> st
             params[key] = str(value)
     query = urlencode(params)
     return f"{path or request.url.path}{'?' + query if query else ''}"
+
+
+def encode_cursor(cursor: tuple[Any, str]) -> str:
+    """A row's place in a sorted list (sort value, id) as a URL-safe token."""
+    value, row_id = cursor
+    tagged = ["t", value.isoformat()] if isinstance(value, datetime) else ["v", value]
+    return base64.urlsafe_b64encode(json.dumps([*tagged, row_id]).encode()).decode()
+
+
+def decode_cursor(token: str) -> tuple[Any, str]:
+    try:
+        tag, value, row_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        if tag == "t":
+            value = datetime.fromisoformat(value)
+            if value.tzinfo is None:
+                raise ValueError(value)
+        elif tag != "v" or not isinstance(value, str | int) or isinstance(value, bool):
+            raise ValueError(tag)
+        if not isinstance(row_id, str):
+            raise ValueError(row_id)
+    except (ValueError, TypeError, binascii.Error):
+        raise InvalidInput("this page's position in the list is not valid") from None
+    return value, row_id

@@ -1,15 +1,14 @@
-"""The dashboard's figures, each one aggregate query (they stay fast at 50,000 devices)."""
+"""The dashboard's figures: one aggregate query over the devices, and the daily counters."""
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import Liveness
-from lunaris_server.updates.models import UpdateEvent
-from lunaris_server.updates.service import EventKind
+from lunaris_server.updates.models import UpdateActivity
 
 ACTIVITY_DAYS = 30
 
@@ -60,32 +59,25 @@ class DailyActivity:
     resolved: list[int]
 
 
-def _utc_day(session: AsyncSession) -> ColumnElement[str]:
-    """The UTC calendar day of an event as ``YYYY-MM-DD`` text, in either database."""
-    if session.get_bind().dialect.name == "postgresql":
-        return func.to_char(func.timezone("UTC", UpdateEvent.at), "YYYY-MM-DD")
-    return func.strftime("%Y-%m-%d", UpdateEvent.at)  # SQLite stores UTC already
-
-
 async def daily_activity(
     session: AsyncSession, *, now: datetime, days: int = ACTIVITY_DAYS
 ) -> DailyActivity:
-    """Updates detected and resolved per UTC day over the last ``days`` days (today included)."""
-    first_day = now.date() - timedelta(days=days - 1)
-    start = datetime.combine(first_day, datetime.min.time(), tzinfo=now.tzinfo)
-    day = _utc_day(session).label("day")
+    """Updates detected and resolved per UTC day over the last ``days`` days (today included),
+    from the daily counters the report diff keeps (``updates.fleet_counts``)."""
+    first_day = now.astimezone(UTC).date() - timedelta(days=days - 1)
     rows = await session.execute(
-        select(day, UpdateEvent.kind, func.count())
-        .where(
-            UpdateEvent.at >= start,
-            UpdateEvent.kind.in_([EventKind.DETECTED.value, EventKind.RESOLVED.value]),
+        select(
+            UpdateActivity.day,
+            func.sum(UpdateActivity.detected),
+            func.sum(UpdateActivity.resolved),
         )
-        .group_by(day, UpdateEvent.kind)
+        .where(UpdateActivity.day >= first_day)
+        .group_by(UpdateActivity.day)
     )
-    counts = {(str(d), kind): int(n) for d, kind, n in rows}
+    counts = {day: (int(detected), int(resolved)) for day, detected, resolved in rows}
     all_days = [first_day + timedelta(days=i) for i in range(days)]
     return DailyActivity(
         days=all_days,
-        detected=[counts.get((d.isoformat(), EventKind.DETECTED.value), 0) for d in all_days],
-        resolved=[counts.get((d.isoformat(), EventKind.RESOLVED.value), 0) for d in all_days],
+        detected=[counts.get(d, (0, 0))[0] for d in all_days],
+        resolved=[counts.get(d, (0, 0))[1] for d in all_days],
     )

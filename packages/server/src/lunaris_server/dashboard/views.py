@@ -10,7 +10,6 @@ from lunaris_server.dashboard import service as dashboard
 from lunaris_server.dashboard.charts import dashboard_charts
 from lunaris_server.deps import NowDep, SessionDep, StateDep
 from lunaris_server.devices import service as devices
-from lunaris_server.devices.service import DeviceQuery, DeviceSort
 from lunaris_server.devices.views import device_view
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
@@ -37,12 +36,7 @@ async def _context(
         activity = await dashboard.daily_activity(session, now=now)
         context["charts"] = dashboard_charts(stats, top_packages, activity)
     if fragment in (None, "recent"):
-        recent, _ = await devices.list_devices(
-            session,
-            query=DeviceQuery(sort=DeviceSort.LAST_SEEN, descending=True, limit=RECENT_DEVICES),
-            liveness=state.liveness,
-            now=now,
-        )
+        recent = await devices.recently_seen(session, limit=RECENT_DEVICES)
         context["recent"] = [device_view(d, state, now) for d in recent]
     return context
 

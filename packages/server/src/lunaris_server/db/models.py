@@ -2,18 +2,30 @@
 
 from lunaris_server.accounts.models import ApiToken, User
 from lunaris_server.audit.models import AuditEntry
+from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.db.base import Base
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment.models import EnrollmentSecret
-from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
+from lunaris_server.updates.models import (
+    DeviceUpdate,
+    FleetPackage,
+    FleetVariant,
+    UpdateActivity,
+    UpdateEvent,
+)
 
 __all__ = [
     "ApiToken",
     "AuditEntry",
     "Base",
+    "Command",
+    "CommandResult",
     "Device",
     "DeviceUpdate",
     "EnrollmentSecret",
+    "FleetPackage",
+    "FleetVariant",
+    "UpdateActivity",
     "UpdateEvent",
     "User",
 ]

@@ -4,15 +4,16 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
-from lunaris_server.deps import CurrentUser, NowDep, SessionDep, StateDep
+from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery, Liveness
 from lunaris_server.pagination import PageDep, Paginated
+from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"])
@@ -97,6 +98,22 @@ async def list_devices(
         limit=page.limit,
         offset=page.offset,
     )
+
+
+@router.post("/{device_id}/revoke")
+async def revoke_device(
+    device_id: UUID,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> DeviceOut:
+    device = await devices.revoke(
+        session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
+    )
+    await outbox.commit(session, state.realtime)
+    return _out(device, state, now)
 
 
 @router.get("/{device_id}")

@@ -31,11 +31,10 @@ async def devices_csv(
     session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
 ) -> str:
     chunks = [csv_lines([HEADER])]
-    offset = 0
+    batch = replace(query, limit=BATCH, offset=0, after=None, before=None)
     while True:
-        rows, _total = await devices.list_devices(
-            session, query=replace(query, limit=BATCH, offset=offset), liveness=liveness, now=now
-        )
+        page = await devices.device_page(session, query=batch, liveness=liveness, now=now)
+        rows = page.devices
         chunks.append(
             csv_lines(
                 (
@@ -55,4 +54,5 @@ async def devices_csv(
         )
         if len(rows) < BATCH:
             return "".join(chunks)
-        offset += BATCH
+        # Each batch starts where the last one ended: no offset to skip again and again.
+        batch = replace(batch, after=page.last)

@@ -1,6 +1,6 @@
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text
+from sqlalchemy import Index, Integer, String, Text, func, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lunaris_server.db import Base
@@ -33,7 +33,23 @@ class Device(Base):
     scan_error_at: Mapped[datetime | None]
 
     __table_args__ = (
-        Index("ix_devices_hostname", "hostname"),
+        # The list's default order (case-folded hostname, then id), read in index order. Only
+        # listed (not revoked) devices: SQLite then skips entries without reading their rows.
+        Index(
+            "ix_devices_hostname_folded",
+            func.lower(hostname),
+            id,
+            postgresql_where=text("revoked_at IS NULL"),
+            sqlite_where=text("revoked_at IS NULL"),
+        ),
+        # "Hostname contains" search on PostgreSQL (pg_trgm); migration 0003 creates it
+        # where the extension is available, elsewhere the search scans the devices.
+        Index(
+            "ix_devices_hostname_trgm",
+            func.lower(hostname).label("hostname_folded"),
+            postgresql_using="gin",
+            postgresql_ops={"hostname_folded": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
         Index("ix_devices_last_seen_at", "last_seen_at"),
         Index("ix_devices_updates_count", "updates_count"),
         Index("ix_devices_announced_status_last_seen_at", "announced_status", "last_seen_at"),

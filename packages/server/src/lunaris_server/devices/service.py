@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus, HeartbeatRequest, RegisterRequest
@@ -15,10 +15,11 @@ from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.errors import NotAuthenticated, NotFound
+from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.security import TokenKind, new_token, token_hash
+from lunaris_server.updates import fleet_counts
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +63,9 @@ async def register(
             updates_count=0,
         )
         session.add(device)
+    elif device.revoked_at is not None:
+        # Enrolled again: its waiting updates count in the fleet's figures again.
+        await fleet_counts.device_rows_counted(session, device_id=device_id, counted=True)
     device.hostname = request.hostname
     device.os_version = request.os_version
     device.agent_version = request.agent_version
@@ -80,6 +84,35 @@ async def register(
         now=now,
     )
     return Registration(device=device, device_token=device_token, created=created)
+
+
+async def revoke(
+    session: AsyncSession, *, device_id: str, now: datetime, actor: audit.Actor
+) -> Device:
+    """Refuses the device's token from now on and takes the device off the console.
+
+    Its waiting updates leave the fleet counts in the same transaction (the counts cover
+    listed devices only), and the announcement evicts it from every process's heartbeat
+    cache. Revoking a revoked device changes nothing; enrolling it again undoes it.
+    """
+    device = await session.get(Device, device_id, with_for_update=True)
+    if device is None:
+        raise NotFound(f"no device with id {device_id}")
+    if device.revoked_at is not None:
+        return device
+    await fleet_counts.device_rows_counted(session, device_id=device.id, counted=False)
+    device.revoked_at = now
+    await session.flush()
+    announce(session, events.device_status(device))
+    await audit.record(
+        session,
+        actor=actor,
+        action="device.revoke",
+        target=f"device:{device.id}",
+        details={"hostname": device.hostname},
+        now=now,
+    )
+    return device
 
 
 async def authenticate(session: AsyncSession, *, device_token: str, lock: bool = True) -> Device:
@@ -180,16 +213,21 @@ class DeviceSort(StrEnum):
     AGENT_VERSION = "agent_version"
 
 
-_SORT_COLUMNS: dict[DeviceSort, Any] = {
-    DeviceSort.HOSTNAME: func.lower(Device.hostname),
+_SORT_COLUMNS: dict[DeviceSort, tuple[Any, type]] = {
+    # What each sort orders by, and the Python type of its values (a place in the list).
+    DeviceSort.HOSTNAME: (func.lower(Device.hostname), str),
     # Online devices are exactly the recently seen ones, so status sorts by last seen.
-    DeviceSort.LAST_SEEN: Device.last_seen_at,
-    DeviceSort.STATUS: Device.last_seen_at,
-    DeviceSort.UPDATES: Device.updates_count,
-    DeviceSort.ENROLLED: Device.enrolled_at,
-    DeviceSort.OS_VERSION: Device.os_version,
-    DeviceSort.AGENT_VERSION: Device.agent_version,
+    DeviceSort.LAST_SEEN: (Device.last_seen_at, datetime),
+    DeviceSort.STATUS: (Device.last_seen_at, datetime),
+    DeviceSort.UPDATES: (Device.updates_count, int),
+    DeviceSort.ENROLLED: (Device.enrolled_at, datetime),
+    DeviceSort.OS_VERSION: (Device.os_version, str),
+    DeviceSort.AGENT_VERSION: (Device.agent_version, str),
 }
+
+
+Cursor = tuple[Any, str]
+"""A row's place in a sorted list: its sort value (as the database compares it) and its id."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,24 +240,61 @@ class DeviceQuery:
     descending: bool = False
     limit: int = 50
     offset: int = 0
+    after: Cursor | None = None
+    """The rows after this place, instead of skipping ``offset`` rows."""
+    before: Cursor | None = None
+    """The rows just before this place, instead of skipping ``offset`` rows."""
 
     @staticmethod
     def parse_sort(sort: str) -> tuple[DeviceSort, bool]:
         return parse_sort(sort, DeviceSort, what="devices")
 
 
+@dataclass(frozen=True, slots=True)
+class DevicePage:
+    devices: list[Device]
+    total: int
+    """All the devices the query matches, on every page."""
+    first: Cursor | None
+    """The place of the first device shown (``before`` it is the page before)."""
+    last: Cursor | None
+    """The place of the last device shown (``after`` it is the page after)."""
+
+
+_ID_CHARACTERS = frozenset("0123456789abcdef-")
+
+
+def _could_be_in_an_id(search: str) -> bool:
+    """Device ids are canonical UUIDs (registration parses them): a search with any other
+    character can only match hostnames, and leaving the id out lets the hostname's trigram
+    index answer it alone."""
+    return set(search.strip().lower()) <= _ID_CHARACTERS
+
+
 async def list_devices(
     session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
 ) -> tuple[list[Device], int]:
+    page = await device_page(session, query=query, liveness=liveness, now=now)
+    return page.devices, page.total
+
+
+async def device_page(
+    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
+) -> DevicePage:
+    """One page of the list, by offset or next to a known place.
+
+    An offset costs a visit to every skipped row (on PostgreSQL each one's table row too:
+    heartbeats rewrite device rows all the time, so no index-only scan can skip them), so
+    "next" and "previous" start from the edge of the page shown instead: one index seek,
+    however deep the page.
+    """
     statement = select(Device).where(Device.revoked_at.is_(None))
     if query.search:
         pattern = contains_pattern(query.search)
-        statement = statement.where(
-            or_(
-                func.lower(Device.hostname).like(pattern, escape="\\"),
-                Device.id.like(pattern, escape="\\"),
-            )
-        )
+        matches = [func.lower(Device.hostname).like(pattern, escape="\\")]
+        if _could_be_in_an_id(query.search):
+            matches.append(Device.id.like(pattern, escape="\\"))
+        statement = statement.where(or_(*matches))
     if query.status is DeviceStatus.ONLINE:
         statement = statement.where(Device.last_seen_at > liveness.cutoff(now))
     elif query.status is DeviceStatus.OFFLINE:
@@ -235,11 +310,50 @@ async def list_devices(
             else Device.scan_error_at.is_(None)
         )
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
-    column = _SORT_COLUMNS[query.sort]
-    order = column.desc() if query.descending else column.asc()
-    # The id breaks ties, so pages never overlap or skip rows.
-    statement = statement.order_by(order, Device.id).limit(query.limit).offset(query.offset)
-    return list(await session.scalars(statement)), total or 0
+
+    sort_key, value_type = _SORT_COLUMNS[query.sort]
+    keyed = statement.add_columns(sort_key)
+    # "Before" a place reads backwards from it, then turns the rows around.
+    backwards = query.before is not None
+    descending = query.descending != backwards
+    edge_of = query.after if query.after is not None else query.before
+    if edge_of is not None:
+        value, device_id = edge_of
+        if not isinstance(value, value_type):
+            raise InvalidInput("this place in the list does not fit its order")
+        at = literal(value, sort_key.type)
+        # (key, id) beyond (value, id), spelled so that both databases seek the index on
+        # the key (SQLite does not for a row-value comparison on an expression).
+        if descending:
+            beyond = and_(sort_key <= at, or_(sort_key < at, Device.id < device_id))
+        else:
+            beyond = and_(sort_key >= at, or_(sort_key > at, Device.id > device_id))
+        keyed = keyed.where(beyond)
+    else:
+        keyed = keyed.offset(query.offset)
+    # The id breaks ties, so pages never overlap or skip rows. It runs the same way as the
+    # sort column, so one index (column, id) read forwards or backwards serves the order.
+    order = (sort_key, Device.id)
+    keyed = keyed.order_by(*(c.desc() if descending else c.asc() for c in order))
+    rows = list(await session.execute(keyed.limit(query.limit)))
+    if backwards:
+        rows.reverse()
+    return DevicePage(
+        devices=[device for device, _key in rows],
+        total=total or 0,
+        first=(rows[0][1], rows[0][0].id) if rows else None,
+        last=(rows[-1][1], rows[-1][0].id) if rows else None,
+    )
+
+
+async def recently_seen(session: AsyncSession, *, limit: int) -> list[Device]:
+    statement = (
+        select(Device)
+        .where(Device.revoked_at.is_(None))
+        .order_by(Device.last_seen_at.desc(), Device.id.desc())
+        .limit(limit)
+    )
+    return list(await session.scalars(statement))
 
 
 async def get_device(session: AsyncSession, *, device_id: str) -> Device:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from lunaris_protocol import DeviceStatus
 from lunaris_server.console.deps import ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
-from lunaris_server.console.paging import PER_PAGE, Pager
+from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
 from lunaris_server.deps import NowDep, SessionDep, StateDep
 from lunaris_server.devices import export
 from lunaris_server.devices import service as devices
@@ -35,8 +35,11 @@ def device_query(
     scan_error: YesNo = "",
     sort: Annotated[str, Query(max_length=32)] = "hostname",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
+    after: Annotated[str, Query(max_length=1024)] = "",
+    before: Annotated[str, Query(max_length=1024)] = "",
 ) -> DeviceQuery:
-    """The list's state, as the URL holds it."""
+    """The list's state, as the URL holds it. The pager's links carry the place where the
+    next (``after``) or previous (``before``) page starts, so paging never skips rows."""
     sort_by, descending = DeviceQuery.parse_sort(sort)
     return DeviceQuery(
         search=q.strip() or None,
@@ -47,6 +50,8 @@ def device_query(
         descending=descending,
         limit=PER_PAGE,
         offset=(page - 1) * PER_PAGE,
+        after=decode_cursor(after) if after else None,
+        before=decode_cursor(before) if before and not after else None,
     )
 
 
@@ -72,10 +77,18 @@ async def devices_page(
     now: NowDep,
     query: DeviceQueryDep,
 ) -> Response:
-    rows, total = await devices.list_devices(session, query=query, liveness=state.liveness, now=now)
+    found = await devices.device_page(session, query=query, liveness=state.liveness, now=now)
+    page = query.offset // PER_PAGE + 1
     context = {
-        "rows": [device_view(d, state, now) for d in rows],
-        "pager": Pager(query.offset // PER_PAGE + 1, PER_PAGE, total),
+        "rows": [device_view(d, state, now) for d in found.devices],
+        "pager": Pager(
+            page,
+            PER_PAGE,
+            found.total,
+            after=encode_cursor(found.last) if found.last else None,
+            # Page 1 is asked for plainly: nothing can be before it.
+            before=encode_cursor(found.first) if found.first and page > 2 else None,
+        ),
         "filters": request.query_params,
         "sort": ("-" if query.descending else "") + query.sort.value,
         "filtered": any(request.query_params.get(k) for k in FILTERS),

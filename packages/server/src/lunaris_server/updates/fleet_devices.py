@@ -1,15 +1,17 @@
 """Fleet views the console adds: the devices waiting for one package, and the fleet table
 as CSV."""
 
+from collections import defaultdict
 from dataclasses import replace
 
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.csv_export import csv_lines
 from lunaris_server.devices.models import Device
+from lunaris_server.updates import fleet_counts
 from lunaris_server.updates import service as updates
-from lunaris_server.updates.models import DeviceUpdate
+from lunaris_server.updates.models import DeviceUpdate, FleetPackage
 from lunaris_server.updates.service import FleetQuery
 
 BATCH = 500
@@ -18,24 +20,48 @@ BATCH = 500
 async def devices_waiting_for(
     session: AsyncSession, *, package_identifier: str, source: str | None, limit: int, offset: int
 ) -> tuple[list[tuple[Device, DeviceUpdate]], int]:
-    """Each device with that update waiting, and the waiting row (a device with two installs
-    of the package appears twice). Served by the (package, source) index."""
-    statement = (
-        select(Device, DeviceUpdate)
-        .join(Device, Device.id == DeviceUpdate.device_id)
-        .where(
-            DeviceUpdate.package_identifier == package_identifier,
-            DeviceUpdate.source.is_(None) if source is None else DeviceUpdate.source == source,
-            Device.revoked_at.is_(None),
+    """A page of the devices waiting for that update (by hostname), each with its waiting
+    row (a device with two installs of the package comes with both), and how many devices
+    wait in all (from the fleet counters).
+
+    The devices are read in hostname order and kept when they wait for the package, which
+    stops after a page; reading the package's rows first would sort all of them."""
+    key = fleet_counts.source_key(source)
+    waiting = (
+        DeviceUpdate.package_identifier == package_identifier,
+        # None and "" are the same "no source" to the console.
+        or_(DeviceUpdate.source.is_(None), DeviceUpdate.source == "")
+        if key == ""
+        else DeviceUpdate.source == key,
+    )
+    devices = list(
+        await session.scalars(
+            select(Device)
+            .where(
+                Device.revoked_at.is_(None),
+                select(DeviceUpdate.id)
+                .where(DeviceUpdate.device_id == Device.id, *waiting)
+                .exists(),
+            )
+            .order_by(func.lower(Device.hostname), Device.id)
+            .limit(limit)
+            .offset(offset)
         )
     )
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
-    rows = await session.execute(
-        statement.order_by(func.lower(Device.hostname), Device.id, DeviceUpdate.id)
-        .limit(limit)
-        .offset(offset)
+    rows: dict[str, list[DeviceUpdate]] = defaultdict(list)
+    if devices:
+        for row in await session.scalars(
+            select(DeviceUpdate)
+            .where(DeviceUpdate.device_id.in_([d.id for d in devices]), *waiting)
+            .order_by(DeviceUpdate.id)
+        ):
+            rows[row.device_id].append(row)
+    total = await session.scalar(
+        select(FleetPackage.devices).where(
+            FleetPackage.package_identifier == package_identifier, FleetPackage.source == key
+        )
     )
-    return [(device, update) for device, update in rows], total or 0
+    return [(device, row) for device in devices for row in rows[device.id]], total or 0
 
 
 FLEET_HEADER = (

@@ -1,7 +1,7 @@
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lunaris_server.db import Base
@@ -54,3 +54,53 @@ class UpdateEvent(Base):
         Index("ix_update_events_device_at", "device_id", "at"),
         Index("ix_update_events_at_kind", "at", "kind"),
     )
+
+
+# Fleet-wide figures kept by the report diff in the same transaction as the rows they count
+# (see ``fleet_counts``), so the console reads a few small rows instead of aggregating every
+# device's updates on each request. ``source`` is "" where winget showed none: a key column
+# cannot be NULL.
+
+
+class FleetPackage(Base):
+    """How many devices wait for a package (a device with two installs counts once)."""
+
+    __tablename__ = "fleet_packages"
+
+    package_identifier: Mapped[str] = mapped_column(String(256), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64), primary_key=True)
+    devices: Mapped[int] = mapped_column(Integer)
+
+
+class FleetVariant(Base):
+    """How many waiting rows share one package, source, versions, name and flags: the
+    details the fleet table shows (installed versions, newest available, name, flags).
+
+    Keyed by a hash of those columns, which together are too long for a unique index."""
+
+    __tablename__ = "fleet_variants"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    package_identifier: Mapped[str] = mapped_column(String(256))
+    source: Mapped[str] = mapped_column(String(64))
+    installed_version: Mapped[str] = mapped_column(String(128))
+    available_version: Mapped[str] = mapped_column(String(128))
+    name: Mapped[str] = mapped_column(String(512))
+    explicit_targeting: Mapped[bool] = mapped_column(Boolean)
+    truncated: Mapped[bool] = mapped_column(Boolean)
+    rows: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_fleet_variants_package", "package_identifier", "source"),)
+
+
+class UpdateActivity(Base):
+    """Updates detected and resolved per UTC day, for the dashboard's chart. A day has up to
+    ``fleet_counts.ACTIVITY_SHARDS`` rows (by device), so concurrent reports seldom wait
+    for the same counter row; readers add them up."""
+
+    __tablename__ = "update_activity"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    detected: Mapped[int] = mapped_column(Integer)
+    resolved: Mapped[int] = mapped_column(Integer)

@@ -7,7 +7,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import UpdateItem, UpdateReport
@@ -16,7 +16,8 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime import events as realtime_events
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
+from lunaris_server.updates import fleet_counts
+from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
 from lunaris_server.updates.versions import newest, version_key
 
 
@@ -116,9 +117,11 @@ async def apply_report(
             select(DeviceUpdate).where(DeviceUpdate.device_id == device.id)
         )
     }
+    counted_before = [fleet_counts.variant_of(row) for row in stored.values()]
     incoming = _collapse(report.updates)
     outcome = ReportOutcome()
     events: list[UpdateEvent] = []
+    waiting: list[DeviceUpdate] = []  # the device's rows after this report
 
     def event(kind: EventKind, row: DeviceUpdate, details: dict[str, Any] | None = None) -> None:
         events.append(
@@ -136,6 +139,7 @@ async def apply_report(
 
     for key in stored.keys() & incoming.keys():
         row, new = stored.pop(key), incoming.pop(key)
+        waiting.append(row)
         if not _differs(row, new):
             outcome.unchanged += 1
             continue
@@ -160,6 +164,7 @@ async def apply_report(
                 "previous_available_version": row.available_version,
             }
             _assign(row, new)
+            waiting.append(row)
             outcome.changed.append(row.package_identifier)
             event(EventKind.VERSION_CHANGED, row, details)
             continue
@@ -171,6 +176,7 @@ async def apply_report(
         )
         _assign(row, new)
         session.add(row)
+        waiting.append(row)
         outcome.added.append(row.package_identifier)
         event(EventKind.DETECTED, row)
 
@@ -183,9 +189,22 @@ async def apply_report(
         )
 
     session.add_all(events)
-    device.updates_count = outcome.unchanged + len(outcome.added) + len(outcome.changed)
+    device.updates_count = len(waiting)
     await session.flush()
     if outcome.has_changes:
+        # Last, so the shared counter rows stay locked only until the commit that follows.
+        await fleet_counts.count_change(
+            session,
+            before=counted_before,
+            after=[fleet_counts.variant_of(row) for row in waiting],
+        )
+        await fleet_counts.record_activity(
+            session,
+            device_id=device.id,
+            at=now,
+            detected=len(outcome.added),
+            resolved=len(outcome.removed),
+        )
         announce(
             session,
             realtime_events.device_updates_changed(
@@ -255,41 +274,45 @@ MAX_INSTALLED_VERSIONS_SHOWN = 20
 async def fleet_updates(
     session: AsyncSession, *, query: FleetQuery
 ) -> tuple[list[FleetUpdate], int]:
-    """Aggregates per (package, source) in SQL, then reads the version details of one page.
+    """Pages through the fleet counters (``fleet_counts``), then reads the variants of the
+    page's packages for their versions, name and flags.
 
-    "Newest available" needs version ordering, which SQL's string max gets wrong (9 > 10), so
-    it is computed in Python, but only for the rows of the page being shown.
+    A search picks packages whose id or any waiting row's name contains it; a package's
+    count is always every device waiting for it. "Newest available" needs version
+    ordering, which SQL's string max gets wrong (9 > 10), so it is computed in Python.
     """
-    live_devices = select(Device.id).where(Device.revoked_at.is_(None))
-    base = select(DeviceUpdate).where(DeviceUpdate.device_id.in_(live_devices))
+    package = FleetPackage
+    statement = select(package.package_identifier, package.source, package.devices)
+    of_this_package = (
+        FleetVariant.package_identifier == package.package_identifier,
+        FleetVariant.source == package.source,
+    )
     if query.search:
         pattern = contains_pattern(query.search)
-        base = base.where(
+        statement = statement.where(
             or_(
-                func.lower(DeviceUpdate.package_identifier).like(pattern, escape="\\"),
-                func.lower(DeviceUpdate.name).like(pattern, escape="\\"),
+                func.lower(package.package_identifier).like(pattern, escape="\\"),
+                select(FleetVariant.key)
+                .where(*of_this_package, func.lower(FleetVariant.name).like(pattern, escape="\\"))
+                .exists(),
             )
         )
     if query.source is not None:
-        base = base.where(DeviceUpdate.source == query.source)
-    filtered = base.subquery()
-    devices = func.count(func.distinct(filtered.c.device_id)).label("devices")
-    name = func.max(filtered.c.name).label("name")
-    grouped = select(filtered.c.package_identifier, filtered.c.source, name, devices).group_by(
-        filtered.c.package_identifier, filtered.c.source
-    )
-    total = await session.scalar(select(func.count()).select_from(grouped.subquery()))
+        statement = statement.where(package.source == fleet_counts.source_key(query.source))
+    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
     sort_column = {
-        FleetSort.DEVICES: devices,
-        FleetSort.PACKAGE: func.lower(filtered.c.package_identifier),
-        FleetSort.NAME: func.lower(name),
+        FleetSort.DEVICES: package.devices,
+        FleetSort.PACKAGE: func.lower(package.package_identifier),
+        FleetSort.NAME: func.lower(
+            select(func.max(FleetVariant.name)).where(*of_this_package).scalar_subquery()
+        ),
     }[query.sort]
     page = (
         await session.execute(
-            grouped.order_by(
+            statement.order_by(
                 sort_column.desc() if query.descending else sort_column.asc(),
-                filtered.c.package_identifier,
-                filtered.c.source,
+                package.package_identifier,
+                package.source,
             )
             .limit(query.limit)
             .offset(query.offset)
@@ -298,36 +321,30 @@ async def fleet_updates(
     if not page:
         return [], total or 0
 
-    details = await session.execute(
-        select(
-            filtered.c.package_identifier,
-            filtered.c.source,
-            filtered.c.installed_version,
-            filtered.c.available_version,
-            filtered.c.explicit_targeting,
-            filtered.c.truncated,
+    variants: dict[tuple[str, str], list[FleetVariant]] = defaultdict(list)
+    for variant in await session.scalars(
+        select(FleetVariant).where(
+            tuple_(FleetVariant.package_identifier, FleetVariant.source).in_(
+                [(row.package_identifier, row.source) for row in page]
+            )
         )
-        .where(filtered.c.package_identifier.in_({row.package_identifier for row in page}))
-        .distinct()
-    )
-    by_package: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
-    for detail in details:
-        by_package[(detail.package_identifier, detail.source)].append(detail)
+    ):
+        variants[(variant.package_identifier, variant.source)].append(variant)
 
     items = []
     for row in page:
-        rows = by_package[(row.package_identifier, row.source)]
-        installed = sorted({r.installed_version for r in rows}, key=version_key, reverse=True)
+        rows = variants[(row.package_identifier, row.source)]
+        installed = sorted({v.installed_version for v in rows}, key=version_key, reverse=True)
         items.append(
             FleetUpdate(
                 package_identifier=row.package_identifier,
-                source=row.source,
-                name=row.name,
+                source=fleet_counts.source_of(row.source),
+                name=max((v.name for v in rows), default=row.package_identifier),
                 devices=row.devices,
                 installed_versions=installed[:MAX_INSTALLED_VERSIONS_SHOWN],
-                available_version=newest([r.available_version for r in rows]),
-                explicit_targeting=any(r.explicit_targeting for r in rows),
-                truncated=any(r.truncated for r in rows),
+                available_version=newest([v.available_version for v in rows]),
+                explicit_targeting=any(v.explicit_targeting for v in rows),
+                truncated=any(v.truncated for v in rows),
             )
         )
     return items, total or 0

@@ -1,0 +1,256 @@
+"""The real agent process against the real server process, with a winget stand-in that prints
+recorded winget output: the device appears with the right updates, a report made while the
+server is down arrives when it is back, and a revoked device stops with a clear error."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support import BIN, LiveServer, Seeded, seed_database, start_live_server
+
+SAMPLES = Path(__file__).parent.parent / "agent" / "winget_samples"
+STAND_IN = """\
+import sys
+from pathlib import Path
+
+here = Path(__file__).parent
+sys.stdout.buffer.write((here / "winget-output.txt").read_bytes())
+sys.exit(int((here / "winget-exit-code.txt").read_text()))
+"""
+
+
+def expected_ids(sample: str) -> list[str]:
+    expected = json.loads((SAMPLES / f"{sample}.expected.json").read_text(encoding="utf-8"))
+    # Two installs of one version are one row on the server (with an instance count).
+    return sorted({row["package_identifier"] for row in expected["updates"]})
+
+
+class Winget:
+    """A stand-in for winget.exe: prints whichever recorded sample the test chose last."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir(parents=True)
+        self.path = directory / "winget.py"
+        self.path.write_text(STAND_IN, encoding="utf-8")
+        self.prints("001-upgrade-basic")
+
+    def prints(self, sample: str, exit_code: int = 0) -> None:
+        output = (SAMPLES / f"{sample}.txt").read_bytes()
+        (self.path.parent / "winget-output.txt").write_bytes(output)
+        (self.path.parent / "winget-exit-code.txt").write_text(str(exit_code))
+
+
+class AgentProcess:
+    def __init__(self, config: Path, home: Path) -> None:
+        self.config = config
+        self.home = home
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log_path = home / "agent-console.log"
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(BIN / "lunaris-agent"), "--config", str(self.config), *args],
+            env=self._env(env),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "lunaris-agent"), "--config", str(self.config), "run"],
+                env=self._env(None),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=15)
+        self.process = None
+        return code
+
+    def kill(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LUNARIS_")}
+        return env | {"XDG_STATE_HOME": str(self.home)} | (extra or {})
+
+
+@pytest.fixture
+def seeded(database_url: str) -> Seeded:
+    import asyncio
+
+    return asyncio.run(seed_database(database_url))
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
+    yield process
+    process.kill()
+
+
+@pytest.fixture
+def servers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
+    started: list[LiveServer] = []
+
+    def start(port: int | None = None) -> LiveServer:
+        server = start_live_server(
+            database_url=database_url,
+            data_dir=tmp_path / "server",
+            port=port,
+            LUNARIS_HEARTBEAT_INTERVAL_S="1",
+        )
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+def console_get(server: LiveServer, seeded: Seeded, path: str) -> Any:
+    response = httpx.get(f"{server.base_url}{path}", headers=seeded.auth_headers, timeout=5)
+    response.raise_for_status()
+    return response.json()
+
+
+def device_update_ids(server: LiveServer, seeded: Seeded, device_id: str) -> list[str]:
+    rows = console_get(server, seeded, f"/api/devices/{device_id}/updates")["items"]
+    return sorted(row["package_identifier"] for row in rows)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (httpx.HTTPError, OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def configure(agent: AgentProcess, server: LiveServer, secret: str, winget: Winget) -> str:
+    done = agent.cli(
+        "configure",
+        "--api-url",
+        f"{server.base_url}/api",
+        "--winget-path",
+        str(winget.path),
+        env={"LUNARIS_ENROLLMENT_SECRET": secret},
+    )
+    assert done.returncode == 0, done.stderr
+    device_id: str = json.loads(agent.config.read_text())["device_id"]
+    return device_id
+
+
+def test_the_agent_reports_what_winget_lists_and_keeps_its_identity(
+    agent, servers, seeded, tmp_path
+):
+    server = servers()
+    winget = Winget(tmp_path / "winget")
+    device_id = configure(agent, server, seeded.enrollment_secret, winget)
+
+    once = agent.cli("once")
+    assert once.returncode == 0, once.stderr
+
+    config = json.loads(agent.config.read_text())
+    assert "enrollment_secret" not in config
+    assert config["device_id"] == device_id
+    if sys.platform != "win32":
+        assert agent.config.stat().st_mode & 0o077 == 0
+    assert device_update_ids(server, seeded, device_id) == expected_ids("001-upgrade-basic")
+    events = console_get(server, seeded, f"/api/devices/{device_id}/events")["items"]
+    assert {event["kind"] for event in events} == {"detected"}
+
+    # A winget failure is reported as a scan error; the updates already known stay.
+    winget.prints("039-source-agreement-shown-then-0x8a15000f", exit_code=1)
+    assert agent.cli("once").returncode == 0
+    device = console_get(server, seeded, f"/api/devices/{device_id}")
+    assert device["scan_error"]["code"].casefold() == "0x8a15000f"
+    assert device_update_ids(server, seeded, device_id) == expected_ids("001-upgrade-basic")
+
+    status = agent.cli("status")
+    assert status.returncode == 0
+    assert f"device id:     {device_id}" in status.stdout
+    assert "enrollment:    registered" in status.stdout
+    assert "0 unsent" in status.stdout
+    log_lines = (agent.config.parent / "logs" / "agent.log").read_text().splitlines()
+    assert any(json.loads(line)["message"].startswith("registered with") for line in log_lines)
+    assert seeded.enrollment_secret not in (agent.config.parent / "logs" / "agent.log").read_text()
+
+
+def test_a_report_made_while_the_server_is_down_arrives_when_it_is_back(
+    agent, servers, seeded, tmp_path
+):
+    server = servers()
+    winget = Winget(tmp_path / "winget")
+    device_id = configure(agent, server, seeded.enrollment_secret, winget)
+    agent.start()
+    wait_for(
+        lambda: device_update_ids(server, seeded, device_id) == expected_ids("001-upgrade-basic"),
+        "the first report",
+    )
+
+    # The server goes away; the agent restarts meanwhile and scans something new.
+    port = int(server.base_url.rsplit(":", 1)[1])
+    server.stop()
+    assert agent.stop() == 0
+    winget.prints("006-upgrade-explicit-targeting-second-table")
+    agent.start()
+    spooled = agent.config.parent / "spool" / "report.json"
+    wait_for(spooled.exists, "the report to be spooled")
+    assert agent.process is not None
+    assert agent.process.poll() is None  # still running, retrying
+
+    back = servers(port=port)
+    wait_for(
+        lambda: (
+            device_update_ids(back, seeded, device_id)
+            == expected_ids("006-upgrade-explicit-targeting-second-table")
+        ),
+        "the spooled report to arrive",
+    )
+    wait_for(lambda: not spooled.exists(), "the spool to empty")
+    assert agent.stop() == 0
+    assert "server reachable again" in agent.log()
+
+
+def test_a_revoked_device_stops_with_a_clear_error(agent, servers, seeded, tmp_path):
+    server = servers()
+    winget = Winget(tmp_path / "winget")
+    device_id = configure(agent, server, seeded.enrollment_secret, winget)
+    agent.start()
+    wait_for(lambda: console_get(server, seeded, f"/api/devices/{device_id}"), "registration")
+
+    revoked = httpx.post(
+        f"{server.base_url}/api/devices/{device_id}/revoke", headers=seeded.auth_headers
+    )
+    assert revoked.status_code == 200, revoked.text
+
+    assert agent.process is not None
+    assert agent.process.wait(timeout=20) == 3
+    assert "no longer accepts this device's token" in agent.log()
