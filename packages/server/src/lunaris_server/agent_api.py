@@ -1,10 +1,15 @@
-"""The agent's REST API under ``/api/agent``: register, heartbeat, update report."""
+"""The agent's REST API under ``/api/agent``: register, heartbeat, update report, command
+progress."""
 
 from typing import Annotated
+from uuid import UUID
 
 from fastapi import APIRouter, Body, Request
 
 from lunaris_protocol import (
+    CommandProgress,
+    CommandProgressResponse,
+    CommandStatus,
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
@@ -12,6 +17,7 @@ from lunaris_protocol import (
     UpdateReport,
     UpdateReportResponse,
 )
+from lunaris_server.commands import service as commands
 from lunaris_server.deps import (
     CurrentDevice,
     NowDep,
@@ -48,19 +54,25 @@ async def heartbeat(
     # Every agent calls this every minute, so it resolves its own state, clock and session
     # instead of through dependencies: they cost more than the work of a plain heartbeat.
     state: AppState = request.app.state.lunaris
+    token = device_token(request)
     async with state.database.session() as session:
+        now = state.clock()
         await devices.heartbeat(
             session,
-            device_token=device_token(request),
+            device_token=token,
             request=body or HeartbeatRequest(),
-            now=state.clock(),
+            now=now,
             last_seen=state.last_seen,
             cache=state.device_cache,
         )
         await outbox.commit(session, state.realtime)
+        waiting = await state.commands.for_heartbeat(
+            session, device_token=token, cache=state.device_cache, now=now
+        )
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,
+        commands=waiting,
     )
 
 
@@ -76,3 +88,24 @@ async def update_report(
         removed=len(outcome.removed),
         unchanged=outcome.unchanged,
     )
+
+
+@router.post("/commands/{command_id}/progress")
+async def command_progress(
+    command_id: UUID,
+    body: CommandProgress,
+    request: Request,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> CommandProgressResponse:
+    """One numbered step of a command; a step already applied is acknowledged and ignored.
+    The answer is the command's status on the server after the step."""
+    # Not the device row's lock (as CurrentDevice takes): the command row is what this locks.
+    device = await devices.authenticate(session, device_token=device_token(request), lock=False)
+    command = await commands.apply_progress(
+        session, device_id=device.id, command_id=str(command_id), progress=body, now=now
+    )
+    status = CommandStatus(command.status)
+    await outbox.commit(session, state.realtime)
+    return CommandProgressResponse(status=status)

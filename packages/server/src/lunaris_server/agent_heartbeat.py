@@ -8,6 +8,10 @@ the plain case: a well-formed body, a bearer token, and a service call that succ
 else (no token, an invalid body, an unknown device, an error, a body over the limit) is handed
 on to the application unchanged, with the body replayed, so the FastAPI route in agent_api.py
 remains the one place that decides what an error looks like.
+
+Commands waiting for the device ride on the answer (see commands/delivery.py): that costs a
+query only for devices the process knows to have some, so the plain answer stays the same
+pre-encoded bytes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lunaris_protocol import HeartbeatRequest, HeartbeatResponse
+from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, RunUpdatesCommand
 from lunaris_server.devices import service as devices
 from lunaris_server.middleware import incoming_request_id, send_json
 from lunaris_server.realtime import outbox
@@ -50,26 +54,44 @@ class HeartbeatFastPath:
         state: AppState = scope["app"].state.lunaris
         try:
             async with state.database.session() as session:
+                now = state.clock()
                 await devices.heartbeat(
                     session,
                     device_token=token,
                     request=request,
-                    now=state.clock(),
+                    now=now,
                     last_seen=state.last_seen,
                     cache=state.device_cache,
                 )
                 await outbox.commit(session, state.realtime)
+                # Usually no query: only devices known to have commands waiting are looked up.
+                waiting = await state.commands.for_heartbeat(
+                    session, device_token=token, cache=state.device_cache, now=now
+                )
         except Exception:
             await self.app(scope, _replay(body, complete, receive), send)
             return
         request_id = incoming_request_id(scope) or uuid.uuid4().hex
         await send_json(
-            send, 200, self._heartbeat_answer(state), [(b"x-request-id", request_id.encode())]
+            send,
+            200,
+            self._heartbeat_answer(state, waiting),
+            [(b"x-request-id", request_id.encode())],
         )
         log.debug("request", method="POST", path=HEARTBEAT_PATH, status=200)
 
-    def _heartbeat_answer(self, state: AppState) -> bytes:
-        # The same for every device until commands ride on it: encode it once.
+    def _heartbeat_answer(self, state: AppState, commands: list[RunUpdatesCommand]) -> bytes:
+        if commands:
+            return (
+                HeartbeatResponse(
+                    heartbeat_interval_s=state.settings.heartbeat_interval_s,
+                    scan_interval_s=state.settings.scan_interval_s,
+                    commands=commands,
+                )
+                .model_dump_json()
+                .encode()
+            )
+        # The same for every device without commands waiting: encode it once.
         if self._answer is None:
             self._answer = (
                 HeartbeatResponse(

@@ -23,6 +23,9 @@ from lunaris_server.agent_heartbeat import HeartbeatFastPath
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
+from lunaris_server.commands import api as commands_api
+from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
 from lunaris_server.console.errors import error_page, wants_html
 from lunaris_server.console.web import setup_console
 from lunaris_server.dashboard import views as dashboard_views
@@ -56,20 +59,23 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
     )
+    realtime = Realtime(
+        make_bus(settings.resolved_database_url),
+        console_queue_size=settings.console_queue_size,
+    )
     state = AppState(
         settings=settings,
         database=database,
         cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
-        realtime=Realtime(
-            make_bus(settings.resolved_database_url),
-            console_queue_size=settings.console_queue_size,
-        ),
+        realtime=realtime,
         last_seen=LastSeenWriter(database),
         device_cache=DeviceCache(),
+        commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
         clock=clock,
     )
     state.realtime.bus.subscribe(state.device_cache.on_bus_message)
     state.realtime.on_local_event(state.device_cache.on_local_event)
+    state.realtime.bus.subscribe(state.commands.on_bus_message)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -79,6 +85,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
             ),
             asyncio.create_task(state.last_seen.run(), name="last-seen-writer"),
+            asyncio.create_task(
+                run_command_sweeper(state, interval_s=settings.command_sweep_interval_s),
+                name="command-sweeper",
+            ),
         ]
         log.info(
             "server started",
@@ -92,6 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
+            await state.commands.stop()
             with contextlib.suppress(Exception):
                 await state.last_seen.flush()  # the last second of heartbeats
             await state.realtime.stop()
@@ -111,6 +122,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         agent_router,
         devices_api.router,
         updates_api.router,
+        commands_api.router,
         enrollment_api.router,
         accounts_api.router,
         audit_api.router,

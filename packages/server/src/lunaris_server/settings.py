@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     """How often each process looks for devices that went quiet."""
     console_queue_size: int = Field(default=256, ge=1, le=100_000)
     """Events buffered per console socket before the client is told to resync."""
+    command_expiry_s: int = Field(default=24 * 3600, ge=60, le=30 * 86_400)
+    """A command no agent has started this long after it was created expires."""
+    command_sweep_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often each process expires overdue commands and re-reads which devices have
+    commands waiting (a safety net behind the bus)."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body accepted, except update reports (see below)."""

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.clock import Clock, utc_now
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.db import Database
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
@@ -21,6 +22,8 @@ class AppState:
     realtime: Realtime
     last_seen: LastSeenWriter
     device_cache: DeviceCache
+    commands: CommandDelivery
+    """Which devices have commands waiting; pushes and heartbeat handovers."""
     clock: Clock = field(default=utc_now)
 
     @property

@@ -53,6 +53,10 @@ class AgentHub:
         found = self._locations.get(device_id)
         return found.process_id if found else None
 
+    def is_local(self, device_id: str) -> bool:
+        """This process holds the device's socket."""
+        return device_id in self._local
+
     async def attach(self, device_id: str, send: Send) -> AgentSocket:
         socket = AgentSocket(device_id, uuid.uuid4().hex, send)
         self._local[device_id] = socket

@@ -96,9 +96,16 @@ async def agent_socket(websocket: WebSocket) -> None:
     socket = await state.realtime.agents.attach(device_id, websocket.send_text)
     log.info("agent socket opened", device_id=device_id)
     try:
+        try:
+            # What was queued while the agent was away goes out now, not at its next heartbeat.
+            await state.commands.push(device_id)
+        except Exception:
+            log.exception("could not push waiting commands", device_id=device_id)
         with contextlib.suppress(WebSocketDisconnect):
             while True:
-                await websocket.receive_text()  # agent messages arrive with remote actions
+                # The agent sends nothing on this socket (progress goes over REST, where it
+                # is spooled); reading notices the close.
+                await websocket.receive_text()
     finally:
         await state.realtime.agents.detach(socket)
         log.info("agent socket closed", device_id=device_id)

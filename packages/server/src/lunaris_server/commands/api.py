@@ -1,0 +1,205 @@
+"""Console JSON API for remote actions: admins create and cancel, everyone logged in reads."""
+
+from datetime import datetime, timedelta
+from typing import Annotated, Literal
+from uuid import UUID
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from lunaris_protocol import CommandStatus
+from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
+from lunaris_server.commands import service as commands
+from lunaris_server.commands.models import Command, CommandResult
+from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.pagination import PageDep, Paginated
+from lunaris_server.realtime import outbox
+from lunaris_server.state import AppState
+
+router = APIRouter(prefix="/api", tags=["commands"])
+
+PackageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+
+
+class NewCommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: Literal["RUN_UPDATES"]
+    packages: (
+        Annotated[list[PackageId], Field(min_length=1, max_length=MAX_PACKAGES_PER_COMMAND)] | None
+    )
+    """The packages to install, or null for every update available when the agent runs it.
+    Required, so that "all" is always asked for explicitly."""
+
+
+class CommandOut(BaseModel):
+    id: str
+    device_id: str
+    hostname: str
+    kind: str
+    packages: list[str] | None
+    status: CommandStatus
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    sent_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    updated_at: datetime
+    current_package: str | None
+    """The package being installed now."""
+    message: str
+
+    @classmethod
+    def of(cls, command: Command, hostname: str) -> "CommandOut":
+        return cls(
+            id=command.id,
+            device_id=command.device_id,
+            hostname=hostname,
+            kind=command.kind,
+            packages=command.packages,
+            status=CommandStatus(command.status),
+            created_by=command.created_by,
+            created_at=command.created_at,
+            expires_at=command.expires_at,
+            sent_at=command.sent_at,
+            started_at=command.started_at,
+            finished_at=command.finished_at,
+            updated_at=command.updated_at,
+            current_package=command.current_package,
+            message=command.message,
+        )
+
+
+class PackageResultOut(BaseModel):
+    package_identifier: str
+    outcome: str
+    succeeded: bool
+    reboot_required: bool
+    installer_exit_code: int | None
+    hresult: str | None
+    message: str
+    duration_s: float
+    finished_at: datetime
+
+    @classmethod
+    def of(cls, result: CommandResult) -> "PackageResultOut":
+        return cls.model_validate(result, from_attributes=True)
+
+
+class CommandDetailOut(CommandOut):
+    results: list[PackageResultOut]
+    """Each package's outcome, in the order they finished."""
+
+
+class PackageRunOut(BaseModel):
+    package_identifier: str
+    total: int
+    """Commands created: one per device waiting for the package."""
+    items: list[CommandOut]
+
+
+def _expires_in(state: AppState) -> timedelta:
+    return timedelta(seconds=state.settings.command_expiry_s)
+
+
+@router.post("/devices/{device_id}/commands", status_code=201)
+async def create_command(
+    device_id: UUID,
+    body: NewCommandRequest,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> CommandOut:
+    command, hostname = await commands.create_for_device(
+        session,
+        device_id=str(device_id),
+        packages=body.packages,
+        actor=user_actor(request, admin),
+        now=now,
+        expires_in=_expires_in(state),
+    )
+    await outbox.commit(session, state.realtime)
+    await state.commands.announce([command.device_id])
+    return CommandOut.of(command, hostname)
+
+
+@router.post("/updates/{package:path}/run", status_code=201)
+async def run_package(
+    package: str,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> PackageRunOut:
+    """Installs the package on every device waiting for it (the id URL-encoded, as any path
+    segment: ``Notepad++.Notepad++`` is ``Notepad%2B%2B.Notepad%2B%2B`` in a query, but ``+``
+    is literal in a path)."""
+    created = await commands.create_for_package(
+        session,
+        package=package,
+        actor=user_actor(request, admin),
+        now=now,
+        expires_in=_expires_in(state),
+    )
+    await outbox.commit(session, state.realtime)
+    await state.commands.announce([command.device_id for command, _ in created])
+    return PackageRunOut(
+        package_identifier=package,
+        total=len(created),
+        items=[CommandOut.of(command, hostname) for command, hostname in created],
+    )
+
+
+@router.get("/commands")
+async def list_commands(
+    _user: CurrentUser,
+    session: SessionDep,
+    page: PageDep,
+    device_id: UUID | None = None,
+    status: CommandStatus | None = None,
+) -> Paginated[CommandOut]:
+    rows, total = await commands.list_commands(
+        session,
+        device_id=str(device_id) if device_id else None,
+        status=status,
+        limit=page.limit,
+        offset=page.offset,
+    )
+    return Paginated(
+        items=[CommandOut.of(command, hostname) for command, hostname in rows],
+        total=total,
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+@router.get("/commands/{command_id}")
+async def get_command(
+    command_id: UUID, _user: CurrentUser, session: SessionDep
+) -> CommandDetailOut:
+    detail = await commands.get_command(session, command_id=str(command_id))
+    return CommandDetailOut(
+        **CommandOut.of(detail.command, detail.hostname).model_dump(),
+        results=[PackageResultOut.of(result) for result in detail.results],
+    )
+
+
+@router.post("/commands/{command_id}/cancel")
+async def cancel_command(
+    command_id: UUID,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> CommandOut:
+    command = await commands.cancel(
+        session, command_id=str(command_id), actor=user_actor(request, admin), now=now
+    )
+    detail = await commands.get_command(session, command_id=command.id)
+    await outbox.commit(session, state.realtime)
+    return CommandOut.of(detail.command, detail.hostname)

@@ -1,0 +1,252 @@
+"""A command from the console API runs on the real agent process against the real server: a
+winget stand-in that keeps its own list of installed versions succeeds, fails or asks for a
+reboot per package; the results, the history and the device's shrunken list of updates come
+back. Also: an agent that was not running when the command was queued runs it from its next
+heartbeat (``lunaris-agent once``), and a command delivered twice (socket and heartbeats) is
+installed once."""
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.test_agent_process import AgentProcess
+from tests.support import LiveServer, Seeded, seed_database, start_live_server
+
+STAND_IN = """\
+import json
+import sys
+from pathlib import Path
+
+here = Path(__file__).parent
+state_path = here / "state.json"
+packages = json.loads(state_path.read_text())
+args = sys.argv[1:]
+
+if "--id" not in args:
+    if not packages:
+        print("No installed package found matching input criteria.")
+        sys.exit(0)
+    rows = [("Name", "Id", "Version", "Available", "Source")] + [
+        (p["name"], p["id"], p["installed"], p["available"], "winget") for p in packages
+    ]
+    widths = [max(len(row[i]) for row in rows) + 1 for i in range(5)]
+    lines = ["".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "-" * sum(widths))
+    print("\\n".join(lines))
+    print(f"{len(packages)} upgrades available.")
+    sys.exit(0)
+
+wanted = args[args.index("--id") + 1]
+with (here / "installs.log").open("a") as log:
+    log.write(wanted + "\\n")
+package = next((p for p in packages if p["id"] == wanted), None)
+if package is None:
+    print("No available upgrade found.")
+    sys.exit(1)
+print(f"Found {package['name']} [{package['id']}] Version {package['available']}")
+print("Starting package install...")
+if package["behaviour"] == "fail":
+    print("Installer failed with exit code: 1603")
+    sys.exit(1)
+print("Successfully installed")
+if package["behaviour"] == "reboot":
+    print("Restart your PC to finish installation.")
+packages.remove(package)
+state_path.write_text(json.dumps(packages))
+"""
+
+
+class Winget:
+    """A winget stand-in: lists what ``state.json`` holds, and "installs" by removing it."""
+
+    def __init__(self, directory: Path, packages: list[dict[str, str]]) -> None:
+        directory.mkdir(parents=True)
+        self.path = directory / "winget.py"
+        self.path.write_text(STAND_IN, encoding="utf-8")
+        (directory / "state.json").write_text(json.dumps(packages))
+        self.installs_path = directory / "installs.log"
+
+    def installs(self) -> list[str]:
+        if not self.installs_path.exists():
+            return []
+        return self.installs_path.read_text().split()
+
+
+def package(identifier: str, behaviour: str = "success") -> dict[str, str]:
+    return {
+        "id": identifier,
+        "name": identifier.split(".")[-1],
+        "installed": "1.0.0",
+        "available": "2.0.0",
+        "behaviour": behaviour,
+    }
+
+
+@pytest.fixture
+def seeded(database_url: str) -> Seeded:
+    import asyncio
+
+    return asyncio.run(seed_database(database_url))
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    live = start_live_server(
+        database_url=database_url,
+        data_dir=tmp_path / "server",
+        LUNARIS_HEARTBEAT_INTERVAL_S="1",
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
+    yield process
+    process.kill()
+
+
+def console(server: LiveServer, seeded: Seeded, method: str, path: str, **kwargs: Any) -> Any:
+    response = httpx.request(
+        method, f"{server.base_url}{path}", headers=seeded.auth_headers, timeout=10, **kwargs
+    )
+    assert response.is_success, response.text
+    return response.json()
+
+
+def waiting_ids(server: LiveServer, seeded: Seeded, device_id: str) -> list[str]:
+    rows = console(server, seeded, "GET", f"/api/devices/{device_id}/updates")["items"]
+    return sorted(row["package_identifier"] for row in rows)
+
+
+def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if condition():
+                return
+        except (httpx.HTTPError, AssertionError, KeyError):
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def configure(agent: AgentProcess, server: LiveServer, seeded: Seeded, winget: Winget) -> str:
+    done = agent.cli(
+        "configure",
+        "--api-url",
+        f"{server.base_url}/api",
+        "--winget-path",
+        str(winget.path),
+        env={"LUNARIS_ENROLLMENT_SECRET": seeded.enrollment_secret},
+    )
+    assert done.returncode == 0, done.stderr
+    device_id: str = json.loads(agent.config.read_text())["device_id"]
+    return device_id
+
+
+def test_a_command_runs_on_the_agent_and_the_updates_shrink(agent, server, seeded, tmp_path):
+    winget = Winget(
+        tmp_path / "winget",
+        [
+            package("Git.Git"),
+            package("Vendor.Broken", "fail"),
+            package("Vendor.NeedsReboot", "reboot"),
+            package("Mozilla.Firefox"),
+        ],
+    )
+    device_id = configure(agent, server, seeded, winget)
+    agent.start()
+    try:
+        wait_for(lambda: len(waiting_ids(server, seeded, device_id)) == 4, "the first report")
+        wait_for(
+            lambda: console(server, seeded, "GET", f"/api/devices/{device_id}")["connected"],
+            "the agent's socket",
+        )
+        created = console(
+            server,
+            seeded,
+            "POST",
+            f"/api/devices/{device_id}/commands",
+            json={
+                "kind": "RUN_UPDATES",
+                "packages": ["Git.Git", "Vendor.Broken", "Vendor.NeedsReboot"],
+            },
+        )
+        command_path = f"/api/commands/{created['id']}"
+        wait_for(
+            lambda: console(server, seeded, "GET", command_path)["status"] == "failed",
+            f"the command to finish\n{agent.log()}",
+        )
+        wait_for(
+            lambda: waiting_ids(server, seeded, device_id) == ["Mozilla.Firefox", "Vendor.Broken"],
+            "the report after the command",
+        )
+        # Pushed over the socket and handed over by heartbeats until it started: run once.
+        time.sleep(2)
+        assert winget.installs() == ["Git.Git", "Vendor.Broken", "Vendor.NeedsReboot"]
+    finally:
+        assert agent.stop() == 0
+
+    shown = console(server, seeded, "GET", command_path)
+    outcomes = [
+        (r["package_identifier"], r["outcome"], r["succeeded"], r["reboot_required"])
+        for r in shown["results"]
+    ]
+    assert outcomes == [
+        ("Git.Git", "success", True, False),
+        ("Vendor.Broken", "installer_failed", False, False),
+        ("Vendor.NeedsReboot", "success_reboot_required", True, True),
+    ]
+    assert shown["results"][1]["installer_exit_code"] == 1603
+    assert None not in (shown["sent_at"], shown["started_at"], shown["finished_at"])
+
+    history = console(server, seeded, "GET", f"/api/devices/{device_id}/events?limit=100")
+    by_command = [
+        (e["kind"], e["package_identifier"])
+        for e in reversed(history["items"])
+        if e["command_id"] == created["id"]
+    ]
+    assert by_command == [
+        ("install_started", "Git.Git"),
+        ("install_succeeded", "Git.Git"),
+        ("install_started", "Vendor.Broken"),
+        ("install_failed", "Vendor.Broken"),
+        ("install_started", "Vendor.NeedsReboot"),
+        ("install_succeeded", "Vendor.NeedsReboot"),
+    ]
+    resolved = {e["package_identifier"] for e in history["items"] if e["kind"] == "resolved"}
+    assert resolved == {"Git.Git", "Vendor.NeedsReboot"}
+
+
+def test_a_command_queued_while_the_agent_was_away_runs_at_its_next_heartbeat(
+    agent, server, seeded, tmp_path
+):
+    winget = Winget(tmp_path / "winget", [package("Git.Git"), package("7zip.7zip")])
+    device_id = configure(agent, server, seeded, winget)
+    assert agent.cli("once").returncode == 0
+    assert waiting_ids(server, seeded, device_id) == ["7zip.7zip", "Git.Git"]
+
+    created = console(
+        server,
+        seeded,
+        "POST",
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": None},
+    )
+    assert created["status"] == "queued"
+    once = agent.cli("once")
+    assert once.returncode == 0, once.stderr
+    shown = console(server, seeded, "GET", f"/api/commands/{created['id']}")
+    assert shown["status"] == "succeeded"
+    assert sorted(r["package_identifier"] for r in shown["results"]) == ["7zip.7zip", "Git.Git"]
+    assert waiting_ids(server, seeded, device_id) == []
+    # The next run is handed nothing (the command finished) and installs nothing again.
+    assert agent.cli("once").returncode == 0
+    assert sorted(winget.installs()) == ["7zip.7zip", "Git.Git"]
