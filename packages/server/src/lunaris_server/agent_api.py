@@ -17,6 +17,7 @@ from lunaris_protocol import (
     UpdateReport,
     UpdateReportResponse,
 )
+from lunaris_server.agent_heartbeat import heartbeat_response, record_heartbeat
 from lunaris_server.commands import service as commands
 from lunaris_server.deps import (
     CurrentDevice,
@@ -54,26 +55,10 @@ async def heartbeat(
     # Every agent calls this every minute, so it resolves its own state, clock and session
     # instead of through dependencies: they cost more than the work of a plain heartbeat.
     state: AppState = request.app.state.lunaris
-    token = device_token(request)
-    async with state.database.session() as session:
-        now = state.clock()
-        await devices.heartbeat(
-            session,
-            device_token=token,
-            request=body or HeartbeatRequest(),
-            now=now,
-            last_seen=state.last_seen,
-            cache=state.device_cache,
-        )
-        await outbox.commit(session, state.realtime)
-        waiting = await state.commands.for_heartbeat(
-            session, device_token=token, cache=state.device_cache, now=now
-        )
-    return HeartbeatResponse(
-        heartbeat_interval_s=state.settings.heartbeat_interval_s,
-        scan_interval_s=state.settings.scan_interval_s,
-        commands=waiting,
+    waiting = await record_heartbeat(
+        state, token=device_token(request), request=body or HeartbeatRequest()
     )
+    return heartbeat_response(state, waiting)
 
 
 @router.post("/update-report")

@@ -53,22 +53,8 @@ class HeartbeatFastPath:
             return
         state: AppState = scope["app"].state.lunaris
         try:
-            async with state.database.session() as session:
-                now = state.clock()
-                await devices.heartbeat(
-                    session,
-                    device_token=token,
-                    request=request,
-                    now=now,
-                    last_seen=state.last_seen,
-                    cache=state.device_cache,
-                )
-                await outbox.commit(session, state.realtime)
-                # Usually no query: only devices known to have commands waiting are looked up.
-                waiting = await state.commands.for_heartbeat(
-                    session, device_token=token, cache=state.device_cache, now=now
-                )
-        except Exception:
+            waiting = await record_heartbeat(state, token=token, request=request)
+        except Exception:  # the application answers it, as it would any failed request
             await self.app(scope, _replay(body, complete, receive), send)
             return
         request_id = incoming_request_id(scope) or uuid.uuid4().hex
@@ -82,26 +68,41 @@ class HeartbeatFastPath:
 
     def _heartbeat_answer(self, state: AppState, commands: list[RunUpdatesCommand]) -> bytes:
         if commands:
-            return (
-                HeartbeatResponse(
-                    heartbeat_interval_s=state.settings.heartbeat_interval_s,
-                    scan_interval_s=state.settings.scan_interval_s,
-                    commands=commands,
-                )
-                .model_dump_json()
-                .encode()
-            )
+            return heartbeat_response(state, commands).model_dump_json().encode()
         # The same for every device without commands waiting: encode it once.
         if self._answer is None:
-            self._answer = (
-                HeartbeatResponse(
-                    heartbeat_interval_s=state.settings.heartbeat_interval_s,
-                    scan_interval_s=state.settings.scan_interval_s,
-                )
-                .model_dump_json()
-                .encode()
-            )
+            self._answer = heartbeat_response(state, []).model_dump_json().encode()
         return self._answer
+
+
+async def record_heartbeat(
+    state: AppState, *, token: str, request: HeartbeatRequest
+) -> list[RunUpdatesCommand]:
+    """A heartbeat's work, for the fast path and the route alike: the device is seen, its news
+    applied and announced; returns the commands waiting for it."""
+    async with state.database.session() as session:
+        now = state.clock()
+        await devices.heartbeat(
+            session,
+            device_token=token,
+            request=request,
+            now=now,
+            last_seen=state.last_seen,
+            cache=state.device_cache,
+        )
+        await outbox.commit(session, state.realtime)
+        # Usually no query: only devices known to have commands waiting are looked up.
+        return await state.commands.for_heartbeat(
+            session, device_token=token, cache=state.device_cache, now=now
+        )
+
+
+def heartbeat_response(state: AppState, commands: list[RunUpdatesCommand]) -> HeartbeatResponse:
+    return HeartbeatResponse(
+        heartbeat_interval_s=state.settings.heartbeat_interval_s,
+        scan_interval_s=state.settings.scan_interval_s,
+        commands=commands,
+    )
 
 
 def _parse(body: bytes) -> HeartbeatRequest | None:
