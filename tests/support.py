@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lunaris_server.accounts import service as accounts
 from lunaris_server.audit.service import CLI_ACTOR
@@ -249,3 +250,16 @@ async def seed_database(database_url: str) -> Seeded:
 
 def ws_url(base_url: str, path: str) -> str:
     return base_url.replace("http://", "ws://", 1) + path
+
+
+class RecordingApp:
+    """An ASGI application in front of ``app`` that records the path of each request reaching
+    it: tells whether a middleware answered a request itself or passed it on."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.paths.append(scope["path"])
+        await self.app(scope, receive, send)

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.test_agent_process import AgentProcess
+from tests.agent_process import AgentProcess, wait_until
 from tests.support import LiveServer, Seeded, seed_database, start_live_server
 
 STAND_IN = """\
@@ -126,29 +126,15 @@ def waiting_ids(server: LiveServer, seeded: Seeded, device_id: str) -> list[str]
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (httpx.HTTPError, AssertionError, KeyError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(condition, what, timeout_s=timeout_s)
 
 
 def configure(agent: AgentProcess, server: LiveServer, seeded: Seeded, winget: Winget) -> str:
-    done = agent.cli(
-        "configure",
-        "--api-url",
-        f"{server.base_url}/api",
-        "--winget-path",
-        str(winget.path),
-        env={"LUNARIS_ENROLLMENT_SECRET": seeded.enrollment_secret},
+    return agent.configure(
+        api_url=f"{server.base_url}/api",
+        enrollment_secret=seeded.enrollment_secret,
+        winget_path=winget.path,
     )
-    assert done.returncode == 0, done.stderr
-    device_id: str = json.loads(agent.config.read_text())["device_id"]
-    return device_id
 
 
 def test_a_command_runs_on_the_agent_and_the_updates_shrink(agent, server, seeded, tmp_path):

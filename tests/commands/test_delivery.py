@@ -16,7 +16,7 @@ from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.realtime.bus import MemoryBus
 from lunaris_server.realtime.service import Realtime
 from tests.commands.conftest import Statements, Tokens, enrolled, heartbeat, progress
-from tests.support import app_state
+from tests.support import RecordingApp, app_state
 
 HEARTBEAT = "/api/agent/heartbeat"
 
@@ -39,18 +39,6 @@ async def wait_loaded(app: FastAPI) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("the set of devices with commands waiting was never loaded")
-
-
-class Recorder:
-    """The application behind the fast path, recording the requests that reach it."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
 
 
 async def test_a_plain_heartbeat_never_reads_the_commands_table(
@@ -87,7 +75,7 @@ async def test_the_fast_path_hands_commands_over_without_the_framework(app, clie
     from lunaris_server.agent_heartbeat import HeartbeatFastPath
 
     device = await enrolled(client, secret, ["Git.Git"])
-    recorder = Recorder(app)
+    recorder = RecordingApp(app)
     fast_path = HeartbeatFastPath(recorder, max_body_bytes=1024)
 
     async def with_app(scope: Scope, receive: Receive, send: Send) -> None:

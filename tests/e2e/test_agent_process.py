@@ -3,11 +3,7 @@ recorded winget output: the device appears with the right updates, a report made
 server is down arrives when it is back, and a revoked device stops with a clear error."""
 
 import json
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import BIN, LiveServer, Seeded, seed_database, start_live_server
+from tests.agent_process import AgentProcess, wait_until
+from tests.support import LiveServer, Seeded, seed_database, start_live_server
 
 SAMPLES = Path(__file__).parent.parent / "agent" / "winget_samples"
 STAND_IN = """\
@@ -47,54 +44,6 @@ class Winget:
         output = (SAMPLES / f"{sample}.txt").read_bytes()
         (self.path.parent / "winget-output.txt").write_bytes(output)
         (self.path.parent / "winget-exit-code.txt").write_text(str(exit_code))
-
-
-class AgentProcess:
-    def __init__(self, config: Path, home: Path) -> None:
-        self.config = config
-        self.home = home
-        self.process: subprocess.Popen[bytes] | None = None
-        self.log_path = home / "agent-console.log"
-
-    def cli(
-        self, *args: str, env: dict[str, str] | None = None
-    ) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "lunaris-agent"), "--config", str(self.config), *args],
-            env=self._env(env),
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(
-                [str(BIN / "lunaris-agent"), "--config", str(self.config), "run"],
-                env=self._env(None),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    def stop(self) -> int:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout=15)
-        self.process = None
-        return code
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def _env(self, extra: dict[str, str] | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("LUNARIS_")}
-        return env | {"XDG_STATE_HOME": str(self.home)} | (extra or {})
 
 
 @pytest.fixture
@@ -142,29 +91,13 @@ def device_update_ids(server: LiveServer, seeded: Seeded, device_id: str) -> lis
 
 
 def wait_for(condition: Callable[[], object], what: str, timeout_s: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        try:
-            if condition():
-                return
-        except (httpx.HTTPError, OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    wait_until(condition, what, timeout_s=timeout_s)
 
 
 def configure(agent: AgentProcess, server: LiveServer, secret: str, winget: Winget) -> str:
-    done = agent.cli(
-        "configure",
-        "--api-url",
-        f"{server.base_url}/api",
-        "--winget-path",
-        str(winget.path),
-        env={"LUNARIS_ENROLLMENT_SECRET": secret},
+    return agent.configure(
+        api_url=f"{server.base_url}/api", enrollment_secret=secret, winget_path=winget.path
     )
-    assert done.returncode == 0, done.stderr
-    device_id: str = json.loads(agent.config.read_text())["device_id"]
-    return device_id
 
 
 def test_the_agent_reports_what_winget_lists_and_keeps_its_identity(

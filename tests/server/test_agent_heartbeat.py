@@ -9,30 +9,24 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from lunaris_server.agent_heartbeat import HeartbeatFastPath
-from tests.support import create_api_token, create_secret, create_user, register_device
+from tests.support import (
+    RecordingApp,
+    create_api_token,
+    create_secret,
+    create_user,
+    register_device,
+)
 
 HEARTBEAT = "/api/agent/heartbeat"
 
 
-class FrameworkCalls:
-    """The application behind the fast path, recording which requests reached it."""
-
-    def __init__(self, app: FastAPI) -> None:
-        self.app = app
-        self.paths: list[str] = []
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        self.paths.append(scope["path"])
-        await self.app(scope, receive, send)
+@pytest.fixture
+def framework(app: FastAPI) -> RecordingApp:
+    return RecordingApp(app)
 
 
 @pytest.fixture
-def framework(app: FastAPI) -> FrameworkCalls:
-    return FrameworkCalls(app)
-
-
-@pytest.fixture
-async def fast(app: FastAPI, framework: FrameworkCalls):
+async def fast(app: FastAPI, framework: RecordingApp):
     fast_path = HeartbeatFastPath(framework, max_body_bytes=1024)
 
     async def with_app(scope: Scope, receive: Receive, send: Send) -> None:
