@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lunaris_agent.scan_cli import scan_from_file
+from lunaris_agent.scan_cli import scan
 from lunaris_agent.winget import (
     ELLIPSIS,
     ScanFailure,
@@ -105,7 +105,7 @@ def test_scan_sample(sample: Path) -> None:
 
 @pytest.mark.parametrize("sample", SCAN_SAMPLES, ids=lambda p: p.stem)
 def test_scan_cli_prints_one_json_object(sample: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    exit_code = scan_from_file(sample)
+    exit_code = scan(from_file=sample, winget_path=None, as_json=True)
     out = capsys.readouterr().out
     got = json.loads(out)  # exactly one JSON object: json.loads refuses trailing data
     assert out.endswith("}\n")

@@ -32,11 +32,6 @@ def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> 
     return 0 if result.error is None else 1
 
 
-def scan_from_file(path: Path) -> int:
-    """``scan --json --from-file PATH``."""
-    return scan(from_file=path, winget_path=None, as_json=True)
-
-
 def _as_table(result: ScanResult) -> str:
     if result.error is not None:
         code = f" ({result.error.code})" if result.error.code else ""
