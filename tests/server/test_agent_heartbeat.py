@@ -11,6 +11,7 @@ from starlette.types import Receive, Scope, Send
 from lunaris_server.agent_heartbeat import HeartbeatFastPath
 from tests.support import (
     RecordingApp,
+    app_state,
     create_api_token,
     create_secret,
     create_user,
@@ -49,6 +50,30 @@ async def test_a_plain_heartbeat_never_reaches_the_framework(app, client, fast, 
     empty = await fast.post(HEARTBEAT, headers=device.headers, json={})
     assert empty.status_code == 200
     assert framework.paths == []
+
+
+async def test_a_plain_heartbeat_of_a_known_device_opens_no_database_session(
+    app, client, fast, monkeypatch
+):
+    device = await register_device(client, await create_secret(app))
+    database = app_state(app).database
+    opened: list[object] = []
+    open_session = database.session
+
+    def counting_session() -> Any:
+        opened.append(None)
+        return open_session()
+
+    monkeypatch.setattr(database, "session", counting_session)
+    assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200  # cached now
+    opened.clear()
+    for _ in range(3):
+        assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200
+    assert opened == []
+    # News still goes through the database.
+    changed = await fast.post(HEARTBEAT, headers=device.headers, json={"hostname": "PC-2"})
+    assert changed.status_code == 200
+    assert opened
 
 
 async def test_news_in_a_heartbeat_is_applied_on_the_fast_path(app, client, fast, framework):

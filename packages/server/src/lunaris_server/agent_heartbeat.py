@@ -80,8 +80,22 @@ async def record_heartbeat(
 ) -> list[RunUpdatesCommand]:
     """A heartbeat's work, for the fast path and the route alike: the device is seen, its news
     applied and announced; returns the commands waiting for it."""
+    now = state.clock()
+    seen = devices.plain_heartbeat(
+        device_token=token,
+        request=request,
+        now=now,
+        last_seen=state.last_seen,
+        cache=state.device_cache,
+    )
+    if seen is not None:
+        if not state.commands.may_have(seen):
+            return []  # most heartbeats: not even a session is opened
+        async with state.database.session() as session:
+            return await state.commands.for_heartbeat(
+                session, device_token=token, cache=state.device_cache, now=now
+            )
     async with state.database.session() as session:
-        now = state.clock()
         await devices.heartbeat(
             session,
             device_token=token,

@@ -150,7 +150,7 @@ async def heartbeat(
         read_at = cache.now()
         device = await authenticate(session, device_token=device_token, lock=False)
         known = cache.remember(hashed, device, read_at=read_at)
-    if known.announced_status == DeviceStatus.ONLINE and not _changed_fields(known, request):
+    if _is_plain(known, request):
         last_seen.record(known.device_id, now)
         return []
     device = await authenticate(session, device_token=device_token, lock=True)
@@ -162,6 +162,28 @@ async def heartbeat(
     if changed or came_online:
         announce(session, events.device_status(device))
     return changed
+
+
+def plain_heartbeat(
+    *,
+    device_token: str,
+    request: HeartbeatRequest,
+    now: datetime,
+    last_seen: LastSeenWriter,
+    cache: DeviceCache,
+) -> str | None:
+    """The common heartbeat, without a database session: a cached device, online, with
+    nothing new. Records the time and returns the device id; None when :func:`heartbeat`
+    must handle it."""
+    known = cache.get(token_hash(device_token))
+    if known is None or not _is_plain(known, request):
+        return None
+    last_seen.record(known.device_id, now)
+    return known.device_id
+
+
+def _is_plain(known: KnownDevice, request: HeartbeatRequest) -> bool:
+    return known.announced_status == DeviceStatus.ONLINE and not _changed_fields(known, request)
 
 
 def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> list[str]:
