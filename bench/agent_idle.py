@@ -29,9 +29,10 @@ sys.stdout.buffer.write(open({str(SAMPLE)!r}, "rb").read())
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _rss_kb(pid: int) -> int:
+def _rss_kb(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory now, or at its highest so far with ``field="VmHWM"``."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1])
     return 0
 
@@ -102,6 +103,8 @@ def run(*, duration_s: float, heartbeat_interval_s: int, plot: Path | None) -> R
             time.sleep(1.0)
         cpu_s = _cpu_s(agent.pid) - start_cpu
         elapsed = time.monotonic() - start
+        # Its highest since start: registration and the first scan (parsing winget's table).
+        peak_mb = _rss_kb(agent.pid, "VmHWM") / 1024
         agent.send_signal(signal.SIGTERM)
         exit_code = agent.wait(timeout=15)
     finally:
@@ -122,6 +125,7 @@ def run(*, duration_s: float, heartbeat_interval_s: int, plot: Path | None) -> R
         "rss_mb_start": round(rss[0], 1),
         "rss_mb_end": round(rss[-1], 1),
         "rss_mb_max": round(max(rss), 1),
+        "rss_mb_peak_with_scan": round(peak_mb, 1),
         "exit_code": exit_code,
     }
     print_table(
@@ -131,6 +135,7 @@ def run(*, duration_s: float, heartbeat_interval_s: int, plot: Path | None) -> R
             ("CPU (% of one core)", f"{cpu_s / elapsed * 100:.3f}"),
             ("CPU per heartbeat (ms)", f"{cpu_s * 1000 / heartbeats:.1f}"),
             ("RSS start / end / max (MB)", f"{rss[0]:.1f} / {rss[-1]:.1f} / {max(rss):.1f}"),
+            ("RSS peak since start, first scan included (MB)", f"{peak_mb:.1f}"),
             ("exit code after SIGTERM", f"{exit_code}"),
         ],
     )
