@@ -52,10 +52,9 @@ async def test_a_plain_heartbeat_never_reaches_the_framework(app, client, fast, 
     assert framework.paths == []
 
 
-async def test_a_plain_heartbeat_of_a_known_device_opens_no_database_session(
-    app, client, fast, monkeypatch
-):
-    device = await register_device(client, await create_secret(app))
+@pytest.fixture
+def sessions_opened(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """One entry per database session the app opens from now on."""
     database = app_state(app).database
     opened: list[object] = []
     open_session = database.session
@@ -65,15 +64,38 @@ async def test_a_plain_heartbeat_of_a_known_device_opens_no_database_session(
         return open_session()
 
     monkeypatch.setattr(database, "session", counting_session)
+    return opened
+
+
+async def test_a_plain_heartbeat_of_a_known_device_opens_no_database_session(
+    app, client, fast, sessions_opened
+):
+    device = await register_device(client, await create_secret(app))
     assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200  # cached now
-    opened.clear()
+    sessions_opened.clear()
     for _ in range(3):
         assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200
-    assert opened == []
+    assert sessions_opened == []
     # News still goes through the database.
     changed = await fast.post(HEARTBEAT, headers=device.headers, json={"hostname": "PC-2"})
     assert changed.status_code == 200
-    assert opened
+    assert sessions_opened
+
+
+async def test_a_device_heartbeating_at_the_configured_interval_stays_cached(
+    app, client, fast, sessions_opened, monkeypatch
+):
+    state = app_state(app)
+    clock = [1000.0]
+    monkeypatch.setattr(state.device_cache, "_clock", lambda: clock[0])
+    device = await register_device(client, await create_secret(app))
+    clock[0] += 1  # after registration evicted it (a read as old as an eviction is not kept)
+    assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200
+    sessions_opened.clear()
+    for _ in range(5):
+        clock[0] += state.settings.heartbeat_interval_s
+        assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200
+    assert sessions_opened == []
 
 
 async def test_news_in_a_heartbeat_is_applied_on_the_fast_path(app, client, fast, framework):

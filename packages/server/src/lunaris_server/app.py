@@ -69,7 +69,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
         realtime=realtime,
         last_seen=LastSeenWriter(database),
-        device_cache=DeviceCache(),
+        device_cache=DeviceCache(ttl_s=settings.device_cache_ttl_s),
         commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
         clock=clock,
     )

@@ -36,6 +36,11 @@ class Settings(BaseSettings):
     offline_after_missed_heartbeats: int = Field(default=3, ge=1, le=100)
     offline_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often each process looks for devices that went quiet."""
+    device_cache_ttl_s: float = Field(default=900.0, ge=0, le=86_400)
+    """How long a process answers a device's plain heartbeats from memory before reading it
+    again. Changes evict it at once through the bus; this only bounds how long a missed
+    announcement could go unnoticed. Keep it well above the heartbeat interval, or every
+    heartbeat reads the database."""
     console_queue_size: int = Field(default=256, ge=1, le=100_000)
     """Events buffered per console socket before the client is told to resync."""
     command_expiry_s: int = Field(default=24 * 3600, ge=60, le=30 * 86_400)

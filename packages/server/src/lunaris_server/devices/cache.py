@@ -33,7 +33,7 @@ class DeviceCache:
     def __init__(
         self,
         *,
-        ttl_s: float = 30.0,
+        ttl_s: float = 900.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
