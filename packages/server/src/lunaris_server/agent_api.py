@@ -39,7 +39,13 @@ router = APIRouter(prefix="/api/agent", tags=["agent"])
 async def register(
     body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
 ) -> RegisterResponse:
-    registration = await devices.register(session, request=body, now=now, ip=client_ip(request))
+    registration = await devices.register(
+        session,
+        request=body,
+        now=now,
+        ip=client_ip(request),
+        throttle=state.registration_throttle,
+    )
     await outbox.commit(session, state.realtime)
     return RegisterResponse(
         device_token=registration.device_token,

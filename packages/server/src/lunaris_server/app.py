@@ -46,6 +46,7 @@ from lunaris_server.realtime.service import Realtime
 from lunaris_server.realtime.ws import router as realtime_router
 from lunaris_server.settings import Settings
 from lunaris_server.state import AppState
+from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
 
@@ -71,6 +72,11 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         last_seen=LastSeenWriter(database),
         device_cache=DeviceCache(ttl_s=settings.device_cache_ttl_s),
         commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
+        login_throttle=LoginThrottle(attempts_per_minute=settings.login_attempts_per_minute),
+        registration_throttle=RegistrationThrottle(
+            attempts_per_minute=settings.register_attempts_per_minute,
+            per_secret_per_minute=settings.register_per_secret_per_minute,
+        ),
         clock=clock,
     )
     state.realtime.bus.subscribe(state.device_cache.on_bus_message)
@@ -166,8 +172,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(request: Request, error: DomainError) -> Response:
         if wants_html(request):
-            return error_page(request, error.status_code, error.message)
-        return _error(error.status_code, error.code, error.message, error.details)
+            page = error_page(request, error.status_code, error.message)
+        else:
+            page = _error(error.status_code, error.code, error.message, error.details)
+        page.headers.update(error.headers or {})
+        return page
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, error: RequestValidationError) -> Response:

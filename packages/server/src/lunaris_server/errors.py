@@ -1,5 +1,6 @@
 """Domain errors, raised by services and turned into HTTP answers in one place."""
 
+import math
 from typing import Any
 
 
@@ -11,6 +12,11 @@ class DomainError(Exception):
         super().__init__(message)
         self.message = message
         self.details = details
+
+    @property
+    def headers(self) -> dict[str, str] | None:
+        """Extra response headers the answer must carry."""
+        return None
 
 
 class InvalidInput(DomainError):
@@ -36,3 +42,16 @@ class NotFound(DomainError):
 class Conflict(DomainError):
     status_code = 409
     code = "conflict"
+
+
+class TooManyRequests(DomainError):
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after_s: float) -> None:
+        self.retry_after_s = max(1, math.ceil(retry_after_s))
+        super().__init__(message, details={"retry_after_s": self.retry_after_s})
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Retry-After": str(self.retry_after_s)}

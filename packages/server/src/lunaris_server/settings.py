@@ -48,6 +48,18 @@ class Settings(BaseSettings):
     command_sweep_interval_s: float = Field(default=30.0, gt=0, le=3600)
     """How often each process expires overdue commands and re-reads which devices have
     commands waiting (a safety net behind the bus)."""
+    command_running_timeout_s: int = Field(default=4 * 3600, ge=60, le=30 * 86_400)
+    """A running command the agent has reported no step of for this long is failed. The
+    agent reports every package's start and end and gives one package an hour at most."""
+
+    login_attempts_per_minute: int = Field(default=30, ge=1, le=100_000)
+    """Console and API logins one client address may try per minute (per process); after
+    five wrong passwords a username from one address gets one try a minute."""
+    register_attempts_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    """Agent registrations one client address may make per minute (per process): generous,
+    since a whole office behind one NAT address enrols at once after a rollout."""
+    register_per_secret_per_minute: int = Field(default=600, ge=1, le=1_000_000)
+    """Registrations per minute with one enrollment secret (per process), valid or not."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body accepted, except update reports (see below)."""

@@ -12,6 +12,7 @@ from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.service import Liveness
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.settings import Settings
+from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 
 
 @dataclass
@@ -24,6 +25,8 @@ class AppState:
     device_cache: DeviceCache
     commands: CommandDelivery
     """Which devices have commands waiting; pushes and heartbeat handovers."""
+    login_throttle: LoginThrottle
+    registration_throttle: RegistrationThrottle
     clock: Clock = field(default=utc_now)
 
     @property

@@ -73,6 +73,7 @@ async def login(
             password=body.password,
             now=now,
             actor=Actor(f"user:{body.username}", client_ip(request)),
+            throttle=state.login_throttle,
         )
     finally:
         # The audit entry of a failed login is kept too.

@@ -20,6 +20,7 @@ from lunaris_server.security import (
     token_hash,
     verify_password,
 )
+from lunaris_server.throttle import LoginThrottle
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8
@@ -93,8 +94,17 @@ async def list_users(session: AsyncSession) -> list[User]:
 
 
 async def authenticate_password(
-    session: AsyncSession, *, username: str, password: str, now: datetime, actor: audit.Actor
+    session: AsyncSession,
+    *,
+    username: str,
+    password: str,
+    now: datetime,
+    actor: audit.Actor,
+    throttle: LoginThrottle,
 ) -> User:
+    """The user, or NotAuthenticated (audited); TooManyRequests, without checking anything,
+    while ``throttle`` holds this address or username back."""
+    throttle.attempt(address=actor.ip, username=username)
     user = await session.scalar(select(User).where(User.username == username))
     # verify_password runs even for an unknown user, so timing does not reveal who exists.
     valid = verify_password(user.password_hash if user else None, password)
@@ -106,6 +116,7 @@ async def authenticate_password(
             target=f"user:{username[:64]}",
             now=now,
         )
+        throttle.failed(address=actor.ip, username=username)
         raise NotAuthenticated("wrong username or password")
     user.last_login_at = now
     await audit.record(

@@ -12,7 +12,7 @@ from lunaris_server.audit.service import Actor
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.deps import NowDep, SessionDep, StateDep, client_ip, user_actor
-from lunaris_server.errors import DomainError, NotAuthenticated
+from lunaris_server.errors import DomainError, NotAuthenticated, TooManyRequests
 from lunaris_server.state import AppState
 
 router = APIRouter(include_in_schema=False)
@@ -68,15 +68,18 @@ async def login(
             password=form.get("password", "")[:1024],
             now=now,
             actor=Actor(f"user:{username}", client_ip(request)),
+            throttle=state.login_throttle,
         )
-    except NotAuthenticated as refused:
+    except (NotAuthenticated, TooManyRequests) as refused:
         await session.commit()  # keeps the audit entry of the failed login
-        return console.render(
+        page = console.render(
             request,
             "pages/accounts/login.html",
             {"next": _safe_next(form.get("next")), "error": refused.message, "username": username},
-            status_code=401,
+            status_code=refused.status_code,
         )
+        page.headers.update(refused.headers or {})
+        return page
     await session.commit()
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
     _set_session_cookie(response, state, state.cookies.issue(user, now=now))

@@ -19,6 +19,7 @@ from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.security import TokenKind, new_token, token_hash
+from lunaris_server.throttle import RegistrationThrottle
 from lunaris_server.updates import fleet_counts
 
 
@@ -46,12 +47,24 @@ class Registration:
 
 
 async def register(
-    session: AsyncSession, *, request: RegisterRequest, now: datetime, ip: str | None
+    session: AsyncSession,
+    *,
+    request: RegisterRequest,
+    now: datetime,
+    ip: str | None,
+    throttle: RegistrationThrottle,
 ) -> Registration:
-    """Enrolls a device, or re-enrolls it: a new token replaces (and invalidates) the old one."""
-    secret_id = await enrollment.consume_secret(
-        session, plaintext=request.enrollment_secret, now=now
-    )
+    """Enrolls a device, or re-enrolls it: a new token replaces (and invalidates) the old one.
+    TooManyRequests, without checking the secret, while ``throttle`` holds the address or
+    the secret back."""
+    throttle.attempt(address=ip, secret=request.enrollment_secret)
+    try:
+        secret_id = await enrollment.consume_secret(
+            session, plaintext=request.enrollment_secret, now=now
+        )
+    except NotAuthenticated:
+        throttle.failed(address=ip)
+        raise
     device_token = new_token(TokenKind.DEVICE)
     device_id = str(request.device_id)
     device = await session.get(Device, device_id, with_for_update=True)
