@@ -44,7 +44,8 @@ from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.realtime.ws import router as realtime_router
-from lunaris_server.settings import Settings
+from lunaris_server.security_headers import SecurityHeadersMiddleware
+from lunaris_server.settings import Environment, Settings
 from lunaris_server.state import AppState
 from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 from lunaris_server.updates import api as updates_api
@@ -151,6 +152,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         max_bytes=settings.max_body_bytes,
         large_paths={"/api/agent/update-report": settings.max_report_bytes},
     )
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)
     # Outermost: the plain heartbeat skips everything above (see agent_heartbeat.py).
     app.add_middleware(HeartbeatFastPath, max_body_bytes=settings.max_body_bytes)
