@@ -300,6 +300,31 @@ async def test_enrollment_secret_revoke_and_bad_input(admin):
     assert "revoked" in (await admin.get("/settings")).text
 
 
+async def test_admin_rotates_an_enrollment_secret_from_settings(admin, viewer):
+    token = await page_token(admin)
+    first = await admin.post(
+        "/settings/enrollment-secrets", data={"name": "Rollout", "csrf_token": token}
+    )
+    old_secret = re.search(r"lne_[A-Za-z0-9_-]+", first.text)
+    assert old_secret
+    refused = await viewer.post(
+        "/settings/enrollment-secrets/1/rotate", data={"csrf_token": await page_token(viewer)}
+    )
+    assert refused.status_code == 403
+    rotated = await admin.post("/settings/enrollment-secrets/1/rotate", data={"csrf_token": token})
+    assert rotated.status_code == 200
+    assert "shown only once" in rotated.text
+    new_secret = re.search(r"lne_[A-Za-z0-9_-]+", rotated.text)
+    assert new_secret
+    assert new_secret.group() != old_secret.group()
+    listed = (await admin.get("/settings")).text
+    assert listed.count("Rollout") == 2
+    assert "revoked" in listed
+    again = await admin.post("/settings/enrollment-secrets/1/rotate", data={"csrf_token": token})
+    assert again.status_code == 409
+    assert "cannot be rotated" in again.text
+
+
 async def test_admin_manages_users(admin, browser_client):
     token = await page_token(admin)
     added = await admin.post(

@@ -93,3 +93,62 @@ async def test_bad_secret_requests_are_refused(app, client):
         assert response.status_code == 422, body
     assert (await client.get("/api/enrollment-secrets")).json() == []
     assert (await client.delete("/api/enrollment-secrets/999")).status_code == 404
+
+
+async def _admin_client(app, client):
+    await create_user(app)
+    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+
+
+async def test_rotating_a_secret_replaces_it_at_once(app, client, clock):
+    await _admin_client(app, client)
+    old = (
+        await client.post(
+            "/api/enrollment-secrets",
+            json={"name": "Berlin office", "max_uses": 50, "expires_in_s": 7 * 86_400},
+        )
+    ).json()
+    assert (await register(client, old["secret"])).status_code == 200
+    clock.advance(hours=2)  # (a console session lasts 12 hours)
+
+    rotated = await client.post(f"/api/enrollment-secrets/{old['id']}/rotate")
+    assert rotated.status_code == 201
+    new = rotated.json()
+    assert new["name"] == "Berlin office"
+    assert (new["max_uses"], new["uses"]) == (50, 0)
+    assert new["secret"] != old["secret"]
+    assert new["expires_at"].startswith((clock.now + timedelta(days=7)).date().isoformat())
+
+    refused = await register(client, old["secret"])
+    assert refused.status_code == 401
+    assert "revoked" in refused.json()["error"]["message"]
+    assert (await register(client, new["secret"])).status_code == 200
+    audit = (await client.get("/api/audit?action=enrollment_secret.rotate")).json()
+    assert [e["details"]["replaced_by"] for e in audit["items"]] == [new["id"]]
+
+
+async def test_a_rotated_secret_can_keep_working_for_a_grace_period(app, client, clock):
+    await _admin_client(app, client)
+    old = (await client.post("/api/enrollment-secrets", json={"name": "Rollout"})).json()
+    rotated = await client.post(
+        f"/api/enrollment-secrets/{old['id']}/rotate", json={"grace_s": 3600}
+    )
+    assert rotated.status_code == 201
+    assert (await register(client, old["secret"])).status_code == 200
+    clock.advance(hours=1, seconds=1)
+    assert (await register(client, old["secret"])).status_code == 401
+    assert (await register(client, rotated.json()["secret"])).status_code == 200
+
+
+async def test_rotation_refuses_what_it_cannot_do_and_changes_nothing(app, client):
+    await _admin_client(app, client)
+    old = (await client.post("/api/enrollment-secrets", json={"name": "Rollout"})).json()
+    await client.delete(f"/api/enrollment-secrets/{old['id']}")
+    assert (await client.post(f"/api/enrollment-secrets/{old['id']}/rotate")).status_code == 409
+    assert (await client.post("/api/enrollment-secrets/999/rotate")).status_code == 404
+    negative = await client.post(
+        f"/api/enrollment-secrets/{old['id']}/rotate", json={"grace_s": -1}
+    )
+    assert negative.status_code == 422
+    listed = (await client.get("/api/enrollment-secrets")).json()
+    assert [s["id"] for s in listed] == [old["id"]]

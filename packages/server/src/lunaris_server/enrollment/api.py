@@ -1,4 +1,4 @@
-"""Enrollment secrets for admins: create (shown once), list, revoke."""
+"""Enrollment secrets for admins: create (shown once), list, rotate, revoke."""
 
 from datetime import datetime, timedelta
 from typing import Annotated
@@ -56,6 +56,33 @@ async def create_secret(
         max_uses=body.max_uses,
         now=now,
         actor=user_actor(request, admin),
+    )
+    await session.commit()
+    return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)
+
+
+class RotateRequest(BaseModel):
+    grace_s: Annotated[int, Field(ge=0, le=30 * 86_400)] = 0
+    """How long the old secret keeps working; 0 revokes it at once."""
+
+
+@router.post("/{secret_id}/rotate", status_code=201)
+async def rotate_secret(
+    secret_id: int,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    now: NowDep,
+    body: RotateRequest | None = None,
+) -> CreatedSecretOut:
+    """A new secret replaces this one (shown once); the old one stops working after the grace
+    period."""
+    created = await enrollment.rotate_secret(
+        session,
+        secret_id=secret_id,
+        now=now,
+        actor=user_actor(request, admin),
+        grace=timedelta(seconds=(body or RotateRequest()).grace_s),
     )
     await session.commit()
     return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.enrollment.models import EnrollmentSecret
-from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
 from lunaris_server.security import TokenKind, new_token, token_hash
 
 
@@ -80,6 +80,53 @@ async def revoke_secret(
             now=now,
         )
     return secret
+
+
+async def rotate_secret(
+    session: AsyncSession,
+    *,
+    secret_id: int,
+    now: datetime,
+    actor: audit.Actor,
+    grace: timedelta = timedelta(0),
+) -> CreatedSecret:
+    """Replaces a secret with a new one of the same name and limits (a fresh use count, the
+    same lifetime from now). The old one stops working after ``grace`` (at once by default),
+    so installers already sent out with it can be given time to finish."""
+    if grace < timedelta(0):
+        raise InvalidInput("the grace period cannot be negative")
+    old = await session.get(EnrollmentSecret, secret_id, with_for_update=True)
+    if old is None:
+        raise NotFound(f"no enrollment secret with id {secret_id}")
+    if old.revoked_at is not None:
+        raise Conflict("a revoked enrollment secret cannot be rotated; create a new one")
+    lifetime = old.expires_at - old.created_at if old.expires_at else None
+    created = await create_secret(
+        session,
+        name=old.name,
+        now=now,
+        actor=actor,
+        expires_in=lifetime,
+        max_uses=old.max_uses,
+    )
+    if grace:
+        ends = now + grace
+        old.expires_at = min(old.expires_at, ends) if old.expires_at else ends
+    else:
+        old.revoked_at = now
+    await audit.record(
+        session,
+        actor=actor,
+        action="enrollment_secret.rotate",
+        target=f"enrollment_secret:{old.id}",
+        details={
+            "name": old.name,
+            "replaced_by": created.secret.id,
+            "old_valid_until": _iso(old.revoked_at or old.expires_at),
+        },
+        now=now,
+    )
+    return created
 
 
 async def consume_secret(session: AsyncSession, *, plaintext: str, now: datetime) -> int:

@@ -113,6 +113,29 @@ async def revoke_secret(
     return RedirectResponse("/settings", status_code=303)
 
 
+@router.post("/settings/enrollment-secrets/{secret_id}/rotate")
+async def rotate_secret(
+    secret_id: int,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    try:
+        created = await enrollment.rotate_secret(
+            session, secret_id=secret_id, now=now, actor=user_actor(request, admin)
+        )
+    except DomainError as refused:
+        return await _render(
+            request, console, session, state, error=refused.message, status_code=refused.status_code
+        )
+    await session.commit()
+    return await _render(request, console, session, state, created=created)
+
+
 @router.get("/downloads/{name}")
 async def download_installer(name: str, _user: ConsoleUser, state: StateDep) -> FileResponse:
     path = installer.installer_path(state.settings.resolved_agent_downloads_dir, name)
