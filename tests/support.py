@@ -153,8 +153,8 @@ def server_env(*, database_url: str, data_dir: Path, **extra: str) -> dict[str, 
         LUNARIS_DATA_DIR=str(data_dir),
         LUNARIS_SECRET_KEY="test-secret-key",
         LUNARIS_LOG_FORMAT="json",
-        **extra,
     )
+    env.update(extra)  # may replace the defaults above
     return env
 
 

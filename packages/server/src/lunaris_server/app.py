@@ -19,7 +19,7 @@ from lunaris_server.accounts import api as accounts_api
 from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.agent_api import router as agent_router
-from lunaris_server.agent_heartbeat import HeartbeatFastPath
+from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
@@ -39,6 +39,8 @@ from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.errors import DomainError
 from lunaris_server.health import router as health_router
+from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
+from lunaris_server.metrics import router as metrics_router
 from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
@@ -83,6 +85,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     state.realtime.bus.subscribe(state.device_cache.on_bus_message)
     state.realtime.on_local_event(state.device_cache.on_local_event)
     state.realtime.bus.subscribe(state.commands.on_bus_message)
+    server_metrics = ServerMetrics(state)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -96,6 +99,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 run_command_sweeper(state, interval_s=settings.command_sweep_interval_s),
                 name="command-sweeper",
             ),
+            asyncio.create_task(server_metrics.run_refresher(), name="metrics-refresher"),
         ]
         log.info(
             "server started",
@@ -125,6 +129,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         lifespan=lifespan,
     )
     app.state.lunaris = state
+    app.state.metrics = server_metrics
     for router in (
         agent_router,
         devices_api.router,
@@ -136,6 +141,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         realtime_router,
         realtime_api.router,
         health_router,
+        metrics_router,
         accounts_views.router,
         dashboard_views.router,
         devices_views.router,
@@ -154,8 +160,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)
-    # Outermost: the plain heartbeat skips everything above (see agent_heartbeat.py).
+    # The plain heartbeat skips everything above (see agent_heartbeat.py).
     app.add_middleware(HeartbeatFastPath, max_body_bytes=settings.max_body_bytes)
+    # Outside even that, so the fast path's heartbeats are counted and timed too.
+    app.add_middleware(MetricsMiddleware, early_paths={HEARTBEAT_PATH})
     return app
 
 

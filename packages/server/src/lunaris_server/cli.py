@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import TypeVar
 
 import click
+import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.accounts import service as accounts
@@ -16,11 +17,14 @@ from lunaris_server.db import Database
 from lunaris_server.db.migrate import upgrade_to_head
 from lunaris_server.durations import parse_duration
 from lunaris_server.enrollment import service as enrollment
+from lunaris_server.environment import UnfitForProduction, check_environment
 from lunaris_server.errors import DomainError
 from lunaris_server.logs import configure_logging
 from lunaris_server.settings import Settings
 
 T = TypeVar("T")
+
+log = structlog.get_logger("lunaris.cli")
 
 
 def _settings() -> Settings:
@@ -79,7 +83,13 @@ def serve(host: str, port: int, workers: int) -> None:
     settings = _settings()
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("--workers above 1 needs PostgreSQL (set LUNARIS_DATABASE_URL)")
+    try:
+        warnings = check_environment(settings)
+    except UnfitForProduction as error:
+        raise click.ClickException(str(error)) from None
     configure_logging(settings)
+    for warning in warnings:
+        log.warning("configuration warning", env=settings.env.value, problem=warning)
     upgrade_to_head(settings.resolved_database_url)
     run_server(settings, host=host, port=port, workers=workers)
 

@@ -5,6 +5,7 @@ request id bound by the middleware appears on every line logged while serving it
 """
 
 import logging
+import re
 import sys
 
 import structlog
@@ -21,6 +22,7 @@ def configure_logging(settings: Settings) -> None:
         structlog.stdlib.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
+        redact_credentials,
     ]
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
@@ -58,6 +60,25 @@ def configure_logging(settings: Settings) -> None:
     # The request middleware writes one access line with the request id; uvicorn's is redundant.
     logging.getLogger("uvicorn.access").handlers[:] = []
     logging.getLogger("uvicorn.access").propagate = False
+
+
+_CREDENTIAL_HEADER = re.compile(
+    r"^([<>] (?:proxy-)?(?:authorization|cookie|set-cookie)):.*$", re.IGNORECASE | re.MULTILINE
+)
+"""A header line as the WebSocket library logs handshakes at debug level."""
+_TOKEN = re.compile(r"\b(ln[dae]_)[A-Za-z0-9_-]{16,}")
+"""A device, API or enrollment token (``security.py``)."""
+
+
+def redact_credentials(
+    _logger: object, _name: str, event: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    """Libraries log what they see at debug level, credentials included: keep them out."""
+    message = event.get("event")
+    if isinstance(message, str):
+        message = _CREDENTIAL_HEADER.sub(r"\1: [redacted]", message)
+        event["event"] = _TOKEN.sub(r"\1[redacted]", message)
+    return event
 
 
 def _identity(

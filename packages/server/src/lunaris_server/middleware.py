@@ -11,8 +11,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = structlog.get_logger("lunaris.http")
 
-_QUIET_PATHS = frozenset({"/healthz", "/readyz"})
-"""Probes: logged only when they fail."""
+_QUIET_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+"""Probes and scrapes: logged only when they fail."""
 _ROUTINE_PATHS = frozenset({"/api/agent/heartbeat"})
 """Every agent calls these every minute: successes are logged at debug level only."""
 

@@ -1,7 +1,10 @@
 """Running the app under uvicorn."""
 
 import asyncio
+import os
+import shutil
 import socket
+import tempfile
 
 import uvicorn
 from fastapi import FastAPI
@@ -10,6 +13,7 @@ from uvicorn.supervisors import Multiprocess
 
 from lunaris_server.app import create_app
 from lunaris_server.logs import configure_logging
+from lunaris_server.metrics import MULTIPROCESS_DIR_VARIABLE
 from lunaris_server.settings import Settings
 
 WEBSOCKET_SEND_BUFFER_BYTES = 128 * 1024
@@ -48,7 +52,9 @@ def uvicorn_config(settings: Settings, *, host: str, port: int, workers: int = 1
         log_config=None,  # logs.configure_logging owns the handlers
         access_log=False,
         server_header=False,
-        proxy_headers=False,
+        # Only the configured proxy may say which client and scheme a request came with.
+        proxy_headers=bool(settings.forwarded_allow_ips),
+        forwarded_allow_ips=settings.forwarded_allow_ips or None,
     )
 
 
@@ -61,4 +67,12 @@ def serve(settings: Settings, *, host: str, port: int, workers: int = 1) -> None
         uvicorn.Server(config).run()
         return
     sock = config.bind_socket()
-    Multiprocess(config, sockets=[sock]).run()
+    # Workers are started afresh and inherit the environment: prometheus_client in each
+    # then keeps its figures in this directory, and any worker's /metrics sums them all.
+    metrics_dir = tempfile.mkdtemp(prefix="lunaris-metrics-")
+    os.environ[MULTIPROCESS_DIR_VARIABLE] = metrics_dir
+    try:
+        Multiprocess(config, sockets=[sock]).run()
+    finally:
+        del os.environ[MULTIPROCESS_DIR_VARIABLE]
+        shutil.rmtree(metrics_dir, ignore_errors=True)

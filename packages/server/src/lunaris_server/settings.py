@@ -4,7 +4,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -30,6 +30,14 @@ class Settings(BaseSettings):
     """Signs session cookies. Generated once into ``data_dir`` when unset outside prod."""
     session_max_age_s: int = Field(default=12 * 3600, ge=60)
     cookie_secure: bool = False
+    """Mark the session cookie ``Secure``. Default: true outside dev (set when not given)."""
+    forwarded_allow_ips: str | None = None
+    """Addresses (comma-separated, CIDR allowed, or ``*``) of the TLS-terminating proxy whose
+    ``X-Forwarded-For``/``-Proto`` headers are trusted; unset: none are."""
+    allow_sqlite_in_prod: bool = False
+    """Let prod run on the embedded SQLite database (one process, no replicas)."""
+    metrics_token: str | None = None
+    """Bearer token for ``GET /metrics``; unset: only loopback clients in dev may read it."""
 
     heartbeat_interval_s: int = Field(default=60, ge=1, le=86_400)
     scan_interval_s: int = Field(default=3600, ge=60, le=86_400)
@@ -70,6 +78,12 @@ class Settings(BaseSettings):
 
     agent_downloads_dir: Path | None = None
     """Where the console finds ``lunaris-agent-*.msi`` to offer; default ``data_dir/downloads``."""
+
+    @model_validator(mode="after")
+    def _secure_cookies_outside_dev(self) -> "Settings":
+        if "cookie_secure" not in self.model_fields_set and self.env is not Environment.DEV:
+            self.cookie_secure = True
+        return self
 
     @property
     def resolved_database_url(self) -> str:

@@ -47,6 +47,10 @@ class EventBus(Protocol):
 
     async def stop(self) -> None: ...
 
+    @property
+    def backlog(self) -> int:
+        """Messages received and not yet handed to the subscribers (for metrics)."""
+
 
 def encode(message: Message) -> str:
     payload = orjson.dumps(message).decode()
@@ -94,6 +98,10 @@ class MemoryBus:
     async def stop(self) -> None:
         return None
 
+    @property
+    def backlog(self) -> int:
+        return 0  # delivered as published
+
 
 class PostgresBus:
     """``LISTEN/NOTIFY`` on one dedicated connection per process.
@@ -120,6 +128,10 @@ class PostgresBus:
 
     def subscribe(self, handler: Handler) -> None:
         self._subscribers.subscribe(handler)
+
+    @property
+    def backlog(self) -> int:
+        return self._inbox.qsize()
 
     async def start(self) -> None:
         try:

@@ -39,6 +39,10 @@ class ConsoleHub:
     def client_count(self) -> int:
         return len(self._clients)
 
+    def queue_lengths(self) -> list[int]:
+        """Events waiting in each client's queue (for metrics)."""
+        return [client.queue.qsize() for client in self._clients]
+
     def connect(self) -> ConsoleClient:
         client = ConsoleClient(queue=asyncio.Queue(maxsize=self.queue_size))
         self._clients.add(client)
