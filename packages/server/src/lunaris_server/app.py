@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
@@ -119,7 +120,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             await state.realtime.stop()
             await database.dispose()
 
-    app = FastAPI(
+    app = LunarisApp(
         title="Lunaris",
         version=__version__,
         summary="Application updates waiting across a fleet of Windows PCs.",
@@ -160,11 +161,31 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)
-    # The plain heartbeat skips everything above (see agent_heartbeat.py).
-    app.add_middleware(HeartbeatFastPath, max_body_bytes=settings.max_body_bytes)
-    # Outside even that, so the fast path's heartbeats are counted and timed too.
-    app.add_middleware(MetricsMiddleware, early_paths={HEARTBEAT_PATH})
+    # In front of the framework: the plain heartbeat skips all of it (see agent_heartbeat.py),
+    # and the metrics count and time it with everything else.
+    app.front = MetricsMiddleware(
+        HeartbeatFastPath(app.framework, max_body_bytes=settings.max_body_bytes),
+        early_paths={HEARTBEAT_PATH},
+    )
     return app
+
+
+class LunarisApp(FastAPI):
+    """FastAPI with ``front`` answering first: ASGI middleware that must run before even
+    FastAPI's own wrappers (its error and body-limit layers), then hand on to
+    :meth:`framework`."""
+
+    front: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.front is None:
+            await self.framework(scope, receive, send)
+            return
+        scope["app"] = self  # as the framework sets it, for whatever answers in front
+        await self.front(scope, receive, send)
+
+    async def framework(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await super().__call__(scope, receive, send)
 
 
 def _error(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
