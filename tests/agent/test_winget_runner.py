@@ -459,6 +459,7 @@ def test_upgrade_package_args() -> None:
         "--id",
         "Git.Git",
         "--exact",
+        "--include-unknown",  # else winget refuses an id whose installed version is Unknown
         "--silent",
         "--accept-package-agreements",
         "--accept-source-agreements",

@@ -83,6 +83,10 @@ def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
     """Arguments that upgrade exactly one package, silently and without any prompt.
 
     Named like :data:`UPGRADE_SCAN_ARGS`, whose role it shares: the fixed command line.
+    ``--include-unknown``: the scan lists packages whose installed version winget cannot
+    determine, and without the flag ``upgrade --id`` refuses exactly those ("This package's
+    version number cannot be determined..."); with it, winget installs the newest version.
+    It changes nothing for a package whose version is known.
     """
     if not is_targetable_id(package_id):
         raise ValueError(f"not a package id winget can be asked to upgrade: {package_id!r}")
@@ -91,6 +95,7 @@ def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
         "--id",
         package_id,
         "--exact",
+        "--include-unknown",
         "--silent",
         "--accept-package-agreements",
         "--accept-source-agreements",

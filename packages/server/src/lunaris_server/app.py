@@ -25,6 +25,7 @@ from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.commands import api as commands_api
+from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
 from lunaris_server.console.errors import error_page, wants_html
@@ -147,6 +148,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         dashboard_views.router,
         devices_views.router,
         updates_views.router,
+        commands_views.router,
         enrollment_views.router,
         audit_views.router,
     ):

@@ -4,11 +4,11 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal
 from uuid import UUID
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lunaris_protocol import CommandStatus
-from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
+from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MAX_SOURCE
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
@@ -94,6 +94,8 @@ class CommandDetailOut(CommandOut):
 
 class PackageRunOut(BaseModel):
     package_identifier: str
+    source: str | None
+    """The source the run was limited to; null for every source."""
     total: int
     """Commands created: one per device waiting for the package."""
     items: list[CommandOut]
@@ -134,6 +136,14 @@ async def run_package(
     session: SessionDep,
     state: StateDep,
     now: NowDep,
+    source: Annotated[
+        str | None,
+        Query(
+            max_length=MAX_SOURCE,
+            description="only the devices that report the package from this source "
+            f"({', '.join(commands.SOURCES)}); every source when absent",
+        ),
+    ] = None,
 ) -> PackageRunOut:
     """Installs the package on every device waiting for it (the id URL-encoded, as any path
     segment: ``Notepad++.Notepad++`` is ``Notepad%2B%2B.Notepad%2B%2B`` in a query, but ``+``
@@ -141,6 +151,7 @@ async def run_package(
     created = await commands.create_for_package(
         session,
         package=package,
+        source=source,
         actor=user_actor(request, admin),
         now=now,
         expires_in=_expires_in(state),
@@ -149,6 +160,7 @@ async def run_package(
     await state.commands.announce([command.device_id for command, _ in created])
     return PackageRunOut(
         package_identifier=package,
+        source=source,
         total=len(created),
         items=[CommandOut.of(command, hostname) for command, hostname in created],
     )

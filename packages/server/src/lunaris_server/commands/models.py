@@ -19,7 +19,9 @@ from lunaris_server.db import Base
 
 class Command(Base):
     """A remote action for one device: ``queued -> sent -> running -> succeeded | failed``,
-    or ``expired`` (nobody picked it up in time) / ``cancelled`` (withdrawn while queued).
+    or ``expired`` (nobody picked it up in time) / ``cancelled`` (withdrawn while queued, or
+    its device revoked). The server fails a running command whose agent stopped reporting
+    on it, or whose device was revoked.
 
     ``id`` is the idempotency key the agent sees (canonical UUID text)."""
 
@@ -40,6 +42,8 @@ class Command(Base):
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+    """The last change, or the last step the agent reported: a running command is failed
+    when this is older than the running timeout."""
     last_sequence: Mapped[int] = mapped_column(Integer, default=0)
     """The highest progress step applied; a step at or below it is acknowledged and ignored."""
     current_package: Mapped[str | None] = mapped_column(String(256))
@@ -51,8 +55,9 @@ class Command(Base):
         Index("ix_commands_device_id_status", "device_id", "status"),
         # A device's commands, newest first.
         Index("ix_commands_device_id_created_at", "device_id", "created_at"),
-        # A status filter, newest first; the expiry sweep and the startup load of devices
-        # with something to hand over (few rows are queued or sent at any time).
+        # A status filter, newest first; the sweeps (expiry, running timeout, revoked devices)
+        # and the startup load of devices with something to hand over (few rows are queued,
+        # sent or running at any time).
         Index("ix_commands_status_created_at", "status", "created_at"),
         # The whole list, newest first.
         Index("ix_commands_created_at", "created_at"),

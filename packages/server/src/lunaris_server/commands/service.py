@@ -3,9 +3,12 @@ expire the ones nobody picked up.
 
 Statuses only move forward: ``queued -> sent -> running -> succeeded | failed``. A command is
 ``expired`` by the sweeper when no agent started it before ``expires_at``, and ``cancelled``
-by an admin while still queued; both are final, and progress that arrives for them later is
-recorded (results, history) without bringing them back. Every change of status, and every
-package that starts or ends, is announced as ``COMMAND_UPDATED`` after the commit.
+by an admin while still queued, or when its device is revoked. The server also fails a
+running command on its own: when the agent has reported nothing for too long, or when the
+device is revoked (its agent can no longer report). All of these are final, and progress
+that arrives for them later is recorded (results, history) without bringing them back. Every
+change of status, and every package that starts or ends, is announced as ``COMMAND_UPDATED``
+after the commit.
 """
 
 import uuid
@@ -13,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Integer, cast, func, select, update
+from sqlalchemy import ColumnElement, Integer, cast, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
@@ -39,7 +42,20 @@ RUN_UPDATES: Final = "RUN_UPDATES"
 WAITING: Final = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
 """Handed to the agent (again) until it reports that it started."""
 _OPEN: Final = frozenset({CommandStatus.QUEUED, CommandStatus.SENT, CommandStatus.RUNNING})
-_CLOSED_BY_SERVER: Final = frozenset({CommandStatus.EXPIRED, CommandStatus.CANCELLED})
+_CLOSED_BY_SERVER: Final = frozenset(
+    {CommandStatus.EXPIRED, CommandStatus.CANCELLED, CommandStatus.FAILED}
+)
+"""Final statuses a later step is noted on. ``failed`` is here because the server sets it
+too (no progress for too long, device revoked); when the agent reported it, that step was
+the command's last, so nothing arrives after it."""
+
+SOURCES: Final = ("winget", "msstore")
+"""The winget sources a per-package run can be limited to."""
+
+REVOKED_WAITING: Final = "cancelled: the device was revoked"
+REVOKED_RUNNING: Final = (
+    "the device was revoked while this command was running; its agent can no longer report"
+)
 
 _INT64: Final = range(-(2**63), 2**63)
 
@@ -201,23 +217,36 @@ async def create_for_package(
     session: AsyncSession,
     *,
     package: str,
+    source: str | None = None,
     actor: audit.Actor,
     now: datetime,
     expires_in: timedelta,
 ) -> list[tuple[Command, str]]:
-    """One RUN_UPDATES of ``package`` for every listed device that reports it waiting."""
+    """One RUN_UPDATES of ``package`` for every listed device that reports it waiting; with
+    ``source``, only the devices that report it from that source (the same id can be a
+    different app in another source)."""
     _check_expiry(expires_in)
     _check_package_id(package)
+    conditions = [DeviceUpdate.package_identifier == package, Device.revoked_at.is_(None)]
+    if source is not None:
+        if source not in SOURCES:
+            raise InvalidInput(
+                f"unknown source {source[:80]!r}: use one of {', '.join(SOURCES)}, or none "
+                "for every source",
+                details={"source": source[:80], "sources": list(SOURCES)},
+            )
+        conditions.append(DeviceUpdate.source == source)
     rows = await session.execute(
         select(DeviceUpdate.device_id, Device.hostname, _all_truncated)
         .join(Device, Device.id == DeviceUpdate.device_id)
-        .where(DeviceUpdate.package_identifier == package, Device.revoked_at.is_(None))
+        .where(*conditions)
         .group_by(DeviceUpdate.device_id, Device.hostname)
         .order_by(Device.hostname, DeviceUpdate.device_id)
     )
     waiting = [(device_id, hostname, bool(truncated)) for device_id, hostname, truncated in rows]
     if not waiting:
-        raise NotFound(f"no device is waiting for an update of {package}")
+        from_source = f" from {source}" if source is not None else ""
+        raise NotFound(f"no device is waiting for an update of {package}{from_source}")
     if all(truncated for _, _, truncated in waiting):
         raise InvalidInput(
             f"winget cut the id {package} short, so it cannot be installed by id",
@@ -243,7 +272,7 @@ async def create_for_package(
         actor=actor,
         action="command.create_for_package",
         target=f"package:{package}",
-        details={"package": package, "commands": len(commands)},
+        details={"package": package, "source": source, "commands": len(commands)},
         now=now,
     )
     return created
@@ -404,6 +433,84 @@ async def expire_overdue(session: AsyncSession, *, now: datetime) -> list[Comman
     return expired
 
 
+async def fail_stalled(
+    session: AsyncSession, *, now: datetime, quiet_for: timedelta
+) -> list[Command]:
+    """Fails running commands the agent has reported no step of for ``quiet_for`` (a hung
+    installer, a PC that went away mid-run) and announces each. One conditional UPDATE, as
+    the expiry: of several processes sweeping at once, exactly one fails each, and a step
+    applied meanwhile (it locks the row and moves ``updated_at``) keeps it running."""
+    failed = list(
+        await session.scalars(
+            update(Command)
+            .where(
+                Command.status == CommandStatus.RUNNING.value,
+                Command.updated_at <= now - quiet_for,
+            )
+            .values(
+                status=CommandStatus.FAILED.value,
+                finished_at=now,
+                updated_at=now,
+                current_package=None,
+                message=f"no progress from the agent for {_describe(quiet_for)}",
+            )
+            .returning(Command)
+            .execution_options(synchronize_session=False)
+        )
+    )
+    for command in failed:
+        _announce(session, command, now=now)
+    return failed
+
+
+async def close_for_revoked(
+    session: AsyncSession, *, now: datetime, device_id: str | None = None
+) -> list[Command]:
+    """Closes the open commands of revoked devices (of ``device_id`` only, when given) and
+    announces each: queued and sent ones are cancelled, running ones failed, since the
+    device's token is refused and its agent can no longer report.
+
+    ``devices.service.revoke`` calls it in the revoking transaction. The sweeper calls it for
+    every device, which closes a command created at the moment its device was revoked (that
+    transaction did not see the revocation). Conditional UPDATEs, as the cancel and the
+    expiry: a command handed over or reported on at the same moment is closed once."""
+    conditions: list[ColumnElement[bool]] = [
+        Command.device_id.in_(select(Device.id).where(Device.revoked_at.is_not(None)))
+    ]
+    if device_id is not None:
+        conditions.append(Command.device_id == device_id)
+    closed: list[Command] = []
+    for statuses, status, message in (
+        (WAITING, CommandStatus.CANCELLED, REVOKED_WAITING),
+        ((CommandStatus.RUNNING.value,), CommandStatus.FAILED, REVOKED_RUNNING),
+    ):
+        closed += await session.scalars(
+            update(Command)
+            .where(Command.status.in_(statuses), *conditions)
+            .values(
+                status=status.value,
+                finished_at=now,
+                updated_at=now,
+                current_package=None,
+                message=message,
+            )
+            .returning(Command)
+            .execution_options(synchronize_session=False)
+        )
+    for command in closed:
+        _announce(session, command, now=now)
+    return closed
+
+
+def _describe(duration: timedelta) -> str:
+    """``4 h``, ``90 min``, ``45 s``: the largest unit that states it exactly."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("h", 3600), ("min", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size} {unit}"
+    return f"{seconds} s"
+
+
 async def apply_progress(
     session: AsyncSession,
     *,
@@ -415,8 +522,9 @@ async def apply_progress(
     """Applies one step the agent reports, at most once (by ``sequence``).
 
     A command of another device is unknown here (404), like one that does not exist. The
-    status moves forward only; a command the server already closed (expired, cancelled)
-    stays closed, but what the agent did is still recorded: results, history, message.
+    status moves forward only; a command the server already closed (expired, cancelled, or
+    failed for lack of progress or a revoked device) stays closed, but what the agent did is
+    still recorded: results, history, message.
     """
     command = await session.scalar(
         select(Command).where(Command.id == command_id).with_for_update()
@@ -426,6 +534,7 @@ async def apply_progress(
     if progress.sequence <= command.last_sequence:
         return command  # already applied: acknowledged and ignored
     command.last_sequence = progress.sequence
+    command.updated_at = now  # a sign of life: the running timeout counts from the last step
     status = CommandStatus(command.status)
     closed = status in _CLOSED_BY_SERVER
     changed = False
@@ -450,7 +559,13 @@ async def apply_progress(
     target = CommandStatus(progress.status)
     if closed:
         if target is not CommandStatus.RUNNING:
-            note = f"the agent reported it {target.value} after it was {status.value}"
+            if status is CommandStatus.FAILED:  # keep the server's reason
+                note = (
+                    f"the agent reported it {target.value} after the server failed it "
+                    f"({command.message})"
+                )
+            else:
+                note = f"the agent reported it {target.value} after it was {status.value}"
             if progress.message:
                 note += f": {progress.message}"
             command.message = note[:MAX_MESSAGE]

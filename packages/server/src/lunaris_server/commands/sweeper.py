@@ -1,11 +1,14 @@
-"""The command sweeper: expires commands nobody started in time, and re-reads which devices
-have commands waiting (a safety net behind the bus; the first read also fills the set).
+"""The command sweeper: expires commands nobody started in time, fails running ones the agent
+stopped reporting on, closes what is still open on revoked devices, and re-reads which
+devices have commands waiting (a safety net behind the bus; the first read also fills the
+set).
 
-Runs in every server process. Expiry is one conditional UPDATE, so each command is expired
+Runs in every server process. Each change is a conditional UPDATE, so each command is closed
 and announced once across all processes.
 """
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 
@@ -17,13 +20,22 @@ log = structlog.get_logger("lunaris.commands")
 
 
 async def sweep_once(state: AppState) -> int:
+    """One sweep; returns how many commands it closed."""
+    quiet_for = timedelta(seconds=state.settings.command_running_timeout_s)
     async with state.database.session() as session:
-        expired = await commands.expire_overdue(session, now=state.clock())
+        now = state.clock()
+        expired = await commands.expire_overdue(session, now=now)
+        stalled = await commands.fail_stalled(session, now=now, quiet_for=quiet_for)
+        revoked = await commands.close_for_revoked(session, now=now)
         await outbox.commit(session, state.realtime)
     if expired:
         log.info("commands expired", count=len(expired))
+    if stalled:
+        log.warning("running commands failed: no progress", count=len(stalled))
+    if revoked:
+        log.info("commands of revoked devices closed", count=len(revoked))
     await state.commands.reload()
-    return len(expired)
+    return len(expired) + len(stalled) + len(revoked)
 
 
 async def run_sweeper(state: AppState, *, interval_s: float) -> None:

@@ -113,6 +113,9 @@ async def revoke_device(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
     await outbox.commit(session, state.realtime)
+    # Its commands were closed: it leaves this process's set of devices with commands
+    # waiting now (the other processes' sweeps re-read theirs).
+    await state.commands.reload()
     return _out(device, state, now)
 
 

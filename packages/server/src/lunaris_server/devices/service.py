@@ -105,10 +105,17 @@ async def revoke(
     """Refuses the device's token from now on and takes the device off the console.
 
     Its waiting updates leave the fleet counts in the same transaction (the counts cover
-    listed devices only), and the announcement evicts it from every process's heartbeat
-    cache. Revoking a revoked device changes nothing; enrolling it again undoes it.
+    listed devices only), its open commands are closed (its agent can no longer fetch or
+    report them), and the announcement evicts it from every process's heartbeat cache.
+    Revoking a revoked device changes nothing; enrolling it again undoes it.
     """
-    device = await session.get(Device, device_id, with_for_update=True)
+    # Here, not at the top: the commands service depends on this module.
+    from lunaris_server.commands import service as commands
+
+    # FOR NO KEY UPDATE (PostgreSQL): rows that refer to the device may still be inserted
+    # meanwhile. A progress step holds its command's row and then writes history about the
+    # device; with FOR UPDATE it would wait for this revoke, which waits for that command.
+    device = await session.get(Device, device_id, with_for_update={"key_share": True})
     if device is None:
         raise NotFound(f"no device with id {device_id}")
     if device.revoked_at is not None:
@@ -116,6 +123,7 @@ async def revoke(
     await fleet_counts.device_rows_counted(session, device_id=device.id, counted=False)
     device.revoked_at = now
     await session.flush()
+    await commands.close_for_revoked(session, now=now, device_id=device.id)
     announce(session, events.device_status(device))
     await audit.record(
         session,

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
 from lunaris_protocol import DeviceStatus
+from lunaris_server.commands import queries as command_queries
 from lunaris_server.console.deps import ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
@@ -148,6 +149,9 @@ async def device_page(
 ) -> Response:
     device = await _device(session, device_id)
     context = await _detail_context(session, state, now, device)
+    context["recent_commands"] = await command_queries.recent_for_device(
+        session, device_id=device.id
+    )
     return console.render(request, "pages/devices/detail.html", context)
 
 

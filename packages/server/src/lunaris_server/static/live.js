@@ -87,13 +87,28 @@
     scheduleFleet();
   }
 
+  // Commands: "command:<id>" (its row in the list), "device-commands:<device id>" (a
+  // device's commands panel), "commands" (the list: refreshed when an event names a command
+  // it does not show, e.g. a new one). The device's panels follow too (history, updates).
+  function onCommandEvent(data) {
+    var topic = "command:" + data.command_id;
+    var shown = byTopic(topic);
+    schedule(topic);
+    schedule("device-commands:" + data.device_id);
+    schedule("device:" + data.device_id);
+    byTopic("commands").forEach(function (list) {
+      var inList = shown.some(function (el) { return list.contains(el); });
+      if (!inList) schedule("commands");
+    });
+  }
+
   function onMessage(message) {
     var event;
     try { event = JSON.parse(message.data); } catch (e) { return; }
     var data = event.data || {};
     if (event.type === "RESYNC") scheduleAll();
     else if (event.type === "DEVICE_STATUS_UPDATE" || event.type === "DEVICE_UPDATES_CHANGED") onDeviceEvent(data.device_id);
-    else if (event.type === "COMMAND_UPDATED") schedule("device:" + data.device_id);
+    else if (event.type === "COMMAND_UPDATED") onCommandEvent(data);
   }
 
   function connect() {

@@ -48,11 +48,16 @@ class UpdateEvent(Base):
     to_version: Mapped[str | None] = mapped_column(String(128))
     details: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime]
-    command_id: Mapped[str | None] = mapped_column(String(36))
+    command_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("commands.id", ondelete="SET NULL")
+    )
+    """The command that installed it (``install_*`` events); the history outlives the command."""
 
     __table_args__ = (
         Index("ix_update_events_device_at", "device_id", "at"),
         Index("ix_update_events_at_kind", "at", "kind"),
+        # A command's history (its detail page); also what deleting a command looks up.
+        Index("ix_update_events_command_id", "command_id"),
     )
 
 
