@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bench._common import BenchDatabase, Result, log, percentile, print_table, start_server
 from bench._loadgen import closed_loop, get_request
-from bench.realtime import _api_token
 from lunaris_server.db.engine import Database
 from lunaris_server.devices.models import Device
 from lunaris_server.security import TokenKind, new_token, token_hash
@@ -232,14 +231,27 @@ def _resolve(base_url: str, headers: dict[str, str], path: str) -> str:
     return html.unescape(found.group(1))
 
 
-def run(*, backend: str, devices: int, requests: int, plot: Path | None) -> Result:
-    database = asyncio.run(BenchDatabase.create(backend))
+def run(
+    *,
+    backend: str,
+    devices: int,
+    requests: int,
+    plot: Path | None,
+    seeded_url: str | None = None,
+) -> Result:
+    """``seeded_url``: measure a database ``seed_fleet`` filled before (of ``devices``
+    devices), and keep it, instead of seeding a fresh one: before/after runs of a change
+    then measure the same rows, and skip minutes of seeding."""
+    database = (
+        BenchDatabase(seeded_url) if seeded_url else asyncio.run(BenchDatabase.create(backend))
+    )
     try:
-        started = time.monotonic()
-        log(f"seeding {devices} devices with updates and history on {backend}")
-        asyncio.run(seed_fleet(database.url, devices))
-        log(f"seeded in {time.monotonic() - started:.0f}s")
-        token = asyncio.run(_api_token(database.url))
+        if seeded_url is None:
+            started = time.monotonic()
+            log(f"seeding {devices} devices with updates and history on {backend}")
+            asyncio.run(seed_fleet(database.url, devices))
+            log(f"seeded in {time.monotonic() - started:.0f}s")
+        token = asyncio.run(_viewer_token(database.url))
         # Nothing heartbeats during the run: a window of hours keeps the online devices online
         # (with the default 3 minutes the sweeper would flip 90,000 devices offline mid-run).
         server = start_server(database.url, LUNARIS_HEARTBEAT_INTERVAL_S="3600")
@@ -269,6 +281,32 @@ def run(*, backend: str, devices: int, requests: int, plot: Path | None) -> Resu
     if plot is not None:
         _plot(plot, figures)
     return result
+
+
+async def _viewer_token(url: str) -> str:
+    """An API token of a new viewer (a fresh name each run: a kept database has the others)."""
+    from lunaris_server.accounts import service as accounts
+    from lunaris_server.audit.service import CLI_ACTOR
+
+    database = Database(url)
+    now = datetime.now(UTC)
+    try:
+        async with database.session() as session:
+            user = await accounts.add_user(
+                session,
+                username=f"bench-{uuid.uuid4().hex[:8]}",
+                password="bench-password",
+                role="viewer",
+                now=now,
+                actor=CLI_ACTOR,
+            )
+            created = await accounts.add_api_token(
+                session, user=user, name="bench", now=now, actor=CLI_ACTOR
+            )
+            await session.commit()
+            return created.plaintext
+    finally:
+        await database.dispose()
 
 
 def _plot(path: Path, figures: dict[str, Any]) -> None:

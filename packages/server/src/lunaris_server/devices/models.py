@@ -35,10 +35,13 @@ class Device(Base):
     __table_args__ = (
         # The list's default order (case-folded hostname, then id), read in index order. Only
         # listed (not revoked) devices: SQLite then skips entries without reading their rows.
+        # The hostname rides along on PostgreSQL, which can then skip a page's offset by an
+        # index-only scan (it cannot take lower(hostname) from the expression alone).
         Index(
             "ix_devices_hostname_folded",
             func.lower(hostname),
             id,
+            postgresql_include=["hostname"],
             postgresql_where=text("revoked_at IS NULL"),
             sqlite_where=text("revoked_at IS NULL"),
         ),

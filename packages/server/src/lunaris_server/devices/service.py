@@ -326,10 +326,11 @@ async def device_page(
 ) -> DevicePage:
     """One page of the list, by offset or next to a known place.
 
-    An offset costs a visit to every skipped row (on PostgreSQL each one's table row too:
-    heartbeats rewrite device rows all the time, so no index-only scan can skip them), so
-    "next" and "previous" start from the edge of the page shown instead: one index seek,
-    however deep the page.
+    An offset costs a visit to every skipped entry. Only the places (sort value, id) are
+    skipped, so on PostgreSQL the hostname order's covering index skips them by an
+    index-only scan; but heartbeats rewrite device rows all the time, and each table page
+    rewritten since the last vacuum is visited too. So "next" and "previous" start from the
+    edge of the page shown instead: one index seek, however deep the page.
     """
     statement = select(Device).where(Device.revoked_at.is_(None))
     if query.search:
@@ -355,7 +356,10 @@ async def device_page(
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
 
     sort_key, value_type = _SORT_COLUMNS[query.sort]
-    keyed = statement.add_columns(sort_key)
+    # The page's places first (sort value and id), then its rows by id: the skipped and
+    # sought entries are read from the index alone where it covers them, and only the page's
+    # rows are read whole.
+    places = statement.with_only_columns(Device.id, sort_key.label("sort_value"))
     # "Before" a place reads backwards from it, then turns the rows around.
     backwards = query.before is not None
     descending = query.descending != backwards
@@ -371,14 +375,21 @@ async def device_page(
             beyond = and_(sort_key <= at, or_(sort_key < at, Device.id < device_id))
         else:
             beyond = and_(sort_key >= at, or_(sort_key > at, Device.id > device_id))
-        keyed = keyed.where(beyond)
+        places = places.where(beyond)
     else:
-        keyed = keyed.offset(query.offset)
+        places = places.offset(query.offset)
     # The id breaks ties, so pages never overlap or skip rows. It runs the same way as the
     # sort column, so one index (column, id) read forwards or backwards serves the order.
-    order = (sort_key, Device.id)
-    keyed = keyed.order_by(*(c.desc() if descending else c.asc() for c in order))
-    rows = list(await session.execute(keyed.limit(query.limit)))
+    places = places.order_by(*(c.desc() if descending else c.asc() for c in (sort_key, Device.id)))
+    page = places.limit(query.limit).subquery("page")
+    ordered = (page.c.sort_value, page.c.id)
+    rows = list(
+        await session.execute(
+            select(Device, page.c.sort_value)
+            .join(page, Device.id == page.c.id)
+            .order_by(*(c.desc() if descending else c.asc() for c in ordered))
+        )
+    )
     if backwards:
         rows.reverse()
     return DevicePage(

@@ -13,6 +13,7 @@ from lunaris_server.commands import queries as command_queries
 from lunaris_server.console.deps import ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
+from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, SessionDep, StateDep
 from lunaris_server.devices import export
 from lunaris_server.devices import service as devices
@@ -115,12 +116,15 @@ async def devices_csv(
     )
 
 
-async def _device(session: SessionDep, device_id: str) -> Device:
+def _canonical_id(device_id: str) -> str:
     try:
-        canonical = str(UUID(device_id))
+        return str(UUID(device_id))
     except ValueError:
         raise NotFound(f"no device with id {device_id}") from None
-    return await devices.get_device(session, device_id=canonical)
+
+
+async def _device(session: SessionDep, device_id: str) -> Device:
+    return await devices.get_device(session, device_id=_canonical_id(device_id))
 
 
 async def _detail_context(
@@ -169,10 +173,31 @@ async def device_fragment(
     state: StateDep,
     now: NowDep,
 ) -> Response:
-    """One piece of a device's pages, for the live refresh after an event about it."""
-    device = await _device(session, device_id)
+    """One piece of a device's pages, for the live refresh after an event about it.
+
+    A device revoked since the page was shown is answered with 200 all the same, so that htmx
+    swaps: its row is deleted, and its panels give way to a notice that it is gone.
+    """
+    canonical = _canonical_id(device_id)
+    try:
+        device = await devices.get_device(session, device_id=canonical)
+    except NotFound:
+        return _gone(request, console, canonical, fragment)
     if fragment == "row":
         context = device_view(device, state, now)
     else:
         context = await _detail_context(session, state, now, device)
     return console.render(request, f"partials/devices/{fragment}.html", context)
+
+
+DEVICE_GONE_EVENT = "lunaris:device-gone"
+"""Fired (``HX-Trigger``) where a row was deleted: live.js then refreshes the list around it,
+whose count and pages changed."""
+
+
+def _gone(request: Request, console: Console, device_id: str, fragment: str) -> Response:
+    if fragment == "row":
+        headers = {"HX-Reswap": "delete", "HX-Trigger": DEVICE_GONE_EVENT}
+        return Response(status_code=200, headers={**headers, "Cache-Control": "no-store"})
+    context = {"device_id": device_id, "fragment": fragment}
+    return console.render(request, "partials/devices/gone.html", context)

@@ -143,5 +143,8 @@
   });
 
   document.addEventListener("htmx:historyRestore", paint);
+  // The server deleted the row of a device that is gone (revoked): the list around it has
+  // one device fewer, and its count and pages changed.
+  document.addEventListener("lunaris:device-gone", function () { schedule("devices"); });
   connect();
 })();
