@@ -60,3 +60,13 @@ async def test_a_device_never_known_is_gone_too_and_a_malformed_id_is_not_found(
     malformed = await admin.get("/devices/not-a-uuid/fragments/row")
     assert malformed.status_code == 404
     assert "HX-Reswap" not in malformed.headers
+
+
+async def test_a_revoked_devices_commands_panel_hides_and_keeps_listening(app, admin):
+    device_id = await revoked_device(app, admin)
+    panel = await admin.get(f"/devices/{device_id}/commands")
+    assert panel.status_code == 200
+    assert 'id="device-commands"' in panel.text
+    assert " hidden" in panel.text
+    assert f"device:{device_id}" in panel.text  # enrolled again, it comes back
+    assert f'data-live-src="/devices/{device_id}/commands"' in panel.text

@@ -136,8 +136,16 @@ async def device_commands(
     console: ConsoleDep,
     session: SessionDep,
 ) -> Response:
-    """A device's commands panel, for the live refresh after an event about one of them."""
-    return await _device_panel(request, console, session, _canonical_id(device_id, "device"))
+    """A device's commands panel, for the live refresh after an event about one of them.
+    A device revoked since the page was shown gets a hidden panel (200, so that htmx swaps
+    it) that comes back if the device is enrolled again."""
+    canonical = _canonical_id(device_id, "device")
+    try:
+        return await _device_panel(request, console, session, canonical)
+    except NotFound:
+        return console.render(
+            request, "partials/commands/device_panel_gone.html", {"device_id": canonical}
+        )
 
 
 def _expires_in(state: AppState) -> timedelta:
