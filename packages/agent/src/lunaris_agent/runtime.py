@@ -275,6 +275,7 @@ class Agent:
         """Scans and spools the result; sending is :meth:`send_spooled`'s job."""
         report = await self._scanner()
         self._spool.put_report(report)
+        self._note_spool_health()
         return report
 
     async def send_spooled(self) -> None:
@@ -508,8 +509,16 @@ class Agent:
         previous = ContactState.load(self.config.state_path)
         self._save_contact(replace(previous, last_error=str(error)))
 
+    def _note_spool_health(self) -> None:
+        """A spool failure (or its end) goes to state.json at once, for `status`."""
+        if self._record_contact:
+            saved = ContactState.load(self.config.state_path)
+            if saved.spool_error != self._spool.write_error:
+                self._save_contact(saved)
+
     def _save_contact(self, state: ContactState) -> None:
         if self._record_contact:
+            state = replace(state, spool_error=self._spool.write_error)
             with contextlib.suppress(OSError):  # status display only; never stop for it
                 state.save(self.config.state_path)
 

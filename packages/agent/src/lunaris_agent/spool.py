@@ -11,10 +11,16 @@ Two kinds of message, with different rules:
 Every file is written atomically, so a crash or power cut leaves the old file or the new one,
 never half of one; a file that is unreadable anyway (disk error, hand edit) is set aside as
 ``*.bad`` and logged, never allowed to block the queue.
+
+A spool that cannot be written (a full disk, a folder that is not one) must not stop the agent
+or lose what it has to send: what cannot go to disk waits in memory, in the same order, until
+it is sent or the disk takes it again. The failure is logged once, with the path and the cause,
+and kept in :attr:`Spool.write_error` for ``lunaris-agent status``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -48,30 +54,66 @@ class Spool:
         self.directory = directory
         self._results = directory / RESULTS_DIR
         self._max_results = max_results
+        self.write_error: str | None = None
+        """Why the spool could not be written, until a write succeeds again."""
+        self._report_in_memory: bytes | None = None
+        self._results_in_memory: list[SpooledResult] = []
+        self._obsolete_report: bytes | None = None
+        """A report.json already sent or superseded that could not be removed."""
+        self._sent_sequences: set[int] = set()
+        """Results already sent whose files could not be removed."""
+        self._said: set[str] = set()
+        self._last_sequence = 0
+        """The highest result number given out, in case the disk cannot be listed."""
 
     # -- the newest update snapshot --------------------------------------------------------
 
     def put_report(self, report: UpdateReport) -> None:
-        write_private_file(self.directory / REPORT_FILE, _report_bytes(report))
+        path = self.directory / REPORT_FILE
+        content = _report_bytes(report)
+        try:
+            write_private_file(path, content)
+        except OSError as error:
+            self._report_in_memory = content
+            self._write_failed(path, error, "the report waits in memory until it is sent")
+            self._drop_disk_report()  # an older report must not be sent after this one
+            return
+        self._report_in_memory = None
+        self._obsolete_report = None
+        self._write_succeeded()
 
     def pending_report(self) -> UpdateReport | None:
+        if self._report_in_memory is not None:
+            return UpdateReport.model_validate_json(self._report_in_memory)
         path = self.directory / REPORT_FILE
         try:
-            return UpdateReport.model_validate_json(path.read_bytes())
-        except FileNotFoundError:
+            content = path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
             return None
-        except (OSError, ValidationError) as error:
-            _set_aside(path, error)
+        except OSError as error:
+            self._set_aside(path, error)
+            return None
+        if content == self._obsolete_report:
+            return None
+        try:
+            return UpdateReport.model_validate_json(content)
+        except ValidationError as error:
+            self._set_aside(path, error)
             return None
 
     def report_sent(self, report: UpdateReport) -> None:
         """Forgets the spooled snapshot if it is still ``report``: a newer scan stays."""
-        path = self.directory / REPORT_FILE
+        content = _report_bytes(report)
+        if self._report_in_memory is not None:
+            if self._report_in_memory == content:
+                self._report_in_memory = None
+            return
         try:
-            if path.read_bytes() == _report_bytes(report):
-                path.unlink()
-        except FileNotFoundError:
-            pass
+            on_disk = (self.directory / REPORT_FILE).read_bytes()
+        except OSError:
+            return  # nothing there, or unreadable: pending_report says so
+        if on_disk == content:
+            self._drop_disk_report()
 
     # -- results, in order -----------------------------------------------------------------
 
@@ -80,18 +122,21 @@ class Spool:
         if len(content) > MAX_RESULT_BYTES:
             raise ValueError(f"a {kind} result of {len(content)} bytes is too large to keep")
         sequences = self._sequences()
-        sequence = (sequences[-1] + 1) if sequences else 1
-        write_private_file(self._results / f"{sequence:012d}.json", content)
-        overflow = len(sequences) + 1 - self._max_results
-        for old in sequences[: max(overflow, 0)]:
-            log.warning("spool is full (%d results): dropping result %d", self._max_results, old)
-            self._result_path(old).unlink(missing_ok=True)
-        return SpooledResult(sequence, kind, payload)
+        self._last_sequence = max([self._last_sequence, *sequences]) + 1
+        result = SpooledResult(self._last_sequence, kind, payload)
+        # Once results wait in memory, later ones queue behind them there, to keep the order.
+        self._results_in_memory.append(result)
+        self._move_results_to_disk()
+        self._drop_beyond_bound()
+        return result
 
     def pending_results(self) -> list[SpooledResult]:
         """Every unsent result, oldest first."""
+        self._move_results_to_disk()
         results = []
         for sequence in self._sequences():
+            if sequence in self._sent_sequences:
+                continue
             path = self._result_path(sequence)
             try:
                 data = json.loads(path.read_bytes())
@@ -99,28 +144,114 @@ class Spool:
             except FileNotFoundError:
                 continue
             except (OSError, ValueError, KeyError, TypeError) as error:
-                _set_aside(path, error)
-        return results
+                self._set_aside(path, error)
+        return results + self._results_in_memory
 
     def result_sent(self, result: SpooledResult) -> None:
-        self._result_path(result.sequence).unlink(missing_ok=True)
+        if result in self._results_in_memory:
+            self._results_in_memory.remove(result)
+            return
+        path = self._result_path(result.sequence)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as error:
+            self._sent_sequences.add(result.sequence)  # never sent twice
+            self._say(f"cannot remove the sent result {path}: {_cause(error)}")
 
     # -- for `lunaris-agent status` ------------------------------------------------------------
 
     def size_bytes(self) -> int:
-        if not self.directory.exists():
-            return 0
-        return sum(path.stat().st_size for path in self.directory.rglob("*") if path.is_file())
+        try:
+            files = [path for path in self.directory.rglob("*") if path.is_file()]
+            return sum(path.stat().st_size for path in files)
+        except OSError:
+            return 0  # missing or unreadable: `status` shows the error the agent logged
 
     def count(self) -> int:
-        report = 1 if (self.directory / REPORT_FILE).exists() else 0
+        try:
+            report = 1 if (self.directory / REPORT_FILE).exists() else 0
+        except OSError:
+            report = 0
         return report + len(self._sequences())
 
     def _sequences(self) -> list[int]:
-        if not self._results.exists():
+        try:
+            names = [path.name for path in self._results.iterdir()]
+        except (FileNotFoundError, NotADirectoryError):
             return []
-        matches = (_RESULT_NAME.match(path.name) for path in self._results.iterdir())
+        except OSError as error:
+            self._say(f"cannot list the spooled results in {self._results}: {_cause(error)}")
+            return []
+        matches = (_RESULT_NAME.match(name) for name in names)
         return sorted(int(match.group(1)) for match in matches if match)
+
+    def _drop_beyond_bound(self) -> None:
+        on_disk = self._sequences()
+        overflow = len(on_disk) + len(self._results_in_memory) - self._max_results
+        for old in on_disk[: max(overflow, 0)]:
+            log.warning("spool is full (%d results): dropping result %d", self._max_results, old)
+            with contextlib.suppress(OSError):
+                self._result_path(old).unlink(missing_ok=True)
+        for _ in range(overflow - len(on_disk)):
+            dropped = self._results_in_memory.pop(0)
+            log.warning(
+                "spool is full (%d results): dropping result %d",
+                self._max_results,
+                dropped.sequence,
+            )
+
+    def _move_results_to_disk(self) -> None:
+        """Writes the results waiting in memory to disk, oldest first, while it takes them."""
+        while self._results_in_memory:
+            result = self._results_in_memory[0]
+            path = self._result_path(result.sequence)
+            content = json.dumps(
+                {"kind": result.kind, "payload": result.payload}, ensure_ascii=False
+            )
+            try:
+                write_private_file(path, content.encode())
+            except OSError as error:
+                self._write_failed(path, error, "results wait in memory until they are sent")
+                return
+            self._results_in_memory.pop(0)
+            self._write_succeeded()
+
+    def _drop_disk_report(self) -> None:
+        """Removes report.json, which is obsolete; one that cannot be removed is never sent."""
+        path = self.directory / REPORT_FILE
+        try:
+            path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                self._obsolete_report = path.read_bytes()
+            self._say(f"cannot remove the old report {path}: {_cause(error)}")
+            return
+        self._obsolete_report = None
+
+    def _write_failed(self, path: Path, error: OSError, consequence: str) -> None:
+        self.write_error = f"cannot write {path}: {_cause(error)}"
+        self._say(f"{self.write_error}; {consequence}")
+
+    def _write_succeeded(self) -> None:
+        if self.write_error is not None:
+            log.info("the spool in %s can be written again", self.directory)
+            self.write_error = None
+            self._said.clear()
+
+    def _say(self, problem: str) -> None:
+        """Logs a problem once: a broken disk must not fill the log with the same line."""
+        log.log(logging.DEBUG if problem in self._said else logging.ERROR, "%s", problem)
+        self._said.add(problem)
+
+    def _set_aside(self, path: Path, error: Exception) -> None:
+        self._say(f"unreadable spool file {path} set aside as .bad: {error}")
+        try:
+            path.replace(path.with_name(path.name + ".bad"))
+        except OSError:
+            with contextlib.suppress(OSError):
+                path.unlink(missing_ok=True)
 
     def _result_path(self, sequence: int) -> Path:
         return self._results / f"{sequence:012d}.json"
@@ -130,9 +261,6 @@ def _report_bytes(report: UpdateReport) -> bytes:
     return report.model_dump_json().encode()
 
 
-def _set_aside(path: Path, error: Exception) -> None:
-    log.error("unreadable spool file %s set aside as .bad: %s", path, error)
-    try:
-        path.replace(path.with_name(path.name + ".bad"))
-    except OSError:
-        path.unlink(missing_ok=True)
+def _cause(error: OSError) -> str:
+    """The operating system's words for ``error`` ("No space left on device")."""
+    return error.strerror or str(error)

@@ -18,6 +18,8 @@ class ContactState:
     last_contact_at: datetime | None = None
     last_error: str | None = None
     """The last failure to reach the server, cleared by the next success."""
+    spool_error: str | None = None
+    """Why the spool cannot be written (what waits is kept in memory), while it cannot."""
 
     @classmethod
     def load(cls, path: Path) -> ContactState:
@@ -27,6 +29,7 @@ class ContactState:
             return cls(
                 last_contact_at=datetime.fromisoformat(contact) if contact else None,
                 last_error=data.get("last_error"),
+                spool_error=data.get("spool_error"),
             )
         except (OSError, ValueError, TypeError, AttributeError):
             return cls()  # a missing or damaged state file only costs the status display
@@ -37,6 +40,7 @@ class ContactState:
             if self.last_contact_at is None
             else self.last_contact_at.isoformat(),
             "last_error": self.last_error,
+            "spool_error": self.spool_error,
         }
         # Not fsynced: losing the last minute of this file to a power cut costs nothing.
         temporary = path.with_name(f".{path.name}.tmp")
@@ -69,4 +73,6 @@ def describe(config: AgentConfig) -> list[str]:
     ]
     if state.last_error:
         lines.append(f"last error:    {state.last_error}")
+    if state.spool_error:
+        lines.append(f"spool error:   {state.spool_error}")
     return lines
