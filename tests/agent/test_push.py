@@ -2,6 +2,7 @@
 token, hands RUN_UPDATES on, ignores what it does not understand, and reconnects."""
 
 import asyncio
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -81,3 +82,43 @@ async def test_without_a_token_it_waits_instead_of_connecting():
         await asyncio.sleep(0.5)
         task.cancel()
     assert connections == 0
+
+
+class RecordingJitter(random.Random):
+    """Records each back-off step asked for and waits almost nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.steps: list[float] = []
+
+    def uniform(self, a: float, b: float) -> float:
+        self.steps.append(b)
+        return 0.01
+
+
+async def test_a_connection_that_dies_after_opening_restarts_the_back_off():
+    connections = 0
+    enough = asyncio.Event()
+
+    async def handler(connection: ServerConnection) -> None:
+        nonlocal connections
+        connections += 1
+        if connections == 5:
+            enough.set()
+        connection.transport.abort()  # the server process is killed: no close frame
+
+    jitter = RecordingJitter()
+    async with serve(handler, "127.0.0.1", 0) as server:
+        port = server.sockets[0].getsockname()[1]
+        channel = PushChannel(
+            f"http://127.0.0.1:{port}/api",
+            token=lambda: "lnd_token",
+            on_command=lambda _: None,
+            rng=jitter,
+        )
+        task = asyncio.create_task(channel.run_forever())
+        try:
+            await asyncio.wait_for(enough.wait(), 15)
+        finally:
+            task.cancel()
+    assert jitter.steps[:4] == [2.0, 2.0, 2.0, 2.0]

@@ -68,10 +68,13 @@ class PushChannel:
             if token is not None:
                 try:
                     await self._listen(token)
-                    delay = 2.0  # it was up: the next drop starts the back-off afresh
                 except (OSError, TimeoutError, WebSocketException) as error:
                     log.debug("push channel unavailable: %s", error)
                 finally:
+                    if self.connected.is_set():
+                        # It was up (however it ended, a server killed mid-way included):
+                        # the next attempt starts the back-off afresh.
+                        delay = 2.0
                     self.connected.clear()
             await asyncio.sleep(self._rng.uniform(delay / 2, delay))
             delay = min(delay * 2, RECONNECT_CAP_S)
