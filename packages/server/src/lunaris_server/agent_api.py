@@ -18,6 +18,7 @@ from lunaris_protocol import (
     UpdateReportResponse,
 )
 from lunaris_server.agent_heartbeat import heartbeat_response, record_heartbeat
+from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.commands import service as commands
 from lunaris_server.deps import (
     CurrentDevice,
@@ -32,10 +33,12 @@ from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
-router = APIRouter(prefix="/api/agent", tags=["agent"])
+router = APIRouter(
+    prefix="/api/agent", tags=["agent"], responses={**BODY_ERRORS, **error_responses(401)}
+)
 
 
-@router.post("/register")
+@router.post("/register", responses=error_responses(409, 429))
 async def register(
     body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
 ) -> RegisterResponse:
@@ -81,7 +84,7 @@ async def update_report(
     )
 
 
-@router.post("/commands/{command_id}/progress")
+@router.post("/commands/{command_id}/progress", responses=error_responses(404))
 async def command_progress(
     command_id: UUID,
     body: CommandProgress,

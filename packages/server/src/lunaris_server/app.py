@@ -10,7 +10,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -198,6 +198,10 @@ def _error(status: int, code: str, message: str, details: Any = None) -> JSONRes
     return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
+# SQLSTATEs of text the database cannot represent: a NUL character, or one outside the encoding.
+_UNSTORABLE_TEXT = frozenset({"22021", "22P05"})
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     """Every API error answers ``{"error": {"code", "message", "details"?}}``; a browser on a
     console page gets an error page instead (or the login page, when not logged in)."""
@@ -240,3 +244,14 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def integrity_error(_request: Request, _error_: IntegrityError) -> JSONResponse:
         # Two requests raced to create the same thing; the loser may simply retry.
         return _error(409, "conflict", "the request conflicts with a concurrent change; retry")
+
+    @app.exception_handler(DBAPIError)
+    async def unstorable_text(request: Request, error: DBAPIError) -> Response:
+        # PostgreSQL text cannot hold U+0000 (SQLite can): a request carrying one is invalid
+        # input there, not a server error. Any other database error stays a 500.
+        if getattr(error.orig, "sqlstate", None) not in _UNSTORABLE_TEXT:
+            raise error
+        message = "the request contains a character the database cannot store (U+0000)"
+        if wants_html(request):
+            return error_page(request, 400, message)
+        return _error(422, "invalid_request", message)

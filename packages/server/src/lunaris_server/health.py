@@ -18,7 +18,11 @@ async def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/readyz", response_model=None)
+@router.get(
+    "/readyz",
+    response_model=None,
+    responses={503: {"description": 'The database does not answer: {"status": "unavailable"}'}},
+)
 async def readyz(state: StateDep) -> dict[str, str] | JSONResponse:
     """The process can serve: its database answers."""
     try:

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
+from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.audit.service import Actor
 from lunaris_server.deps import (
     AdminUser,
@@ -57,7 +58,7 @@ class NewTokenOut(BaseModel):
     """Shown once."""
 
 
-@router.post("/auth/login")
+@router.post("/auth/login", responses={**BODY_ERRORS, **error_responses(401, 429)})
 async def login(
     body: LoginRequest,
     request: Request,
@@ -101,17 +102,17 @@ async def logout(response: Response, state: StateDep) -> None:
     )
 
 
-@router.get("/auth/me")
+@router.get("/auth/me", responses=error_responses(401))
 async def me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
-@router.get("/users")
+@router.get("/users", responses=error_responses(401, 403))
 async def list_users(_admin: AdminUser, session: SessionDep) -> list[UserOut]:
     return [UserOut.of(u) for u in await accounts.list_users(session)]
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, responses={**BODY_ERRORS, **error_responses(401, 403, 409)})
 async def add_user(
     body: NewUserRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
 ) -> UserOut:
@@ -127,7 +128,7 @@ async def add_user(
     return UserOut.of(user)
 
 
-@router.post("/auth/tokens", status_code=201)
+@router.post("/auth/tokens", status_code=201, responses={**BODY_ERRORS, **error_responses(401)})
 async def add_token(
     body: NewTokenRequest, request: Request, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> NewTokenOut:

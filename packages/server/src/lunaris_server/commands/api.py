@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MAX_SOURCE
+from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
@@ -16,7 +17,7 @@ from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
-router = APIRouter(prefix="/api", tags=["commands"])
+router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(401, 422))
 
 PackageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
 
@@ -105,7 +106,11 @@ def _expires_in(state: AppState) -> timedelta:
     return timedelta(seconds=state.settings.command_expiry_s)
 
 
-@router.post("/devices/{device_id}/commands", status_code=201)
+@router.post(
+    "/devices/{device_id}/commands",
+    status_code=201,
+    responses={**BODY_ERRORS, **error_responses(403, 404)},
+)
 async def create_command(
     device_id: UUID,
     body: NewCommandRequest,
@@ -128,7 +133,7 @@ async def create_command(
     return CommandOut.of(command, hostname)
 
 
-@router.post("/updates/{package:path}/run", status_code=201)
+@router.post("/updates/{package:path}/run", status_code=201, responses=error_responses(403, 404))
 async def run_package(
     package: str,
     request: Request,
@@ -189,7 +194,7 @@ async def list_commands(
     )
 
 
-@router.get("/commands/{command_id}")
+@router.get("/commands/{command_id}", responses=error_responses(404))
 async def get_command(
     command_id: UUID, _user: CurrentUser, session: SessionDep
 ) -> CommandDetailOut:
@@ -200,7 +205,7 @@ async def get_command(
     )
 
 
-@router.post("/commands/{command_id}/cancel")
+@router.post("/commands/{command_id}/cancel", responses=error_responses(403, 404, 409))
 async def cancel_command(
     command_id: UUID,
     request: Request,

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
+from lunaris_server.api_errors import error_responses
 from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
@@ -16,7 +17,7 @@ from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
-router = APIRouter(prefix="/api/devices", tags=["devices"])
+router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 
 
 class ScanErrorOut(BaseModel):
@@ -100,7 +101,7 @@ async def list_devices(
     )
 
 
-@router.post("/{device_id}/revoke")
+@router.post("/{device_id}/revoke", responses=error_responses(403, 404))
 async def revoke_device(
     device_id: UUID,
     request: Request,
@@ -119,7 +120,7 @@ async def revoke_device(
     return _out(device, state, now)
 
 
-@router.get("/{device_id}")
+@router.get("/{device_id}", responses=error_responses(404))
 async def get_device(
     device_id: UUID, _user: CurrentUser, session: SessionDep, state: StateDep, now: NowDep
 ) -> DeviceOut:

@@ -3,14 +3,21 @@
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field, StringConstraints
 
+from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.deps import AdminUser, NowDep, SessionDep, user_actor
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.models import EnrollmentSecret
 
-router = APIRouter(prefix="/api/enrollment-secrets", tags=["enrollment"])
+router = APIRouter(
+    prefix="/api/enrollment-secrets", tags=["enrollment"], responses=error_responses(401, 403)
+)
+
+# The id column is a 32-bit integer: a larger number names no secret, and the database
+# driver would refuse it as a query parameter.
+SecretId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class NewSecretRequest(BaseModel):
@@ -45,7 +52,7 @@ async def list_secrets(_admin: AdminUser, session: SessionDep) -> list[SecretOut
     return [SecretOut.of(s) for s in await enrollment.list_secrets(session)]
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, responses=BODY_ERRORS)
 async def create_secret(
     body: NewSecretRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
 ) -> CreatedSecretOut:
@@ -66,9 +73,11 @@ class RotateRequest(BaseModel):
     """How long the old secret keeps working; 0 revokes it at once."""
 
 
-@router.post("/{secret_id}/rotate", status_code=201)
+@router.post(
+    "/{secret_id}/rotate", status_code=201, responses={**BODY_ERRORS, **error_responses(404, 409)}
+)
 async def rotate_secret(
-    secret_id: int,
+    secret_id: SecretId,
     request: Request,
     admin: AdminUser,
     session: SessionDep,
@@ -88,9 +97,9 @@ async def rotate_secret(
     return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)
 
 
-@router.delete("/{secret_id}")
+@router.delete("/{secret_id}", responses=error_responses(404, 422))
 async def revoke_secret(
-    secret_id: int, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+    secret_id: SecretId, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
 ) -> SecretOut:
     secret = await enrollment.revoke_secret(
         session, secret_id=secret_id, now=now, actor=user_actor(request, admin)

@@ -3,9 +3,10 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
+from lunaris_server.api_errors import error_responses
 from lunaris_server.deps import AdminUser, StateDep
 
-router = APIRouter(prefix="/api/realtime", tags=["realtime"])
+router = APIRouter(prefix="/api/realtime", tags=["realtime"], responses=error_responses(401, 403))
 
 
 class RealtimeStats(BaseModel):

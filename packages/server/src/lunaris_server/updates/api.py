@@ -7,13 +7,14 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from lunaris_server.api_errors import error_responses
 from lunaris_server.deps import CurrentUser, SessionDep
 from lunaris_server.devices import service as devices
 from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
 
-router = APIRouter(prefix="/api", tags=["updates"])
+router = APIRouter(prefix="/api", tags=["updates"], responses=error_responses(401, 422))
 
 
 class DeviceUpdateOut(BaseModel):
@@ -55,7 +56,7 @@ class FleetUpdateOut(BaseModel):
     truncated: bool
 
 
-@router.get("/devices/{device_id}/updates")
+@router.get("/devices/{device_id}/updates", responses=error_responses(404))
 async def list_device_updates(
     device_id: UUID, _user: CurrentUser, session: SessionDep
 ) -> DeviceUpdatesOut:
@@ -65,7 +66,7 @@ async def list_device_updates(
     return DeviceUpdatesOut(items=items, total=len(items))
 
 
-@router.get("/devices/{device_id}/events")
+@router.get("/devices/{device_id}/events", responses=error_responses(404))
 async def list_device_events(
     device_id: UUID, _user: CurrentUser, session: SessionDep, page: PageDep
 ) -> Paginated[UpdateEventOut]:
