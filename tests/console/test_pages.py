@@ -397,3 +397,17 @@ async def test_static_files_are_cacheable(client):
     assert response.status_code == 200
     assert "immutable" in response.headers["cache-control"]
     assert (await client.get("/static/htmx-2.0.11.min.js")).status_code == 200
+
+
+async def test_an_id_beyond_any_row_is_a_clear_error_not_a_server_error(admin):
+    token = await page_token(admin)
+    huge = 2**63
+    for path in (
+        f"/settings/enrollment-secrets/{huge}/revoke",
+        f"/settings/enrollment-secrets/{huge}/rotate",
+        f"/settings/users/{huge}/disable",
+        f"/settings/tokens/{huge}/revoke",
+    ):
+        response = await admin.post(path, data={"csrf_token": token})
+        assert response.status_code == 400, path
+        assert "cannot use" in response.text

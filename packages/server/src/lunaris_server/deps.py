@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -106,3 +106,8 @@ def client_ip(request: Request) -> str | None:
 
 def user_actor(request: Request, user: User) -> Actor:
     return Actor(f"user:{user.username}", client_ip(request))
+
+
+RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
+"""A path id of a row with an integer key (users, API tokens, enrollment secrets): larger
+ones cannot exist, and the database drivers refuse integers beyond their column's range."""

@@ -11,7 +11,7 @@ from lunaris_server.accounts.models import Role
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
-from lunaris_server.deps import NowDep, SessionDep, StateDep, client_ip, user_actor
+from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, client_ip, user_actor
 from lunaris_server.errors import DomainError, NotAuthenticated, TooManyRequests
 from lunaris_server.state import AppState
 
@@ -172,7 +172,7 @@ async def add_user(
 
 @router.post("/settings/users/{user_id}/role")
 async def change_role(
-    user_id: int,
+    user_id: RowId,
     request: Request,
     form: CheckedForm,
     admin: ConsoleAdmin,
@@ -192,7 +192,7 @@ async def change_role(
 
 @router.post("/settings/users/{user_id}/disable")
 async def disable_user(
-    user_id: int,
+    user_id: RowId,
     request: Request,
     _form: CheckedForm,
     admin: ConsoleAdmin,
@@ -207,7 +207,7 @@ async def disable_user(
 
 @router.post("/settings/users/{user_id}/enable")
 async def enable_user(
-    user_id: int,
+    user_id: RowId,
     request: Request,
     _form: CheckedForm,
     admin: ConsoleAdmin,
@@ -262,7 +262,7 @@ async def create_token(
 
 @router.post("/settings/tokens/{token_id}/revoke")
 async def revoke_token(
-    token_id: int,
+    token_id: RowId,
     request: Request,
     _form: CheckedForm,
     user: ConsoleUser,

@@ -3,11 +3,11 @@
 from datetime import datetime, timedelta
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
-from lunaris_server.deps import AdminUser, NowDep, SessionDep, user_actor
+from lunaris_server.deps import AdminUser, NowDep, RowId, SessionDep, user_actor
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.models import EnrollmentSecret
 
@@ -17,7 +17,6 @@ router = APIRouter(
 
 # The id column is a 32-bit integer: a larger number names no secret, and the database
 # driver would refuse it as a query parameter.
-SecretId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 class NewSecretRequest(BaseModel):
@@ -77,7 +76,7 @@ class RotateRequest(BaseModel):
     "/{secret_id}/rotate", status_code=201, responses={**BODY_ERRORS, **error_responses(404, 409)}
 )
 async def rotate_secret(
-    secret_id: SecretId,
+    secret_id: RowId,
     request: Request,
     admin: AdminUser,
     session: SessionDep,
@@ -99,7 +98,7 @@ async def rotate_secret(
 
 @router.delete("/{secret_id}", responses=error_responses(404, 422))
 async def revoke_secret(
-    secret_id: SecretId, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+    secret_id: RowId, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
 ) -> SecretOut:
     secret = await enrollment.revoke_secret(
         session, secret_id=secret_id, now=now, actor=user_actor(request, admin)

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
-from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.enrollment import installer
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.service import CreatedSecret
@@ -99,7 +99,7 @@ async def create_secret(
 
 @router.post("/settings/enrollment-secrets/{secret_id}/revoke")
 async def revoke_secret(
-    secret_id: int,
+    secret_id: RowId,
     request: Request,
     _form: CheckedForm,
     admin: ConsoleAdmin,
@@ -115,7 +115,7 @@ async def revoke_secret(
 
 @router.post("/settings/enrollment-secrets/{secret_id}/rotate")
 async def rotate_secret(
-    secret_id: int,
+    secret_id: RowId,
     request: Request,
     _form: CheckedForm,
     admin: ConsoleAdmin,
