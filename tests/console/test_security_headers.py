@@ -26,7 +26,7 @@ CONSOLE_PAGES = (
 
 
 async def test_console_and_api_answers_carry_the_strict_policy(client):
-    for path in ("/login", "/api/devices", "/healthz", "/no-such-page"):
+    for path in ("/login", "/api/devices", "/readyz", "/no-such-page"):
         response = await client.get(path)
         policy = response.headers["content-security-policy"]
         assert "script-src 'self';" in policy

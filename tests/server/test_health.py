@@ -7,7 +7,9 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from lunaris_server.app import create_app
+from lunaris_server.health import LivenessFastPath
 from lunaris_server.settings import Settings
+from tests.support import RecordingApp
 
 
 async def test_healthz_and_readyz(client):
@@ -16,6 +18,19 @@ async def test_healthz_and_readyz(client):
     assert ready.status_code == 200
     assert ready.json()["database"] == "ok"
     assert ready.headers["x-request-id"]
+
+
+async def test_healthz_is_answered_in_front_of_the_framework(app):
+    framework = RecordingApp(app)
+    transport = httpx.ASGITransport(app=LivenessFastPath(framework))
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        alive = await client.get("/healthz")
+        assert alive.status_code == 200
+        assert alive.json() == {"status": "ok"}
+        assert framework.paths == []
+        assert (await client.post("/healthz")).status_code == 405  # the route answers that
+        assert (await client.get("/readyz")).status_code == 200
+    assert framework.paths == ["/healthz", "/readyz"]
 
 
 async def test_readyz_is_503_when_the_database_is_unreachable(tmp_path: Path, backend):

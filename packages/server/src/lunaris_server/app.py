@@ -40,6 +40,7 @@ from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.errors import DomainError
+from lunaris_server.health import LIVENESS_PATH, LivenessFastPath
 from lunaris_server.health import router as health_router
 from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
 from lunaris_server.metrics import router as metrics_router
@@ -166,8 +167,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     # In front of the framework: the plain heartbeat skips all of it (see agent_heartbeat.py),
     # and the metrics count and time it with everything else.
     app.front = MetricsMiddleware(
-        HeartbeatFastPath(app.framework, max_body_bytes=settings.max_body_bytes),
-        early_paths={HEARTBEAT_PATH},
+        LivenessFastPath(HeartbeatFastPath(app.framework, max_body_bytes=settings.max_body_bytes)),
+        early_paths={HEARTBEAT_PATH, LIVENESS_PATH},
     )
     return app
 
