@@ -141,10 +141,12 @@ async def test_postgres_bus_reconnects_after_its_connection_is_killed(database_u
     try:
         admin = await asyncpg.connect(asyncpg_dsn(database_url))
         try:
-            # What a PostgreSQL restart does to every connection.
+            # What a PostgreSQL restart does to every connection (this database's only: the
+            # server may hold other databases whose listeners are not this test's).
             await admin.execute(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE query LIKE 'LISTEN%' AND pid <> pg_backend_pid()"
+                "WHERE datname = current_database() AND query LIKE 'LISTEN%' "
+                "AND pid <> pg_backend_pid()"
             )
         finally:
             await admin.close()
