@@ -104,3 +104,13 @@ async def test_this_process_evicts_its_own_announcements_at_once():
     )
     cache.on_local_event(event)
     assert cache.get("h1") is None
+
+
+async def test_its_own_announcements_coming_back_over_the_bus_evict_nothing():
+    ticks = Ticks()
+    cache = DeviceCache(ttl_s=30, clock=ticks, process_id="this-one")
+    cache.remember("h1", Row(id="d1"), read_at=ticks.now)  # type: ignore[arg-type]
+    await cache.on_bus_message(status_event("d1") | {"process": "this-one"})
+    assert cache.get("h1") is not None  # evicted when announced; read fresh since
+    await cache.on_bus_message(status_event("d1") | {"process": "another-one"})
+    assert cache.get("h1") is None

@@ -76,7 +76,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
         realtime=realtime,
         last_seen=LastSeenWriter(database),
-        device_cache=DeviceCache(ttl_s=settings.device_cache_ttl_s),
+        device_cache=DeviceCache(
+            ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
+        ),
         commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
         login_throttle=LoginThrottle(attempts_per_minute=settings.login_attempts_per_minute),
         registration_throttle=RegistrationThrottle(

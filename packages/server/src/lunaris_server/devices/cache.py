@@ -36,8 +36,13 @@ class DeviceCache:
         ttl_s: float = 900.0,
         max_entries: int = 100_000,
         clock: Callable[[], float] = time.monotonic,
+        process_id: str | None = None,
     ) -> None:
         self.ttl_s = ttl_s
+        self.process_id = process_id
+        """This process's id on the bus: its own announcements come back over the bus too,
+        after :meth:`on_local_event` has evicted for them, and a fresh entry read since must
+        not be evicted again."""
         self.max_entries = max_entries
         self._clock = clock
         self._by_token: dict[str, KnownDevice] = {}
@@ -95,6 +100,8 @@ class DeviceCache:
     async def on_bus_message(self, message: Message) -> None:
         """Another process (or this one) announced something."""
         topic = message.get("topic")
+        if topic == "console" and self.process_id and message.get("process") == self.process_id:
+            return
         if topic == "console" and message["event"]["type"] == "DEVICE_STATUS_UPDATE":
             self._evict(message["event"]["data"]["device_id"])
         elif topic == "bus.reconnected":

@@ -39,7 +39,13 @@ class Realtime:
     async def publish_console(self, event: ConsoleEvent) -> None:
         for listener in self._local_listeners:
             listener(event)
-        await self.bus.publish({"topic": "console", "event": event.model_dump(mode="json")})
+        await self.bus.publish(
+            {
+                "topic": "console",
+                "process": self.bus.process_id,
+                "event": event.model_dump(mode="json"),
+            }
+        )
 
     async def _on_message(self, message: Message) -> None:
         topic = message.get("topic", "")
