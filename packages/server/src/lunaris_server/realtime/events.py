@@ -28,14 +28,19 @@ def device_status(device: Device) -> DeviceStatusUpdate:
 
 
 def device_updates_changed(
-    device: Device, *, added: list[str], changed: list[str], removed: list[str]
+    device_id: str,
+    *,
+    updates_count: int,
+    added: list[str],
+    changed: list[str],
+    removed: list[str],
 ) -> DeviceUpdatesChanged:
     listed = sum(len(p.encode()) + 3 for p in (*added, *changed, *removed))
     complete = listed <= MAX_LISTED_PACKAGE_BYTES
     return DeviceUpdatesChanged(
         data=DeviceUpdatesChangedData(
-            device_id=device.id,
-            updates_count=device.updates_count,
+            device_id=device_id,
+            updates_count=updates_count,
             added_count=len(added),
             changed_count=len(changed),
             removed_count=len(removed),

@@ -13,12 +13,12 @@ deadlock.
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Table, delete, select, tuple_
+from sqlalchemy import Table, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -69,7 +69,26 @@ class Variant:
         return hashlib.sha256(json.dumps(shown).encode()).hexdigest()
 
 
-def variant_of(row: DeviceUpdate) -> Variant:
+class Shown(Protocol):
+    """A waiting row as the fleet table shows it: a stored row, or a reported one."""
+
+    @property
+    def package_identifier(self) -> str: ...
+    @property
+    def source(self) -> str | None: ...
+    @property
+    def installed_version(self) -> str: ...
+    @property
+    def available_version(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def explicit_targeting(self) -> bool: ...
+    @property
+    def truncated(self) -> bool: ...
+
+
+def variant_of(row: Shown) -> Variant:
     return Variant(
         package_identifier=row.package_identifier,
         source=source_key(row.source),
@@ -121,55 +140,37 @@ async def record_activity(
     """Adds a report's detections and resolutions to its UTC day."""
     if not (detected or resolved):
         return
-    table = _table(UpdateActivity)
-    statement = _insert(session, table).values(
-        day=_utc_day(at),
-        shard=_shard(device_id),
-        detected=detected,
-        resolved=resolved,
-    )
-    await session.execute(
-        statement.on_conflict_do_update(
-            index_elements=[table.c.day, table.c.shard],
-            set_={
-                "detected": table.c.detected + statement.excluded.detected,
-                "resolved": table.c.resolved + statement.excluded.resolved,
-            },
-        )
+    connection = await session.connection()
+    await connection.execute(
+        _UPSERTS[connection.dialect.name].activity,
+        {
+            "day": _utc_day(at),
+            "shard": _shard(device_id),
+            "detected": detected,
+            "resolved": resolved,
+        },
     )
 
 
 async def _add_to_packages(session: AsyncSession, deltas: dict[tuple[str, str], int]) -> None:
-    table = _table(FleetPackage)
+    connection = await session.connection()
     keys = sorted(deltas)  # the lock order
-    upsert = _insert(session, table)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[table.c.package_identifier, table.c.source],
-        set_={"devices": table.c.devices + upsert.excluded.devices},
-    )
-    # One statement, many parameter sets: compiled once for good, run in this order.
-    await session.execute(
-        upsert,
+    # One statement, rows in this order. It returns the counters as they now stand (locked
+    # until the commit), so only those that reached zero cost a DELETE, and seldom.
+    counted = await connection.execute(
+        _UPSERTS[connection.dialect.name].packages,
         [{"package_identifier": p, "source": s, "devices": deltas[(p, s)]} for p, s in keys],
     )
-    if any(delta < 0 for delta in deltas.values()):
-        await session.execute(
-            delete(table).where(
-                tuple_(table.c.package_identifier, table.c.source).in_(keys),
-                table.c.devices <= 0,
-            )
-        )
+    emptied = [(package, source) for package, source, devices in counted if devices <= 0]
+    if emptied:
+        await connection.execute(_DELETE_EMPTY_PACKAGES, {"b_keys": emptied})
 
 
 async def _add_to_variants(session: AsyncSession, deltas: dict[Variant, int]) -> None:
-    table = _table(FleetVariant)
+    connection = await session.connection()
     keyed = sorted((variant.key, variant, delta) for variant, delta in deltas.items())
-    upsert = _insert(session, table)
-    upsert = upsert.on_conflict_do_update(
-        index_elements=[table.c.key], set_={"rows": table.c.rows + upsert.excluded.rows}
-    )
-    await session.execute(
-        upsert,
+    counted = await connection.execute(
+        _UPSERTS[connection.dialect.name].variants,
         [
             {
                 "key": key,
@@ -185,22 +186,66 @@ async def _add_to_variants(session: AsyncSession, deltas: dict[Variant, int]) ->
             for key, variant, delta in keyed
         ],
     )
-    if any(delta < 0 for _key, _variant, delta in keyed):
-        await session.execute(
-            delete(table).where(table.c.key.in_([key for key, _, _ in keyed]), table.c.rows <= 0)
-        )
-
-
-def _insert(session: AsyncSession, table: Table) -> Any:
-    """The dialect's INSERT, which has ``on_conflict_do_update`` on both databases."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
+    emptied = [key for key, rows in counted if rows <= 0]
+    if emptied:
+        await connection.execute(_DELETE_EMPTY_VARIANTS, {"b_keys": emptied})
 
 
 def _table(model: type[Any]) -> Table:
     table: Table = model.__table__
     return table
+
+
+_PACKAGES = _table(FleetPackage)
+_VARIANTS = _table(FleetVariant)
+_ACTIVITY = _table(UpdateActivity)
+
+
+@dataclass(frozen=True, slots=True)
+class _Upserts:
+    """The counters' ``INSERT ... ON CONFLICT DO UPDATE`` in one dialect (both databases have
+    it). Built once: a statement built per report costs SQLAlchemy a walk over it to find
+    its compiled form in the cache."""
+
+    packages: Any
+    variants: Any
+    activity: Any
+
+    @classmethod
+    def build(cls, insert: Callable[[Table], Any]) -> "_Upserts":
+        packages, variants, activity = insert(_PACKAGES), insert(_VARIANTS), insert(_ACTIVITY)
+        return cls(
+            packages=packages.on_conflict_do_update(
+                index_elements=[_PACKAGES.c.package_identifier, _PACKAGES.c.source],
+                set_={"devices": _PACKAGES.c.devices + packages.excluded.devices},
+            ).returning(_PACKAGES.c.package_identifier, _PACKAGES.c.source, _PACKAGES.c.devices),
+            variants=variants.on_conflict_do_update(
+                index_elements=[_VARIANTS.c.key],
+                set_={"rows": _VARIANTS.c.rows + variants.excluded.rows},
+            ).returning(_VARIANTS.c.key, _VARIANTS.c.rows),
+            activity=activity.on_conflict_do_update(
+                index_elements=[_ACTIVITY.c.day, _ACTIVITY.c.shard],
+                set_={
+                    "detected": _ACTIVITY.c.detected + activity.excluded.detected,
+                    "resolved": _ACTIVITY.c.resolved + activity.excluded.resolved,
+                },
+            ),
+        )
+
+
+_UPSERTS = {
+    "postgresql": _Upserts.build(postgresql.insert),
+    "sqlite": _Upserts.build(sqlite.insert),
+}
+_DELETE_EMPTY_PACKAGES = delete(_PACKAGES).where(
+    tuple_(_PACKAGES.c.package_identifier, _PACKAGES.c.source).in_(
+        bindparam("b_keys", expanding=True)
+    ),
+    _PACKAGES.c.devices <= 0,
+)
+_DELETE_EMPTY_VARIANTS = delete(_VARIANTS).where(
+    _VARIANTS.c.key.in_(bindparam("b_keys", expanding=True)), _VARIANTS.c.rows <= 0
+)
 
 
 def _utc_day(at: datetime) -> date:

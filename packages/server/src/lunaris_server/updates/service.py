@@ -5,17 +5,31 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import delete, func, or_, select, tuple_
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import (
+    Row,
+    Table,
+    Update,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from lunaris_protocol import UpdateItem, UpdateReport
+from lunaris_protocol import DeviceStatus, UpdateItem, UpdateReport
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
+from lunaris_server.errors import NotAuthenticated
 from lunaris_server.realtime import events as realtime_events
 from lunaris_server.realtime.outbox import announce
+from lunaris_server.security import token_hash
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
 from lunaris_server.updates.versions import newest, version_key
@@ -69,7 +83,16 @@ def _collapse(items: list[UpdateItem]) -> dict[RowKey, _Incoming]:
     return rows
 
 
-def _differs(row: DeviceUpdate, incoming: _Incoming) -> bool:
+class _Stored(fleet_counts.Shown, Protocol):
+    """A row of ``_STORED_ROWS``."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def instances(self) -> int: ...
+
+
+def _differs(row: _Stored, incoming: _Incoming) -> bool:
     item = incoming.item
     return (
         row.available_version != item.available_version
@@ -80,123 +103,195 @@ def _differs(row: DeviceUpdate, incoming: _Incoming) -> bool:
     )
 
 
-def _assign(row: DeviceUpdate, incoming: _Incoming) -> None:
+# A report reads and writes plain rows through statements built once: ORM objects and their
+# flush cost more than the diff itself, and a statement built per request costs SQLAlchemy
+# a walk over it to find its compiled form in the cache.
+_devices = cast(Table, Device.__table__)
+_rows = cast(Table, DeviceUpdate.__table__)
+_events = cast(Table, UpdateEvent.__table__)
+
+
+def _scan_recorded(**values: Any) -> Update:
+    """Marks the device with the token seen and scanned, which also locks its row (on
+    PostgreSQL) until the commit; returns no row for an unknown or revoked token."""
+    return (
+        update(_devices)
+        .where(_devices.c.token_hash == bindparam("b_token_hash"), _devices.c.revoked_at.is_(None))
+        .values(last_seen_at=bindparam("b_now"), last_scan_at=bindparam("b_now"), **values)
+        .returning(_devices.c.id, _devices.c.announced_status, _devices.c.updates_count)
+    )
+
+
+_GOOD_SCAN = _scan_recorded(
+    updates_count=bindparam("b_updates_count"),
+    scan_error_code=None,
+    scan_error_message=None,
+    scan_error_at=None,
+)
+_FAILED_SCAN = _scan_recorded(
+    scan_error_code=bindparam("b_error_code"),
+    scan_error_message=bindparam("b_error_message"),
+    scan_error_at=bindparam("b_now"),
+)
+_STORED_ROWS = select(
+    _rows.c.id,
+    _rows.c.package_identifier,
+    _rows.c.source,
+    _rows.c.installed_version,
+    _rows.c.available_version,
+    _rows.c.name,
+    _rows.c.explicit_targeting,
+    _rows.c.truncated,
+    _rows.c.instances,
+).where(_rows.c.device_id == bindparam("b_device_id"))
+_UPDATE_ROW = (
+    update(_rows)
+    .where(_rows.c.id == bindparam("b_id"))
+    .values(
+        installed_version=bindparam("b_installed_version"),
+        available_version=bindparam("b_available_version"),
+        name=bindparam("b_name"),
+        explicit_targeting=bindparam("b_explicit_targeting"),
+        truncated=bindparam("b_truncated"),
+        instances=bindparam("b_instances"),
+    )
+)
+_INSERT_ROW = insert(_rows)
+_DELETE_ROWS = delete(_rows).where(_rows.c.id.in_(bindparam("b_ids", expanding=True)))
+_INSERT_EVENT = insert(_events)
+
+
+def _row_update(row_id: int, incoming: _Incoming) -> dict[str, Any]:
     item = incoming.item
-    row.installed_version = item.installed_version
-    row.available_version = item.available_version
-    row.name = item.name
-    row.explicit_targeting = item.explicit_targeting
-    row.truncated = item.truncated
-    row.instances = incoming.instances
+    return {
+        "b_id": row_id,
+        "b_installed_version": item.installed_version,
+        "b_available_version": item.available_version,
+        "b_name": item.name,
+        "b_explicit_targeting": item.explicit_targeting,
+        "b_truncated": item.truncated,
+        "b_instances": incoming.instances,
+    }
 
 
 async def apply_report(
-    session: AsyncSession, *, device: Device, report: UpdateReport, now: datetime
+    session: AsyncSession, *, device_token: str, report: UpdateReport, now: datetime
 ) -> ReportOutcome:
-    """Brings the stored rows in line with the report, recording one event per change.
+    """Records the scan of the device the token speaks for and brings its stored rows in
+    line with the report, recording one event per change.
 
-    Must run in the request's transaction after the device row was written (which locks it
-    on PostgreSQL), so two reports from one device never interleave. An identical report
-    writes nothing here.
+    The token is checked as ``devices.authenticate`` does (never a revoked device's) by the
+    first statement, which writes the device row and so locks it on PostgreSQL until the
+    request's commit: two reports from one device never interleave. An identical report
+    costs that statement and one read.
     """
-    if devices.mark_seen(device, now=now):
-        announce(session, realtime_events.device_status(device))
-    device.last_scan_at = now
+    connection = await session.connection()
+    incoming = _collapse(report.updates) if report.scan_error is None else {}
+    device = await _record_scan(
+        connection, device_token=device_token, report=report, rows=len(incoming), now=now
+    )
+    if device.announced_status != DeviceStatus.ONLINE:
+        await _came_online(session, device_id=device.id, now=now)
     if report.scan_error is not None:
-        # A failed scan says nothing about what is installed: keep the last good list.
-        device.scan_error_code = report.scan_error.code
-        device.scan_error_message = report.scan_error.message
-        device.scan_error_at = now
-        await session.flush()
         return ReportOutcome(scan_failed=True, unchanged=device.updates_count)
-    device.scan_error_code = device.scan_error_message = device.scan_error_at = None
 
-    stored = {
+    stored: dict[RowKey, _Stored] = {
         _key(row.package_identifier, row.source, row.installed_version): row
-        for row in await session.scalars(
-            select(DeviceUpdate).where(DeviceUpdate.device_id == device.id)
-        )
+        for row in await connection.execute(_STORED_ROWS, {"b_device_id": device.id})
     }
-    counted_before = [fleet_counts.variant_of(row) for row in stored.values()]
-    incoming = _collapse(report.updates)
+    rows_before, rows_after = list(stored.values()), [new.item for new in incoming.values()]
     outcome = ReportOutcome()
-    events: list[UpdateEvent] = []
-    waiting: list[DeviceUpdate] = []  # the device's rows after this report
+    updated: list[dict[str, Any]] = []
+    inserted: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
 
-    def event(kind: EventKind, row: DeviceUpdate, details: dict[str, Any] | None = None) -> None:
+    def event(
+        kind: EventKind, shown: fleet_counts.Shown, details: dict[str, Any] | None = None
+    ) -> None:
+        # ``shown``: the update as it is after the change (before it, for a resolution).
         events.append(
-            UpdateEvent(
-                device_id=device.id,
-                package_identifier=row.package_identifier,
-                source=row.source,
-                kind=kind.value,
-                from_version=row.installed_version,
-                to_version=row.available_version,
-                details=details,
-                at=now,
-            )
+            {
+                "device_id": device.id,
+                "package_identifier": shown.package_identifier,
+                "source": shown.source,
+                "kind": kind.value,
+                "from_version": shown.installed_version,
+                "to_version": shown.available_version,
+                "details": details,
+                "at": now,
+                "command_id": None,
+            }
         )
 
     for key in stored.keys() & incoming.keys():
         row, new = stored.pop(key), incoming.pop(key)
-        waiting.append(row)
         if not _differs(row, new):
             outcome.unchanged += 1
             continue
-        previous = row.available_version
-        _assign(row, new)
+        updated.append(_row_update(row.id, new))
         outcome.changed.append(row.package_identifier)
-        if previous != row.available_version:
-            event(EventKind.VERSION_CHANGED, row, {"previous_available_version": previous})
+        if row.available_version != new.item.available_version:
+            event(
+                EventKind.VERSION_CHANGED,
+                new.item,
+                {"previous_available_version": row.available_version},
+            )
 
     # What is left unmatched on both sides for one package is the same update whose installed
     # version moved (a partial upgrade): a change, not a resolution plus a new detection.
-    leftovers: dict[tuple[str, str | None], list[DeviceUpdate]] = defaultdict(list)
+    leftovers: dict[tuple[str, str | None], list[_Stored]] = defaultdict(list)
     for row in sorted(stored.values(), key=lambda r: version_key(r.installed_version)):
         leftovers[(row.package_identifier, row.source)].append(row)
     for key, new in sorted(incoming.items(), key=lambda kv: version_key(kv[0][2])):
+        item = new.item
         candidates = leftovers.get((key[0], key[1]))
         if candidates:
             row = candidates.pop(0)
             del stored[_key(row.package_identifier, row.source, row.installed_version)]
+            updated.append(_row_update(row.id, new))
+            outcome.changed.append(row.package_identifier)
             details = {
                 "previous_installed_version": row.installed_version,
                 "previous_available_version": row.available_version,
             }
-            _assign(row, new)
-            waiting.append(row)
-            outcome.changed.append(row.package_identifier)
-            event(EventKind.VERSION_CHANGED, row, details)
+            event(EventKind.VERSION_CHANGED, item, details)
             continue
-        row = DeviceUpdate(
-            device_id=device.id,
-            package_identifier=new.item.package_identifier,
-            source=new.item.source,
-            first_seen_at=now,
+        inserted.append(
+            {
+                "device_id": device.id,
+                "package_identifier": item.package_identifier,
+                "name": item.name,
+                "installed_version": item.installed_version,
+                "available_version": item.available_version,
+                "source": item.source,
+                "explicit_targeting": item.explicit_targeting,
+                "truncated": item.truncated,
+                "instances": new.instances,
+                "first_seen_at": now,
+            }
         )
-        _assign(row, new)
-        session.add(row)
-        waiting.append(row)
-        outcome.added.append(row.package_identifier)
-        event(EventKind.DETECTED, row)
+        outcome.added.append(item.package_identifier)
+        event(EventKind.DETECTED, item)
 
     for row in stored.values():
         outcome.removed.append(row.package_identifier)
         event(EventKind.RESOLVED, row)
-    if stored:
-        await session.execute(
-            delete(DeviceUpdate).where(DeviceUpdate.id.in_([row.id for row in stored.values()]))
-        )
 
-    session.add_all(events)
-    device.updates_count = len(waiting)
-    await session.flush()
+    # Each a single statement whatever the number of rows.
+    if updated:
+        await connection.execute(_UPDATE_ROW, updated)
+    if inserted:
+        await connection.execute(_INSERT_ROW, inserted)
+    if stored:
+        await connection.execute(_DELETE_ROWS, {"b_ids": [row.id for row in stored.values()]})
+    if events:
+        await connection.execute(_INSERT_EVENT, events)
     if outcome.has_changes:
         # Last, so the shared counter rows stay locked only until the commit that follows.
         await fleet_counts.count_change(
             session,
-            before=counted_before,
-            after=[fleet_counts.variant_of(row) for row in waiting],
+            before=[fleet_counts.variant_of(row) for row in rows_before],
+            after=[fleet_counts.variant_of(item) for item in rows_after],
         )
         await fleet_counts.record_activity(
             session,
@@ -208,10 +303,49 @@ async def apply_report(
         announce(
             session,
             realtime_events.device_updates_changed(
-                device, added=outcome.added, changed=outcome.changed, removed=outcome.removed
+                device.id,
+                updates_count=len(rows_after),
+                added=outcome.added,
+                changed=outcome.changed,
+                removed=outcome.removed,
             ),
         )
     return outcome
+
+
+async def _record_scan(
+    connection: AsyncConnection,
+    *,
+    device_token: str,
+    report: UpdateReport,
+    rows: int,
+    now: datetime,
+) -> Row[str, str, int]:
+    """The reporting device's (id, announced status, updates count), once its row records the
+    scan (``rows`` waiting after a good one). NotAuthenticated for an unknown or revoked
+    token."""
+    parameters: dict[str, Any] = {"b_token_hash": token_hash(device_token), "b_now": now}
+    if report.scan_error is None:
+        parameters["b_updates_count"] = rows
+        recorded = await connection.execute(_GOOD_SCAN, parameters)
+    else:
+        # A failed scan says nothing about what is installed: keep the last good list.
+        parameters["b_error_code"] = report.scan_error.code
+        parameters["b_error_message"] = report.scan_error.message
+        recorded = await connection.execute(_FAILED_SCAN, parameters)
+    device = recorded.one_or_none()
+    if device is None:
+        raise NotAuthenticated("unknown or revoked device token")
+    return device
+
+
+async def _came_online(session: AsyncSession, *, device_id: str, now: datetime) -> None:
+    """A device announced offline reports: announced back online like a heartbeat would be.
+    Seldom, so through the ORM object the announcement is made of."""
+    device = await session.get_one(Device, device_id)
+    devices.mark_seen(device, now=now)
+    await session.flush()
+    announce(session, realtime_events.device_status(device))
 
 
 async def device_updates(session: AsyncSession, *, device_id: str) -> list[DeviceUpdate]:
