@@ -212,3 +212,13 @@ def print_table(title: str, rows: list[tuple[str, str]]) -> None:
     print("-" * (width + 20))
     for name, value in rows:
         print(f"{name:<{width}}  {value:>16}")
+
+
+def save_plot(figure: Any, path: Path) -> None:
+    """Writes a matplotlib figure as a PNG and frees it."""
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

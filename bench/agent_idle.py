@@ -17,7 +17,16 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench._common import BIN, ROOT, BenchDatabase, Result, log, print_table, start_server
+from bench._common import (
+    BIN,
+    ROOT,
+    BenchDatabase,
+    Result,
+    log,
+    print_table,
+    save_plot,
+    start_server,
+)
 
 SAMPLE = (
     ROOT / "tests" / "agent" / "winget_samples" / "007-upgrade-explicit-unknown-pins-trailers.txt"
@@ -167,7 +176,4 @@ def _plot(
         f"{figures['cpu_percent']}% CPU, {figures['rss_mb_end']} MB"
     )
     rss_axis.grid(True, alpha=0.3)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_plot(figure, path)

@@ -11,7 +11,15 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from bench._common import BenchDatabase, Result, log, print_table, seed_devices, start_server
+from bench._common import (
+    BenchDatabase,
+    Result,
+    log,
+    print_table,
+    save_plot,
+    seed_devices,
+    start_server,
+)
 from bench._ramp import Generators
 from bench.throughput import Heartbeats
 
@@ -94,7 +102,4 @@ def _plot(path: Path, rows: list[dict[str, float]], backend: str) -> None:
     axis.set_title(f"one server process, {backend}")
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_plot(figure, path)

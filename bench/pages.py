@@ -25,7 +25,15 @@ import httpx
 from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bench._common import BenchDatabase, Result, log, percentile, print_table, start_server
+from bench._common import (
+    BenchDatabase,
+    Result,
+    log,
+    percentile,
+    print_table,
+    save_plot,
+    start_server,
+)
 from bench._loadgen import closed_loop, get_request
 from lunaris_server.db.engine import Database
 from lunaris_server.devices.models import Device
@@ -325,7 +333,4 @@ def _plot(path: Path, figures: dict[str, Any]) -> None:
     axis.set_xlabel("latency (ms)")
     axis.set_title(f"console pages, {figures['devices']:,} devices, {figures['backend']}")
     axis.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_plot(figure, path)

@@ -24,6 +24,7 @@ from bench._common import (
     log,
     percentile,
     print_table,
+    save_plot,
     seed_devices,
     start_server,
 )
@@ -267,7 +268,4 @@ def _plot(
     )
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_plot(figure, path)

@@ -27,6 +27,7 @@ from bench._common import (
     ServerProcess,
     log,
     print_table,
+    save_plot,
     seed_devices,
     start_server,
 )
@@ -271,7 +272,4 @@ def _plot(path: Path, kind: str, figures: dict[str, Any]) -> None:
     )
     axis.grid(True, which="both", alpha=0.3)
     axis.legend()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    save_plot(figure, path)
