@@ -5,7 +5,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.console.conftest import login
+from tests.console.conftest import csrf_token, login
 from tests.support import create_api_token, create_secret, create_user, register_device
 
 ABSENT = "00000000-0000-4000-8000-000000000000"
@@ -70,3 +70,32 @@ async def test_a_revoked_devices_commands_panel_hides_and_keeps_listening(app, a
     assert " hidden" in panel.text
     assert f"device:{device_id}" in panel.text  # enrolled again, it comes back
     assert f'data-live-src="/devices/{device_id}/commands"' in panel.text
+
+
+async def test_an_admin_revokes_and_forgets_a_device_from_its_page(app, admin, browser_client):
+    device = await register_device(admin, await create_secret(app), hostname="OLD-PC")
+    page = await admin.get(f"/devices/{device.device_id}")
+    assert "Revoke and forget" in page.text
+    token = csrf_token(page.text)
+    assert (await admin.post(f"/devices/{device.device_id}/revoke")).status_code == 403  # CSRF
+
+    await create_user(app, "vera", "vera's password", role="viewer")
+    assert (await login(browser_client, "vera", "vera's password")).status_code == 303
+    viewer_page = await browser_client.get(f"/devices/{device.device_id}")
+    assert "Revoke and forget" not in viewer_page.text
+    refused = await browser_client.post(
+        f"/devices/{device.device_id}/revoke", data={"csrf_token": csrf_token(viewer_page.text)}
+    )
+    assert refused.status_code == 403
+
+    revoked = await admin.post(f"/devices/{device.device_id}/revoke", data={"csrf_token": token})
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == "/devices"
+    assert "OLD-PC" not in (await admin.get("/devices")).text
+    heartbeat = await admin.post("/api/agent/heartbeat", headers=device.headers)
+    assert heartbeat.status_code == 401
+    api_token = await create_api_token(app, "admin")
+    audit = await admin.get(
+        "/api/audit?action=device.revoke", headers={"Authorization": f"Bearer {api_token}"}
+    )
+    assert [e["target"] for e in audit.json()["items"]] == [f"device:{device.device_id}"]

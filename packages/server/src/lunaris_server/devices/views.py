@@ -6,20 +6,21 @@ from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.commands import queries as command_queries
-from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
 from lunaris_server.console.web import Console
-from lunaris_server.deps import NowDep, SessionDep, StateDep
+from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import export
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery
 from lunaris_server.errors import NotFound
+from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
@@ -201,3 +202,23 @@ def _gone(request: Request, console: Console, device_id: str, fragment: str) -> 
         return Response(status_code=200, headers={**headers, "Cache-Control": "no-store"})
     context = {"device_id": device_id, "fragment": fragment}
     return console.render(request, "partials/devices/gone.html", context)
+
+
+@router.post("/devices/{device_id}/revoke")
+async def revoke_device(
+    device_id: str,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """Revoke and forget: the device's token stops working, its open commands are closed,
+    and it leaves the console (enrolling it again brings it back)."""
+    await devices.revoke(
+        session, device_id=_canonical_id(device_id), now=now, actor=user_actor(request, admin)
+    )
+    await outbox.commit(session, state.realtime)
+    await state.commands.reload()
+    return RedirectResponse("/devices", status_code=303)
