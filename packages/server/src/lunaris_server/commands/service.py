@@ -414,23 +414,14 @@ async def devices_with_waiting_commands(session: AsyncSession, *, now: datetime)
 async def expire_overdue(session: AsyncSession, *, now: datetime) -> list[Command]:
     """Expires queued and sent commands past their time and announces each. One conditional
     UPDATE: of several processes sweeping at once, exactly one expires (and announces) each."""
-    expired = list(
-        await session.scalars(
-            update(Command)
-            .where(Command.status.in_(WAITING), Command.expires_at <= now)
-            .values(
-                status=CommandStatus.EXPIRED.value,
-                finished_at=now,
-                updated_at=now,
-                message="no agent started this command before it expired",
-            )
-            .returning(Command)
-            .execution_options(synchronize_session=False)
-        )
+    return await _close(
+        session,
+        Command.status.in_(WAITING),
+        Command.expires_at <= now,
+        status=CommandStatus.EXPIRED,
+        message="no agent started this command before it expired",
+        now=now,
     )
-    for command in expired:
-        _announce(session, command, now=now)
-    return expired
 
 
 async def fail_stalled(
@@ -440,27 +431,14 @@ async def fail_stalled(
     installer, a PC that went away mid-run) and announces each. One conditional UPDATE, as
     the expiry: of several processes sweeping at once, exactly one fails each, and a step
     applied meanwhile (it locks the row and moves ``updated_at``) keeps it running."""
-    failed = list(
-        await session.scalars(
-            update(Command)
-            .where(
-                Command.status == CommandStatus.RUNNING.value,
-                Command.updated_at <= now - quiet_for,
-            )
-            .values(
-                status=CommandStatus.FAILED.value,
-                finished_at=now,
-                updated_at=now,
-                current_package=None,
-                message=f"no progress from the agent for {_describe(quiet_for)}",
-            )
-            .returning(Command)
-            .execution_options(synchronize_session=False)
-        )
+    return await _close(
+        session,
+        Command.status == CommandStatus.RUNNING.value,
+        Command.updated_at <= now - quiet_for,
+        status=CommandStatus.FAILED,
+        message=f"no progress from the agent for {_describe(quiet_for)}",
+        now=now,
     )
-    for command in failed:
-        _announce(session, command, now=now)
-    return failed
 
 
 async def close_for_revoked(
@@ -479,14 +457,39 @@ async def close_for_revoked(
     ]
     if device_id is not None:
         conditions.append(Command.device_id == device_id)
-    closed: list[Command] = []
-    for statuses, status, message in (
-        (WAITING, CommandStatus.CANCELLED, REVOKED_WAITING),
-        ((CommandStatus.RUNNING.value,), CommandStatus.FAILED, REVOKED_RUNNING),
-    ):
-        closed += await session.scalars(
+    cancelled = await _close(
+        session,
+        Command.status.in_(WAITING),
+        *conditions,
+        status=CommandStatus.CANCELLED,
+        message=REVOKED_WAITING,
+        now=now,
+    )
+    failed = await _close(
+        session,
+        Command.status == CommandStatus.RUNNING.value,
+        *conditions,
+        status=CommandStatus.FAILED,
+        message=REVOKED_RUNNING,
+        now=now,
+    )
+    return cancelled + failed
+
+
+async def _close(
+    session: AsyncSession,
+    *where: ColumnElement[bool],
+    status: CommandStatus,
+    message: str,
+    now: datetime,
+) -> list[Command]:
+    """Closes the open commands ``where`` says with ``status`` and announces each. One
+    conditional UPDATE: of several processes doing it at once, exactly one closes (and
+    announces) each command."""
+    closed = list(
+        await session.scalars(
             update(Command)
-            .where(Command.status.in_(statuses), *conditions)
+            .where(*where)
             .values(
                 status=status.value,
                 finished_at=now,
@@ -497,6 +500,7 @@ async def close_for_revoked(
             .returning(Command)
             .execution_options(synchronize_session=False)
         )
+    )
     for command in closed:
         _announce(session, command, now=now)
     return closed
