@@ -1,5 +1,6 @@
 """Server settings, read from the environment (prefix ``LUNARIS_``)."""
 
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
@@ -90,6 +91,10 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite+aiosqlite:///{(self.data_dir / 'lunaris.db').resolve()}"
+
+    @property
+    def command_expiry(self) -> timedelta:
+        return timedelta(seconds=self.command_expiry_s)
 
     @property
     def offline_after_s(self) -> int:

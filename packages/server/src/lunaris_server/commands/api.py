@@ -1,6 +1,6 @@
 """Console JSON API for remote actions: admins create and cancel, everyone logged in reads."""
 
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
@@ -15,7 +15,6 @@ from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(401, 422))
 
@@ -102,10 +101,6 @@ class PackageRunOut(BaseModel):
     items: list[CommandOut]
 
 
-def _expires_in(state: AppState) -> timedelta:
-    return timedelta(seconds=state.settings.command_expiry_s)
-
-
 @router.post(
     "/devices/{device_id}/commands",
     status_code=201,
@@ -126,10 +121,9 @@ async def create_command(
         packages=body.packages,
         actor=user_actor(request, admin),
         now=now,
-        expires_in=_expires_in(state),
+        expires_in=state.settings.command_expiry,
     )
-    await outbox.commit(session, state.realtime)
-    await state.commands.announce([command.device_id])
+    await state.commands.commit_queued(session, [command.device_id])
     return CommandOut.of(command, hostname)
 
 
@@ -159,10 +153,9 @@ async def run_package(
         source=source,
         actor=user_actor(request, admin),
         now=now,
-        expires_in=_expires_in(state),
+        expires_in=state.settings.command_expiry,
     )
-    await outbox.commit(session, state.realtime)
-    await state.commands.announce([command.device_id for command, _ in created])
+    await state.commands.commit_queued(session, [command.device_id for command, _ in created])
     return PackageRunOut(
         package_identifier=package,
         source=source,

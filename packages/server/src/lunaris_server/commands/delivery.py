@@ -100,6 +100,12 @@ class CommandDelivery:
 
     # -- telling every process ---------------------------------------------------------------------
 
+    async def commit_queued(self, session: AsyncSession, device_ids: Iterable[str]) -> None:
+        """Commits the transaction that queued commands for these devices, then announces
+        them (never before: another process could look for them and find nothing)."""
+        await outbox.commit(session, self._realtime)
+        await self.announce(device_ids)
+
     async def announce(self, device_ids: Iterable[str]) -> None:
         """After the commit that queued commands for these devices: every process learns that
         they have commands waiting, and the one holding a device's socket pushes them."""

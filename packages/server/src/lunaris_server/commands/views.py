@@ -2,7 +2,6 @@
 forms that queue and cancel commands. The forms call the same service functions as the JSON
 API (so they are checked and audited alike); viewers see no forms and are refused anyway."""
 
-from datetime import timedelta
 from typing import Annotated, Final
 from uuid import UUID
 
@@ -22,7 +21,6 @@ from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
 from lunaris_server.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
 
 router = APIRouter(include_in_schema=False)
 
@@ -148,10 +146,6 @@ async def device_commands(
         )
 
 
-def _expires_in(state: AppState) -> timedelta:
-    return timedelta(seconds=state.settings.command_expiry_s)
-
-
 @router.post("/devices/{device_id}/commands")
 async def create_command(
     device_id: str,
@@ -178,15 +172,14 @@ async def create_command(
             packages=packages,
             actor=user_actor(request, admin),
             now=now,
-            expires_in=_expires_in(state),
+            expires_in=state.settings.command_expiry,
         )
     except DomainError as refused:
         if not wants_fragment(request) or isinstance(refused, NotFound):
             raise
         # htmx swaps only 2xx answers: the panel says what was refused instead.
         return await _device_panel(request, console, session, device_id, error=refused.message)
-    await outbox.commit(session, state.realtime)
-    await state.commands.announce([device_id])
+    await state.commands.commit_queued(session, [device_id])
     if wants_fragment(request):
         return await _device_panel(request, console, session, device_id)
     return RedirectResponse(f"/devices/{device_id}#device-commands", status_code=303)
@@ -262,7 +255,7 @@ async def run_package(
             source=source,
             actor=user_actor(request, admin),
             now=now,
-            expires_in=_expires_in(state),
+            expires_in=state.settings.command_expiry,
         )
     except DomainError as refused:
         if not wants_fragment(request):
@@ -270,8 +263,7 @@ async def run_package(
         return console.render(
             request, "partials/commands/run_refused.html", {"message": refused.message}
         )
-    await outbox.commit(session, state.realtime)
-    await state.commands.announce([command.device_id for command, _ in created])
+    await state.commands.commit_queued(session, [command.device_id for command, _ in created])
     if wants_fragment(request):
         # A whole page load of the list, where the new commands show their progress.
         return Response(status_code=200, headers={"HX-Redirect": "/commands"})
