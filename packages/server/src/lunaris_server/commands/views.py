@@ -15,7 +15,7 @@ from lunaris_server.commands import service as commands
 from lunaris_server.commands.queries import CommandQuery
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
-from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
+from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
@@ -80,16 +80,10 @@ async def commands_page(
     query: CommandQueryDep,
 ) -> Response:
     found = await queries.command_page(session, query=query)
-    page = query.offset // PER_PAGE + 1
     context = {
         "rows": found.rows,
-        "pager": Pager(
-            page,
-            PER_PAGE,
-            found.total,
-            after=encode_cursor(found.last) if found.last else None,
-            # Page 1 is asked for plainly: nothing can be before it.
-            before=encode_cursor(found.first) if found.first and page > 2 else None,
+        "pager": Pager.seeking(
+            offset=query.offset, total=found.total, first=found.first, last=found.last
         ),
         "filters": request.query_params,
         "filtered": any(request.query_params.get(k) for k in FILTERS),

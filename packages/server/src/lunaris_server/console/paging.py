@@ -27,6 +27,27 @@ class Pager:
     before: str | None = None
     """Where the previous page ends (a cursor), when the list can seek to it."""
 
+    @classmethod
+    def seeking(
+        cls,
+        *,
+        offset: int,
+        total: int,
+        first: tuple[Any, str] | None,
+        last: tuple[Any, str] | None,
+    ) -> "Pager":
+        """The pager of a list that seeks: its Next and Previous links carry the places
+        (sort value, id) of the page's last and first rows."""
+        page = offset // PER_PAGE + 1
+        return cls(
+            page,
+            PER_PAGE,
+            total,
+            after=encode_cursor(last) if last else None,
+            # Page 1 is asked for plainly: nothing can be before it.
+            before=encode_cursor(first) if first and page > 2 else None,
+        )
+
     @property
     def offset(self) -> int:
         return (self.page - 1) * self.per_page

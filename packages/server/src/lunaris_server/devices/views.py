@@ -12,7 +12,7 @@ from lunaris_protocol import DeviceStatus
 from lunaris_server.commands import queries as command_queries
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.htmx import wants_fragment
-from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor, encode_cursor
+from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import export
@@ -81,16 +81,10 @@ async def devices_page(
     query: DeviceQueryDep,
 ) -> Response:
     found = await devices.device_page(session, query=query, liveness=state.liveness, now=now)
-    page = query.offset // PER_PAGE + 1
     context = {
         "rows": [device_view(d, state, now) for d in found.devices],
-        "pager": Pager(
-            page,
-            PER_PAGE,
-            found.total,
-            after=encode_cursor(found.last) if found.last else None,
-            # Page 1 is asked for plainly: nothing can be before it.
-            before=encode_cursor(found.first) if found.first and page > 2 else None,
+        "pager": Pager.seeking(
+            offset=query.offset, total=found.total, first=found.first, last=found.last
         ),
         "filters": request.query_params,
         "sort": ("-" if query.descending else "") + query.sort.value,
