@@ -1,11 +1,13 @@
 """Helpers for the remote-action tests: an admin's and a viewer's API tokens, devices that
-report updates through the agent API, progress steps as the agent sends them, and the
-console events the process announces."""
+report updates through the agent API, progress steps as the agent sends them, the
+console events the process announces, and a real server process with a real agent process
+(heartbeating every second) for the end-to-end tests."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,13 +16,16 @@ from fastapi import FastAPI
 from sqlalchemy import event
 
 from lunaris_server.realtime.console_hub import ConsoleClient
+from tests.agent_process import AgentProcess
 from tests.support import (
+    LiveServer,
     RegisteredDevice,
     app_state,
     create_api_token,
     create_secret,
     create_user,
     register_device,
+    start_live_server,
     update_row,
 )
 
@@ -159,3 +164,21 @@ async def settle() -> None:
     """Lets background work the app spawned (pushes) run."""
     for _ in range(5):
         await asyncio.sleep(0.01)
+
+
+@pytest.fixture
+def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
+    live = start_live_server(
+        database_url=database_url,
+        data_dir=tmp_path / "server",
+        LUNARIS_HEARTBEAT_INTERVAL_S="1",
+    )
+    yield live
+    live.stop()
+
+
+@pytest.fixture
+def agent(tmp_path: Path) -> Iterator[AgentProcess]:
+    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
+    yield process
+    process.kill()

@@ -7,7 +7,7 @@ installed once."""
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.agent_process import AgentProcess, wait_until
-from tests.support import LiveServer, Seeded, seed_database, start_live_server
+from tests.support import LiveServer, Seeded, seed_database
 
 STAND_IN = """\
 import json
@@ -92,24 +92,6 @@ def seeded(database_url: str) -> Seeded:
     import asyncio
 
     return asyncio.run(seed_database(database_url))
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_live_server(
-        database_url=database_url,
-        data_dir=tmp_path / "server",
-        LUNARIS_HEARTBEAT_INTERVAL_S="1",
-    )
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
-    yield process
-    process.kill()
 
 
 def console(server: LiveServer, seeded: Seeded, method: str, path: str, **kwargs: Any) -> Any:

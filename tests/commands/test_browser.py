@@ -6,7 +6,7 @@ without reloading the page; the commands list follows along in another tab."""
 import asyncio
 import os
 import re
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +14,9 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.agent_process import AgentProcess
 from tests.commands.test_agent_process import STAND_IN, Winget, configure, package
 from tests.console.conftest import Agent, add_user_to, chromium  # noqa: F401 - a fixture
-from tests.support import LiveServer, Seeded, seed_database, start_live_server, update_row
+from tests.support import LiveServer, Seeded, seed_database, update_row
 
 AGENT_MS = 30_000
 """An agent process starts, connects and installs: more than an in-page refresh."""
@@ -55,24 +54,6 @@ class GatedWinget(Winget):
 @pytest.fixture
 async def seeded(database_url: str) -> Seeded:
     return await seed_database(database_url)
-
-
-@pytest.fixture
-def server(database_url: str, tmp_path: Path) -> Iterator[LiveServer]:
-    live = start_live_server(
-        database_url=database_url,
-        data_dir=tmp_path / "server",
-        LUNARIS_HEARTBEAT_INTERVAL_S="1",
-    )
-    yield live
-    live.stop()
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
-    yield process
-    process.kill()
 
 
 async def new_page(chromium: Any, server: LiveServer) -> Page:  # noqa: F811
