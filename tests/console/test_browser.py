@@ -15,7 +15,7 @@ from sqlalchemy import insert
 from lunaris_server.db import Database
 from lunaris_server.devices.models import Device
 from tests.console.conftest import Agent, add_user_to
-from tests.support import LiveServer, Seeded, seed_database
+from tests.support import LiveServer, Seeded, seed_database, update_row
 
 HOSTNAMES = ("BER-LAPTOP-01", "BER-LAPTOP-02", "MUC-DESK-07", "HAM-KIOSK-03")
 LIVE_WITHIN_MS = 2000
@@ -197,20 +197,8 @@ async def test_the_page_follows_agents_live_without_a_reload(start_server, seede
     await expect(row).to_contain_text("LIVE-PC-01", timeout=LIVE_WITHIN_MS)
     updates = {
         "updates": [
-            {
-                "package_identifier": "Git.Git",
-                "name": "Git",
-                "installed_version": "2.46.2",
-                "available_version": "2.47.1",
-                "source": "winget",
-            },
-            {
-                "package_identifier": "7zip.7zip",
-                "name": "7-Zip",
-                "installed_version": "23.01",
-                "available_version": "24.08",
-                "source": "winget",
-            },
+            update_row("Git.Git", "2.46.2", "2.47.1", name="Git"),
+            update_row("7zip.7zip", "23.01", "24.08", name="7-Zip"),
         ]
     }
     await agent.report(updates)

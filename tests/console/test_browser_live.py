@@ -20,7 +20,14 @@ from lunaris_server.db.engine import asyncpg_dsn
 from lunaris_server.devices.models import Device
 from tests.console.conftest import Agent
 from tests.console.test_browser import insert_devices, log_in, new_page
-from tests.support import LiveServer, Seeded, free_port, seed_database, start_live_server
+from tests.support import (
+    LiveServer,
+    Seeded,
+    free_port,
+    seed_database,
+    start_live_server,
+    update_row,
+)
 
 POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 LIVE_WITHIN_MS = 5000
@@ -28,20 +35,8 @@ RECONNECTED_WITHIN_MS = 30_000
 """The page retries with backoff (up to 30 s between tries) while the server is away."""
 UPDATES = {
     "updates": [
-        {
-            "package_identifier": "Git.Git",
-            "name": "Git",
-            "installed_version": "2.46.2",
-            "available_version": "2.47.1",
-            "source": "winget",
-        },
-        {
-            "package_identifier": "7zip.7zip",
-            "name": "7-Zip",
-            "installed_version": "23.01",
-            "available_version": "24.08",
-            "source": "winget",
-        },
+        update_row("Git.Git", "2.46.2", "2.47.1", name="Git"),
+        update_row("7zip.7zip", "23.01", "24.08", name="7-Zip"),
     ]
 }
 
