@@ -106,6 +106,12 @@ class CommandDelivery:
         await outbox.commit(session, self._realtime)
         await self.announce(device_ids)
 
+    async def commit_revocation(self, session: AsyncSession) -> None:
+        """Commits a device's revocation, which closed its commands, then re-reads which
+        devices have commands waiting (the other processes' sweeps re-read theirs)."""
+        await outbox.commit(session, self._realtime)
+        await self.reload()
+
     async def announce(self, device_ids: Iterable[str]) -> None:
         """After the commit that queued commands for these devices: every process learns that
         they have commands waiting, and the one holding a device's socket pushes them."""

@@ -14,7 +14,6 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery, Liveness
 from lunaris_server.pagination import PageDep, Paginated
-from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
@@ -113,10 +112,7 @@ async def revoke_device(
     device = await devices.revoke(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
-    # Its commands were closed: it leaves this process's set of devices with commands
-    # waiting now (the other processes' sweeps re-read theirs).
-    await state.commands.reload()
+    await state.commands.commit_revocation(session)
     return _out(device, state, now)
 
 

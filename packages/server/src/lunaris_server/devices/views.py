@@ -20,7 +20,6 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery
 from lunaris_server.errors import NotFound
-from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
@@ -213,6 +212,5 @@ async def revoke_device(
     await devices.revoke(
         session, device_id=_canonical_id(device_id), now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
-    await state.commands.reload()
+    await state.commands.commit_revocation(session)
     return RedirectResponse("/devices", status_code=303)
