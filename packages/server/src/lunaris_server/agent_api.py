@@ -73,7 +73,7 @@ async def heartbeat(
 async def update_report(body: UpdateReport, request: Request) -> UpdateReportResponse:
     # Every agent reports after each scan, so as the heartbeat this resolves its own state,
     # clock and session (dependencies cost about 0.5 ms a request), and apply_report checks
-    # the token in its first statement (CurrentDevice would cost a query and an ORM object).
+    # the token in its first statement (a separate lookup would cost a query and an ORM object).
     state: AppState = request.app.state.lunaris
     async with state.database.session() as session:
         outcome = await updates.apply_report(
@@ -99,7 +99,7 @@ async def command_progress(
 ) -> CommandProgressResponse:
     """One numbered step of a command; a step already applied is acknowledged and ignored.
     The answer is the command's status on the server after the step."""
-    # Not the device row's lock (as CurrentDevice takes): the command row is what this locks.
+    # Not the device row's lock: the command row is what this locks.
     device = await devices.authenticate(session, device_token=device_token(request), lock=False)
     command = await commands.apply_progress(
         session, device_id=device.id, command_id=str(command_id), progress=body, now=now

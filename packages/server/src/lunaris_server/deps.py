@@ -11,8 +11,6 @@ from starlette.requests import HTTPConnection
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import User
 from lunaris_server.audit.service import Actor
-from lunaris_server.devices import service as devices
-from lunaris_server.devices.models import Device
 from lunaris_server.errors import Forbidden, NotAuthenticated
 from lunaris_server.state import AppState
 
@@ -54,19 +52,11 @@ def bearer_token(connection: HTTPConnection) -> str | None:
     return token.strip()
 
 
-async def get_current_device(request: Request, session: SessionDep) -> Device:
-    """The calling device, its row locked for the request's read-then-write."""
-    return await devices.authenticate(session, device_token=device_token(request))
-
-
 def device_token(request: Request) -> str:
     token = bearer_token(request)
     if token is None:
         raise NotAuthenticated("a device token is required (Authorization: Bearer <token>)")
     return token
-
-
-CurrentDevice = Annotated[Device, Depends(get_current_device)]
 
 
 async def authenticate_user(
