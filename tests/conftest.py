@@ -5,7 +5,7 @@ import asyncio
 import os
 import shutil
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 
 import asyncpg
@@ -77,20 +77,39 @@ async def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         yield url
 
 
-@pytest.fixture
-async def database_url(_migrated_template: str, tmp_path: Path) -> str:
-    """A migrated database with no rows."""
+async def fresh_database(template: str, directory: Path) -> str:
+    """A migrated database with no rows, from the run's template: on PostgreSQL the template
+    itself emptied (one test uses it at a time), on SQLite a copy in ``directory``."""
     if POSTGRES_URL:
-        engine = create_async_engine(_migrated_template)
+        engine = create_async_engine(template)
         tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
         async with engine.begin() as connection:
             await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
         await engine.dispose()
-        return _migrated_template
-    source = Path(make_url(_migrated_template).database or "")
-    target = tmp_path / "lunaris.db"
+        return template
+    source = Path(make_url(template).database or "")
+    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
+    target = directory / "lunaris.db"
     shutil.copyfile(source, target)
     return f"sqlite+aiosqlite:///{target}"
+
+
+@pytest.fixture
+async def database_url(_migrated_template: str, tmp_path: Path) -> str:
+    """A migrated database with no rows."""
+    return await fresh_database(_migrated_template, tmp_path)
+
+
+@pytest.fixture
+def another_database(_migrated_template: str, tmp_path: Path) -> Callable[[str], Awaitable[str]]:
+    """``await another_database(name)``: an empty database again, for a test that builds two
+    worlds one after the other (on PostgreSQL the same database, emptied once the first
+    world is done with it)."""
+
+    async def make(name: str) -> str:
+        return await fresh_database(_migrated_template, tmp_path / name)
+
+    return make
 
 
 @pytest.fixture

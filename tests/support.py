@@ -65,12 +65,12 @@ async def create_user(
         await session.commit()
 
 
-async def create_api_token(app: FastAPI, username: str) -> str:
+async def create_api_token(app: FastAPI, username: str, name: str = "test") -> str:
     state = app_state(app)
     async with state.database.session() as session:
         user = await accounts.get_user_by_name(session, username=username)
         created = await accounts.add_api_token(
-            session, user=user, name="test", now=state.clock(), actor=CLI_ACTOR
+            session, user=user, name=name, now=state.clock(), actor=CLI_ACTOR
         )
         await session.commit()
     return created.plaintext
