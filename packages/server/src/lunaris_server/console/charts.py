@@ -55,7 +55,7 @@ def bar_chart(
     parts = [
         Markup(
             '<svg class="chart chart-bars" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" '
-            'preserveAspectRatio="xMinYMin meet"><title>{t}</title>'
+            'hx-disable="" preserveAspectRatio="xMinYMin meet"><title>{t}</title>'
         ).format(w=width, h=height, t=title)
     ]
     for index, bar in enumerate(bars):
@@ -103,7 +103,8 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, title: str) -
 
     parts = [
         Markup(
-            '<svg class="chart chart-lines" viewBox="0 0 {w} {h}" role="img" aria-label="{t}">'
+            '<svg class="chart chart-lines" viewBox="0 0 {w} {h}" role="img" aria-label="{t}" '
+            'hx-disable="">'
             "<title>{t}</title>"
         ).format(w=width, h=height, t=title)
     ]
