@@ -5,7 +5,6 @@ import asyncio
 import json
 import random
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts
 from lunaris_agent.runtime import Agent, AgentStopped, Backoff, ExitCode, report_from_scan
 from lunaris_agent.spool import Spool
+from lunaris_agent.status import describe
 from lunaris_agent.winget import ScanFailure, ScanResult, ScanRow
 from lunaris_protocol import UpdateItem, UpdateReport
 from tests.support import create_api_token, create_secret, create_user, free_port
@@ -129,9 +129,7 @@ async def test_a_report_made_during_an_outage_arrives_when_the_server_is_back(
 
 async def test_a_refused_secret_stops_with_a_clear_error(server, tmp_path):
     config = new_config(tmp_path, "lun_enr_not-a-real-secret")
-    with pytest.raises(
-        AgentStopped, match=r"refused to register.*unknown enrollment secret"
-    ) as stop:
+    with pytest.raises(AgentStopped, match=r"refused to register.*secret is not valid") as stop:
         await agent(config, server, Scans(UpdateReport())).once()
     assert stop.value.code == ExitCode.REJECTED
 
@@ -147,10 +145,17 @@ async def test_a_rejected_token_stops_the_run_unless_a_secret_is_left(app, serve
     await agent(config, server, Scans(UpdateReport())).once()
     registered = config_file.load(config.path)
 
-    # The same device registers again elsewhere (a re-imaged PC): this token is now dead.
-    twin = new_config(tmp_path / "twin", await create_secret(app))
-    twin = replace(twin, device_id=registered.device_id)
-    await agent(twin, server, Scans(UpdateReport())).once()
+    # An admin revokes the device: this token is now dead.
+    await create_user(app, "revoker")
+    token = await create_api_token(app, "revoker")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        revoked = await http.post(
+            f"/api/devices/{registered.device_id}/revoke",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert revoked.status_code == 200
 
     stale = agent(registered, server, Scans(UpdateReport()))
     with pytest.raises(AgentStopped, match="no longer accepts this device's token") as stop:
@@ -162,6 +167,33 @@ async def test_a_rejected_token_stops_the_run_unless_a_secret_is_left(app, serve
     renewed = agent(config_file.load(registered.path), server, Scans(UpdateReport()))
     assert await renewed.once() == ExitCode.OK
     assert config_file.load(registered.path).device_token != registered.device_token
+
+
+async def test_a_refused_registration_keeps_the_token_and_status_says_why(app, server, tmp_path):
+    config = new_config(tmp_path, await create_secret(app))
+    await agent(config, server, Scans(UpdateReport())).once()
+    registered = config_file.load(config.path)
+    await create_user(app, "revoker")
+    token = await create_api_token(app, "revoker")
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
+    ) as http:
+        blocked = await http.post(
+            f"/api/devices/{registered.device_id}/revoke?block=true",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert blocked.status_code == 200
+    config_file.create(registered.path, api_url=API, enrollment_secret=await create_secret(app))
+    with_secret = config_file.load(registered.path)
+    assert with_secret.device_token == registered.device_token
+
+    stopped = agent(with_secret, server, Scans(UpdateReport()))
+    with pytest.raises(AgentStopped, match="blocked from enrolling again"):
+        await stopped.once()
+    assert config_file.load(registered.path).device_token == registered.device_token
+    status = "\n".join(describe(config_file.load(registered.path)))
+    assert "last error:" in status
+    assert "blocked from enrolling again" in status
 
 
 async def test_run_heartbeats_scans_at_start_and_stops_when_asked(app, server, tmp_path):

@@ -16,8 +16,8 @@ from fastapi import FastAPI
 
 from lunaris_agent import simulate as simulate_module
 from lunaris_agent.cli import main
-from lunaris_agent.simulate import CATALOG, Inventory, SimulationOptions, simulate
-from tests.support import LiveServer, create_secret, create_user, run_cli
+from lunaris_agent.simulate import CATALOG, HOSTNAME_KEY, Inventory, SimulationOptions, simulate
+from tests.support import LiveServer, create_api_token, create_secret, create_user, run_cli
 
 API = "http://testserver/api"
 
@@ -74,16 +74,33 @@ async def test_running_again_reuses_the_devices(app, client, tmp_path):
     assert (await console_devices(app, client))["total"] == 5
 
 
-async def test_a_refused_token_is_replaced_by_registering_again(app, client, tmp_path):
+async def test_a_refused_token_waits_for_an_admin_to_approve_enrolling_again(app, client, tmp_path):
+    """A PC whose token is not its device's any more (a config restored from a backup) may
+    not simply register again: an admin approves that agent's request, then it registers."""
     secret = await create_secret(app)
     await run(app, options(tmp_path, secret))
     state_file = tmp_path / "agent-0003" / "config.json"
     state = json.loads(state_file.read_text())
     state_file.write_text(json.dumps(state | {"device_token": "lnd_forgotten"}))
 
+    waiting = await run(app, options(tmp_path, secret))
+    assert (waiting.registered, waiting.failed_devices) == (0, 1)
+    kept = json.loads(state_file.read_text())
+    assert kept["device_token"] == "lnd_forgotten"
+    assert kept["registration_key"]
+    await create_user(app, "approver")
+    admin = {"Authorization": f"Bearer {await create_api_token(app, 'approver')}"}
+    asks = f"/api/devices/{state['device_id']}/reenrollments"
+    pending = (await client.get(asks, headers=admin)).json()
+    assert [(p["status"], p["hostname"]) for p in pending] == [("pending", state[HOSTNAME_KEY])]
+    approved = await client.post(f"{asks}/{pending[0]['id']}/approve", headers=admin)
+    assert approved.status_code == 200, approved.text
+
     again = await run(app, options(tmp_path, secret))
     assert (again.registered, again.failed_devices) == (1, 0)
-    assert json.loads(state_file.read_text())["device_token"] not in ("lnd_forgotten", None)
+    registered = json.loads(state_file.read_text())
+    assert registered["device_token"] not in ("lnd_forgotten", None)
+    assert "registration_key" not in registered
     assert (await console_devices(app, client))["total"] == 5
 
 

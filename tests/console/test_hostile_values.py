@@ -154,6 +154,10 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         )
         assert response.status_code == 200, response.text
 
+    # Another PC asks to enroll the first device again (shown on its page for an admin).
+    asking = {**body, "device_id": DEVICE_IDS[0], "hostname": v.text("asking host")}
+    asked = await http.post("/api/agent/register", json={**asking, "registration_key": "k"})
+    assert asked.status_code == 409, asked.text
     await app_state(app).last_seen.flush()  # the plain heartbeat's time, written now
     # The login form keeps 64 characters of a username.
     failed = await login(http, username=v.ident("failed-login", 64), password="not a password")

@@ -26,6 +26,7 @@ GOLDEN = Path(__file__).parent / "golden"
 
 CASES: dict[str, type[BaseModel]] = {
     "register_request.json": RegisterRequest,
+    "register_request_again.json": RegisterRequest,
     "register_response.json": RegisterResponse,
     "heartbeat_request.json": HeartbeatRequest,
     "heartbeat_response.json": HeartbeatResponse,

@@ -37,8 +37,10 @@ class Agent:
         self.token = ""
 
     async def register(self) -> None:
+        """With the current token as proof, when it has one (as the real agent sends it)."""
+        body = {**self.body, "device_token": self.token or None}
         async with httpx.AsyncClient(base_url=self.server.base_url) as http:
-            response = await http.post("/api/agent/register", json=self.body)
+            response = await http.post("/api/agent/register", json=body)
         assert response.status_code == 200, response.text
         self.token = response.json()["device_token"]
 

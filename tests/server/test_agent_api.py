@@ -40,7 +40,9 @@ async def test_register_returns_token_and_intervals(app, client):
 async def test_reregistering_issues_new_token_and_invalidates_old(app, client):
     secret = await create_secret(app)
     first = await register_device(client, secret)
-    second = await register_device(client, secret, device_id=first.device_id, hostname="RENAMED")
+    second = await register_device(
+        client, secret, device_id=first.device_id, hostname="RENAMED", device_token=first.token
+    )
     assert second.token != first.token
     old = await client.post("/api/agent/heartbeat", json={}, headers=first.headers)
     assert old.status_code == 401
@@ -57,7 +59,7 @@ async def test_old_token_is_refused_at_once_even_after_fast_heartbeats(app, clie
     for _ in range(3):
         ok = await client.post("/api/agent/heartbeat", json={}, headers=first.headers)
         assert ok.status_code == 200
-    await register_device(client, secret, device_id=first.device_id)
+    await register_device(client, secret, device_id=first.device_id, device_token=first.token)
     old = await client.post("/api/agent/heartbeat", json={}, headers=first.headers)
     assert old.status_code == 401
 
@@ -80,6 +82,9 @@ async def test_token_speaks_only_for_its_own_device(app, client):
 async def test_heartbeat_accepts_empty_body_and_updates_changed_fields(app, client, clock):
     secret = await create_secret(app)
     device = await register_device(client, secret)
+    # The token's first use is written at once (from then on, replacing it needs proof).
+    assert (await client.post("/api/agent/heartbeat", headers=device.headers)).is_success
+    assert (await load_device(app, device.device_id)).token_used_at == clock.now
     clock.advance(seconds=30)
     response = await client.post("/api/agent/heartbeat", headers=device.headers)
     assert response.status_code == 200

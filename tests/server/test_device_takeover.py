@@ -4,7 +4,7 @@ rollout, so the two together must not replace the real agent's token."""
 
 from datetime import timedelta
 
-import pytest
+import httpx
 
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.enrollment import service as enrollment
@@ -17,7 +17,6 @@ from tests.support import (
 )
 
 
-@pytest.mark.xfail(strict=True, reason="any valid secret re-registers a known device id")
 async def test_a_secret_and_a_known_device_id_do_not_take_over_the_device(app, client):
     await create_user(app)
     api = {"Authorization": f"Bearer {await create_api_token(app, 'admin')}"}
@@ -56,7 +55,6 @@ async def test_a_secret_and_a_known_device_id_do_not_take_over_the_device(app, c
     assert (device["hostname"], device["updates_count"]) == ("PC-REAL", 1)
 
 
-@pytest.mark.xfail(strict=True, reason="refusals say why a secret is not valid")
 async def test_a_refused_secret_says_nothing_of_why(app, client, clock):
     """Whether a secret exists, expired, was used up or revoked is the admin's to know (in
     the audit log), not a caller's with no valid secret."""
@@ -98,3 +96,130 @@ async def test_a_refused_secret_says_nothing_of_why(app, client, clock):
 async def admin_headers(app) -> dict[str, str]:
     await create_user(app, "auditor")
     return {"Authorization": f"Bearer {await create_api_token(app, 'auditor')}"}
+
+
+async def register(client, secret: str, device_id: str, **extra) -> httpx.Response:
+    body = register_body(secret, device_id=device_id, **extra)
+    return await client.post("/api/agent/register", json=body)
+
+
+async def enrolled(app, client) -> tuple[str, str, dict[str, str]]:
+    """A secret and a device that has used its token (one heartbeat)."""
+    secret = await create_secret(app)
+    body = register_body(secret)
+    first = await client.post("/api/agent/register", json=body)
+    device_id, token = body["device_id"], first.json()["device_token"]
+    headers = {"Authorization": f"Bearer {token}"}
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).is_success
+    return secret, device_id, headers
+
+
+async def test_an_agent_whose_first_answer_was_lost_registers_again(app, client, clock):
+    secret = await create_secret(app)
+    body = register_body(secret)
+    assert (await client.post("/api/agent/register", json=body)).is_success
+    clock.advance(minutes=14)  # the answer never arrived; the agent asks again
+    again = await client.post("/api/agent/register", json=body)
+    assert again.status_code == 200
+    # Once the new token has been used, the grace is over.
+    headers = {"Authorization": f"Bearer {again.json()['device_token']}"}
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).is_success
+    assert (await client.post("/api/agent/register", json=body)).status_code == 403
+
+
+async def test_the_grace_ends_after_fifteen_minutes_even_unused(app, client, clock):
+    secret = await create_secret(app)
+    body = register_body(secret)
+    assert (await client.post("/api/agent/register", json=body)).is_success
+    clock.advance(minutes=15, seconds=1)
+    assert (await client.post("/api/agent/register", json=body)).status_code == 403
+
+
+async def test_a_report_uses_the_token_too(app, client):
+    secret = await create_secret(app)
+    body = register_body(secret)
+    token = (await client.post("/api/agent/register", json=body)).json()["device_token"]
+    report = await client.post(
+        "/api/agent/update-report",
+        json={"updates": []},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert report.is_success
+    assert (await client.post("/api/agent/register", json=body)).status_code == 403
+
+
+async def test_the_current_token_is_proof(app, client):
+    secret, device_id, headers = await enrolled(app, client)
+    token = headers["Authorization"].removeprefix("Bearer ")
+    again = await register(client, secret, device_id, device_token=token, hostname="RENAMED")
+    assert again.status_code == 200
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).status_code == 401
+    wrong = await register(client, secret, device_id, device_token="lnd_not_its_token")
+    assert wrong.status_code == 403  # the new token is unused, but the device has spoken
+
+
+async def test_an_admin_approves_the_agent_that_asked_and_nobody_else(app, client):
+    secret, device_id, headers = await enrolled(app, client)
+    admin = await admin_headers(app)
+    uses_before = await secret_uses(app)
+    asked = await register(client, secret, device_id, registration_key="key-of-the-new-pc")
+    assert asked.status_code == 409
+    assert asked.json()["error"]["code"] == "reenrollment_pending"
+    again = await register(client, secret, device_id, registration_key="key-of-the-new-pc")
+    assert again.status_code == 409
+    assert await secret_uses(app) == uses_before  # waiting spends no use of the secret
+    listed = f"/api/devices/{device_id}/reenrollments"
+    pending = (await client.get(listed, headers=admin)).json()
+    assert [(p["status"], p["attempts"], p["hostname"]) for p in pending] == [
+        ("pending", 2, "PC-0001")
+    ]
+    approved = await client.post(f"{listed}/{pending[0]['id']}/approve", headers=admin)
+    assert approved.json()["status"] == "approved"
+
+    other = await register(client, secret, device_id, registration_key="somebody-else")
+    assert other.status_code == 409  # a new request of its own, not admitted
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).is_success
+    admitted = await register(client, secret, device_id, registration_key="key-of-the-new-pc")
+    assert admitted.status_code == 200
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).status_code == 401
+    replayed = await register(client, secret, device_id, registration_key="key-of-the-new-pc")
+    assert replayed.status_code != 200  # an approval admits once
+    actions = [e["action"] for e in (await client.get("/api/audit", headers=admin)).json()["items"]]
+    assert {"device.reenroll_requested", "device.reenroll_approved", "device.reregister"} <= set(
+        actions
+    )
+
+
+async def test_a_refused_request_stays_refused(app, client):
+    secret, device_id, headers = await enrolled(app, client)
+    admin = await admin_headers(app)
+    await register(client, secret, device_id, registration_key="thief")
+    listed = f"/api/devices/{device_id}/reenrollments"
+    (request,) = (await client.get(listed, headers=admin)).json()
+    refused = await client.post(f"{listed}/{request['id']}/refuse", headers=admin)
+    assert refused.json()["status"] == "refused"
+    assert (await client.get(listed, headers=admin)).json() == []
+    again = await register(client, secret, device_id, registration_key="thief")
+    assert again.status_code == 403
+    late = await client.post(f"{listed}/{request['id']}/approve", headers=admin)
+    assert late.status_code == 409
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=headers)).is_success
+
+
+async def test_revoked_devices_enroll_again_unless_blocked(app, client):
+    secret, device_id, _ = await enrolled(app, client)
+    admin = await admin_headers(app)
+    revoked = await client.post(f"/api/devices/{device_id}/revoke", headers=admin)
+    assert revoked.status_code == 200
+    assert (await register(client, secret, device_id)).status_code == 200
+
+    blocked = await client.post(f"/api/devices/{device_id}/revoke?block=true", headers=admin)
+    assert blocked.status_code == 200
+    refused = await register(client, secret, device_id, registration_key="stolen-pc")
+    assert refused.status_code == 403
+    assert "blocked" in refused.json()["error"]["message"]
+
+
+async def secret_uses(app) -> int:
+    async with app_state(app).database.session() as session:
+        return sum(s.uses for s in await enrollment.list_secrets(session))

@@ -5,6 +5,8 @@ from datetime import timedelta
 
 from sqlalchemy import func, select
 
+from lunaris_server.audit.models import AuditEntry
+from lunaris_server.devices import registration
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment.models import EnrollmentSecret
 from tests.support import app_state, create_secret, create_user, register_body
@@ -19,10 +21,24 @@ async def register(client, secret):
     return await client.post("/api/agent/register", json=register_body(secret))
 
 
+async def refused_because(app, response) -> str:
+    """A refusal tells the caller nothing of why; the audit log tells the admin."""
+    assert response.status_code == 401
+    assert response.json()["error"]["message"] == registration.REFUSED
+    async with app_state(app).database.session() as session:
+        entry = await session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.action == "device.register_refused")
+            .order_by(AuditEntry.id.desc())
+        )
+    assert entry is not None
+    reason: str = entry.details["reason"]
+    return reason
+
+
 async def test_unknown_secret_is_refused(app, client):
     response = await register(client, "lne_wrong")
-    assert response.status_code == 401
-    assert response.json()["error"]["message"] == "unknown enrollment secret"
+    assert await refused_because(app, response) == "unknown enrollment secret"
     assert await device_count(app) == 0
 
 
@@ -31,8 +47,7 @@ async def test_expired_secret_is_refused(app, client, clock):
     assert (await register(client, secret)).status_code == 200
     clock.advance(hours=1, seconds=1)
     response = await register(client, secret)
-    assert response.status_code == 401
-    assert "expired" in response.json()["error"]["message"]
+    assert "expired" in await refused_because(app, response)
     assert await device_count(app) == 1
 
 
@@ -41,8 +56,7 @@ async def test_use_limit_is_enforced(app, client):
     assert (await register(client, secret)).status_code == 200
     assert (await register(client, secret)).status_code == 200
     response = await register(client, secret)
-    assert response.status_code == 401
-    assert "use limit" in response.json()["error"]["message"]
+    assert "use limit" in await refused_because(app, response)
     assert await device_count(app) == 2
 
 
@@ -72,8 +86,7 @@ async def test_revoked_secret_is_refused_through_admin_api(app, client):
     assert revoked.status_code == 200
     assert revoked.json()["revoked_at"] is not None
     response = await register(client, body["secret"])
-    assert response.status_code == 401
-    assert "revoked" in response.json()["error"]["message"]
+    assert "revoked" in await refused_because(app, response)
     assert await device_count(app) == 1
 
 
@@ -120,8 +133,7 @@ async def test_rotating_a_secret_replaces_it_at_once(app, client, clock):
     assert new["expires_at"].startswith((clock.now + timedelta(days=7)).date().isoformat())
 
     refused = await register(client, old["secret"])
-    assert refused.status_code == 401
-    assert "revoked" in refused.json()["error"]["message"]
+    assert "revoked" in await refused_because(app, refused)
     assert (await register(client, new["secret"])).status_code == 200
     audit = (await client.get("/api/audit?action=enrollment_secret.rotate")).json()
     assert [e["details"]["replaced_by"] for e in audit["items"]] == [new["id"]]

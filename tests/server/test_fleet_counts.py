@@ -20,6 +20,7 @@ from lunaris_server.db import Database
 from lunaris_server.db.migrate import alembic_config, upgrade_to_head
 from lunaris_server.devices import service as device_service
 from lunaris_server.devices.models import Device
+from lunaris_server.security import token_hash
 from lunaris_server.settings import Settings
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates import service as updates
@@ -242,7 +243,7 @@ async def test_migration_backfills_the_counts_of_existing_rows(empty_database_ur
                 {
                     "id": device_id,
                     "hostname": f"PC-{n}",
-                    "token_hash": uuid.uuid4().hex,
+                    "token_hash": token_hash(f"lnd_token_{n}"),
                     "enrolled_at": now,
                     "last_seen_at": now,
                     "revoked_at": now if n == 2 else None,
@@ -302,8 +303,11 @@ async def test_migration_backfills_the_counts_of_existing_rows(empty_database_ur
     try:
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             secret = await create_secret(application)
-            for device_id in devices[:2]:
-                device = await register_device(http, secret, device_id=device_id)
+            for n, device_id in enumerate(devices[:2]):
+                # Enrolled before: its agent proves the id is its own with its token.
+                device = await register_device(
+                    http, secret, device_id=device_id, device_token=f"lnd_token_{n}"
+                )
                 await report(http, device, [])
         packages, variants, _ = await assert_counts_fresh(state.database)
         assert (packages, variants) == ({}, {})

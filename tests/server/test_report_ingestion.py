@@ -43,6 +43,8 @@ class Statements:
     def _record(self, _conn, _cursor, statement, _parameters, _context, _executemany):
         words = statement.split()
         verb = words[0].upper()
+        if verb in ("SAVEPOINT", "RELEASE", "ROLLBACK"):
+            return
         marker = {"UPDATE": 1, "INSERT": 2, "DELETE": 2}.get(verb)
         table = words[marker] if marker else words[words.index("FROM") + 1]
         self.seen.append((verb, table.strip('"')))

@@ -59,6 +59,11 @@ class ServerUnavailable(AgentApiError):
         self.retry_after_s = retry_after_s
 
 
+class ReenrollmentPending(ServerUnavailable):
+    """409: this device id is enrolled already and the server holds the registration for an
+    admin's approval; ask again later with the same registration key."""
+
+
 def check_api_url(api_url: str) -> str:
     """``api_url`` when it is an absolute http(s) URL, else a ValueError that says so."""
     url = httpx.URL(api_url)
@@ -142,6 +147,8 @@ def _error_for(response: httpx.Response) -> AgentApiError:
         location = response.headers.get("location", "?")
         return RequestRefused(f"redirected to {location}; configure that API URL", status)
     message = _server_message(response)
+    if status == 409 and _server_code(response) == "reenrollment_pending":
+        return ReenrollmentPending(message, status, retry_after(response))
     if status in (401, 403):
         return AuthRejected(message, status)
     if status == 429 or status >= 500:
@@ -164,6 +171,13 @@ def retry_after(response: httpx.Response) -> float | None:
     if when.tzinfo is None:
         return None
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _server_code(response: httpx.Response) -> str | None:
+    try:
+        return str(response.json()["error"]["code"])
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _server_message(response: httpx.Response) -> str:

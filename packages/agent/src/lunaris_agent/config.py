@@ -53,6 +53,7 @@ class _ConfigFile(BaseModel):
     enrollment_secret: str | None = None
     device_id: UUID | None = None
     device_token: str | None = None
+    registration_key: str | None = None
     heartbeat_interval_s: int = Field(default=DEFAULT_HEARTBEAT_INTERVAL_S, ge=1, le=86_400)
     scan_interval_s: int = Field(default=DEFAULT_SCAN_INTERVAL_S, ge=1, le=86_400)
     winget_path: Path | None = None
@@ -66,7 +67,7 @@ class _ConfigFile(BaseModel):
     def _absolute_http_url(cls, value: str) -> str:
         return check_api_url(value)
 
-    @field_validator("enrollment_secret", "device_token")
+    @field_validator("enrollment_secret", "device_token", "registration_key")
     @classmethod
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -81,6 +82,9 @@ class AgentConfig:
     enrollment_secret: str | None = None
     device_id: UUID | None = None
     device_token: str | None = None
+    registration_key: str | None = None
+    """Made for a registration the server holds for an admin's approval, and sent with every
+    attempt until one succeeds: the approval admits the agent holding it."""
     heartbeat_interval_s: int = DEFAULT_HEARTBEAT_INTERVAL_S
     """The server's last answer; the server decides, the file remembers it across restarts."""
     scan_interval_s: int = DEFAULT_SCAN_INTERVAL_S
@@ -128,6 +132,7 @@ class AgentConfig:
             "enrollment_secret": self.enrollment_secret,
             "device_id": None if self.device_id is None else str(self.device_id),
             "device_token": self.device_token,
+            "registration_key": self.registration_key,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "scan_interval_s": self.scan_interval_s,
             "winget_path": _path_or_none(self.winget_path),
@@ -194,6 +199,7 @@ def load(path: Path) -> AgentConfig:
         enrollment_secret=parsed.enrollment_secret,
         device_id=parsed.device_id,
         device_token=parsed.device_token,
+        registration_key=parsed.registration_key,
         heartbeat_interval_s=parsed.heartbeat_interval_s,
         scan_interval_s=parsed.scan_interval_s,
         winget_path=parsed.winget_path,

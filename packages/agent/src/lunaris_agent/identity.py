@@ -8,6 +8,7 @@ in the console with the next heartbeat.
 from __future__ import annotations
 
 import platform
+import secrets
 import socket
 import sys
 from dataclasses import dataclass
@@ -80,3 +81,8 @@ def describe_windows(
     number = ".".join(part for part in (major, minor, build, revision) if part)
     label = f"{name} {display_version}".strip()
     return f"{label} ({number})" if build else label
+
+
+def new_registration_key() -> str:
+    """A key only this agent knows, for a registration an admin approves (see config.py)."""
+    return secrets.token_urlsafe(32)

@@ -38,6 +38,7 @@ from lunaris_agent.client import (
     AgentApiError,
     AgentClient,
     AuthRejected,
+    ReenrollmentPending,
     RequestRefused,
     ServerUnavailable,
 )
@@ -50,7 +51,7 @@ from lunaris_agent.commands import (
     progress_from_payload,
 )
 from lunaris_agent.config import AgentConfig, ConfigError
-from lunaris_agent.identity import DeviceFacts, read_device_facts
+from lunaris_agent.identity import DeviceFacts, new_registration_key, read_device_facts
 from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.push import PushChannel
 from lunaris_agent.spool import Spool, SpooledResult
@@ -445,27 +446,38 @@ class Agent:
                 )
             if rejected is not None:
                 log.warning("the server refused the device token (%s); registering again", rejected)
+            if self.config.registration_key is None:
+                self._save_config(replace(self.config, registration_key=new_registration_key()))
             request = RegisterRequest(
                 device_id=self.device_id,
                 hostname=self._facts.hostname,
                 os_version=self._facts.os_version,
                 agent_version=self._facts.agent_version,
                 enrollment_secret=secret,
+                device_token=self.config.device_token,  # proof that this id is ours
+                registration_key=self.config.registration_key,
             )
             try:
                 response = await self._client.register(request)
+            except ReenrollmentPending as waiting:
+                log.warning("registration waits for an admin's approval: %s", waiting.message)
+                raise  # as the server being unavailable: the loops ask again later
             except (AuthRejected, RequestRefused) as error:
-                raise AgentStopped(
-                    f"the server refused to register this device ({error}): check the "
-                    "enrollment secret (it may be expired, used up or revoked) and run "
-                    "`lunaris-agent configure --enrollment-secret SECRET`"
-                ) from error
+                # The token (if any) stays in the config: the refusal changes nothing here.
+                stopped = AgentStopped(
+                    f"the server refused to register this device ({error.message}). If the "
+                    "enrollment secret is wrong, expired or used up, run `lunaris-agent "
+                    "configure --enrollment-secret SECRET`; otherwise ask an admin."
+                )
+                self._note_stopped(stopped)
+                raise stopped from error
             # The secret has done its job: it must not stay readable on the PC.
             self._save_config(
                 replace(
                     self.config,
                     device_token=response.device_token,
                     enrollment_secret=None,
+                    registration_key=None,
                     heartbeat_interval_s=response.heartbeat_interval_s,
                     scan_interval_s=response.scan_interval_s,
                 )
@@ -508,6 +520,11 @@ class Agent:
         log.log(level, "server unavailable (%s); retrying in %.0f s", error, delay)
         previous = ContactState.load(self.config.state_path)
         self._save_contact(replace(previous, last_error=str(error)))
+
+    def _note_stopped(self, stopped: AgentStopped) -> None:
+        """Why the agent stopped, for `status`."""
+        previous = ContactState.load(self.config.state_path)
+        self._save_contact(replace(previous, last_error=str(stopped)))
 
     def _note_spool_health(self) -> None:
         """A spool failure (or its end) goes to state.json at once, for `status`."""

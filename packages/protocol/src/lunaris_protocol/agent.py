@@ -33,6 +33,11 @@ class RegisterRequest(WireModel):
     os_version: OsVersion
     agent_version: AgentVersion
     enrollment_secret: Secret
+    device_token: Secret | None = None
+    """The agent's current token, when it has one: proof that a known device id is its own."""
+    registration_key: Secret | None = None
+    """A random key the agent made and sends with every attempt until it is registered: an
+    admin's approval of a re-enrolment admits the agent holding this key, nobody else."""
 
 
 class RegisterResponse(WireReply):

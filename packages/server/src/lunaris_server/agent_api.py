@@ -27,6 +27,7 @@ from lunaris_server.deps import (
     client_ip,
     device_token,
 )
+from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
@@ -37,18 +38,21 @@ router = APIRouter(
 )
 
 
-@router.post("/register", responses=error_responses(409, 429))
+@router.post("/register", responses=error_responses(403, 409, 429))
 async def register(
     body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
 ) -> RegisterResponse:
-    registration = await devices.register(
+    registration = await registrations.register(
         session,
         request=body,
         now=now,
         ip=client_ip(request),
         throttle=state.registration_throttle,
+        grace=state.settings.reenroll_grace,
     )
-    await outbox.commit(session, state.realtime)
+    await outbox.commit(session, state.realtime)  # a refusal's audit entry too
+    if isinstance(registration, registrations.Refusal):
+        raise registration.error
     return RegisterResponse(
         device_token=registration.device_token,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,

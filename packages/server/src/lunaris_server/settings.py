@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     """A running command the agent has reported no step of for this long is failed. The
     agent reports every package's start and end and gives one package an hour at most."""
 
+    reenroll_grace_s: int = Field(default=900, ge=0, le=86_400)
+    """For this long after a token is issued, and until the device first uses it, its id may
+    register again without proof (the agent never received the answer that carried it)."""
     login_attempts_per_minute: int = Field(default=30, ge=1, le=100_000)
     """Console and API logins one client address may try per minute (per process); after
     five wrong passwords a username from one address gets one try a minute."""
@@ -95,6 +98,10 @@ class Settings(BaseSettings):
     @property
     def command_expiry(self) -> timedelta:
         return timedelta(seconds=self.command_expiry_s)
+
+    @property
+    def reenroll_grace(self) -> timedelta:
+        return timedelta(seconds=self.reenroll_grace_s)
 
     @property
     def offline_after_s(self) -> int:

@@ -1,7 +1,7 @@
 """Console JSON API for devices."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -9,11 +9,21 @@ from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.api_errors import error_responses
-from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.deps import (
+    AdminUser,
+    CurrentUser,
+    NowDep,
+    RowId,
+    SessionDep,
+    StateDep,
+    user_actor,
+)
+from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery, Liveness
 from lunaris_server.pagination import PageDep, Paginated
+from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
@@ -108,12 +118,66 @@ async def revoke_device(
     session: SessionDep,
     state: StateDep,
     now: NowDep,
+    block: Annotated[bool, Query()] = False,
 ) -> DeviceOut:
+    """Revokes the device's token. ``block=true``: no enrollment secret lets this device id
+    enroll again (a stolen PC); revoking a revoked device with it blocks it afterwards."""
     device = await devices.revoke(
-        session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
+        session, device_id=str(device_id), now=now, actor=user_actor(request, admin), block=block
     )
     await state.commands.commit_revocation(session)
     return _out(device, state, now)
+
+
+class ReenrollmentOut(BaseModel):
+    """A registration of this enrolled device id that came without proof."""
+
+    id: int
+    hostname: str
+    os_version: str
+    agent_version: str
+    ip: str | None
+    requested_at: datetime
+    last_attempt_at: datetime
+    attempts: int
+    status: str
+    """``pending`` or ``approved`` (the asking agent's next attempt registers)."""
+
+
+@router.get("/{device_id}/reenrollments", responses=error_responses(404))
+async def list_reenrollments(
+    device_id: UUID, _user: CurrentUser, session: SessionDep
+) -> list[ReenrollmentOut]:
+    device = await devices.get_device(session, device_id=str(device_id))
+    rows = await registrations.pending_reenrollments(session, device_id=device.id)
+    return [ReenrollmentOut.model_validate(row, from_attributes=True) for row in rows]
+
+
+@router.post(
+    "/{device_id}/reenrollments/{request_id}/{decision}", responses=error_responses(403, 404, 409)
+)
+async def decide_reenrollment(
+    device_id: UUID,
+    request_id: RowId,
+    decision: Literal["approve", "refuse"],
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> ReenrollmentOut:
+    """Approve: the agent that asked registers at its next attempt (and the device's current
+    token stops working then). Refuse: that agent's attempts are refused from now on."""
+    decided = await registrations.decide_reenrollment(
+        session,
+        device_id=str(device_id),
+        request_id=request_id,
+        approve=decision == "approve",
+        now=now,
+        actor=user_actor(request, admin),
+    )
+    await outbox.commit(session, state.realtime)
+    return ReenrollmentOut.model_validate(decided, from_attributes=True)
 
 
 @router.get("/{device_id}", responses=error_responses(404))

@@ -26,6 +26,8 @@ class KnownDevice:
     os_version: str
     agent_version: str
     announced_status: str
+    token_used: bool
+    """False until the device first spoke with its token (then it must be recorded)."""
     cached_at: float
 
 
@@ -71,6 +73,7 @@ class DeviceCache:
             device.os_version,
             device.agent_version,
             device.announced_status,
+            device.token_used_at is not None,
             read_at,
         )
         if self._evicted_at.get(device.id, float("-inf")) >= read_at:

@@ -1,6 +1,17 @@
 from datetime import datetime
 
-from sqlalchemy import Index, Integer, String, Text, func, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+    func,
+    text,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lunaris_server.db import Base
@@ -20,6 +31,13 @@ class Device(Base):
     enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)
     last_seen_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+    # When the device first made an authenticated call (with any of its tokens). Until then,
+    # and for a short while after enrolling, its id may register again without proof: the
+    # answer that carried its token may have been lost (see devices/registration.py).
+    token_used_at: Mapped[datetime | None]
+    reenrollment_blocked: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """Revoked with "block": no enrollment secret brings it back. Set whenever a token is
+    issued; rows written before it existed (and bulk inserts) take the server default."""
     # The status last announced to consoles. Liveness is derived from last_seen_at; this
     # column only lets the sweeper (and a heartbeat) announce each transition exactly once.
     announced_status: Mapped[str] = mapped_column(
@@ -56,4 +74,34 @@ class Device(Base):
         Index("ix_devices_last_seen_at", "last_seen_at"),
         Index("ix_devices_updates_count", "updates_count"),
         Index("ix_devices_announced_status_last_seen_at", "announced_status", "last_seen_at"),
+    )
+
+
+class DeviceReenrollment(Base):
+    """A registration for a known, enrolled device id that came without proof: it waits for an
+    admin's approval. ``key_hash`` is the hash of a key the asking agent made and sends with
+    every attempt, so an approval admits that agent and nobody else."""
+
+    __tablename__ = "device_reenrollments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(36), ForeignKey("devices.id", ondelete="CASCADE"))
+    key_hash: Mapped[str] = mapped_column(String(64))
+    hostname: Mapped[str] = mapped_column(String(255))
+    os_version: Mapped[str] = mapped_column(String(512))
+    agent_version: Mapped[str] = mapped_column(String(128))
+    ip: Mapped[str | None] = mapped_column(String(64))
+    enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)
+    requested_at: Mapped[datetime]
+    last_attempt_at: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))
+    """``pending``, ``approved`` (the next attempt with the key registers), ``refused``,
+    ``completed``."""
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    decided_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        UniqueConstraint("device_id", "key_hash"),
+        Index("ix_device_reenrollments_status", "status", "device_id"),
     )

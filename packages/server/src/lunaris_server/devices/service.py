@@ -1,4 +1,5 @@
-"""Devices: registration, heartbeats, token checks, and the console's queries."""
+"""Devices: heartbeats, token checks, revocation, and the console's queries (registration
+is in registration.py)."""
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -8,18 +9,16 @@ from typing import Any
 from sqlalchemy import and_, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol import DeviceStatus, HeartbeatRequest, RegisterRequest
+from lunaris_protocol import DeviceStatus, HeartbeatRequest
 from lunaris_server.audit import service as audit
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
-from lunaris_server.enrollment import service as enrollment
 from lunaris_server.errors import InvalidInput, NotAuthenticated, NotFound
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.security import TokenKind, new_token, token_hash
-from lunaris_server.throttle import RegistrationThrottle
+from lunaris_server.security import token_hash
 from lunaris_server.updates import fleet_counts
 
 
@@ -38,71 +37,16 @@ class Liveness:
         return DeviceStatus.OFFLINE
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
-    device: Device
-    device_token: str
-    """Shown once to the agent, stored hashed."""
-    created: bool
-
-
-async def register(
+async def revoke(
     session: AsyncSession,
     *,
-    request: RegisterRequest,
+    device_id: str,
     now: datetime,
-    ip: str | None,
-    throttle: RegistrationThrottle,
-) -> Registration:
-    """Enrolls a device, or re-enrolls it: a new token replaces (and invalidates) the old one.
-    TooManyRequests, without checking the secret, while ``throttle`` holds the address or
-    the secret back."""
-    throttle.attempt(address=ip, secret=request.enrollment_secret)
-    try:
-        secret_id = await enrollment.consume_secret(
-            session, plaintext=request.enrollment_secret, now=now
-        )
-    except NotAuthenticated:
-        throttle.failed(address=ip)
-        raise
-    device_token = new_token(TokenKind.DEVICE)
-    device_id = str(request.device_id)
-    device = await session.get(Device, device_id, with_for_update=True)
-    created = device is None
-    if device is None:
-        device = Device(
-            id=device_id,
-            enrolled_at=now,
-            updates_count=0,
-        )
-        session.add(device)
-    elif device.revoked_at is not None:
-        # Enrolled again: its waiting updates count in the fleet's figures again.
-        await fleet_counts.device_rows_counted(session, device_id=device_id, counted=True)
-    device.hostname = request.hostname
-    device.os_version = request.os_version
-    device.agent_version = request.agent_version
-    device.token_hash = token_hash(device_token)
-    device.enrollment_secret_id = secret_id
-    device.revoked_at = None
-    mark_seen(device, now=now)
-    await session.flush()
-    announce(session, events.device_status(device))
-    await audit.record(
-        session,
-        actor=audit.Actor(f"device:{device_id}", ip),
-        action="device.register" if created else "device.reregister",
-        target=f"device:{device_id}",
-        details={"hostname": request.hostname, "enrollment_secret_id": secret_id},
-        now=now,
-    )
-    return Registration(device=device, device_token=device_token, created=created)
-
-
-async def revoke(
-    session: AsyncSession, *, device_id: str, now: datetime, actor: audit.Actor
+    actor: audit.Actor,
+    block: bool = False,
 ) -> Device:
-    """Refuses the device's token from now on and takes the device off the console.
+    """Refuses the device's token from now on and takes the device off the console; with
+    ``block``, no enrollment secret lets it enroll again (a stolen PC).
 
     Its waiting updates leave the fleet counts in the same transaction (the counts cover
     listed devices only), its open commands are closed (its agent can no longer fetch or
@@ -119,21 +63,31 @@ async def revoke(
     if device is None:
         raise NotFound(f"no device with id {device_id}")
     if device.revoked_at is not None:
+        if block and not device.reenrollment_blocked:
+            device.reenrollment_blocked = True
+            await _audit_revoke(session, device, actor=actor, block=True, now=now)
         return device
     await fleet_counts.device_rows_counted(session, device_id=device.id, counted=False)
     device.revoked_at = now
+    device.reenrollment_blocked = block
     await session.flush()
     await commands.close_for_revoked(session, now=now, device_id=device.id)
     announce(session, events.device_status(device))
+    await _audit_revoke(session, device, actor=actor, block=block, now=now)
+    return device
+
+
+async def _audit_revoke(
+    session: AsyncSession, device: Device, *, actor: audit.Actor, block: bool, now: datetime
+) -> None:
     await audit.record(
         session,
         actor=actor,
         action="device.revoke",
         target=f"device:{device.id}",
-        details={"hostname": device.hostname},
+        details={"hostname": device.hostname, "reenrollment": "blocked" if block else "allowed"},
         now=now,
     )
-    return device
 
 
 async def authenticate(session: AsyncSession, *, device_token: str, lock: bool = True) -> Device:
@@ -147,6 +101,12 @@ async def authenticate(session: AsyncSession, *, device_token: str, lock: bool =
     if device is None or device.revoked_at is not None:
         raise NotAuthenticated("unknown or revoked device token")
     return device
+
+
+def note_token_used(device: Device, *, now: datetime) -> None:
+    """Records the token's first use: from then on, replacing it needs proof."""
+    if device.token_used_at is None:
+        device.token_used_at = now
 
 
 async def heartbeat(
@@ -174,14 +134,20 @@ async def heartbeat(
     if _is_plain(known, request):
         last_seen.record(known.device_id, now)
         return []
+    read_at = cache.now()
     device = await authenticate(session, device_token=device_token, lock=True)
     changed = _changed_fields(device, request)
     for field in changed:
         setattr(device, field, getattr(request, field))
     came_online = mark_seen(device, now=now)
+    note_token_used(device, now=now)
     await session.flush()
     if changed or came_online:
-        announce(session, events.device_status(device))
+        announce(session, events.device_status(device))  # evicts it everywhere
+    elif not known.token_used:
+        # Used now (here or by a report): plain from the next heartbeat on. Every process
+        # comes this way once.
+        cache.remember(hashed, device, read_at=read_at)
     return changed
 
 
@@ -204,7 +170,11 @@ def plain_heartbeat(
 
 
 def _is_plain(known: KnownDevice, request: HeartbeatRequest) -> bool:
-    return known.announced_status == DeviceStatus.ONLINE and not _changed_fields(known, request)
+    return (
+        known.announced_status == DeviceStatus.ONLINE
+        and known.token_used
+        and not _changed_fields(known, request)
+    )
 
 
 def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> list[str]:

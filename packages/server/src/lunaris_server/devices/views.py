@@ -14,12 +14,14 @@ from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, C
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
-from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.devices import export
+from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery
-from lunaris_server.errors import NotFound
+from lunaris_server.errors import InvalidInput, NotFound
+from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
@@ -132,6 +134,7 @@ async def _detail_context(
         "updates": await updates.device_updates(session, device_id=device.id),
         "events": events,
         "events_total": events_total,
+        "reenrollments": await registrations.pending_reenrollments(session, device_id=device.id),
     }
 
 
@@ -201,16 +204,50 @@ def _gone(request: Request, console: Console, device_id: str, fragment: str) -> 
 async def revoke_device(
     device_id: str,
     request: Request,
-    _form: CheckedForm,
+    form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
     """Revoke and forget: the device's token stops working, its open commands are closed,
-    and it leaves the console (enrolling it again brings it back)."""
+    and it leaves the console. Enrolling it again brings it back, unless the form asked to
+    block that (``reenrollment=block``: a stolen PC)."""
+    choice = form.get("reenrollment", "allow")
+    if choice not in ("allow", "block"):
+        raise InvalidInput("reenrollment is allow or block")
     await devices.revoke(
-        session, device_id=_canonical_id(device_id), now=now, actor=user_actor(request, admin)
+        session,
+        device_id=_canonical_id(device_id),
+        now=now,
+        actor=user_actor(request, admin),
+        block=choice == "block",
     )
     await state.commands.commit_revocation(session)
     return RedirectResponse("/devices", status_code=303)
+
+
+@router.post("/devices/{device_id}/reenrollments/{request_id}/{decision}")
+async def decide_reenrollment(
+    device_id: str,
+    request_id: RowId,
+    decision: Literal["approve", "refuse"],
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """An admin's answer to an agent that asks to enroll this device again without proof."""
+    canonical = _canonical_id(device_id)
+    await registrations.decide_reenrollment(
+        session,
+        device_id=canonical,
+        request_id=request_id,
+        approve=decision == "approve",
+        now=now,
+        actor=user_actor(request, admin),
+    )
+    await outbox.commit(session, state.realtime)
+    return RedirectResponse(f"/devices/{canonical}", status_code=303)

@@ -117,7 +117,12 @@ def _scan_recorded(**values: Any) -> Update:
     return (
         update(_devices)
         .where(_devices.c.token_hash == bindparam("b_token_hash"), _devices.c.revoked_at.is_(None))
-        .values(last_seen_at=bindparam("b_now"), last_scan_at=bindparam("b_now"), **values)
+        .values(
+            last_seen_at=bindparam("b_now"),
+            last_scan_at=bindparam("b_now"),
+            token_used_at=func.coalesce(_devices.c.token_used_at, bindparam("b_now")),
+            **values,
+        )
         .returning(_devices.c.id, _devices.c.announced_status, _devices.c.updates_count)
     )
 

@@ -1,0 +1,315 @@
+"""Registration: enrolling a device, and enrolling a known one again only with proof.
+
+A device id is not a secret (it is in every log line and URL), and an enrollment secret is
+shared by a whole rollout. So holding both must not be enough to take an enrolled device's
+place: that would lock its real agent out and hand its commands to whoever asked. A known,
+enrolled (not revoked) device id gets a new token only
+
+- with proof: the agent sends its current token;
+- when the device never made an authenticated call and enrolled less than ``grace`` ago: the
+  agent's first registration answer was lost on the way, so it asks again with the same id
+  (once a device has spoken, or after the grace, this never passes again: an attacker who
+  learns a new device's id within its first minutes is the window it leaves);
+- or with an admin's approval of that very request: an attempt without proof is recorded
+  as a pending re-enrolment (hostname, source address) under a key the asking agent made,
+  shown on the device's page; an approved request lets the next attempt with that key in.
+
+A revoked device may enroll again with a valid secret, unless it was revoked with "block".
+Every refusal is audited with its reason; an unauthenticated caller is told only as much as
+it needs to act (never whether a secret exists, expired, was used up or revoked).
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_protocol import RegisterRequest
+from lunaris_server.audit import service as audit
+from lunaris_server.devices.models import Device, DeviceReenrollment
+from lunaris_server.devices.service import mark_seen
+from lunaris_server.enrollment import service as enrollment
+from lunaris_server.errors import Conflict, DomainError, Forbidden, NotAuthenticated, NotFound
+from lunaris_server.realtime import events
+from lunaris_server.realtime.outbox import announce
+from lunaris_server.security import TokenKind, constant_time_equals, new_token, token_hash
+from lunaris_server.throttle import RegistrationThrottle
+from lunaris_server.updates import fleet_counts
+
+REFUSED = "enrollment refused: this enrollment secret is not valid (ask your admin)"
+
+
+class ReenrollmentPending(Conflict):
+    code = "reenrollment_pending"
+
+
+class ReenrollmentStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REFUSED = "refused"
+    COMPLETED = "completed"
+
+
+@dataclass(frozen=True, slots=True)
+class Registration:
+    device: Device
+    device_token: str
+    """Shown once to the agent, stored hashed."""
+    created: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A registration refused after its audit entry (and a pending request) were written:
+    the caller commits, then raises ``error``."""
+
+    error: DomainError
+
+
+async def register(
+    session: AsyncSession,
+    *,
+    request: RegisterRequest,
+    now: datetime,
+    ip: str | None,
+    throttle: RegistrationThrottle,
+    grace: timedelta,
+) -> Registration | Refusal:
+    """Enrolls a device, or enrolls a known one again when the rules above allow it.
+    TooManyRequests, without checking the secret, while ``throttle`` holds the address or
+    the secret back."""
+    throttle.attempt(address=ip, secret=request.enrollment_secret)
+    device_id = str(request.device_id)
+    actor = audit.Actor(f"device:{device_id}", ip)
+    device = await session.get(Device, device_id, with_for_update=True)
+    # The secret is checked before anything about the device is revealed or recorded.
+    try:
+        if device is None:
+            secret_id = await enrollment.consume_secret(
+                session, plaintext=request.enrollment_secret, now=now
+            )
+            proof: str | DomainError = "new device"
+        else:
+            async with session.begin_nested() as attempt:
+                secret_id = await enrollment.consume_secret(
+                    session, plaintext=request.enrollment_secret, now=now
+                )
+                proof = await _proof(session, device, request, now=now, grace=grace)
+                if isinstance(proof, DomainError):
+                    await attempt.rollback()  # a refusal spends no use of the secret
+    except NotAuthenticated as refused:
+        throttle.failed(address=ip)
+        await _refused(session, actor, request, reason=refused.message, now=now)
+        return Refusal(NotAuthenticated(REFUSED))
+    if isinstance(proof, DomainError):
+        if isinstance(proof, ReenrollmentPending):
+            assert device is not None
+            await _ask_for_approval(session, device, request, ip=ip, secret_id=secret_id, now=now)
+        else:
+            await _refused(session, actor, request, reason=proof.message, now=now)
+        return Refusal(proof)
+    return await _enroll(session, device, request, secret_id=secret_id, actor=actor, now=now)
+
+
+async def _proof(
+    session: AsyncSession,
+    device: Device,
+    request: RegisterRequest,
+    *,
+    now: datetime,
+    grace: timedelta,
+) -> str | DomainError:
+    """Why this registration of a known device id may go ahead, or the error that refuses it."""
+    if device.revoked_at is not None:
+        if device.reenrollment_blocked:
+            return Forbidden(
+                "enrollment refused: this device was revoked and blocked from enrolling again; "
+                "an admin can unblock it in the console"
+            )
+        return "revoked before"
+    if request.device_token and constant_time_equals(
+        token_hash(request.device_token), device.token_hash
+    ):
+        return "current token"
+    if device.token_used_at is None and now - device.enrolled_at <= grace:
+        return "never used a token, enrolled within the grace period"
+    if request.registration_key:
+        approved = await session.scalar(
+            select(DeviceReenrollment).where(
+                DeviceReenrollment.device_id == device.id,
+                DeviceReenrollment.key_hash == token_hash(request.registration_key),
+            )
+        )
+        if approved is not None and approved.status == ReenrollmentStatus.APPROVED:
+            approved.status = ReenrollmentStatus.COMPLETED.value
+            return "approved by an admin"
+        if approved is not None and approved.status == ReenrollmentStatus.REFUSED:
+            return Forbidden("enrollment refused: an admin refused to enroll this device again")
+        return ReenrollmentPending(
+            "this device id is enrolled already: an admin must approve enrolling it again "
+            "(on the device's page in the console), or revoke it first"
+        )
+    return Forbidden(
+        "enrollment refused: this device id is enrolled already and the request carries no "
+        "proof (this agent version cannot ask for approval); an admin can revoke the device "
+        "to let it enroll again"
+    )
+
+
+async def _enroll(
+    session: AsyncSession,
+    device: Device | None,
+    request: RegisterRequest,
+    *,
+    secret_id: int,
+    actor: audit.Actor,
+    now: datetime,
+) -> Registration:
+    device_token = new_token(TokenKind.DEVICE)
+    created = device is None
+    if device is None:
+        device = Device(id=str(request.device_id), enrolled_at=now, updates_count=0)
+        session.add(device)
+    elif device.revoked_at is not None:
+        # Enrolled again: its waiting updates count in the fleet's figures again.
+        await fleet_counts.device_rows_counted(session, device_id=device.id, counted=True)
+    device.hostname = request.hostname
+    device.os_version = request.os_version
+    device.agent_version = request.agent_version
+    device.token_hash = token_hash(device_token)
+    device.enrollment_secret_id = secret_id
+    device.revoked_at = None
+    device.reenrollment_blocked = False
+    mark_seen(device, now=now)
+    await session.flush()
+    announce(session, events.device_status(device))
+    await audit.record(
+        session,
+        actor=actor,
+        action="device.register" if created else "device.reregister",
+        target=f"device:{device.id}",
+        details={"hostname": request.hostname, "enrollment_secret_id": secret_id},
+        now=now,
+    )
+    return Registration(device=device, device_token=device_token, created=created)
+
+
+async def _refused(
+    session: AsyncSession,
+    actor: audit.Actor,
+    request: RegisterRequest,
+    *,
+    reason: str,
+    now: datetime,
+) -> None:
+    await audit.record(
+        session,
+        actor=actor,
+        action="device.register_refused",
+        target=f"device:{request.device_id}",
+        details={"hostname": request.hostname, "reason": reason},
+        now=now,
+    )
+
+
+async def _ask_for_approval(
+    session: AsyncSession,
+    device: Device,
+    request: RegisterRequest,
+    *,
+    ip: str | None,
+    secret_id: int,
+    now: datetime,
+) -> None:
+    """Records (or refreshes) the pending request; audited and announced the first time."""
+    assert request.registration_key
+    key_hash = token_hash(request.registration_key)
+    pending = await session.scalar(
+        select(DeviceReenrollment).where(
+            DeviceReenrollment.device_id == device.id, DeviceReenrollment.key_hash == key_hash
+        )
+    )
+    if pending is not None:
+        pending.last_attempt_at = now
+        pending.attempts += 1
+        pending.hostname, pending.ip = request.hostname, ip
+        return
+    session.add(
+        DeviceReenrollment(
+            device_id=device.id,
+            key_hash=key_hash,
+            hostname=request.hostname,
+            os_version=request.os_version,
+            agent_version=request.agent_version,
+            ip=ip,
+            enrollment_secret_id=secret_id,
+            requested_at=now,
+            last_attempt_at=now,
+            attempts=1,
+            status=ReenrollmentStatus.PENDING.value,
+        )
+    )
+    await session.flush()
+    announce(session, events.device_status(device))
+    await audit.record(
+        session,
+        actor=audit.Actor(f"device:{device.id}", ip),
+        action="device.reenroll_requested",
+        target=f"device:{device.id}",
+        details={"hostname": request.hostname, "enrolled_hostname": device.hostname},
+        now=now,
+    )
+
+
+async def pending_reenrollments(
+    session: AsyncSession, *, device_id: str
+) -> list[DeviceReenrollment]:
+    rows = await session.scalars(
+        select(DeviceReenrollment)
+        .where(
+            DeviceReenrollment.device_id == device_id,
+            DeviceReenrollment.status.in_(
+                [ReenrollmentStatus.PENDING.value, ReenrollmentStatus.APPROVED.value]
+            ),
+        )
+        .order_by(DeviceReenrollment.requested_at.desc(), DeviceReenrollment.id.desc())
+        .limit(20)
+    )
+    return list(rows)
+
+
+async def decide_reenrollment(
+    session: AsyncSession,
+    *,
+    device_id: str,
+    request_id: int,
+    approve: bool,
+    now: datetime,
+    actor: audit.Actor,
+) -> DeviceReenrollment:
+    """An admin approves (the asking agent's next attempt registers) or refuses a pending
+    request. Deciding twice the same way changes nothing; a decided request stays decided."""
+    asked = await session.get(DeviceReenrollment, request_id, with_for_update=True)
+    if asked is None or asked.device_id != device_id:
+        raise NotFound(f"no re-enrolment request {request_id} for device {device_id}")
+    wanted = ReenrollmentStatus.APPROVED if approve else ReenrollmentStatus.REFUSED
+    if asked.status == wanted:
+        return asked
+    if asked.status != ReenrollmentStatus.PENDING:
+        raise Conflict(f"this request was {asked.status} already")
+    asked.status = wanted.value
+    asked.decided_by, asked.decided_at = actor.name, now
+    device = await session.get(Device, device_id)
+    assert device is not None  # the foreign key
+    announce(session, events.device_status(device))
+    await audit.record(
+        session,
+        actor=actor,
+        action="device.reenroll_approved" if approve else "device.reenroll_refused",
+        target=f"device:{device_id}",
+        details={"hostname": asked.hostname, "ip": asked.ip},
+        now=now,
+    )
+    return asked
