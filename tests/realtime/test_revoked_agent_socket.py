@@ -14,7 +14,6 @@ from tests.support import register_body, seed_database, ws_url
 POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
 
-@pytest.mark.xfail(strict=True, reason="a revoked device's push socket stays open")
 @pytest.mark.parametrize(
     "replicas",
     [1, pytest.param(2, marks=pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL"))],

@@ -125,7 +125,7 @@ async def revoke_device(
     device = await devices.revoke(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin), block=block
     )
-    await state.commands.commit_revocation(session)
+    await state.commands.commit_revocation(session, device.id)
     return _out(device, state, now)
 
 

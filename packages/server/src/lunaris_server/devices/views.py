@@ -216,14 +216,15 @@ async def revoke_device(
     choice = form.get("reenrollment", "allow")
     if choice not in ("allow", "block"):
         raise InvalidInput("reenrollment is allow or block")
+    canonical = _canonical_id(device_id)
     await devices.revoke(
         session,
-        device_id=_canonical_id(device_id),
+        device_id=canonical,
         now=now,
         actor=user_actor(request, admin),
         block=choice == "block",
     )
-    await state.commands.commit_revocation(session)
+    await state.commands.commit_revocation(session, canonical)
     return RedirectResponse("/devices", status_code=303)
 
 

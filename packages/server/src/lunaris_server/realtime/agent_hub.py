@@ -18,6 +18,8 @@ from lunaris_server.realtime.bus import EventBus, Message
 log = structlog.get_logger("lunaris.agent_hub")
 
 Send = Callable[[str], Awaitable[None]]
+Close = Callable[[str], Awaitable[None]]
+"""Closes the socket, giving the reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +27,7 @@ class AgentSocket:
     device_id: str
     connection_id: str
     send: Send
+    close: Close
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +60,8 @@ class AgentHub:
         """This process holds the device's socket."""
         return device_id in self._local
 
-    async def attach(self, device_id: str, send: Send) -> AgentSocket:
-        socket = AgentSocket(device_id, uuid.uuid4().hex, send)
+    async def attach(self, device_id: str, send: Send, close: Close) -> AgentSocket:
+        socket = AgentSocket(device_id, uuid.uuid4().hex, send, close)
         self._local[device_id] = socket
         await self._announce(socket, connected=True)
         return socket
@@ -82,6 +85,30 @@ class AgentHub:
         )
         return True
 
+    async def disconnect(self, device_ids: list[str], *, reason: str) -> None:
+        """Closes these devices' sockets on every process (after their tokens were revoked):
+        at once here, and through the bus wherever else one is open."""
+        await self._close_local(device_ids, reason)
+        try:
+            await self._bus.publish(
+                {"topic": "agent.disconnect", "devices": device_ids, "reason": reason}
+            )
+        except Exception:
+            # Their tokens no longer work: a socket left open elsewhere is closed when its
+            # process restarts, and nothing is sent down it meanwhile (its commands are closed).
+            log.exception("could not announce closing agent sockets", devices=len(device_ids))
+
+    async def _close_local(self, device_ids: list[str], reason: str) -> None:
+        for device_id in device_ids:
+            socket = self._local.pop(device_id, None)
+            if socket is None:
+                continue
+            await self._announce(socket, connected=False)
+            try:
+                await socket.close(reason)
+            except Exception:
+                log.debug("agent socket already closed", device_id=device_id)
+
     async def request_presence(self) -> None:
         await self._bus.publish({"topic": "agent.presence_query", "process": self.process_id})
 
@@ -93,6 +120,8 @@ class AgentHub:
             local = self._local.get(message["device_id"])
             if local is not None:
                 await local.send(message["text"])
+        elif topic == "agent.disconnect":
+            await self._close_local([str(d) for d in message["devices"]], message["reason"])
         elif topic == "agent.presence_query" or topic == "bus.reconnected":
             for socket in list(self._local.values()):
                 await self._announce(socket, connected=True)

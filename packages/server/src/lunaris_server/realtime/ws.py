@@ -93,7 +93,11 @@ async def agent_socket(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION, reason="not authenticated")
         return
     await websocket.accept()
-    socket = await state.realtime.agents.attach(device_id, websocket.send_text)
+
+    async def close(reason: str) -> None:
+        await websocket.close(code=POLICY_VIOLATION, reason=reason)
+
+    socket = await state.realtime.agents.attach(device_id, websocket.send_text, close)
     log.info("agent socket opened", device_id=device_id)
     try:
         try:
