@@ -1,0 +1,69 @@
+"""Double submits: a device that already has an open command (queued, sent or running)
+covering a package gets no second one for it, from one click or two processes racing."""
+
+import asyncio
+import os
+
+import httpx
+import pytest
+
+from tests.commands.conftest import Tokens, enrolled, progress
+from tests.support import register_body, seed_database, update_row
+
+POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
+
+
+async def run(client, tokens: Tokens, device_id: str, packages: list[str] | None):
+    return await client.post(
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": packages},
+        headers=tokens.admin,
+    )
+
+
+@pytest.mark.xfail(strict=True, reason="a double click creates two commands")
+async def test_an_open_command_covering_a_package_refuses_a_second(client, tokens, secret):
+    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip"])
+    first = await run(client, tokens, device.device_id, ["Git.Git"])
+    assert first.status_code == 201
+    again = await run(client, tokens, device.device_id, ["Git.Git"])
+    assert again.status_code == 409
+    assert again.json()["error"]["details"]["command_id"] == first.json()["id"]
+    everything = await run(client, tokens, device.device_id, None)
+    assert everything.status_code == 409  # would install Git.Git too
+    other = await run(client, tokens, device.device_id, ["7zip.7zip"])
+    assert other.status_code == 201
+    # Once the first has ended, Git.Git may be run again.
+    await client.post("/api/agent/heartbeat", json={}, headers=device.headers)
+    await progress(client, device, first.json()["id"], 1, status="failed")
+    assert (await run(client, tokens, device.device_id, ["Git.Git"])).status_code == 201
+
+
+@pytest.mark.xfail(strict=True, reason="racing requests each create a command")
+@pytest.mark.parametrize(
+    "replicas",
+    [1, pytest.param(2, marks=pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL"))],
+)
+async def test_racing_requests_create_one_command(start_server, database_url, replicas):
+    seeded = await seed_database(database_url)
+    servers = [start_server() for _ in range(replicas)]
+    body = register_body(seeded.enrollment_secret)
+    async with httpx.AsyncClient(base_url=servers[0].base_url) as http:
+        token = (await http.post("/api/agent/register", json=body)).json()["device_token"]
+        report = {"updates": [update_row("Git.Git")]}
+        headers = {"Authorization": f"Bearer {token}"}
+        assert (
+            await http.post("/api/agent/update-report", json=report, headers=headers)
+        ).is_success
+
+    async def click(n: int) -> int:
+        async with httpx.AsyncClient(base_url=servers[n % replicas].base_url) as http:
+            response = await http.post(
+                f"/api/devices/{body['device_id']}/commands",
+                json={"kind": "RUN_UPDATES", "packages": ["Git.Git"]},
+                headers=seeded.auth_headers,
+            )
+            return response.status_code
+
+    answers = await asyncio.gather(*(click(n) for n in range(12)))
+    assert sorted(answers) == [201] + [409] * 11
