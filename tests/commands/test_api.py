@@ -200,11 +200,11 @@ async def test_progress_for_another_devices_command_is_unknown(client, tokens, s
 async def test_commands_not_started_in_time_expire_once(
     app, client, tokens, secret, clock: FakeClock, events
 ):
-    device = await enrolled(client, secret, ["Git.Git"])
-    sent = (await create(client, tokens, device.device_id, None))["id"]
+    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip", "Mozilla.Firefox"])
+    sent = (await create(client, tokens, device.device_id, ["Git.Git"]))["id"]
     assert len((await heartbeat(client, device))["commands"]) == 1
-    queued = (await create(client, tokens, device.device_id, ["Git.Git"]))["id"]
-    cancelled = (await create(client, tokens, device.device_id, None))["id"]
+    queued = (await create(client, tokens, device.device_id, ["7zip.7zip"]))["id"]
+    cancelled = (await create(client, tokens, device.device_id, ["Mozilla.Firefox"]))["id"]
     assert (await client.post(f"/api/commands/{cancelled}/cancel", headers=tokens.admin)).is_success
     await events.drain()
 
@@ -429,12 +429,12 @@ async def test_a_package_nobody_waits_for_is_refused(client, tokens, secret):
 
 
 async def test_the_list_is_newest_first_and_filters(client, tokens, secret, clock):
-    a = await enrolled(client, secret, ["Git.Git"], hostname="PC-A")
+    a = await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname="PC-A")
     b = await enrolled(client, secret, ["Git.Git"], hostname="PC-B")
     ids = []
-    for device in (a, b, a):
+    for device, packages in ((a, ["Git.Git"]), (b, None), (a, ["7zip.7zip"])):
         clock.advance(minutes=1)
-        ids.append((await create(client, tokens, device.device_id, None))["id"])
+        ids.append((await create(client, tokens, device.device_id, packages))["id"])
     await client.post(f"/api/commands/{ids[0]}/cancel", headers=tokens.admin)
 
     everything = (await client.get("/api/commands", headers=tokens.viewer)).json()
@@ -463,14 +463,14 @@ async def test_the_list_is_newest_first_and_filters(client, tokens, secret, cloc
 async def test_a_heartbeat_hands_commands_over_until_the_agent_starts_them(
     app, client, tokens, secret, events, clock
 ):
-    device = await enrolled(client, secret, ["Git.Git"])
-    first = (await create(client, tokens, device.device_id, None))["id"]
+    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip"])
+    first = (await create(client, tokens, device.device_id, ["7zip.7zip"]))["id"]
     clock.advance(seconds=1)
     second = (await create(client, tokens, device.device_id, ["Git.Git"]))["id"]
     await events.drain()
     handed = (await heartbeat(client, device))["commands"]
     assert [c["command_id"] for c in handed] == [first, second]  # oldest first
-    assert handed[0]["packages"] is None
+    assert handed[0]["packages"] == ["7zip.7zip"]
     sent_at = (await detail(client, tokens, first))["sent_at"]
     assert sorted(await events.commands()) == sorted([(first, "sent"), (second, "sent")])
 

@@ -125,11 +125,20 @@ async def test_update_all_runs_on_a_real_agent_and_the_page_follows_it_live(
     await expect(page.locator("#device-commands")).to_contain_text("No commands yet")
     await page.evaluate("window.lunarisNotReloaded = true")
 
+    asked: list[str] = []
+
+    async def confirm(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.accept()
+
+    page.once("dialog", confirm)
     await page.click("#update-all")
     command = page.locator("#device-commands .command-item").first
     await expect(command).to_have_attribute("data-status", "queued")
     await expect(command).to_contain_text("All updates")
     await expect(command.locator("button", has_text="Cancel")).to_be_visible()
+    assert len(asked) == 1
+    assert asked[0].startswith("Install all 3 waiting updates on ")
     command_id = await command.get_attribute("data-command")
     row = commands_tab.locator(f"#command-{command_id}")
     await expect(row).to_have_attribute("data-live", f"command:{command_id}")

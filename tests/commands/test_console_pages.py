@@ -400,15 +400,17 @@ async def test_the_commands_list_filters_and_pages(
     client, admin, viewer, tokens, secret, clock: FakeClock
 ):
     assert "No commands yet" in (await viewer.get("/commands")).text
-    berlin = await enrolled(client, secret, ["Git.Git"], hostname="BER-LAPTOP-01")
-    munich = await enrolled(client, secret, ["Git.Git"], hostname="MUC-DESK-02")
+    # A package per command: a device gets no second open command for the same package.
+    packages = [f"Vendor.App{n}" for n in range(PER_PAGE + 5)]
+    berlin = await enrolled(client, secret, packages, hostname="BER-LAPTOP-01")
+    munich = await enrolled(client, secret, packages, hostname="MUC-DESK-02")
     created: list[str] = []  # oldest first
     for n in range(PER_PAGE + 5):
         clock.advance(seconds=1)
         device = berlin if n % 2 else munich
         response = await client.post(
             f"/api/devices/{device.device_id}/commands",
-            json={"kind": "RUN_UPDATES", "packages": None},
+            json={"kind": "RUN_UPDATES", "packages": [packages[n]]},
             headers=tokens.admin,
         )
         created.append(response.json()["id"])

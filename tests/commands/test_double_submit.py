@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from tests.commands.conftest import Tokens, enrolled, progress
-from tests.support import register_body, seed_database, update_row
+from tests.console.conftest import login, page_token
+from tests.support import create_user, register_body, seed_database, update_row
 
 POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
@@ -21,7 +22,6 @@ async def run(client, tokens: Tokens, device_id: str, packages: list[str] | None
     )
 
 
-@pytest.mark.xfail(strict=True, reason="a double click creates two commands")
 async def test_an_open_command_covering_a_package_refuses_a_second(client, tokens, secret):
     device = await enrolled(client, secret, ["Git.Git", "7zip.7zip"])
     first = await run(client, tokens, device.device_id, ["Git.Git"])
@@ -39,7 +39,6 @@ async def test_an_open_command_covering_a_package_refuses_a_second(client, token
     assert (await run(client, tokens, device.device_id, ["Git.Git"])).status_code == 201
 
 
-@pytest.mark.xfail(strict=True, reason="racing requests each create a command")
 @pytest.mark.parametrize(
     "replicas",
     [1, pytest.param(2, marks=pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL"))],
@@ -67,3 +66,31 @@ async def test_racing_requests_create_one_command(start_server, database_url, re
 
     answers = await asyncio.gather(*(click(n) for n in range(12)))
     assert sorted(answers) == [201] + [409] * 11
+
+
+async def test_a_fleet_wide_run_skips_devices_already_covered(client, tokens, secret):
+    busy = await enrolled(client, secret, ["Git.Git"], hostname="PC-BUSY")
+    await enrolled(client, secret, ["Git.Git"], hostname="PC-FREE")
+    assert (await run(client, tokens, busy.device_id, None)).status_code == 201
+    fleet = await client.post("/api/updates/Git.Git/run", headers=tokens.admin)
+    assert fleet.status_code == 201
+    assert (fleet.json()["total"], fleet.json()["skipped"]) == (1, 1)
+    assert [c["hostname"] for c in fleet.json()["items"]] == ["PC-FREE"]
+    again = await client.post("/api/updates/Git.Git/run", headers=tokens.admin)
+    assert again.status_code == 409
+    assert again.json()["error"]["details"] == {"skipped": 2}
+
+
+async def test_the_console_says_how_many_devices_a_run_skipped(app, client, tokens, secret):
+    busy = await enrolled(client, secret, ["Git.Git"], hostname="PC-BUSY")
+    await enrolled(client, secret, ["Git.Git"], hostname="PC-FREE")
+    assert (await run(client, tokens, busy.device_id, ["Git.Git"])).status_code == 201
+    await create_user(app, "clicker")
+    assert (await login(client, "clicker")).status_code == 303
+    token = await page_token(client, "/updates")
+    ran = await client.post(
+        "/updates/run", data={"package": "Git.Git", "confirmed": "yes", "csrf_token": token}
+    )
+    assert (ran.status_code, ran.headers["location"]) == (303, "/commands?skipped=1")
+    page = (await client.get(ran.headers["location"])).text
+    assert "1 device got no new command: it has an open command" in page

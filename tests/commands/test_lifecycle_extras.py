@@ -74,7 +74,7 @@ async def test_revoking_a_device_closes_its_open_commands(
 ):
     state = app_state(app)
     await state.commands.reload()
-    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip"])
+    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip", "Mozilla.Firefox"])
     other = await enrolled(client, secret, ["Git.Git"], hostname="PC-0002")
     finished = await create(client, tokens, device.device_id, ["Git.Git"])
     await heartbeat(client, device)
@@ -84,7 +84,7 @@ async def test_revoking_a_device_closes_its_open_commands(
     await progress(client, device, running, 1, package_started="7zip.7zip")
     sent = await create(client, tokens, device.device_id, ["Git.Git"])
     await heartbeat(client, device)
-    queued = await create(client, tokens, device.device_id, None)
+    queued = await create(client, tokens, device.device_id, ["Mozilla.Firefox"])
     bystander = await create(client, tokens, other.device_id, None)
     assert state.commands.may_have(device.device_id)
     await events.drain()
@@ -289,13 +289,13 @@ async def test_the_running_timeout_follows_the_setting_and_spares_other_statuses
 ):
     state = app_state(app)
     state.settings.command_running_timeout_s = 600
-    device = await enrolled(client, secret, ["Git.Git"])
-    running = await create(client, tokens, device.device_id)
+    device = await enrolled(client, secret, ["Git.Git", "7zip.7zip", "Mozilla.Firefox"])
+    running = await create(client, tokens, device.device_id, ["Git.Git"])
     await heartbeat(client, device)
     await progress(client, device, running, 1)
-    sent = await create(client, tokens, device.device_id)
+    sent = await create(client, tokens, device.device_id, ["7zip.7zip"])
     await heartbeat(client, device)
-    done = await create(client, tokens, device.device_id)
+    done = await create(client, tokens, device.device_id, ["Mozilla.Firefox"])
     await heartbeat(client, device)
     await progress(client, device, done, 1, status="succeeded")
 
@@ -312,8 +312,9 @@ async def test_the_running_timeout_follows_the_setting_and_spares_other_statuses
 async def test_processes_sweeping_together_fail_a_stalled_command_once(
     app, client, tokens, secret, settings, clock: FakeClock
 ):
-    device = await enrolled(client, secret, ["Git.Git"])
-    stalled = [await create(client, tokens, device.device_id) for _ in range(3)]
+    packages = ["Git.Git", "7zip.7zip", "Mozilla.Firefox"]
+    device = await enrolled(client, secret, packages)
+    stalled = [await create(client, tokens, device.device_id, [p]) for p in packages]
     await heartbeat(client, device)
     for command_id in stalled:
         await progress(client, device, command_id, 1)
@@ -352,16 +353,19 @@ async def test_a_package_run_can_be_limited_to_one_source(client, tokens, secret
     from_store = await enrolled(client, secret, [], hostname="PC-S")
     await report(client, from_store, [update_row(same_id, source="msstore")])
 
+    # Without a source: every device waiting for the id.
+    both = await run(client, tokens, same_id)
+    assert both.status_code == 201
+    assert (both.json()["source"], both.json()["total"]) == (None, 2)
+    for command in both.json()["items"]:  # withdrawn, so the runs below are not refused
+        cancel = await client.post(f"/api/commands/{command['id']}/cancel", headers=tokens.admin)
+        assert cancel.is_success
     winget = await run(client, tokens, same_id, source="winget")
     assert winget.status_code == 201, winget.text
     assert (winget.json()["source"], winget.json()["total"]) == ("winget", 1)
     assert [c["hostname"] for c in winget.json()["items"]] == ["PC-W"]
     store = await run(client, tokens, same_id, source="msstore")
     assert [c["hostname"] for c in store.json()["items"]] == ["PC-S"]
-    # Without a source: every device waiting for the id, as before.
-    both = await run(client, tokens, same_id)
-    assert both.status_code == 201
-    assert (both.json()["source"], both.json()["total"]) == (None, 2)
 
     audit = await client.get("/api/audit", headers=tokens.admin, params={"limit": 10})
     runs = [e for e in audit.json()["items"] if e["action"] == "command.create_for_package"]

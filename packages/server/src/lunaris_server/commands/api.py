@@ -98,13 +98,15 @@ class PackageRunOut(BaseModel):
     """The source the run was limited to; null for every source."""
     total: int
     """Commands created: one per device waiting for the package."""
+    skipped: int
+    """Devices waiting for it that got none: an open command of theirs installs it already."""
     items: list[CommandOut]
 
 
 @router.post(
     "/devices/{device_id}/commands",
     status_code=201,
-    responses={**BODY_ERRORS, **error_responses(403, 404)},
+    responses={**BODY_ERRORS, **error_responses(403, 404, 409)},
 )
 async def create_command(
     device_id: UUID,
@@ -127,7 +129,9 @@ async def create_command(
     return CommandOut.of(command, hostname)
 
 
-@router.post("/updates/{package:path}/run", status_code=201, responses=error_responses(403, 404))
+@router.post(
+    "/updates/{package:path}/run", status_code=201, responses=error_responses(403, 404, 409)
+)
 async def run_package(
     package: str,
     request: Request,
@@ -155,12 +159,13 @@ async def run_package(
         now=now,
         expires_in=state.settings.command_expiry,
     )
-    await state.commands.commit_queued(session, [command.device_id for command, _ in created])
+    await state.commands.commit_queued(session, [c.device_id for c, _ in created.created])
     return PackageRunOut(
         package_identifier=package,
         source=source,
-        total=len(created),
-        items=[CommandOut.of(command, hostname) for command, hostname in created],
+        total=len(created.created),
+        skipped=created.skipped,
+        items=[CommandOut.of(command, hostname) for command, hostname in created.created],
     )
 
 

@@ -29,7 +29,9 @@ from lunaris_protocol import (
 )
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_MESSAGE, MAX_PACKAGES_PER_COMMAND
 from lunaris_server.audit import service as audit
+from lunaris_server.commands import overlap
 from lunaris_server.commands.models import Command, CommandResult
+from lunaris_server.commands.overlap import OPEN_STATUSES
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.errors import Conflict, InvalidInput, NotFound
@@ -41,7 +43,7 @@ RUN_UPDATES: Final = "RUN_UPDATES"
 
 WAITING: Final = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
 """Handed to the agent (again) until it reports that it started."""
-_OPEN: Final = frozenset({CommandStatus.QUEUED, CommandStatus.SENT, CommandStatus.RUNNING})
+_OPEN: Final = frozenset(OPEN_STATUSES)
 _CLOSED_BY_SERVER: Final = frozenset(
     {CommandStatus.EXPIRED, CommandStatus.CANCELLED, CommandStatus.FAILED}
 )
@@ -191,6 +193,15 @@ async def create_for_device(
                 + ", ".join(truncated[:5]),
                 details={"truncated": truncated[:100]},
             )
+    await overlap.lock_devices(session, [device.id])
+    covering = (await overlap.open_overlaps(session, [device.id], packages)).get(device.id)
+    if covering is not None:
+        raise Conflict(
+            f"{device.hostname} has an open command ({covering.status}) that installs "
+            + ("these updates" if packages is None or covering.packages is None else "it")
+            + " already",
+            details={"command_id": covering.id},
+        )
     command = _new_command(
         device_id=device.id, packages=packages, actor=actor, now=now, expires_in=expires_in
     )
@@ -221,10 +232,10 @@ async def create_for_package(
     actor: audit.Actor,
     now: datetime,
     expires_in: timedelta,
-) -> list[tuple[Command, str]]:
-    """One RUN_UPDATES of ``package`` for every listed device that reports it waiting; with
-    ``source``, only the devices that report it from that source (the same id can be a
-    different app in another source)."""
+) -> "PackageRun":
+    """One RUN_UPDATES of ``package`` for every listed device that reports it waiting and has
+    no open command that installs it already; with ``source``, only the devices that report
+    it from that source (the same id can be a different app in another source)."""
     _check_expiry(expires_in)
     _check_package_id(package)
     conditions = [DeviceUpdate.package_identifier == package, Device.revoked_at.is_(None)]
@@ -252,6 +263,11 @@ async def create_for_package(
             f"winget cut the id {package} short, so it cannot be installed by id",
             details={"truncated": [package]},
         )
+    targets = [(device_id, hostname) for device_id, hostname, truncated in waiting if not truncated]
+    await overlap.lock_devices(session, [device_id for device_id, _ in targets])
+    covered = await overlap.open_overlaps(
+        session, [device_id for device_id, _ in targets], [package]
+    )
     created = [
         (
             _new_command(
@@ -259,9 +275,14 @@ async def create_for_package(
             ),
             hostname,
         )
-        for device_id, hostname, truncated in waiting
-        if not truncated
+        for device_id, hostname in targets
+        if device_id not in covered
     ]
+    if not created:
+        raise Conflict(
+            f"every device waiting for {package} has an open command that installs it already",
+            details={"skipped": len(covered)},
+        )
     commands = [command for command, _ in created]
     session.add_all(commands)
     await session.flush()
@@ -272,10 +293,23 @@ async def create_for_package(
         actor=actor,
         action="command.create_for_package",
         target=f"package:{package}",
-        details={"package": package, "source": source, "commands": len(commands)},
+        details={
+            "package": package,
+            "source": source,
+            "commands": len(commands),
+            "skipped": len(covered),
+        },
         now=now,
     )
-    return created
+    return PackageRun(created, skipped=len(covered))
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRun:
+    created: list[tuple[Command, str]]
+    """Each new command with its device's hostname."""
+    skipped: int
+    """Devices left out: an open command of theirs installs the package already."""
 
 
 async def cancel(

@@ -78,9 +78,13 @@ async def commands_page(
     console: ConsoleDep,
     session: SessionDep,
     query: CommandQueryDep,
+    skipped: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
 ) -> Response:
+    """``skipped``: a fleet-wide run just left out this many devices (an open command of
+    theirs installs the package already), said above the list."""
     found = await queries.command_page(session, query=query)
     context = {
+        "skipped": skipped,
         "rows": found.rows,
         "pager": Pager.seeking(
             offset=query.offset, total=found.total, first=found.first, last=found.last
@@ -257,8 +261,9 @@ async def run_package(
         return console.render(
             request, "partials/commands/run_refused.html", {"message": refused.message}
         )
-    await state.commands.commit_queued(session, [command.device_id for command, _ in created])
+    await state.commands.commit_queued(session, [c.device_id for c, _ in created.created])
+    # The list, where the new commands show their progress (and how many were skipped).
+    target = f"/commands?skipped={created.skipped}" if created.skipped else "/commands"
     if wants_fragment(request):
-        # A whole page load of the list, where the new commands show their progress.
-        return Response(status_code=200, headers={"HX-Redirect": "/commands"})
-    return RedirectResponse("/commands", status_code=303)
+        return Response(status_code=200, headers={"HX-Redirect": target})
+    return RedirectResponse(target, status_code=303)

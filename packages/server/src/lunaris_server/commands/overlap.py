@@ -1,0 +1,60 @@
+"""One open command per package per device: a double click, a second admin or a fleet-wide
+run racing a per-device one must not queue a package twice (the second install fails with
+"no applicable upgrade", or runs while the first is still running).
+
+A new command is checked against the device's open commands (queued, sent or running) while
+the device's row is locked, so two requests (in two server processes, too) that race take
+turns: the second sees the first's command. ``FOR NO KEY UPDATE`` on PostgreSQL, as the
+revocation takes it: it lets a command's progress write history about the device meanwhile.
+SQLite runs one writing transaction at a time anyway.
+"""
+
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_protocol import CommandStatus
+from lunaris_server.commands.models import Command
+from lunaris_server.devices.models import Device
+
+OPEN_STATUSES = (CommandStatus.QUEUED.value, CommandStatus.SENT.value, CommandStatus.RUNNING.value)
+
+
+async def lock_devices(session: AsyncSession, device_ids: Iterable[str]) -> None:
+    """Locks the rows in id order (two fleet-wide runs lock in the same order: no deadlock)."""
+    ids = sorted(set(device_ids))
+    for start in range(0, len(ids), 1000):
+        await session.execute(
+            select(Device.id)
+            .where(Device.id.in_(ids[start : start + 1000]))
+            .order_by(Device.id)
+            .with_for_update(key_share=True)
+        )
+
+
+async def open_overlaps(
+    session: AsyncSession, device_ids: list[str], packages: list[str] | None
+) -> dict[str, Command]:
+    """For each device with an open command that would install one of ``packages`` too (all
+    of them for ``None``; an open "every update" covers every package), that command."""
+    found: dict[str, Command] = {}
+    for start in range(0, len(device_ids), 1000):
+        rows = await session.scalars(
+            select(Command)
+            .where(
+                Command.device_id.in_(device_ids[start : start + 1000]),
+                Command.status.in_(OPEN_STATUSES),
+            )
+            .order_by(Command.created_at, Command.id)
+        )
+        for command in rows:
+            if command.device_id not in found and covers(command, packages):
+                found[command.device_id] = command
+    return found
+
+
+def covers(command: Command, packages: list[str] | None) -> bool:
+    if command.packages is None or packages is None:
+        return True
+    return not set(command.packages).isdisjoint(packages)
