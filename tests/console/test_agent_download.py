@@ -44,7 +44,9 @@ async def test_the_newest_build_is_offered_with_version_size_and_hash(
     assert "version 0.2.0" in page
     assert hashlib.sha256(newest).hexdigest() in page
     assert 'href="/downloads/lunaris-agent-0.2.0-x64.msi"' in page
-    command = "msiexec /i lunaris-agent.msi /qn API_URL=http://testserver/api ENROLLMENT_SECRET="
+    command = (
+        "msiexec /i lunaris-agent.msi /qn API_URL=http://127.0.0.1:8000/api ENROLLMENT_SECRET="
+    )
     assert command in page
 
     download = await admin.get("/downloads/lunaris-agent.msi")

@@ -20,7 +20,7 @@ from lunaris_server.enrollment import service as enrollment
 from lunaris_server.environment import UnfitForProduction, check_environment
 from lunaris_server.errors import DomainError
 from lunaris_server.logs import configure_logging
-from lunaris_server.settings import Settings
+from lunaris_server.settings import Settings, derived_public_url
 
 T = TypeVar("T")
 
@@ -81,6 +81,8 @@ def serve(host: str, port: int, workers: int) -> None:
     from lunaris_server.serving import serve as run_server
 
     settings = _settings()
+    if settings.public_url is None:
+        settings = settings.model_copy(update={"public_url": derived_public_url(host, port)})
     if workers > 1 and settings.is_sqlite:
         raise click.UsageError("--workers above 1 needs PostgreSQL (set LUNARIS_DATABASE_URL)")
     try:
@@ -103,6 +105,8 @@ def demo(host: str, port: int, devices: int) -> None:
     from lunaris_server.demo import run_demo
 
     settings = _settings()
+    if settings.public_url is None and port:
+        settings = settings.model_copy(update={"public_url": derived_public_url(host, port)})
     configure_logging(settings)
     upgrade_to_head(settings.resolved_database_url)
     run_demo(settings, host=host, port=port, device_count=devices)

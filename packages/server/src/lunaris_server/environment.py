@@ -57,6 +57,11 @@ def check_production_fitness(settings: Settings) -> EnvironmentCheck:
             "characters"
         )
     advice = []
+    if not settings.public_url:
+        advice.append(
+            "LUNARIS_PUBLIC_URL is not set: the install command line in Settings names the "
+            "address serve listens on; set it to the URL PCs reach (https://lunaris.example.com)"
+        )
     if not settings.forwarded_allow_ips:
         advice.append(
             "LUNARIS_FORWARDED_ALLOW_IPS is not set: behind a TLS-terminating proxy, set it to "

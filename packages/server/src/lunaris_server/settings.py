@@ -1,12 +1,17 @@
 """Server settings, read from the environment (prefix ``LUNARIS_``)."""
 
+import socket
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8000"
+"""Where ``serve`` listens by default."""
 
 
 class Environment(StrEnum):
@@ -32,6 +37,10 @@ class Settings(BaseSettings):
     session_max_age_s: int = Field(default=12 * 3600, ge=60)
     cookie_secure: bool = False
     """Mark the session cookie ``Secure``. Default: true outside dev (set when not given)."""
+    public_url: str | None = None
+    """The address PCs and browsers reach this server at (``https://lunaris.example.com``):
+    the install command line and download links name it. Unset, ``serve`` derives it from
+    its own ``--host`` and ``--port``; it is never taken from a request's ``Host`` header."""
     forwarded_allow_ips: str | None = None
     """Addresses (comma-separated, CIDR allowed, or ``*``) of the TLS-terminating proxy whose
     ``X-Forwarded-For``/``-Proto`` headers are trusted; unset: none are."""
@@ -99,6 +108,20 @@ class Settings(BaseSettings):
     def command_expiry(self) -> timedelta:
         return timedelta(seconds=self.command_expiry_s)
 
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc or parts.query:
+            raise ValueError("LUNARIS_PUBLIC_URL is an http(s) URL such as https://host")
+        return value.strip().rstrip("/")
+
+    @property
+    def resolved_public_url(self) -> str:
+        return self.public_url or DEFAULT_PUBLIC_URL
+
     @property
     def reenroll_grace(self) -> timedelta:
         return timedelta(seconds=self.reenroll_grace_s)
@@ -129,3 +152,13 @@ class Settings(BaseSettings):
     @property
     def resolved_agent_downloads_dir(self) -> Path:
         return self.agent_downloads_dir or self.data_dir / "downloads"
+
+
+def derived_public_url(host: str, port: int) -> str:
+    """The public URL ``serve --host --port`` implies when none is configured: this machine's
+    name for a wildcard address, the address itself otherwise."""
+    if host in ("", "0.0.0.0", "::"):  # noqa: S104 - recognising, not binding
+        host = socket.getfqdn()
+    elif ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"

@@ -12,13 +12,15 @@ from lunaris_server.enrollment import installer
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.service import CreatedSecret
 from lunaris_server.errors import DomainError, InvalidInput, NotFound
+from lunaris_server.settings import Settings
 
 router = APIRouter(include_in_schema=False)
 
 
-def api_base_url(request: Request) -> str:
-    """What an installer is given: this server's address, as the browser reached it."""
-    return f"{str(request.base_url).rstrip('/')}/api"
+def api_base_url(settings: Settings) -> str:
+    """What an installer is given: the configured public address (never the request's
+    ``Host`` header, which the client chooses)."""
+    return f"{settings.resolved_public_url}/api"
 
 
 async def _render(
@@ -37,7 +39,7 @@ async def _render(
         "pages/enrollment/settings.html",
         {
             "tab": "agents",
-            "api_url": api_base_url(request),
+            "api_url": api_base_url(state.settings),
             "installer": installer.latest_installer(state.settings.resolved_agent_downloads_dir),
             "secrets": await enrollment.list_secrets(session) if user.is_admin else [],
             "created": created,
