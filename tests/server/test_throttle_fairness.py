@@ -1,0 +1,86 @@
+"""Rate limits that stop guessing without stopping the people they protect: an office behind
+one address, an admin whose name is being guessed elsewhere, a rollout through one NAT."""
+
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from lunaris_server.throttle import RegistrationThrottle
+from tests.support import create_secret, create_user, register_body
+
+LOGIN = "/api/auth/login"
+REGISTER = "/api/agent/register"
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def client_from(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
+    clients: list[httpx.AsyncClient] = []
+
+    def make(address: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(address, 40000))
+        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.mark.xfail(strict=True, reason="every login from an address spends its one bucket")
+async def test_an_office_behind_one_address_logs_in_together(app, client_from):
+    office = client_from("203.0.113.10")
+    names = [f"user{n:02d}" for n in range(40)]
+    for name in names:
+        await create_user(app, name, "right password", role="viewer")
+    for _ in range(5):  # one person mistypes
+        wrong = await office.post(LOGIN, json={"username": "user00", "password": "typo typo"})
+        assert wrong.status_code == 401
+    answers = [
+        (await office.post(LOGIN, json={"username": n, "password": "right password"})).status_code
+        for n in names[1:]
+    ]
+    assert answers == [200] * len(names[1:])
+
+
+@pytest.mark.xfail(strict=True, reason="failures from anywhere lock the username out")
+async def test_guessing_the_admin_elsewhere_does_not_lock_the_admin_out(app, client_from):
+    await create_user(app)
+    desk = client_from("192.0.2.1")
+    right = {"username": "admin", "password": "correct horse"}
+    assert (await desk.post(LOGIN, json=right)).status_code == 200
+    for n in range(60):  # a botnet: one guess from each of many addresses
+        guess = await client_from(f"198.51.{n // 250}.{n % 250 + 1}").post(
+            LOGIN, json={"username": "admin", "password": f"guess {n}"}
+        )
+        assert guess.status_code in (401, 429)
+    assert (await desk.post(LOGIN, json=right)).status_code == 200
+
+
+@pytest.mark.xfail(strict=True, reason="one address's registrations share one small bucket")
+def test_a_rollout_of_5000_pcs_through_one_nat_all_registers():
+    ticks = Ticks()
+    throttle = RegistrationThrottle(attempts_per_minute=600, per_secret_per_minute=600, clock=ticks)
+    for n in range(5000):  # a software push: most PCs ask in the first minute
+        ticks.now = n * 0.012
+        throttle.attempt(address="203.0.113.50", secret="the rollout's secret")
+
+
+@pytest.mark.xfail(strict=True, reason="one address's registrations share one small bucket")
+async def test_a_burst_of_registrations_from_one_address_all_pass(app, client_from):
+    secret = await create_secret(app)
+    nat = client_from("203.0.113.51")
+    answers = [
+        (await nat.post(REGISTER, json=register_body(secret))).status_code for _ in range(700)
+    ]
+    assert set(answers) == {200}
