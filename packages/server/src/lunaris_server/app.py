@@ -80,10 +80,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
         ),
         commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
-        login_throttle=LoginThrottle(attempts_per_minute=settings.login_attempts_per_minute),
+        login_throttle=LoginThrottle(failures_per_minute=settings.login_failures_per_minute),
         registration_throttle=RegistrationThrottle(
-            attempts_per_minute=settings.register_attempts_per_minute,
-            per_secret_per_minute=settings.register_per_secret_per_minute,
+            per_secret_per_minute=settings.register_per_secret_per_minute
         ),
         clock=clock,
     )

@@ -71,16 +71,14 @@ class Settings(BaseSettings):
     agent reports every package's start and end and gives one package an hour at most."""
 
     reenroll_grace_s: int = Field(default=900, ge=0, le=86_400)
-    """For this long after a token is issued, and until the device first uses it, its id may
-    register again without proof (the agent never received the answer that carried it)."""
-    login_attempts_per_minute: int = Field(default=30, ge=1, le=100_000)
-    """Console and API logins one client address may try per minute (per process); after
-    five wrong passwords a username from one address gets one try a minute."""
-    register_attempts_per_minute: int = Field(default=600, ge=1, le=1_000_000)
-    """Agent registrations one client address may make per minute (per process): generous,
-    since a whole office behind one NAT address enrols at once after a rollout."""
+    """A device that never made an authenticated call may register again without proof
+    this long after enrolling (the answer that carried its token was lost)."""
+    login_failures_per_minute: int = Field(default=30, ge=1, le=100_000)
+    """Wrong passwords one client address may send per minute (per process), whatever the
+    usernames; successful logins are not counted (an office logs in together)."""
     register_per_secret_per_minute: int = Field(default=600, ge=1, le=1_000_000)
-    """Registrations per minute with one enrollment secret (per process), valid or not."""
+    """Registrations per minute with one enrollment secret (per process), after a burst of
+    ten minutes' worth: a rollout enrols thousands of PCs through one NAT address."""
 
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     """Largest request body accepted, except update reports (see below)."""

@@ -4,14 +4,16 @@ Token buckets per key, in this process's memory: cheap, and a restart forgets th
 only gives an attacker one more burst. With several server processes each keeps its own
 buckets, so the fleet-wide limit is the per-process one times the number of processes.
 
-- Login: every attempt spends from its address's bucket (a password check is deliberately
-  slow, so a flood of attempts is also a flood of CPU). Failures spend from the
-  (username, address) bucket and from the username's own, larger one: five wrong passwords
-  from one place slow that place to one try a minute, while many places together cannot
-  lock the real user out for long.
-- Registration: every attempt spends from its address's bucket (generous: a whole office
-  behind one NAT address enrols at once after a rollout) and from the presented secret's
-  bucket; attempts with a wrong secret also spend from a small per-address bucket.
+- Login: failures spend from the address's bucket, the (username, address) bucket and the
+  username's own: five wrong passwords from one place slow that person to one try a minute,
+  a place that fails often waits, and a username guessed at from many places is held back,
+  except from the addresses its user logged in from before.
+- Registration: valid attempts spend from the presented secret's bucket (generous: a whole
+  rollout enrols through one NAT address at once); attempts with a wrong secret spend from a
+  small per-address bucket.
+
+Client addresses are the socket's, or ``X-Forwarded-For``'s only when the request came from
+``LUNARIS_FORWARDED_ALLOW_IPS`` (uvicorn's proxy headers): a client cannot pick its bucket.
 """
 
 import hashlib
@@ -84,14 +86,23 @@ def _check(*limits: tuple[RateLimiter, str], message: str) -> None:
 
 
 class LoginThrottle:
+    """Failures count, successes do not: an office behind one address logs in together.
+
+    - an address: ``failures_per_minute`` wrong passwords (any usernames), then it waits;
+    - a username from one address: five, then one a minute (the person who mistyped);
+    - a username from everywhere: fifty, refilled within 15 minutes, except from an address
+      the user logged in from before (``trusted``): a botnet guessing at ``admin`` slows the
+      guessing, not the admin at their desk.
+    """
+
     FAILURES_BURST = 5
     FAILURES_PER_MINUTE = 1
     USER_FAILURES_BURST = 50
-    USER_FAILURES_PER_MINUTE = 10
+    USER_FAILURES_PER_MINUTE = 50 / 15
 
-    def __init__(self, *, attempts_per_minute: int, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, *, failures_per_minute: int, clock: Callable[[], float] = time.monotonic):
         self._by_address = RateLimiter(
-            burst=attempts_per_minute, per_minute=attempts_per_minute, clock=clock
+            burst=failures_per_minute, per_minute=failures_per_minute, clock=clock
         )
         self._failures = RateLimiter(
             burst=self.FAILURES_BURST, per_minute=self.FAILURES_PER_MINUTE, clock=clock
@@ -100,38 +111,45 @@ class LoginThrottle:
             burst=self.USER_FAILURES_BURST, per_minute=self.USER_FAILURES_PER_MINUTE, clock=clock
         )
 
-    def attempt(self, *, address: str | None, username: str) -> None:
-        """Raises TooManyRequests, or counts the attempt."""
+    def username_held(self, username: str) -> bool:
+        """Failures from everywhere hold this username back (ask whether the address is
+        trusted before :meth:`attempt`)."""
+        return self._user_failures.retry_after(username) > 0
+
+    def attempt(self, *, address: str | None, username: str, trusted: bool = False) -> None:
+        """Raises TooManyRequests, or lets the attempt go ahead."""
         address = address or "?"
-        _check(
-            (self._by_address, address),
-            (self._failures, f"{username}\0{address}"),
-            (self._user_failures, username),
-            message="too many login attempts; try again later",
-        )
-        self._by_address.spend(address)
+        limits = [(self._by_address, address), (self._failures, f"{username}\0{address}")]
+        if not trusted:
+            limits.append((self._user_failures, username))
+        _check(*limits, message="too many login attempts; try again later")
 
     def failed(self, *, address: str | None, username: str) -> None:
-        self._failures.spend(f"{username}\0{address or '?'}")
+        address = address or "?"
+        self._by_address.spend(address)
+        self._failures.spend(f"{username}\0{address}")
         self._user_failures.spend(username)
 
 
 class RegistrationThrottle:
+    """A rollout registers thousands of PCs through one NAT address in minutes: valid
+    registrations are limited per secret only (a burst of ten minutes' worth), wrong secrets
+    per address (ten, then ten a minute)."""
+
     FAILURES_BURST = 10
     FAILURES_PER_MINUTE = 10
+    SECRET_BURST_MINUTES = 10
 
     def __init__(
         self,
         *,
-        attempts_per_minute: int,
         per_secret_per_minute: int,
         clock: Callable[[], float] = time.monotonic,
     ):
-        self._by_address = RateLimiter(
-            burst=attempts_per_minute, per_minute=attempts_per_minute, clock=clock
-        )
         self._by_secret = RateLimiter(
-            burst=per_secret_per_minute, per_minute=per_secret_per_minute, clock=clock
+            burst=per_secret_per_minute * self.SECRET_BURST_MINUTES,
+            per_minute=per_secret_per_minute,
+            clock=clock,
         )
         self._failures = RateLimiter(
             burst=self.FAILURES_BURST, per_minute=self.FAILURES_PER_MINUTE, clock=clock
@@ -139,16 +157,13 @@ class RegistrationThrottle:
 
     def attempt(self, *, address: str | None, secret: str) -> None:
         """Raises TooManyRequests, or counts the attempt."""
-        address = address or "?"
         # Keyed by a digest: the secret itself is never kept in memory longer than the request.
         secret_key = hashlib.sha256(secret.encode()).hexdigest()
         _check(
-            (self._by_address, address),
-            (self._failures, address),
+            (self._failures, address or "?"),
             (self._by_secret, secret_key),
             message="too many registrations from this address or with this secret; retry later",
         )
-        self._by_address.spend(address)
         self._by_secret.spend(secret_key)
 
     def failed(self, *, address: str | None) -> None:

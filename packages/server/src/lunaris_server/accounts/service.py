@@ -3,7 +3,7 @@
 import hashlib
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
@@ -104,7 +104,14 @@ async def authenticate_password(
 ) -> User:
     """The user, or NotAuthenticated (audited); TooManyRequests, without checking anything,
     while ``throttle`` holds this address or username back."""
-    throttle.attempt(address=actor.ip, username=username)
+    trusted = throttle.username_held(username) and await audit.happened_from(
+        session,
+        action="auth.login",
+        target=f"user:{username}",
+        ip=actor.ip,
+        since=now - TRUSTED_FOR,
+    )
+    throttle.attempt(address=actor.ip, username=username, trusted=trusted)
     user = await session.scalar(select(User).where(User.username == username))
     # verify_password runs even for an unknown user, so timing does not reveal who exists.
     valid = verify_password(user.password_hash if user else None, password)
@@ -123,6 +130,10 @@ async def authenticate_password(
         session, actor=actor, action="auth.login", target=f"user:{username}", now=now
     )
     return user
+
+
+TRUSTED_FOR = timedelta(days=90)
+"""A login from an address makes it the user's own, for the throttle, this long."""
 
 
 @dataclass(frozen=True, slots=True)

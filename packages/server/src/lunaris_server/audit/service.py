@@ -48,3 +48,23 @@ async def list_entries(
         query.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit).offset(offset)
     )
     return list(rows), total or 0
+
+
+async def happened_from(
+    session: AsyncSession, *, action: str, target: str, ip: str | None, since: datetime
+) -> bool:
+    """Was ``action`` on ``target`` done from ``ip`` since then (e.g. a user's login from
+    this address)? Uses the (target, at) index."""
+    if ip is None:
+        return False
+    found = await session.scalar(
+        select(AuditEntry.id)
+        .where(
+            AuditEntry.target == target,
+            AuditEntry.at >= since,
+            AuditEntry.action == action,
+            AuditEntry.ip == ip,
+        )
+        .limit(1)
+    )
+    return found is not None
