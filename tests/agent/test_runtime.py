@@ -71,6 +71,20 @@ def agent(config: AgentConfig, client: AgentClient, scans: Scans) -> Agent:
     return Agent(config, client, scanner=scans, facts=FACTS, rng=random.Random(7))
 
 
+async def revoke(app: FastAPI, device_id: str, *, block: bool = False) -> None:
+    """An admin revokes the device through the API (``block``: it may not enroll again)."""
+    await create_user(app, "revoker")
+    token = await create_api_token(app, "revoker")
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        revoked = await http.post(
+            f"/api/devices/{device_id}/revoke",
+            params={"block": "true"} if block else {},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+    assert revoked.status_code == 200, revoked.text
+
+
 async def console(app: FastAPI, path: str) -> Any:
     await create_user(app, username="reader", role="viewer")
     token = await create_api_token(app, "reader")
@@ -145,17 +159,7 @@ async def test_a_rejected_token_stops_the_run_unless_a_secret_is_left(app, serve
     await agent(config, server, Scans(UpdateReport())).once()
     registered = config_file.load(config.path)
 
-    # An admin revokes the device: this token is now dead.
-    await create_user(app, "revoker")
-    token = await create_api_token(app, "revoker")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as http:
-        revoked = await http.post(
-            f"/api/devices/{registered.device_id}/revoke",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert revoked.status_code == 200
+    await revoke(app, str(registered.device_id))  # an admin did: this token is now dead
 
     stale = agent(registered, server, Scans(UpdateReport()))
     with pytest.raises(AgentStopped, match="no longer accepts this device's token") as stop:
@@ -173,16 +177,7 @@ async def test_a_refused_registration_keeps_the_token_and_status_says_why(app, s
     config = new_config(tmp_path, await create_secret(app))
     await agent(config, server, Scans(UpdateReport())).once()
     registered = config_file.load(config.path)
-    await create_user(app, "revoker")
-    token = await create_api_token(app, "revoker")
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://testserver"
-    ) as http:
-        blocked = await http.post(
-            f"/api/devices/{registered.device_id}/revoke?block=true",
-            headers={"Authorization": f"Bearer {token}"},
-        )
-    assert blocked.status_code == 200
+    await revoke(app, str(registered.device_id), block=True)
     config_file.create(registered.path, api_url=API, enrollment_secret=await create_secret(app))
     with_secret = config_file.load(registered.path)
     assert with_secret.device_token == registered.device_token

@@ -1,7 +1,5 @@
 """Rate limits on login and agent registration: the buckets, and the answers clients get."""
 
-from collections.abc import AsyncIterator, Callable
-
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -12,18 +10,11 @@ from lunaris_server.app import create_app
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.throttle import LoginThrottle, RateLimiter, RegistrationThrottle
+from tests.server.conftest import Ticks
 from tests.support import app_state, create_secret, create_user, register_body
 
 LOGIN = "/api/auth/login"
 REGISTER = "/api/agent/register"
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_bucket_allows_its_burst_then_refills_at_its_rate():
@@ -70,22 +61,6 @@ def test_registrations_with_wrong_secrets_are_held_back_per_address():
     with pytest.raises(Exception, match="too many registrations"):
         throttle.attempt(address="198.51.100.7", secret="another guess")
     throttle.attempt(address="192.0.2.1", secret="the real one")
-
-
-@pytest.fixture
-async def client_from(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    """HTTP clients that reach the app from a given address."""
-    clients: list[httpx.AsyncClient] = []
-
-    def make(address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def _audit_count(app: FastAPI) -> int:

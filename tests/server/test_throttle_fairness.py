@@ -1,40 +1,15 @@
 """Rate limits that stop guessing without stopping the people they protect: an office behind
 one address, an admin whose name is being guessed elsewhere, a rollout through one NAT."""
 
-from collections.abc import AsyncIterator, Callable
-
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from lunaris_server.throttle import RegistrationThrottle
+from tests.server.conftest import Ticks
 from tests.support import create_secret, create_user, register_body
 
 LOGIN = "/api/auth/login"
 REGISTER = "/api/agent/register"
-
-
-class Ticks:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-async def client_from(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    clients: list[httpx.AsyncClient] = []
-
-    def make(address: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, client=(address, 40000))
-        client = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        await client.aclose()
 
 
 async def test_an_office_behind_one_address_logs_in_together(app, client_from):
