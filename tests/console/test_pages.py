@@ -381,7 +381,7 @@ async def test_api_tokens_are_shown_once_and_can_be_revoked(admin):
 async def test_agent_download_is_offered_once_built(app, admin, settings):
     page = (await admin.get("/settings")).text
     assert "infra/installer/build" in page
-    assert "msiexec /i lunaris-agent.msi /qn API_URL=http://testserver/api" in page
+    assert "msiexec /i lunaris-agent.msi /qn API_URL=http://127.0.0.1:8000/api" in page
     downloads = settings.resolved_agent_downloads_dir
     downloads.mkdir(parents=True)
     (downloads / "lunaris-agent-0.1.0.msi").write_bytes(b"MSI")
