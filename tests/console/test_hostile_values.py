@@ -110,6 +110,11 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
     )
     assert renamed.status_code == 200, renamed.text
 
+    # The second device's identity is shared by a clone: its hostnames alternate.
+    for hostname in (v.text("clone host"), v.text(f"host {DEVICE_IDS[1][-1]}")):
+        flip = await http.post("/api/agent/heartbeat", json={"hostname": hostname}, headers=second)
+        assert flip.status_code == 200, flip.text
+
     package, source = v.ident("Vendor.Package"), v.ident("source", 64)
     rows = [
         update_row(package, v.ident("installed", 128), v.ident("available", 128)),

@@ -68,7 +68,10 @@ async def heartbeat(
     # instead of through dependencies: they cost more than the work of a plain heartbeat.
     state: AppState = request.app.state.lunaris
     waiting = await record_heartbeat(
-        state, token=device_token(request), request=body or HeartbeatRequest()
+        state,
+        token=device_token(request),
+        request=body or HeartbeatRequest(),
+        ip=client_ip(request),
     )
     return heartbeat_response(state, waiting)
 

@@ -52,8 +52,11 @@ class HeartbeatFastPath:
             await self.app(scope, _replay(body, complete, receive), send)
             return
         state: AppState = scope["app"].state.lunaris
+        client = scope.get("client")
         try:
-            waiting = await record_heartbeat(state, token=token, request=request)
+            waiting = await record_heartbeat(
+                state, token=token, request=request, ip=client[0] if client else None
+            )
         except Exception:  # the application answers it, as it would any failed request
             await self.app(scope, _replay(body, complete, receive), send)
             return
@@ -76,7 +79,7 @@ class HeartbeatFastPath:
 
 
 async def record_heartbeat(
-    state: AppState, *, token: str, request: HeartbeatRequest
+    state: AppState, *, token: str, request: HeartbeatRequest, ip: str | None
 ) -> list[RunUpdatesCommand]:
     """A heartbeat's work, for the fast path and the route alike: the device is seen, its news
     applied and announced; returns the commands waiting for it."""
@@ -87,6 +90,7 @@ async def record_heartbeat(
         now=now,
         last_seen=state.last_seen,
         cache=state.device_cache,
+        ip=ip,
     )
     if seen is not None:
         if not state.commands.may_have(seen):
@@ -103,6 +107,7 @@ async def record_heartbeat(
             now=now,
             last_seen=state.last_seen,
             cache=state.device_cache,
+            ip=ip,
         )
         await outbox.commit(session, state.realtime)
         # Usually no query: only devices known to have commands waiting are looked up.

@@ -35,6 +35,14 @@ class ScanErrorOut(BaseModel):
     at: datetime
 
 
+class CloneSuspectedOut(BaseModel):
+    """Heartbeats of this identity alternate between two hostnames or addresses: two PCs
+    seem to share it (a disk image cloned after the agent enrolled)."""
+
+    since: datetime
+    evidence: str
+
+
 class DeviceOut(BaseModel):
     id: str
     hostname: str
@@ -48,6 +56,7 @@ class DeviceOut(BaseModel):
     scan_error: ScanErrorOut | None
     connected: bool
     """The agent's push socket is open (on any server process)."""
+    clone_suspected: CloneSuspectedOut | None = None
 
     @classmethod
     def of(
@@ -72,6 +81,11 @@ class DeviceOut(BaseModel):
             last_scan_at=device.last_scan_at,
             scan_error=scan_error,
             connected=connected,
+            clone_suspected=None
+            if device.clone_suspected_at is None
+            else CloneSuspectedOut(
+                since=device.clone_suspected_at, evidence=device.clone_evidence or ""
+            ),
         )
 
 

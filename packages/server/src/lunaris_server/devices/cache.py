@@ -28,6 +28,8 @@ class KnownDevice:
     announced_status: str
     token_used: bool
     """False until the device first spoke with its token (then it must be recorded)."""
+    last_ip: str | None
+    """Where it last spoke from: a heartbeat from elsewhere is news (see devices/clones.py)."""
     cached_at: float
 
 
@@ -74,6 +76,7 @@ class DeviceCache:
             device.agent_version,
             device.announced_status,
             device.token_used_at is not None,
+            device.last_ip,
             read_at,
         )
         if self._evicted_at.get(device.id, float("-inf")) >= read_at:

@@ -35,6 +35,15 @@ class Device(Base):
     # and for a short while after enrolling, its id may register again without proof: the
     # answer that carried its token may have been lost (see devices/registration.py).
     token_used_at: Mapped[datetime | None]
+    # Where the device last spoke from, and its last changes of address and hostname: one
+    # identity heartbeating from two PCs in alternation is flagged (see devices/clones.py).
+    last_ip: Mapped[str | None] = mapped_column(String(64))
+    previous_ip: Mapped[str | None] = mapped_column(String(64))
+    ip_changed_at: Mapped[datetime | None]
+    previous_hostname: Mapped[str | None] = mapped_column(String(255))
+    hostname_changed_at: Mapped[datetime | None]
+    clone_suspected_at: Mapped[datetime | None]
+    clone_evidence: Mapped[str | None] = mapped_column(String(600))
     reenrollment_blocked: Mapped[bool] = mapped_column(Boolean, server_default=false())
     """Revoked with "block": no enrollment secret brings it back. Set whenever a token is
     issued; rows written before it existed (and bulk inserts) take the server default."""

@@ -180,6 +180,7 @@ async def _enroll(
     device.agent_version = request.agent_version
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
+    device.last_ip = actor.ip
     device.revoked_at = None
     device.reenrollment_blocked = False
     mark_seen(device, now=now)

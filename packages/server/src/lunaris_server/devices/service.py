@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import DeviceStatus, HeartbeatRequest
 from lunaris_server.audit import service as audit
 from lunaris_server.db.queries import contains_pattern, parse_sort
+from lunaris_server.devices import clones
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
@@ -117,6 +118,7 @@ async def heartbeat(
     now: datetime,
     last_seen: LastSeenWriter,
     cache: DeviceCache,
+    ip: str | None = None,
 ) -> list[str]:
     """Marks the device seen and applies what it says changed; returns the changed fields.
 
@@ -131,22 +133,28 @@ async def heartbeat(
         read_at = cache.now()
         device = await authenticate(session, device_token=device_token, lock=False)
         known = cache.remember(hashed, device, read_at=read_at)
-    if _is_plain(known, request):
+    if _is_plain(known, request, ip):
         last_seen.record(known.device_id, now)
         return []
     read_at = cache.now()
     device = await authenticate(session, device_token=device_token, lock=True)
     changed = _changed_fields(device, request)
+    # A new address is announced like a change: no process may answer from an entry that
+    # still holds the old one, or clones alternating between processes would go unseen.
+    moved = ip is not None and ip != device.last_ip
+    cloned = clones.note_address(device, ip, now=now)
+    if "hostname" in changed and request.hostname is not None:
+        cloned = clones.note_hostname(device, request.hostname, now=now) or cloned
     for field in changed:
         setattr(device, field, getattr(request, field))
     came_online = mark_seen(device, now=now)
     note_token_used(device, now=now)
     await session.flush()
-    if changed or came_online:
+    if changed or came_online or moved or cloned:
         announce(session, events.device_status(device))  # evicts it everywhere
-    elif not known.token_used:
-        # Used now (here or by a report): plain from the next heartbeat on. Every process
-        # comes this way once.
+    else:
+        # What made it news here (its token's first use) is now known: plain from the next
+        # heartbeat on. Every process comes this way once.
         cache.remember(hashed, device, read_at=read_at)
     return changed
 
@@ -158,21 +166,23 @@ def plain_heartbeat(
     now: datetime,
     last_seen: LastSeenWriter,
     cache: DeviceCache,
+    ip: str | None = None,
 ) -> str | None:
     """The common heartbeat, without a database session: a cached device, online, with
-    nothing new. Records the time and returns the device id; None when :func:`heartbeat`
-    must handle it."""
+    nothing new, from where it last spoke. Records the time and returns the device id; None
+    when :func:`heartbeat` must handle it."""
     known = cache.get(token_hash(device_token))
-    if known is None or not _is_plain(known, request):
+    if known is None or not _is_plain(known, request, ip):
         return None
     last_seen.record(known.device_id, now)
     return known.device_id
 
 
-def _is_plain(known: KnownDevice, request: HeartbeatRequest) -> bool:
+def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> bool:
     return (
         known.announced_status == DeviceStatus.ONLINE
         and known.token_used
+        and (ip is None or ip == known.last_ip)
         and not _changed_fields(known, request)
     )
 

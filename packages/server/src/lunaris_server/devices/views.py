@@ -15,7 +15,7 @@ from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
-from lunaris_server.devices import export
+from lunaris_server.devices import clones, export
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
@@ -226,6 +226,23 @@ async def revoke_device(
     )
     await state.commands.commit_revocation(session, canonical)
     return RedirectResponse("/devices", status_code=303)
+
+
+@router.post("/devices/{device_id}/clone-flag/clear")
+async def clear_clone_flag(
+    device_id: str,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """An admin says the device is one PC after all (it moved back and forth)."""
+    canonical = _canonical_id(device_id)
+    await clones.clear_flag(session, device_id=canonical, now=now, actor=user_actor(request, admin))
+    await outbox.commit(session, state.realtime)
+    return RedirectResponse(f"/devices/{canonical}", status_code=303)
 
 
 @router.post("/devices/{device_id}/reenrollments/{request_id}/{decision}")
