@@ -65,6 +65,20 @@ async def create_user(
         await session.commit()
 
 
+async def api_login(
+    client: httpx.AsyncClient, username: str = "admin", password: str = "correct horse"
+) -> httpx.Response:
+    """Log in through the API as a script using the session cookie would: the cookie, then
+    the session's CSRF token as a default header for the writes that follow."""
+    response = await client.post(
+        "/api/auth/login", json={"username": username, "password": password}
+    )
+    assert response.status_code == 200, response.text
+    token = (await client.get("/api/auth/csrf-token")).json()["csrf_token"]
+    client.headers["X-CSRF-Token"] = token
+    return response
+
+
 async def create_api_token(app: FastAPI, username: str, name: str = "test") -> str:
     state = app_state(app)
     async with state.database.session() as session:

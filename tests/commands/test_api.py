@@ -19,7 +19,7 @@ from tests.commands.conftest import (
     progress,
     result,
 )
-from tests.support import FakeClock, app_state
+from tests.support import FakeClock, api_login, app_state
 
 
 async def create(
@@ -305,10 +305,7 @@ async def test_viewers_read_and_admins_act(client, tokens, secret):
 
 async def test_the_console_session_works_too(client, tokens, secret):
     device = await enrolled(client, secret, ["Git.Git"])
-    login = await client.post(
-        "/api/auth/login", json={"username": "admin", "password": "correct horse"}
-    )
-    assert login.status_code == 200
+    await api_login(client)
     response = await client.post(
         f"/api/devices/{device.device_id}/commands",
         json={"kind": "RUN_UPDATES", "packages": ["Git.Git"]},

@@ -7,7 +7,14 @@ from sqlalchemy import func, select
 
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.devices.models import Device
-from tests.support import app_state, create_secret, register_body, register_device, update_row
+from tests.support import (
+    api_login,
+    app_state,
+    create_secret,
+    register_body,
+    register_device,
+    update_row,
+)
 
 
 async def count(app, model) -> int:
@@ -212,7 +219,7 @@ async def test_unknown_device_id_in_console_is_404(app, client):
     from tests.support import create_user
 
     await create_user(app)
-    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    await api_login(client)
     response = await client.get(f"/api/devices/{uuid.uuid4()}")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"

@@ -1,8 +1,9 @@
 """Cookie-authenticated writes under /api need the CSRF header and a same-origin request:
 the session cookie goes along with any request a browser makes, whoever's page asked."""
 
+import re
+
 import httpx
-import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -14,10 +15,6 @@ from tests.support import (
     create_user,
     register_device,
     update_row,
-)
-
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="cookie-authenticated /api writes are not CSRF-checked yet"
 )
 
 
@@ -78,8 +75,7 @@ async def test_a_foreign_origin_cannot_cancel_a_command(app, client):
     )
     assert created.status_code == 201, created.text
     command_id = created.json()["id"]
-    # The page's own token, as a script on the console's origin could send it.
-    token = app.state.console.csrf.token_for(client.cookies["lunaris_session"])
+    token = (await client.get("/api/auth/csrf-token")).json()["csrf_token"]
     for headers in (
         {"Origin": "https://attacker.example"},
         {"Sec-Fetch-Site": "cross-site"},
@@ -91,3 +87,71 @@ async def test_a_foreign_origin_cannot_cancel_a_command(app, client):
         assert response.status_code == 403, (headers, response.text)
     detail = await client.get(f"/api/commands/{command_id}")
     assert detail.json()["status"] == "queued"
+
+
+async def test_a_cookie_write_with_the_header_from_the_console_origin_goes_through(app, client):
+    device_id = await logged_in_admin_with_device(app, client)
+    token = (await client.get("/api/auth/csrf-token")).json()["csrf_token"]
+    for headers in (
+        {},
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},
+    ):
+        response = await client.post(
+            f"/api/devices/{device_id}/commands",
+            json={"kind": "RUN_UPDATES", "packages": None},
+            headers={"X-CSRF-Token": token, **headers},
+        )
+        assert response.status_code == 201, response.text
+    # A token of another session is no token.
+    other = app.state.console.csrf.token_for("another session")
+    refused = await client.post(
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": None},
+        headers={"X-CSRF-Token": other},
+    )
+    assert refused.status_code == 403
+    assert await command_count(app) == 2
+
+
+async def test_api_tokens_and_agents_need_no_csrf_header(app, client):
+    device_id = await logged_in_admin_with_device(app, client)
+    api_token = await create_api_token(app, "admin")
+    # The cookie is there too, and the request says it comes from elsewhere: the bearer
+    # token is what authenticates, and a page on another site cannot have it.
+    response = await client.post(
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": None},
+        headers={"Authorization": f"Bearer {api_token}", "Origin": "https://elsewhere.example"},
+    )
+    assert response.status_code == 201, response.text
+    assert (
+        await client.get("/api/auth/csrf-token", headers={"Authorization": f"Bearer {api_token}"})
+    ).json() == {"csrf_token": None}
+    device = await register_device(client, await create_secret(app, "second"), hostname="PC-2")
+    heartbeat = await client.post(
+        "/api/agent/heartbeat",
+        json={},
+        headers={**device.headers, "Origin": "https://elsewhere.example"},
+    )
+    assert heartbeat.status_code == 200, heartbeat.text
+
+
+async def test_the_api_explorer_sends_the_token_from_its_page(app, client):
+    device_id = await logged_in_admin_with_device(app, client)
+    page = await client.get("/api/docs")
+    assert page.status_code == 200
+    policy = page.headers["content-security-policy"]
+    assert "'unsafe-inline'" not in policy.split("script-src")[1].split(";")[0]
+    assert re.search(r"<script>|<script [^>]*>[^<]", page.text) is None  # no inline script
+    assert "/static/api-docs.js?v=" in page.text
+    script = await client.get("/static/api-docs.js")
+    assert "requestInterceptor" in script.text
+    assert "X-CSRF-Token" in script.text
+    match = re.search(r'<meta name="csrf-token" content="([0-9a-f]+)">', page.text)
+    assert match, page.text
+    response = await client.post(
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": None},
+        headers={"X-CSRF-Token": match.group(1)},
+    )
+    assert response.status_code == 201, response.text

@@ -3,6 +3,7 @@
 import pytest
 
 from tests.support import (
+    api_login,
     app_state,
     create_api_token,
     create_secret,
@@ -13,11 +14,7 @@ from tests.support import (
 
 
 async def login(client, username="admin", password="correct horse"):
-    response = await client.post(
-        "/api/auth/login", json={"username": username, "password": password}
-    )
-    assert response.status_code == 200, response.text
-    return response
+    return await api_login(client, username, password)
 
 
 async def report(client, device, rows):

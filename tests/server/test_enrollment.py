@@ -9,7 +9,7 @@ from lunaris_server.audit.models import AuditEntry
 from lunaris_server.devices import registration
 from lunaris_server.devices.models import Device
 from lunaris_server.enrollment.models import EnrollmentSecret
-from tests.support import app_state, create_secret, create_user, register_body
+from tests.support import api_login, app_state, create_secret, create_user, register_body
 
 
 async def device_count(app) -> int:
@@ -69,7 +69,7 @@ async def test_concurrent_registrations_never_exceed_the_limit(app, client):
 
 async def test_revoked_secret_is_refused_through_admin_api(app, client):
     await create_user(app)
-    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    await api_login(client)
     created = await client.post(
         "/api/enrollment-secrets", json={"name": "Berlin office", "max_uses": 50}
     )
@@ -100,7 +100,7 @@ async def test_secret_is_stored_hashed(app):
 
 async def test_bad_secret_requests_are_refused(app, client):
     await create_user(app)
-    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    await api_login(client)
     for body in ({"name": ""}, {"name": "x", "max_uses": 0}, {"name": "x", "expires_in_s": 5}):
         response = await client.post("/api/enrollment-secrets", json=body)
         assert response.status_code == 422, body
@@ -110,7 +110,7 @@ async def test_bad_secret_requests_are_refused(app, client):
 
 async def _admin_client(app, client):
     await create_user(app)
-    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    await api_login(client)
 
 
 async def test_rotating_a_secret_replaces_it_at_once(app, client, clock):

@@ -4,7 +4,7 @@ from sqlalchemy import select
 
 from lunaris_server.devices.models import Device
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
-from tests.support import app_state, create_secret, register_device, update_row
+from tests.support import api_login, app_state, create_secret, register_device, update_row
 
 
 async def report(client, device, rows, scan_error=None):
@@ -153,7 +153,7 @@ async def test_flags_and_null_source_round_trip(app, client):
     from tests.support import create_user
 
     await create_user(app)
-    await client.post("/api/auth/login", json={"username": "admin", "password": "correct horse"})
+    await api_login(client)
     items = (await client.get(f"/api/devices/{device.device_id}/updates")).json()["items"]
     by_id = {i["package_identifier"]: i for i in items}
     assert by_id["Discord.Discord"]["explicit_targeting"] is True

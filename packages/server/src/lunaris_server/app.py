@@ -21,6 +21,7 @@ from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
+from lunaris_server.api_docs import router as api_docs_router
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
@@ -127,7 +128,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         title="Lunaris",
         version=__version__,
         summary="Application updates waiting across a fleet of Windows PCs.",
-        docs_url="/api/docs",
+        docs_url=None,  # api_docs.py: Swagger UI without an inline script
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
@@ -146,6 +147,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         realtime_api.router,
         health_router,
         metrics_router,
+        api_docs_router,
         accounts_views.router,
         dashboard_views.router,
         devices_views.router,

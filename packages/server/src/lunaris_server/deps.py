@@ -3,6 +3,7 @@
 from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,6 +12,8 @@ from starlette.requests import HTTPConnection
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import User
 from lunaris_server.audit.service import Actor
+from lunaris_server.console.csrf import HEADER as CSRF_HEADER
+from lunaris_server.console.web import get_console
 from lunaris_server.errors import Forbidden, NotAuthenticated
 from lunaris_server.state import AppState
 
@@ -72,10 +75,43 @@ async def authenticate_user(
     raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def same_origin(connection: HTTPConnection) -> bool:
+    """Whether a browser says this request comes from a page of this server. Cookies go along
+    with requests from any page, a sibling subdomain's (same-site) included. A client that
+    sends neither Origin nor Sec-Fetch-Site is not a browser page: it cannot hold the cookie
+    of a user who did not give it to it."""
+    site = connection.headers.get("sec-fetch-site")
+    if site is not None and site not in ("same-origin", "none"):
+        return False
+    origin = connection.headers.get("origin")
+    if origin is None:
+        return True
+    return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
+
+
+def check_cookie_write(request: Request) -> None:
+    """A write authenticated by the session cookie must come from this server's pages and
+    carry the session's CSRF token in ``X-CSRF-Token`` (API tokens need neither)."""
+    if not same_origin(request):
+        raise Forbidden("cross-origin requests cannot use the session cookie to make changes")
+    console = get_console(request)
+    if not console.csrf.is_valid(console.csrf_binding(request), request.headers.get(CSRF_HEADER)):
+        raise Forbidden(
+            "a change made with the session cookie needs the X-CSRF-Token header"
+            " (GET /api/auth/csrf-token)"
+        )
+
+
 async def get_current_user(
     request: Request, session: SessionDep, state: StateDep, now: NowDep
 ) -> User:
-    return await authenticate_user(request, session, state, now)
+    user = await authenticate_user(request, session, state, now)
+    if request.method not in SAFE_METHODS and bearer_token(request) is None:
+        check_cookie_write(request)
+    return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -2,10 +2,11 @@
 
 The console runs no inline script and no inline style (htmx and live.js are files served by
 the server, htmx's own indicator styles are turned off in base.html), so the policy can
-allow only this origin. The interactive API docs are the one exception: FastAPI's page loads
-Swagger UI from a CDN and starts it with an inline script, so those two pages get a policy
-that allows exactly that. HSTS is sent only in prod, where the server sits behind TLS; sent
-from a development server on plain HTTP it would pin a browser to HTTPS for that host.
+allow only this origin. The interactive API docs are the one exception: the page loads
+Swagger UI from a CDN (and starts it with a script of its own, api-docs.js), and Swagger UI
+sets inline styles, so that page gets a policy that allows exactly that. HSTS is sent only
+in prod, where the server sits behind TLS; sent from a development server on plain HTTP it
+would pin a browser to HTTPS for that host.
 """
 
 from typing import Final
@@ -28,16 +29,17 @@ CONSOLE_POLICY: Final = "; ".join(
 DOCS_POLICY: Final = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net",
+        "script-src 'self' https://cdn.jsdelivr.net",
         "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
         "font-src 'self' https://fonts.gstatic.com",
-        "img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly",
+        "img-src 'self' data:",
+        "connect-src 'self'",
         "worker-src 'self' blob:",
         "object-src 'none'",
         "frame-ancestors 'none'",
     ]
 )
-DOCS_PATHS: Final = frozenset({"/api/docs", "/api/redoc"})
+DOCS_PATHS: Final = frozenset({"/api/docs"})
 HSTS: Final = (b"strict-transport-security", b"max-age=31536000; includeSubDomains")
 
 

@@ -10,12 +10,14 @@ from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.audit.service import Actor
+from lunaris_server.console.web import get_console
 from lunaris_server.deps import (
     AdminUser,
     CurrentUser,
     NowDep,
     SessionDep,
     StateDep,
+    bearer_token,
     client_ip,
     user_actor,
 )
@@ -107,6 +109,20 @@ async def me(user: CurrentUser) -> UserOut:
     return UserOut.of(user)
 
 
+class CsrfTokenOut(BaseModel):
+    csrf_token: str | None = Field(
+        description="send as X-CSRF-Token with every change made with the session cookie;"
+        " null when the request carries no session (API tokens need none)"
+    )
+
+
+@router.get("/auth/csrf-token", responses=error_responses(401))
+async def csrf_token(request: Request, _user: CurrentUser) -> CsrfTokenOut:
+    console = get_console(request)
+    binding = None if bearer_token(request) else console.csrf_binding(request)
+    return CsrfTokenOut(csrf_token=console.csrf.token_for(binding) if binding else None)
+
+
 @router.get("/users", responses=error_responses(401, 403))
 async def list_users(_admin: AdminUser, session: SessionDep) -> list[UserOut]:
     return [UserOut.of(u) for u in await accounts.list_users(session)]
@@ -128,7 +144,9 @@ async def add_user(
     return UserOut.of(user)
 
 
-@router.post("/auth/tokens", status_code=201, responses={**BODY_ERRORS, **error_responses(401)})
+@router.post(
+    "/auth/tokens", status_code=201, responses={**BODY_ERRORS, **error_responses(401, 403)}
+)
 async def add_token(
     body: NewTokenRequest, request: Request, user: CurrentUser, session: SessionDep, now: NowDep
 ) -> NewTokenOut:

@@ -2,13 +2,12 @@
 
 import asyncio
 import contextlib
-from urllib.parse import urlsplit
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
-from lunaris_server.deps import authenticate_user, bearer_token
+from lunaris_server.deps import authenticate_user, bearer_token, same_origin
 from lunaris_server.devices import service as devices
 from lunaris_server.errors import NotAuthenticated
 from lunaris_server.realtime.console_hub import RESYNC, ConsoleClient
@@ -27,19 +26,11 @@ def _state(websocket: WebSocket) -> AppState:
     return state
 
 
-def _same_origin(websocket: WebSocket) -> bool:
-    """Browsers send Origin on WebSocket handshakes and cookies go along whatever the origin,
-    so a page on another site must not be able to open a console socket as the user."""
-    origin = websocket.headers.get("origin")
-    if origin is None:
-        return True  # not a browser: scripts authenticate with a token
-    return urlsplit(origin).netloc.lower() == websocket.headers.get("host", "").lower()
-
-
 @router.websocket("/ws/console")
 async def console_socket(websocket: WebSocket) -> None:
     state = _state(websocket)
-    if not _same_origin(websocket):
+    # Cookies go along with a handshake whatever the page: another site's must not get in.
+    if not same_origin(websocket):
         await websocket.close(code=POLICY_VIOLATION, reason="cross-origin")
         return
     try:
