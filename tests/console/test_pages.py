@@ -141,7 +141,7 @@ async def test_devices_search_filters_and_sort(app, admin):
     assert 'id="devices-table"' in fragment.text
     assert "MUC-DESK-02" in fragment.text
     assert fragment.headers["vary"] == "HX-Request"
-    errors = (await admin.get("/devices?scan_error=yes")).text
+    errors = (await admin.get("/devices?has_scan_error=yes")).text
     assert ("MUC-DESK-02" in errors, "BER-LAPTOP-01" in errors) == (True, False)
     by_updates = (await admin.get("/devices?sort=-updates_count")).text
     assert by_updates.index("BER-LAPTOP-01") < by_updates.index("MUC-DESK-02")

@@ -5,9 +5,9 @@ server's traffic, and most heartbeats only say "still here" (answered from the d
 see devices/service.heartbeat). For those the framework's routing, dependency resolution,
 response validation and middleware cost more than the work itself. This ASGI middleware takes
 the plain case: a well-formed body, a bearer token, and a service call that succeeds. Anything
-else (no token, an invalid body, an unknown device, an error, a body over the limit) is handed
-on to the application unchanged, with the body replayed, so the FastAPI route in agent_api.py
-remains the one place that decides what an error looks like.
+else (no token, a query string, an invalid body, an unknown device, an error, a body over the
+limit) is handed on to the application unchanged, with the body replayed, so the FastAPI
+route in agent_api.py remains the one place that decides what an error looks like.
 
 Commands waiting for the device ride on the answer (see commands/delivery.py): that costs a
 query only for devices the process knows to have some, so the plain answer stays the same
@@ -42,7 +42,12 @@ class HeartbeatFastPath:
         self._answer: bytes | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != HEARTBEAT_PATH or scope["method"] != "POST":
+        if (
+            scope["type"] != "http"
+            or scope["path"] != HEARTBEAT_PATH
+            or scope["method"] != "POST"
+            or scope.get("query_string")  # the route refuses what it does not know
+        ):
             await self.app(scope, receive, send)
             return
         body, complete = await _read_body(receive, self.max_body_bytes)

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import structlog
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, IntegrityError
@@ -22,6 +22,7 @@ from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.api_docs import router as api_docs_router
+from lunaris_server.api_errors import error_responses
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.clock import Clock, utc_now
@@ -46,6 +47,7 @@ from lunaris_server.health import router as health_router
 from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
 from lunaris_server.metrics import router as metrics_router
 from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lunaris_server.query_params import refuse_unknown_query_params
 from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
@@ -132,6 +134,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         redoc_url=None,
         openapi_url="/api/openapi.json",
         lifespan=lifespan,
+        dependencies=[Depends(refuse_unknown_query_params)],
+        responses=error_responses(422),
     )
     app.state.lunaris = state
     app.state.metrics = server_metrics

@@ -3,6 +3,7 @@ device's overview, updates and history. Fragments are served for htmx and live r
 
 from datetime import datetime
 from typing import Annotated, Literal
+from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -29,14 +30,16 @@ router = APIRouter(include_in_schema=False)
 
 YesNo = Literal["yes", "no", ""]
 HISTORY_SHOWN = 50
-FILTERS = ("q", "status", "has_updates", "scan_error")
+FILTERS = ("q", "status", "has_updates", "has_scan_error")
+RENAMED_FILTERS = {"scan_error": "has_scan_error"}
+"""Filter names the console used before it named them as the API does; sent to the new."""
 
 
 def device_query(
     q: Annotated[str, Query(max_length=256)] = "",
     status: Annotated[Literal["online", "offline", ""], Query()] = "",
     has_updates: YesNo = "",
-    scan_error: YesNo = "",
+    has_scan_error: YesNo = "",
     sort: Annotated[str, Query(max_length=32)] = "hostname",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     after: Annotated[str, Query(max_length=1024)] = "",
@@ -49,7 +52,7 @@ def device_query(
         search=q.strip() or None,
         status=DeviceStatus(status) if status else None,
         has_updates={"yes": True, "no": False}.get(has_updates),
-        has_scan_error={"yes": True, "no": False}.get(scan_error),
+        has_scan_error={"yes": True, "no": False}.get(has_scan_error),
         sort=sort_by,
         descending=descending,
         limit=PER_PAGE,
@@ -60,6 +63,18 @@ def device_query(
 
 
 DeviceQueryDep = Annotated[DeviceQuery, Depends(device_query)]
+
+
+def renamed_filters_redirect(request: Request) -> Response | None:
+    """A bookmarked address with an old filter name goes to the same list under the new one."""
+    if not any(old in request.query_params for old in RENAMED_FILTERS):
+        return None
+    query = request.query_params
+    params = [(name, value) for name, value in query.multi_items() if name not in RENAMED_FILTERS]
+    for old, new in RENAMED_FILTERS.items():
+        if old in query and new not in query:
+            params.append((new, query[old]))
+    return RedirectResponse(f"{request.url.path}?{urlencode(params)}", status_code=301)
 
 
 def device_view(device: Device, state: AppState, now: datetime) -> dict[str, object]:
@@ -81,6 +96,8 @@ async def devices_page(
     now: NowDep,
     query: DeviceQueryDep,
 ) -> Response:
+    if (moved := renamed_filters_redirect(request)) is not None:
+        return moved
     found = await devices.device_page(session, query=query, liveness=state.liveness, now=now)
     context = {
         "rows": [device_view(d, state, now) for d in found.devices],
@@ -98,12 +115,15 @@ async def devices_page(
 
 @router.get("/devices.csv")
 async def devices_csv(
+    request: Request,
     _user: ConsoleUser,
     state: StateDep,
     now: NowDep,
     session: SessionDep,
     query: DeviceQueryDep,
 ) -> Response:
+    if (moved := renamed_filters_redirect(request)) is not None:
+        return moved
     body = await export.devices_csv(session, query=query, liveness=state.liveness, now=now)
     return Response(
         body,
