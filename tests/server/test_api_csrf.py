@@ -102,6 +102,11 @@ async def test_a_cookie_write_with_the_header_from_the_console_origin_goes_throu
             headers={"X-CSRF-Token": token, **headers},
         )
         assert response.status_code == 201, response.text
+        # Withdrawn, so that the next is not refused as a second open command.
+        cancel = await client.post(
+            f"/api/commands/{response.json()['id']}/cancel", headers={"X-CSRF-Token": token}
+        )
+        assert cancel.status_code == 200, cancel.text
     # A token of another session is no token.
     other = app.state.console.csrf.token_for("another session")
     refused = await client.post(
