@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lunaris_agent.commands import (
     PROGRESS_KIND,
     CommandLedger,
@@ -13,6 +15,7 @@ from lunaris_agent.commands import (
 )
 from lunaris_agent.install_outcome import InstallOutcome, InstallOutcomeKind
 from lunaris_agent.spool import Spool
+from lunaris_agent.winget_runner import install_package
 from lunaris_protocol import CommandProgress, RunUpdatesCommand, ScanError, UpdateItem, UpdateReport
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
@@ -181,3 +184,27 @@ def test_the_ledger_is_bounded(tmp_path, monkeypatch):
         ledger.accept(command_id)
     reloaded = CommandLedger(tmp_path / "commands.json")
     assert [reloaded.knows(command_id) for command_id in ids] == [False, False, True, True, True]
+
+
+@pytest.mark.xfail(strict=True, reason="an id winget cannot be started with kills the runner")
+async def test_an_install_that_cannot_start_is_a_failed_result_and_the_runner_goes_on(tmp_path):
+    # A real install: a stand-in winget that exists, given ids it could never be started with.
+    winget = tmp_path / "winget"
+    winget.write_text("#!/bin/sh\nexit 0\n")
+    winget.chmod(0o755)
+    fixture = Fixture(tmp_path)
+    runner = fixture.runner()
+    runner._install = lambda package: install_package(winget, package, timeout_s=10)
+    odd = ["Git\x00Git", "\u202etiG.tiG", "Git\u200b.Git"]
+    first = command(odd)
+    assert runner.offer(first)
+    await runner.run_queued()
+    steps = [step for command_id, step in fixture.steps() if command_id == first.command_id]
+    results = [step.result for step in steps if step.result is not None]
+    assert [r.package_identifier for r in results] == odd
+    assert not any(r.succeeded for r in results)
+    assert steps[-1].status == "failed"
+    # The loop is still there for the next command.
+    after = command(["Git.Git"])
+    assert runner.offer(after)
+    assert await runner.run_queued() == 1
