@@ -5,8 +5,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import pytest
-
 from lunaris_agent.commands import (
     PROGRESS_KIND,
     CommandLedger,
@@ -186,7 +184,6 @@ def test_the_ledger_is_bounded(tmp_path, monkeypatch):
     assert [reloaded.knows(command_id) for command_id in ids] == [False, False, True, True, True]
 
 
-@pytest.mark.xfail(strict=True, reason="an id winget cannot be started with kills the runner")
 async def test_an_install_that_cannot_start_is_a_failed_result_and_the_runner_goes_on(tmp_path):
     # A real install: a stand-in winget that exists, given ids it could never be started with.
     winget = tmp_path / "winget"

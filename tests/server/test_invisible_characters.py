@@ -18,10 +18,6 @@ from tests.support import (
     update_row,
 )
 
-pytestmark = pytest.mark.xfail(
-    strict=True, reason="control and format characters are accepted in identifiers"
-)
-
 NUL, BELL, RLO, ZWSP = "\x00", "\x07", "\u202e", "\u200b"
 
 

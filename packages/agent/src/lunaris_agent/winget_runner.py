@@ -37,6 +37,7 @@ from lunaris_agent.winget import (
     format_hresult,
     parse_upgrade_output,
 )
+from lunaris_protocol.text import invisible_character
 
 __all__ = [
     "MAX_OUTPUT_BYTES",
@@ -107,10 +108,13 @@ def is_targetable_id(package_id: str) -> bool:
     """Can ``winget upgrade --id`` be given this id?
 
     A truncated id (winget cut it with ``…``) names a different package or none at all, an id
-    with spaces is a local ARP entry, and an id starting with ``-`` would read as an option.
+    with spaces is a local ARP entry, an id starting with ``-`` would read as an option, and
+    one with control or format characters (a NUL cannot even be passed to a process) is no
+    winget id.
     """
     return (
         0 < len(package_id) <= 256
+        and invisible_character(package_id) is None
         and not package_id.startswith("-")
         and not any(char.isspace() for char in package_id)
         and not package_id.endswith((ELLIPSIS, "â€¦", "ΓÇª", "???"))
@@ -457,7 +461,7 @@ async def install_package(
         run = await run_winget(winget, UPGRADE_PACKAGE_ARGS(package_id), timeout_s=timeout_s)
     except WingetTimeoutError as exc:
         return _install_error(package_id, str(exc), outcome="timeout")
-    except OSError as exc:
+    except (OSError, ValueError) as exc:  # ValueError: an argument a process cannot take
         return _install_error(package_id, f"could not start {winget}: {exc}")
     outcome = classify_install_output(run.output, run.exit_code, package_id)
     log.info("winget upgrade %s: %s", package_id, outcome.install_outcome)

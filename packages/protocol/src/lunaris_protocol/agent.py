@@ -17,13 +17,16 @@ from lunaris_protocol.limits import (
     MAX_UPDATES_PER_REPORT,
     MAX_VERSION,
 )
+from lunaris_protocol.text import DISPLAY_TEXT, IDENTIFIER, MESSAGE_TEXT
 
-Hostname = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HOSTNAME)]
-OsVersion = Annotated[str, StringConstraints(max_length=MAX_NAME)]
-AgentVersion = Annotated[str, StringConstraints(min_length=1, max_length=MAX_VERSION)]
-Secret = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
-Version = Annotated[str, StringConstraints(max_length=MAX_VERSION)]
-PackageIdentifier = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+Hostname = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HOSTNAME), IDENTIFIER]
+OsVersion = Annotated[str, StringConstraints(max_length=MAX_NAME), DISPLAY_TEXT]
+AgentVersion = Annotated[str, StringConstraints(min_length=1, max_length=MAX_VERSION), IDENTIFIER]
+Secret = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER]
+Version = Annotated[str, StringConstraints(max_length=MAX_VERSION), IDENTIFIER]
+PackageIdentifier = Annotated[
+    str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER
+]
 IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
 
 
@@ -65,10 +68,10 @@ class UpdateItem(WireModel):
     """One row of ``winget upgrade``: an update waiting on the device."""
 
     package_identifier: PackageIdentifier
-    name: Annotated[str, StringConstraints(max_length=MAX_NAME)]
+    name: Annotated[str, StringConstraints(max_length=MAX_NAME), DISPLAY_TEXT]
     installed_version: Version
     available_version: Version
-    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE)] | None = None
+    source: Annotated[str, StringConstraints(max_length=MAX_SOURCE), IDENTIFIER] | None = None
     explicit_targeting: bool = False
     """winget lists this update but upgrades it only when asked for it by id."""
     truncated: bool = False
@@ -76,9 +79,12 @@ class UpdateItem(WireModel):
 
 
 class ScanError(WireModel):
-    code: Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CODE)] | None = None
+    code: (
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_ERROR_CODE), IDENTIFIER]
+        | None
+    ) = None
     """winget's HRESULT (``0x8A15000F``), or a name such as ``timeout``; null when none."""
-    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)]
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE), MESSAGE_TEXT]
 
 
 class UpdateReport(WireModel):

@@ -3,6 +3,8 @@
 import math
 from typing import Any
 
+from lunaris_protocol.text import check_identifier
+
 
 class DomainError(Exception):
     status_code = 400
@@ -55,3 +57,12 @@ class TooManyRequests(DomainError):
     @property
     def headers(self) -> dict[str, str]:
         return {"Retry-After": str(self.retry_after_s)}
+
+
+def checked_identifier(text: str, what: str) -> str:
+    """``text``, or InvalidInput if it holds control or format characters (see
+    ``lunaris_protocol.text``): for names people give that do not come through a model."""
+    try:
+        return check_identifier(text)
+    except ValueError as error:
+        raise InvalidInput(f"{what} {error}") from None

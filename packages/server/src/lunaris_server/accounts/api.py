@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field, StringConstraints
 
+from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
@@ -26,7 +27,7 @@ router = APIRouter(prefix="/api", tags=["accounts"])
 
 
 class LoginRequest(BaseModel):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64), IDENTIFIER]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
 
 
@@ -44,13 +45,13 @@ class UserOut(BaseModel):
 
 
 class NewUserRequest(BaseModel):
-    username: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    username: Annotated[str, StringConstraints(min_length=1, max_length=64), IDENTIFIER]
     password: Annotated[str, StringConstraints(min_length=1, max_length=1024)]
     role: Role = Role.VIEWER
 
 
 class NewTokenRequest(BaseModel):
-    name: Annotated[str, StringConstraints(max_length=128)] = Field(default="api token")
+    name: Annotated[str, StringConstraints(max_length=128), IDENTIFIER] = Field(default="api token")
 
 
 class NewTokenOut(BaseModel):

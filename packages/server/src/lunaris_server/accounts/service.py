@@ -12,7 +12,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.accounts.models import ApiToken, Role, User
 from lunaris_server.audit import service as audit
-from lunaris_server.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    checked_identifier,
+)
 from lunaris_server.security import (
     TokenKind,
     hash_password,
@@ -148,6 +154,7 @@ async def add_api_token(
     name = name.strip() or "api token"
     if len(name) > 128:
         raise InvalidInput("a token name has at most 128 characters")
+    checked_identifier(name, "a token name")
     plaintext = new_token(TokenKind.API)
     token = ApiToken(user_id=user.id, name=name, token_hash=token_hash(plaintext), created_at=now)
     session.add(token)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MAX_SOURCE
+from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command, CommandResult
@@ -18,7 +19,7 @@ from lunaris_server.realtime import outbox
 
 router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(401, 422))
 
-PackageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
+PackageId = Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER]
 
 
 class NewCommandRequest(BaseModel):

@@ -6,6 +6,7 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints
 
+from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.deps import AdminUser, NowDep, RowId, SessionDep, user_actor
 from lunaris_server.enrollment import service as enrollment
@@ -20,7 +21,7 @@ router = APIRouter(
 
 
 class NewSecretRequest(BaseModel):
-    name: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+    name: Annotated[str, StringConstraints(min_length=1, max_length=128), IDENTIFIER]
     expires_in_s: Annotated[int | None, Field(ge=60, le=10 * 365 * 86_400)] = None
     max_uses: Annotated[int | None, Field(ge=1, le=10_000_000)] = None
 

@@ -8,7 +8,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.enrollment.models import EnrollmentSecret
-from lunaris_server.errors import Conflict, InvalidInput, NotAuthenticated, NotFound
+from lunaris_server.errors import (
+    Conflict,
+    InvalidInput,
+    NotAuthenticated,
+    NotFound,
+    checked_identifier,
+)
 from lunaris_server.security import TokenKind, new_token, token_hash
 
 
@@ -31,6 +37,7 @@ async def create_secret(
     name = name.strip()
     if not name or len(name) > 128:
         raise InvalidInput("an enrollment secret needs a name of 1 to 128 characters")
+    checked_identifier(name, "an enrollment secret's name")
     if expires_in is not None and expires_in <= timedelta(0):
         raise InvalidInput("expiry must be in the future")
     if max_uses is not None and max_uses < 1:
