@@ -1,5 +1,7 @@
 """Rate limits on login and agent registration: the buckets, and the answers clients get."""
 
+import asyncio
+
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
@@ -43,8 +45,7 @@ def test_wrong_passwords_slow_down_one_place_without_locking_the_user_out():
     ticks = Ticks()
     throttle = LoginThrottle(failures_per_minute=1000, clock=ticks)
     for _ in range(LoginThrottle.FAILURES_BURST):
-        throttle.attempt(address="198.51.100.7", username="admin")
-        throttle.failed(address="198.51.100.7", username="admin")
+        throttle.attempt(address="198.51.100.7", username="admin")  # each a failure
     with pytest.raises(Exception, match="too many login attempts") as refused:
         throttle.attempt(address="198.51.100.7", username="admin")
     assert getattr(refused.value, "retry_after_s", 0) == 60
@@ -56,8 +57,7 @@ def test_wrong_passwords_slow_down_one_place_without_locking_the_user_out():
 def test_registrations_with_wrong_secrets_are_held_back_per_address():
     throttle = RegistrationThrottle(per_secret_per_minute=1000)
     for n in range(RegistrationThrottle.FAILURES_BURST):
-        throttle.attempt(address="198.51.100.7", secret=f"guess-{n}")
-        throttle.failed(address="198.51.100.7")
+        throttle.attempt(address="198.51.100.7", secret=f"guess-{n}")  # each a failure
     with pytest.raises(Exception, match="too many registrations"):
         throttle.attempt(address="198.51.100.7", secret="another guess")
     throttle.attempt(address="192.0.2.1", secret="the real one")
@@ -132,3 +132,29 @@ async def test_registration_limits_come_from_the_settings(settings):
                 for _ in range(11)
             ]
     assert answers == [200] * 10 + [429]
+
+
+def test_a_success_gives_its_token_back_and_ipv6_clients_share_their_64():
+    throttle = LoginThrottle(failures_per_minute=2, clock=Ticks())
+    for _ in range(5):
+        throttle.attempt(address="2001:db8::1", username="alice")
+        throttle.succeeded(address="2001:db8::1", username="alice")
+    throttle.attempt(address="2001:db8::2", username="bob")
+    throttle.attempt(address="2001:db8::3", username="carol")  # same /64: its second failure
+    with pytest.raises(Exception, match="too many login attempts"):
+        throttle.attempt(address="2001:db8::ffff", username="dave")
+    throttle.attempt(address="2001:db8:1::1", username="dave")  # another network
+
+
+async def test_concurrent_guesses_are_all_counted(app, client_from):
+    await create_user(app)
+    guesser = client_from("198.51.100.70")
+    answers = await asyncio.gather(
+        *(
+            guesser.post(LOGIN, json={"username": "admin", "password": f"guess {n}"})
+            for n in range(30)
+        )
+    )
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(401) == LoginThrottle.FAILURES_BURST
+    assert codes.count(429) == 30 - LoginThrottle.FAILURES_BURST

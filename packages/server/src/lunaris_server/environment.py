@@ -62,6 +62,11 @@ def check_production_fitness(settings: Settings) -> EnvironmentCheck:
             "LUNARIS_PUBLIC_URL is not set: the install command line in Settings names the "
             "address serve listens on; set it to the URL PCs reach (https://lunaris.example.com)"
         )
+    if (settings.forwarded_allow_ips or "").strip() == "*":
+        advice.append(
+            "LUNARIS_FORWARDED_ALLOW_IPS is *: any client can name its own address in "
+            "X-Forwarded-For (and pick its rate-limit bucket); name the proxy's address instead"
+        )
     if not settings.forwarded_allow_ips:
         advice.append(
             "LUNARIS_FORWARDED_ALLOW_IPS is not set: behind a TLS-terminating proxy, set it to "

@@ -17,6 +17,7 @@ Client addresses are the socket's, or ``X-Forwarded-For``'s only when the reques
 """
 
 import hashlib
+import ipaddress
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -65,6 +66,12 @@ class RateLimiter:
                 self._buckets.popitem(last=False)
         bucket.tokens -= 1
         self._buckets.move_to_end(key)
+
+    def refund(self, key: str) -> None:
+        """Gives back a token spent for an attempt that turned out fine."""
+        bucket = self._refilled(key)
+        if bucket is not None:
+            bucket.tokens = min(self.burst, bucket.tokens + 1)
 
     def _refilled(self, key: str) -> _Bucket | None:
         bucket = self._buckets.get(key)
@@ -117,18 +124,26 @@ class LoginThrottle:
         return self._user_failures.retry_after(username) > 0
 
     def attempt(self, *, address: str | None, username: str, trusted: bool = False) -> None:
-        """Raises TooManyRequests, or lets the attempt go ahead."""
-        address = address or "?"
-        limits = [(self._by_address, address), (self._failures, f"{username}\0{address}")]
+        """Raises TooManyRequests, or lets the attempt go ahead, counted as a failure until
+        :meth:`succeeded` says otherwise: concurrent guesses cannot all pass the check
+        before any of them is counted."""
+        limits = self._limits(address, username, trusted)
+        _check(*limits, message="too many login attempts; try again later")
+        for limiter, key in limits:
+            limiter.spend(key)
+
+    def succeeded(self, *, address: str | None, username: str, trusted: bool = False) -> None:
+        for limiter, key in self._limits(address, username, trusted):
+            limiter.refund(key)
+
+    def _limits(
+        self, address: str | None, username: str, trusted: bool
+    ) -> list[tuple[RateLimiter, str]]:
+        place = address_key(address)
+        limits = [(self._by_address, place), (self._failures, f"{username}\0{place}")]
         if not trusted:
             limits.append((self._user_failures, username))
-        _check(*limits, message="too many login attempts; try again later")
-
-    def failed(self, *, address: str | None, username: str) -> None:
-        address = address or "?"
-        self._by_address.spend(address)
-        self._failures.spend(f"{username}\0{address}")
-        self._user_failures.spend(username)
+        return limits
 
 
 class RegistrationThrottle:
@@ -156,15 +171,35 @@ class RegistrationThrottle:
         )
 
     def attempt(self, *, address: str | None, secret: str) -> None:
-        """Raises TooManyRequests, or counts the attempt."""
+        """Raises TooManyRequests, or counts the attempt (as a wrong secret, until
+        :meth:`succeeded`: concurrent guesses are counted before any is checked)."""
         # Keyed by a digest: the secret itself is never kept in memory longer than the request.
         secret_key = hashlib.sha256(secret.encode()).hexdigest()
+        place = address_key(address)
         _check(
-            (self._failures, address or "?"),
+            (self._failures, place),
             (self._by_secret, secret_key),
             message="too many registrations from this address or with this secret; retry later",
         )
         self._by_secret.spend(secret_key)
+        self._failures.spend(place)
 
-    def failed(self, *, address: str | None) -> None:
-        self._failures.spend(address or "?")
+    def succeeded(self, *, address: str | None) -> None:
+        """The secret was valid: its address's failure token comes back."""
+        self._failures.refund(address_key(address))
+
+
+def address_key(address: str | None) -> str:
+    """The bucket of a client address: an IPv6 client holds a whole /64 (a network, not one
+    address), so it cannot take a fresh bucket for every address it has."""
+    if not address:
+        return "?"
+    try:
+        parsed = ipaddress.ip_address(address)
+    except ValueError:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)

@@ -129,8 +129,8 @@ async def authenticate_password(
             target=f"user:{username[:64]}",
             now=now,
         )
-        throttle.failed(address=actor.ip, username=username)
-        raise NotAuthenticated("wrong username or password")
+        raise NotAuthenticated("wrong username or password")  # counted as one already
+    throttle.succeeded(address=actor.ip, username=username, trusted=trusted)
     user.last_login_at = now
     await audit.record(
         session, actor=actor, action="auth.login", target=f"user:{username}", now=now
