@@ -46,3 +46,18 @@ async def test_revoking_closes_the_agent_socket_on_every_process(
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), timeout=5)
         assert ws.close_reason == "device revoked"
+
+
+async def test_a_replaced_token_loses_its_push_socket(start_server, database_url):
+    seeded = await seed_database(database_url)
+    server = start_server()
+    body = register_body(seeded.enrollment_secret)
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        token = (await http.post("/api/agent/register", json=body)).json()["device_token"]
+        url, headers = ws_url(server.base_url, "/ws/agent"), {"Authorization": f"Bearer {token}"}
+        async with await connect(url, additional_headers=headers) as ws:
+            again = await http.post("/api/agent/register", json={**body, "device_token": token})
+            assert again.status_code == 200
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), timeout=5)
+            assert ws.close_reason == "device token replaced"

@@ -7,6 +7,7 @@ from datetime import timedelta
 import httpx
 
 from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.devices import reenrollments
 from lunaris_server.enrollment import service as enrollment
 from tests.support import (
     app_state,
@@ -223,3 +224,57 @@ async def test_revoked_devices_enroll_again_unless_blocked(app, client):
 async def secret_uses(app) -> int:
     async with app_state(app).database.session() as session:
         return sum(s.uses for s in await enrollment.list_secrets(session))
+
+
+async def test_an_approval_can_be_withdrawn_and_a_revocation_voids_it(app, client):
+    secret, device_id, _ = await enrolled(app, client)
+    admin = await admin_headers(app)
+    await register(client, secret, device_id, registration_key="attacker")
+    listed = f"/api/devices/{device_id}/reenrollments"
+    (asked,) = (await client.get(listed, headers=admin)).json()
+    assert (await client.post(f"{listed}/{asked['id']}/approve", headers=admin)).is_success
+    withdrawn = await client.post(f"{listed}/{asked['id']}/refuse", headers=admin)
+    assert withdrawn.json()["status"] == "refused"
+    assert (
+        await register(client, secret, device_id, registration_key="attacker")
+    ).status_code == 403
+
+    await register(client, secret, device_id, registration_key="second")
+    (again,) = (await client.get(listed, headers=admin)).json()
+    assert (await client.post(f"{listed}/{again['id']}/approve", headers=admin)).is_success
+    await client.post(f"/api/devices/{device_id}/revoke", headers=admin)
+    assert (await register(client, secret, device_id)).status_code == 200  # the real agent
+    late = await register(client, secret, device_id, registration_key="second")
+    assert late.status_code == 409  # the approval went with the revocation: asks anew
+
+
+async def test_a_lost_answer_after_an_approval_asks_again_visibly(app, client):
+    secret, device_id, _ = await enrolled(app, client)
+    admin = await admin_headers(app)
+    await register(client, secret, device_id, registration_key="new-pc")
+    listed = f"/api/devices/{device_id}/reenrollments"
+    (asked,) = (await client.get(listed, headers=admin)).json()
+    await client.post(f"{listed}/{asked['id']}/approve", headers=admin)
+    admitted = await register(client, secret, device_id, registration_key="new-pc")
+    assert admitted.status_code == 200  # ... and the answer never arrived
+    token = {"Authorization": f"Bearer {admitted.json()['device_token']}"}
+    assert (await client.post("/api/agent/heartbeat", json={}, headers=token)).is_success
+    retry = await register(client, secret, device_id, registration_key="new-pc")
+    assert retry.status_code == 409
+    assert [p["status"] for p in (await client.get(listed, headers=admin)).json()] == ["pending"]
+
+
+async def test_requests_waiting_for_one_device_are_capped_and_keep_what_was_asked(app, client):
+    secret, device_id, _ = await enrolled(app, client)
+    admin = await admin_headers(app)
+    for n in range(reenrollments.MAX_OPEN_PER_DEVICE):
+        asked = await register(client, secret, device_id, registration_key=f"junk-{n}")
+        assert asked.status_code == 409
+    over = await register(client, secret, device_id, registration_key="one-too-many")
+    assert over.status_code == 403
+    assert "too many requests" in over.json()["error"]["message"]
+    relabel = await register(client, secret, device_id, registration_key="junk-0", hostname="X")
+    assert relabel.status_code == 409
+    listed = (await client.get(f"/api/devices/{device_id}/reenrollments", headers=admin)).json()
+    assert len(listed) == reenrollments.MAX_OPEN_PER_DEVICE
+    assert {p["hostname"] for p in listed} == {"PC-0001"}  # the first ask, not the later one

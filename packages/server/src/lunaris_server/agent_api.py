@@ -53,6 +53,11 @@ async def register(
     await outbox.commit(session, state.realtime)  # a refusal's audit entry too
     if isinstance(registration, registrations.Refusal):
         raise registration.error
+    if not registration.created:
+        # The old token no longer works: nothing may reach a socket it opened.
+        await state.realtime.agents.disconnect(
+            [registration.device.id], reason="device token replaced"
+        )
     return RegisterResponse(
         device_token=registration.device_token,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,

@@ -21,16 +21,21 @@ from lunaris_server.devices.models import Device
 OPEN_STATUSES = (CommandStatus.QUEUED.value, CommandStatus.SENT.value, CommandStatus.RUNNING.value)
 
 
-async def lock_devices(session: AsyncSession, device_ids: Iterable[str]) -> None:
-    """Locks the rows in id order (two fleet-wide runs lock in the same order: no deadlock)."""
+async def lock_devices(session: AsyncSession, device_ids: Iterable[str]) -> set[str]:
+    """Locks the rows in id order (two fleet-wide runs, and the last-seen writer, lock in the
+    same order: no deadlock); returns the ids locked, which leaves out a device revoked
+    meanwhile (its revocation held the lock, and is read after it)."""
     ids = sorted(set(device_ids))
+    locked: set[str] = set()
     for start in range(0, len(ids), 1000):
-        await session.execute(
+        rows = await session.scalars(
             select(Device.id)
-            .where(Device.id.in_(ids[start : start + 1000]))
+            .where(Device.id.in_(ids[start : start + 1000]), Device.revoked_at.is_(None))
             .order_by(Device.id)
             .with_for_update(key_share=True)
         )
+        locked.update(rows)
+    return locked
 
 
 async def open_overlaps(

@@ -193,7 +193,8 @@ async def create_for_device(
                 + ", ".join(truncated[:5]),
                 details={"truncated": truncated[:100]},
             )
-    await overlap.lock_devices(session, [device.id])
+    if not await overlap.lock_devices(session, [device.id]):
+        raise NotFound(f"no device with id {device.id}")  # revoked meanwhile
     covering = (await overlap.open_overlaps(session, [device.id], packages)).get(device.id)
     if covering is not None:
         raise Conflict(
@@ -264,10 +265,9 @@ async def create_for_package(
             details={"truncated": [package]},
         )
     targets = [(device_id, hostname) for device_id, hostname, truncated in waiting if not truncated]
-    await overlap.lock_devices(session, [device_id for device_id, _ in targets])
-    covered = await overlap.open_overlaps(
-        session, [device_id for device_id, _ in targets], [package]
-    )
+    locked = await overlap.lock_devices(session, [device_id for device_id, _ in targets])
+    targets = [(device_id, hostname) for device_id, hostname in targets if device_id in locked]
+    covered = await overlap.open_overlaps(session, [d for d, _ in targets], [package])
     created = [
         (
             _new_command(

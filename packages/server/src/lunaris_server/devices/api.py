@@ -18,7 +18,7 @@ from lunaris_server.deps import (
     StateDep,
     user_actor,
 )
-from lunaris_server.devices import registration as registrations
+from lunaris_server.devices import reenrollments
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery, Liveness
@@ -163,7 +163,7 @@ async def list_reenrollments(
     device_id: UUID, _user: CurrentUser, session: SessionDep
 ) -> list[ReenrollmentOut]:
     device = await devices.get_device(session, device_id=str(device_id))
-    rows = await registrations.pending_reenrollments(session, device_id=device.id)
+    rows = await reenrollments.pending_reenrollments(session, device_id=device.id)
     return [ReenrollmentOut.model_validate(row, from_attributes=True) for row in rows]
 
 
@@ -182,7 +182,7 @@ async def decide_reenrollment(
 ) -> ReenrollmentOut:
     """Approve: the agent that asked registers at its next attempt (and the device's current
     token stops working then). Refuse: that agent's attempts are refused from now on."""
-    decided = await registrations.decide_reenrollment(
+    decided = await reenrollments.decide_reenrollment(
         session,
         device_id=str(device_id),
         request_id=request_id,

@@ -31,17 +31,24 @@ def note_hostname(device: Device, hostname: str, *, now: datetime) -> bool:
     return flipped and _flag(device, f"hostnames {device.hostname} and {hostname}", now)
 
 
-def note_address(device: Device, ip: str | None, *, now: datetime) -> bool:
-    """Records where the device spoke from; True when it newly looks cloned."""
-    if ip is None or ip == device.last_ip:
-        return False
-    if device.last_ip is not None and not _same_family(device.last_ip, ip):
-        device.last_ip = ip  # the same PC on its other address family
-        return False
+def note_address(device: Device, ip: str | None, *, now: datetime) -> tuple[bool, bool]:
+    """Records where the device spoke from: (it moved within its address family, it newly
+    looks cloned). The first address is only written down; one of the other family (a
+    dual-stack PC) is not compared at all."""
+    if ip is None or ip == device.last_ip or not same_family(device.last_ip, ip):
+        return False, False
+    if device.last_ip is None:
+        device.last_ip = ip
+        return False, False
     flipped = _is_flip(device.previous_ip, device.ip_changed_at, ip, now)
     previous = device.last_ip
     device.previous_ip, device.ip_changed_at, device.last_ip = previous, now, ip
-    return flipped and _flag(device, f"addresses {previous} and {ip}", now)
+    return True, flipped and _flag(device, f"addresses {previous} and {ip}", now)
+
+
+def is_news(last_ip: str | None, ip: str | None) -> bool:
+    """Does a heartbeat from ``ip`` tell anything about where the device is?"""
+    return ip is not None and ip != last_ip and same_family(last_ip, ip)
 
 
 async def clear_flag(
@@ -82,7 +89,10 @@ def _flag(device: Device, evidence: str, now: datetime) -> bool:
     return True
 
 
-def _same_family(a: str, b: str) -> bool:
+def same_family(a: str | None, b: str) -> bool:
+    """True when ``a`` is unknown yet, or both are IPv4 or both IPv6."""
+    if a is None:
+        return True
     try:
         return ipaddress.ip_address(a).version == ipaddress.ip_address(b).version
     except ValueError:

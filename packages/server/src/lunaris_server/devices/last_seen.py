@@ -47,7 +47,9 @@ class LastSeenWriter:
         if not self._pending:
             return 0
         batch, self._pending = self._pending, {}
-        rows = [{"b_id": device_id, "b_seen": seen} for device_id, seen in batch.items()]
+        # In id order: row locks taken in the same order as every other multi-device writer
+        # (commands.overlap.lock_devices), so the two never deadlock on PostgreSQL.
+        rows = [{"b_id": device_id, "b_seen": seen} for device_id, seen in sorted(batch.items())]
         try:
             async with self._database.session() as session:
                 await session.execute(self._statement, rows)

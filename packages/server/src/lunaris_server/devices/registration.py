@@ -21,17 +21,18 @@ it needs to act (never whether a secret exists, expired, was used up or revoked)
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import RegisterRequest
 from lunaris_server.audit import service as audit
+from lunaris_server.devices import reenrollments
 from lunaris_server.devices.models import Device, DeviceReenrollment
+from lunaris_server.devices.reenrollments import ReenrollmentStatus
 from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.errors import Conflict, DomainError, Forbidden, NotAuthenticated, NotFound
+from lunaris_server.errors import Conflict, DomainError, Forbidden, NotAuthenticated
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.security import TokenKind, constant_time_equals, new_token, token_hash
@@ -43,13 +44,6 @@ REFUSED = "enrollment refused: this enrollment secret is not valid (ask your adm
 
 class ReenrollmentPending(Conflict):
     code = "reenrollment_pending"
-
-
-class ReenrollmentStatus(StrEnum):
-    PENDING = "pending"
-    APPROVED = "approved"
-    REFUSED = "refused"
-    COMPLETED = "completed"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,23 +84,29 @@ async def register(
             secret_id = await enrollment.consume_secret(
                 session, plaintext=request.enrollment_secret, now=now
             )
+            throttle.succeeded(address=ip)
             proof: str | DomainError = "new device"
         else:
             async with session.begin_nested() as attempt:
                 secret_id = await enrollment.consume_secret(
                     session, plaintext=request.enrollment_secret, now=now
                 )
+                throttle.succeeded(address=ip)
                 proof = await _proof(session, device, request, now=now, grace=grace)
                 if isinstance(proof, DomainError):
                     await attempt.rollback()  # a refusal spends no use of the secret
     except NotAuthenticated as refused:
-        throttle.failed(address=ip)
         await _refused(session, actor, request, reason=refused.message, now=now)
         return Refusal(NotAuthenticated(REFUSED))
     if isinstance(proof, DomainError):
         if isinstance(proof, ReenrollmentPending):
             assert device is not None
-            await _ask_for_approval(session, device, request, ip=ip, secret_id=secret_id, now=now)
+            capped = await _ask_for_approval(
+                session, device, request, ip=ip, secret_id=secret_id, now=now
+            )
+            if capped is not None:
+                proof = capped
+                await _refused(session, actor, request, reason=capped.message, now=now)
         else:
             await _refused(session, actor, request, reason=proof.message, now=now)
         return Refusal(proof)
@@ -142,7 +142,12 @@ async def _proof(
                 DeviceReenrollment.key_hash == token_hash(request.registration_key),
             )
         )
-        if approved is not None and approved.status == ReenrollmentStatus.APPROVED:
+        if (
+            approved is not None
+            and approved.status == ReenrollmentStatus.APPROVED
+            and approved.decided_at is not None
+            and now - approved.decided_at <= reenrollments.APPROVAL_VALID_FOR
+        ):
             approved.status = ReenrollmentStatus.COMPLETED.value
             return "approved by an admin"
         if approved is not None and approved.status == ReenrollmentStatus.REFUSED:
@@ -183,6 +188,8 @@ async def _enroll(
     device.last_ip = actor.ip
     device.revoked_at = None
     device.reenrollment_blocked = False
+    if not created:
+        await reenrollments.close_open(session, device_id=device.id)
     mark_seen(device, now=now)
     await session.flush()
     announce(session, events.device_status(device))
@@ -223,8 +230,9 @@ async def _ask_for_approval(
     ip: str | None,
     secret_id: int,
     now: datetime,
-) -> None:
-    """Records (or refreshes) the pending request; audited and announced the first time."""
+) -> DomainError | None:
+    """Records (or counts again) the pending request, audited and announced the first time;
+    the error that refuses it when too many wait for this device already."""
     assert request.registration_key
     key_hash = token_hash(request.registration_key)
     pending = await session.scalar(
@@ -232,11 +240,23 @@ async def _ask_for_approval(
             DeviceReenrollment.device_id == device.id, DeviceReenrollment.key_hash == key_hash
         )
     )
-    if pending is not None:
+    if pending is not None and pending.status == ReenrollmentStatus.PENDING:
+        # What the admin reads stays what was first asked; only the attempts are counted.
         pending.last_attempt_at = now
         pending.attempts += 1
-        pending.hostname, pending.ip = request.hostname, ip
-        return
+        return None
+    if await reenrollments.open_count(session, device_id=device.id) >= (
+        reenrollments.MAX_OPEN_PER_DEVICE
+    ):
+        return Forbidden(
+            "enrollment refused: too many requests to enroll this device again are waiting; "
+            "an admin must answer them first"
+        )
+    if pending is not None:
+        # Asked again after its approval was used, withdrawn, expired or closed (a lost
+        # answer, say): a new request for an admin to see.
+        await session.delete(pending)
+        await session.flush()
     session.add(
         DeviceReenrollment(
             device_id=device.id,
@@ -262,55 +282,4 @@ async def _ask_for_approval(
         details={"hostname": request.hostname, "enrolled_hostname": device.hostname},
         now=now,
     )
-
-
-async def pending_reenrollments(
-    session: AsyncSession, *, device_id: str
-) -> list[DeviceReenrollment]:
-    rows = await session.scalars(
-        select(DeviceReenrollment)
-        .where(
-            DeviceReenrollment.device_id == device_id,
-            DeviceReenrollment.status.in_(
-                [ReenrollmentStatus.PENDING.value, ReenrollmentStatus.APPROVED.value]
-            ),
-        )
-        .order_by(DeviceReenrollment.requested_at.desc(), DeviceReenrollment.id.desc())
-        .limit(20)
-    )
-    return list(rows)
-
-
-async def decide_reenrollment(
-    session: AsyncSession,
-    *,
-    device_id: str,
-    request_id: int,
-    approve: bool,
-    now: datetime,
-    actor: audit.Actor,
-) -> DeviceReenrollment:
-    """An admin approves (the asking agent's next attempt registers) or refuses a pending
-    request. Deciding twice the same way changes nothing; a decided request stays decided."""
-    asked = await session.get(DeviceReenrollment, request_id, with_for_update=True)
-    if asked is None or asked.device_id != device_id:
-        raise NotFound(f"no re-enrolment request {request_id} for device {device_id}")
-    wanted = ReenrollmentStatus.APPROVED if approve else ReenrollmentStatus.REFUSED
-    if asked.status == wanted:
-        return asked
-    if asked.status != ReenrollmentStatus.PENDING:
-        raise Conflict(f"this request was {asked.status} already")
-    asked.status = wanted.value
-    asked.decided_by, asked.decided_at = actor.name, now
-    device = await session.get(Device, device_id)
-    assert device is not None  # the foreign key
-    announce(session, events.device_status(device))
-    await audit.record(
-        session,
-        actor=actor,
-        action="device.reenroll_approved" if approve else "device.reenroll_refused",
-        target=f"device:{device_id}",
-        details={"hostname": asked.hostname, "ip": asked.ip},
-        now=now,
-    )
-    return asked
+    return None

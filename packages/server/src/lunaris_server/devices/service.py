@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import DeviceStatus, HeartbeatRequest
 from lunaris_server.audit import service as audit
 from lunaris_server.db.queries import contains_pattern, parse_sort
-from lunaris_server.devices import clones
+from lunaris_server.devices import clones, reenrollments
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
@@ -71,6 +71,7 @@ async def revoke(
     await fleet_counts.device_rows_counted(session, device_id=device.id, counted=False)
     device.revoked_at = now
     device.reenrollment_blocked = block
+    await reenrollments.close_open(session, device_id=device.id)
     await session.flush()
     await commands.close_for_revoked(session, now=now, device_id=device.id)
     announce(session, events.device_status(device))
@@ -141,8 +142,7 @@ async def heartbeat(
     changed = _changed_fields(device, request)
     # A new address is announced like a change: no process may answer from an entry that
     # still holds the old one, or clones alternating between processes would go unseen.
-    moved = ip is not None and ip != device.last_ip
-    cloned = clones.note_address(device, ip, now=now)
+    moved, cloned = clones.note_address(device, ip, now=now)
     if "hostname" in changed and request.hostname is not None:
         cloned = clones.note_hostname(device, request.hostname, now=now) or cloned
     for field in changed:
@@ -182,7 +182,7 @@ def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> 
     return (
         known.announced_status == DeviceStatus.ONLINE
         and known.token_used
-        and (ip is None or ip == known.last_ip)
+        and not clones.is_news(known.last_ip, ip)
         and not _changed_fields(known, request)
     )
 

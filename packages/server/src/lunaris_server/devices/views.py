@@ -16,8 +16,7 @@ from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
-from lunaris_server.devices import clones, export
-from lunaris_server.devices import registration as registrations
+from lunaris_server.devices import clones, export, reenrollments
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import DeviceQuery
@@ -154,7 +153,7 @@ async def _detail_context(
         "updates": await updates.device_updates(session, device_id=device.id),
         "events": events,
         "events_total": events_total,
-        "reenrollments": await registrations.pending_reenrollments(session, device_id=device.id),
+        "reenrollments": await reenrollments.pending_reenrollments(session, device_id=device.id),
     }
 
 
@@ -279,7 +278,7 @@ async def decide_reenrollment(
 ) -> Response:
     """An admin's answer to an agent that asks to enroll this device again without proof."""
     canonical = _canonical_id(device_id)
-    await registrations.decide_reenrollment(
+    await reenrollments.decide_reenrollment(
         session,
         device_id=canonical,
         request_id=request_id,
