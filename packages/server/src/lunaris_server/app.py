@@ -17,8 +17,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
+from lunaris_server.accounts import session_views
 from lunaris_server.accounts import views as accounts_views
-from lunaris_server.accounts.service import SessionCookies
+from lunaris_server.accounts.session_check import run_session_check
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.api_docs import router as api_docs_router
@@ -76,7 +77,6 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     state = AppState(
         settings=settings,
         database=database,
-        cookies=SessionCookies(settings.session_secret(), max_age_s=settings.session_max_age_s),
         realtime=realtime,
         last_seen=LastSeenWriter(database),
         device_cache=DeviceCache(
@@ -107,6 +107,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
                 name="command-sweeper",
             ),
             asyncio.create_task(server_metrics.run_refresher(), name="metrics-refresher"),
+            asyncio.create_task(
+                run_session_check(state, interval_s=settings.session_check_interval_s),
+                name="session-check",
+            ),
         ]
         log.info(
             "server started",
@@ -153,6 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         metrics_router,
         api_docs_router,
         accounts_views.router,
+        session_views.router,
         dashboard_views.router,
         devices_views.router,
         updates_views.router,

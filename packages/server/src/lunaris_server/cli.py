@@ -20,6 +20,8 @@ from lunaris_server.enrollment import service as enrollment
 from lunaris_server.environment import UnfitForProduction, check_environment
 from lunaris_server.errors import DomainError
 from lunaris_server.logs import configure_logging
+from lunaris_server.realtime import outbox
+from lunaris_server.realtime.bus import Message, PostgresBus
 from lunaris_server.settings import Settings, derived_public_url
 
 T = TypeVar("T")
@@ -41,6 +43,7 @@ def _run_in_session(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
             async with database.session() as session:
                 result = await action(session)
                 await session.commit()
+                await _publish(settings, outbox.take_messages(session))
                 return result
         finally:
             await database.dispose()
@@ -49,6 +52,21 @@ def _run_in_session(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
         return asyncio.run(run())
     except DomainError as error:
         raise click.ClickException(error.message) from None
+
+
+async def _publish(settings: Settings, messages: list[Message]) -> None:
+    """Tells the server processes (on PostgreSQL) what the CLI changed, say sessions it
+    ended; with SQLite their periodic checks notice."""
+    if not messages or settings.is_sqlite:
+        return
+    bus = PostgresBus(settings.resolved_database_url)
+    try:
+        for message in messages:
+            await bus.publish(message)
+    except Exception as error:
+        log.warning("could not tell the servers; they notice within a minute", error=str(error))
+    finally:
+        await bus.stop()
 
 
 @click.group()
@@ -123,10 +141,7 @@ def user() -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def user_add(name: str, role: str, password_stdin: bool) -> None:
     """Add a console user (the password is prompted for unless --password-stdin)."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-    else:
-        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    password = _read_password(password_stdin)
 
     async def add(session: AsyncSession) -> None:
         await accounts.add_user(
@@ -135,6 +150,30 @@ def user_add(name: str, role: str, password_stdin: bool) -> None:
 
     _run_in_session(add)
     click.echo(f"added {role} {name}")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    password: str = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    return password
+
+
+@user.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def user_set_password(name: str, password_stdin: bool) -> None:
+    """Give a user a new password; every session of theirs ends at once."""
+    password = _read_password(password_stdin)
+
+    async def change(session: AsyncSession) -> None:
+        found = await accounts.get_user_by_name(session, username=name)
+        await accounts.set_password(
+            session, user_id=found.id, password=password, now=utc_now(), actor=CLI_ACTOR
+        )
+
+    _run_in_session(change)
+    click.echo(f"new password set for {name}; their sessions have ended")
 
 
 @main.group()

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts import sessions
 from lunaris_server.accounts.models import User
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.csrf import HEADER as CSRF_HEADER
@@ -65,13 +66,19 @@ def device_token(request: Request) -> str:
 async def authenticate_user(
     connection: HTTPConnection, session: AsyncSession, state: AppState, now: datetime
 ) -> User:
-    """An API token in the Authorization header, or else the console's session cookie."""
+    """An API token in the Authorization header, or else the console's session cookie (its
+    row is then ``connection.state.user_session``)."""
     token = bearer_token(connection)
     if token is not None:
         return await accounts.authenticate_api_token(session, plaintext=token, now=now)
-    cookie = connection.cookies.get(accounts.SessionCookies.COOKIE_NAME)
+    cookie = connection.cookies.get(sessions.COOKIE_NAME)
     if cookie:
-        return await state.cookies.user_for(session, cookie, now=now)
+        user, user_session = await sessions.authenticate(session, cookie=cookie, now=now)
+        if await sessions.touch(session, user_session=user_session, now=now):
+            # Its own short transaction, before the route's: read-only pages never commit.
+            await session.commit()
+        connection.state.user_session = user_session
+        return user
     raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
 
 

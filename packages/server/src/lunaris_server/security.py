@@ -23,6 +23,7 @@ class TokenKind(StrEnum):
     DEVICE = "lnd_"
     API = "lna_"
     ENROLLMENT = "lne_"
+    SESSION = "lns_"
 
 
 def new_token(kind: TokenKind) -> str:

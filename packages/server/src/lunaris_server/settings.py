@@ -33,8 +33,12 @@ class Settings(BaseSettings):
     db_max_overflow: int = Field(default=10, ge=0, le=200)
 
     secret_key: str | None = None
-    """Signs session cookies. Generated once into ``data_dir`` when unset outside prod."""
+    """Keys the CSRF tokens. Generated once into ``data_dir`` when unset outside prod."""
     session_max_age_s: int = Field(default=12 * 3600, ge=60)
+    """A console session ends this long after its login, used or not."""
+    session_check_interval_s: float = Field(default=30.0, gt=0, le=3600)
+    """How often each process checks the sessions of the console sockets it holds (a safety
+    net behind the bus: an expiry, or an ending no announcement told it of)."""
     cookie_secure: bool = False
     """Mark the session cookie ``Secure``. Default: true outside dev (set when not given)."""
     public_url: str | None = None
@@ -133,7 +137,7 @@ class Settings(BaseSettings):
         return self.resolved_database_url.startswith("sqlite")
 
     def session_secret(self) -> str:
-        """The cookie signing key: configured, or generated once and kept in ``data_dir``."""
+        """The key of the CSRF tokens: configured, or generated once and kept in ``data_dir``."""
         if self.secret_key:
             return self.secret_key
         if self.env is Environment.PROD:

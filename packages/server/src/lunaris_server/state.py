@@ -3,7 +3,6 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from lunaris_server.accounts.service import SessionCookies
 from lunaris_server.clock import Clock, utc_now
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.db import Database
@@ -19,7 +18,6 @@ from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 class AppState:
     settings: Settings
     database: Database
-    cookies: SessionCookies
     realtime: Realtime
     last_seen: LastSeenWriter
     device_cache: DeviceCache

@@ -1,6 +1,6 @@
 """Login, logout, and user administration."""
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response
@@ -8,6 +8,8 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts import sessions
+from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.audit.service import Actor
@@ -22,6 +24,7 @@ from lunaris_server.deps import (
     client_ip,
     user_actor,
 )
+from lunaris_server.realtime import outbox
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -82,27 +85,29 @@ async def login(
     finally:
         # The audit entry of a failed login is kept too.
         await session.commit()
-    response.set_cookie(
-        accounts.SessionCookies.COOKIE_NAME,
-        state.cookies.issue(user, now=now),
-        max_age=state.cookies.max_age_s,
-        httponly=True,
-        secure=state.settings.cookie_secure,
-        samesite="lax",
-        path="/",
+    started = await sessions.start(
+        session,
+        user=user,
+        now=now,
+        lifetime=timedelta(seconds=state.settings.session_max_age_s),
+        user_agent=request.headers.get("user-agent"),
+        ip=client_ip(request),
     )
+    await session.commit()
+    set_session_cookie(response, state.settings, started.cookie)
     return UserOut.of(user)
 
 
 @router.post("/auth/logout", status_code=204)
-async def logout(response: Response, state: StateDep) -> None:
-    response.delete_cookie(
-        accounts.SessionCookies.COOKIE_NAME,
-        httponly=True,
-        secure=state.settings.cookie_secure,
-        samesite="lax",
-        path="/",
+async def logout(
+    request: Request, response: Response, session: SessionDep, state: StateDep, now: NowDep
+) -> None:
+    """Ends the cookie's session in the database, not only in this client."""
+    await sessions.logout(
+        session, cookie=request.cookies.get(sessions.COOKIE_NAME), now=now, ip=client_ip(request)
     )
+    await outbox.commit(session, state.realtime)
+    clear_session_cookie(response, state.settings)
 
 
 @router.get("/auth/me", responses=error_responses(401))

@@ -1,15 +1,14 @@
-"""Console accounts, API tokens, and signed session cookies."""
+"""Console accounts and API tokens (sessions: ``accounts.sessions``)."""
 
-import hashlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from itsdangerous import BadSignature, URLSafeSerializer
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.accounts import sessions
 from lunaris_server.accounts.models import ApiToken, Role, User
 from lunaris_server.audit import service as audit
 from lunaris_server.errors import (
@@ -187,41 +186,6 @@ async def authenticate_api_token(session: AsyncSession, *, plaintext: str, now: 
     return user
 
 
-class SessionCookies:
-    """Signed session cookies carrying the user id, the issue time and a fingerprint of the
-    password hash, so changing a password (or disabling the user) ends that user's sessions.
-    Age is checked against the server's clock, not the signer's."""
-
-    COOKIE_NAME = "lunaris_session"
-
-    def __init__(self, secret_key: str, *, max_age_s: int) -> None:
-        self._serializer = URLSafeSerializer(secret_key, salt="lunaris.session")
-        self.max_age_s = max_age_s
-
-    def issue(self, user: User, *, now: datetime) -> str:
-        return self._serializer.dumps(
-            {"u": user.id, "t": int(now.timestamp()), "p": _fingerprint(user.password_hash)}
-        )
-
-    async def user_for(self, session: AsyncSession, cookie: str, *, now: datetime) -> User:
-        try:
-            payload = self._serializer.loads(cookie)
-        except BadSignature:
-            raise NotAuthenticated("invalid session") from None
-        if not isinstance(payload, dict) or not isinstance(payload.get("t"), int):
-            raise NotAuthenticated("invalid session")
-        if now.timestamp() - payload["t"] > self.max_age_s:
-            raise NotAuthenticated("your session has expired; log in again")
-        user = await session.get(User, payload.get("u"))
-        if user is None or user.disabled or _fingerprint(user.password_hash) != payload.get("p"):
-            raise NotAuthenticated("invalid session")
-        return user
-
-
-def _fingerprint(password_hash: str) -> str:
-    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
-
-
 async def get_user(session: AsyncSession, *, user_id: int) -> User:
     user = await session.get(User, user_id)
     if user is None:
@@ -253,12 +217,14 @@ async def set_role(
 async def set_disabled(
     session: AsyncSession, *, user_id: int, disabled: bool, now: datetime, actor: audit.Actor
 ) -> User:
-    """A disabled user's sessions and API tokens stop working at once."""
+    """A disabled user's sessions end and API tokens stop working at once."""
     user = await get_user(session, user_id=user_id)
     if disabled and actor.name == f"user:{user.username}":
         raise Conflict("you cannot disable your own account")
     if user.disabled != disabled:
         user.disabled = disabled
+        if disabled:
+            await sessions.end_all(session, user_id=user.id, now=now)
         await audit.record(
             session,
             actor=actor,
@@ -266,6 +232,19 @@ async def set_disabled(
             target=f"user:{user.username}",
             now=now,
         )
+    return user
+
+
+async def set_password(
+    session: AsyncSession, *, user_id: int, password: str, now: datetime, actor: audit.Actor
+) -> User:
+    """A new password ends every session of the user (one stolen with the old password too)."""
+    user = await get_user(session, user_id=user_id)
+    user.password_hash = hash_password(_check_password(password))
+    await sessions.end_all(session, user_id=user.id, now=now)
+    await audit.record(
+        session, actor=actor, action="user.set_password", target=f"user:{user.username}", now=now
+    )
     return user
 
 

@@ -1,19 +1,22 @@
 """Console pages for accounts: log in and out, users (admins), the user's own API tokens."""
 
 import secrets
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from lunaris_server.accounts import service as accounts
+from lunaris_server.accounts import sessions
+from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
 from lunaris_server.accounts.models import Role
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, client_ip, user_actor
 from lunaris_server.errors import DomainError, NotAuthenticated, TooManyRequests
-from lunaris_server.state import AppState
+from lunaris_server.realtime import outbox
 
 router = APIRouter(include_in_schema=False)
 
@@ -80,37 +83,36 @@ async def login(
         )
         page.headers.update(refused.headers or {})
         return page
+    started = await sessions.start(
+        session,
+        user=user,
+        now=now,
+        lifetime=timedelta(seconds=state.settings.session_max_age_s),
+        user_agent=request.headers.get("user-agent"),
+        ip=client_ip(request),
+    )
     await session.commit()
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
-    _set_session_cookie(response, state, state.cookies.issue(user, now=now))
+    set_session_cookie(response, state.settings, started.cookie)
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-async def logout(_form: CheckedForm, state: StateDep) -> Response:
+async def logout(
+    request: Request, _form: CheckedForm, session: SessionDep, state: StateDep, now: NowDep
+) -> Response:
+    """Ends the session in the database, not only in this browser."""
+    await sessions.logout(
+        session,
+        cookie=request.cookies.get(sessions.COOKIE_NAME),
+        now=now,
+        ip=client_ip(request),
+    )
+    await outbox.commit(session, state.realtime)
     response = RedirectResponse("/login", status_code=303)
-    response.delete_cookie(
-        accounts.SessionCookies.COOKIE_NAME,
-        httponly=True,
-        secure=state.settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
+    clear_session_cookie(response, state.settings)
     return response
-
-
-def _set_session_cookie(response: Response, state: AppState, value: str) -> None:
-    # The same cookie the JSON login sets (accounts.api).
-    response.set_cookie(
-        accounts.SessionCookies.COOKIE_NAME,
-        value,
-        max_age=state.cookies.max_age_s,
-        httponly=True,
-        secure=state.settings.cookie_secure,
-        samesite="lax",
-        path="/",
-    )
 
 
 @router.get("/settings/users")
@@ -197,11 +199,31 @@ async def disable_user(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    state: StateDep,
     now: NowDep,
 ) -> Response:
     actor = user_actor(request, admin)
     await accounts.set_disabled(session, user_id=user_id, disabled=True, now=now, actor=actor)
-    await session.commit()
+    await outbox.commit(session, state.realtime)
+    return RedirectResponse("/settings/users", status_code=303)
+
+
+@router.post("/settings/users/{user_id}/sign-out")
+async def sign_out_everywhere(
+    user_id: RowId,
+    request: Request,
+    _form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """Ends every session of the user at once (their API tokens keep working)."""
+    user = await accounts.get_user(session, user_id=user_id)
+    await sessions.sign_out_everywhere(
+        session, user=user, now=now, actor=user_actor(request, admin)
+    )
+    await outbox.commit(session, state.realtime)
     return RedirectResponse("/settings/users", status_code=303)
 
 

@@ -1,6 +1,6 @@
 """Errors as pages for people: the JSON API keeps its JSON, a browser gets HTML."""
 
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -28,8 +28,23 @@ def wants_html(request: Request) -> bool:
     return "text/html" in accept or "application/json" not in accept
 
 
+def _path_and_query(path: str, query: str) -> str:
+    return path + (f"?{query}" if query else "")
+
+
+def _page_of(request: Request) -> str:
+    """Where to come back to after logging in: the address asked for, or for htmx (a
+    fragment the page asked for, say a table row) the page's own address."""
+    if not request.headers.get("hx-request"):
+        return _path_and_query(request.url.path, request.url.query)
+    current = urlsplit(request.headers.get("hx-current-url", ""))
+    if current.netloc and current.netloc.lower() != request.headers.get("host", "").lower():
+        return "/"
+    return _path_and_query(current.path or "/", current.query)
+
+
 def login_redirect(request: Request) -> Response:
-    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    here = _page_of(request)
     target = "/login" + (f"?{urlencode({'next': here})}" if here not in ("/", "/login") else "")
     if request.headers.get("hx-request"):
         # htmx follows this header with a full page load, instead of swapping a login page in.

@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from lunaris_server.accounts.service import SessionCookies
+from lunaris_server.accounts.sessions import COOKIE_NAME as SESSION_COOKIE
 from lunaris_server.console import formatting
 from lunaris_server.console.charts import bar_chart, legend, line_chart
 from lunaris_server.console.csrf import CsrfTokens
@@ -64,10 +64,8 @@ class Console:
         return f"/static/{name}?v={self._static_versions.get(name, '0')}"
 
     def csrf_binding(self, request: Request) -> str | None:
-        """The session cookie once logged in, the login nonce before."""
-        return request.cookies.get(SessionCookies.COOKIE_NAME) or request.cookies.get(
-            LOGIN_NONCE_COOKIE
-        )
+        """The session cookie (its random id) once logged in, the login nonce before."""
+        return request.cookies.get(SESSION_COOKIE) or request.cookies.get(LOGIN_NONCE_COOKIE)
 
     def render(
         self,

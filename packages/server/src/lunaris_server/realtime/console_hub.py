@@ -18,12 +18,20 @@ log = structlog.get_logger("lunaris.console_hub")
 RESYNC = orjson.dumps({"type": "RESYNC", "data": {}}).decode()
 
 
+TOO_SLOW = (1013, "too slow")
+SESSION_ENDED = (4401, "session ended")
+"""The close code live.js takes as "log in again"."""
+
+
 @dataclass(eq=False)
 class ConsoleClient:
     queue: asyncio.Queue[str]
+    session_id: int | None = None
+    """The console session it was opened with (None: an API token)."""
     resync_pending: bool = False
     dropped: asyncio.Event = field(default_factory=asyncio.Event)
     """Set when the hub gives up on this client; its socket handler then closes it."""
+    close_with: tuple[int, str] = TOO_SLOW
 
 
 class ConsoleHub:
@@ -43,10 +51,21 @@ class ConsoleHub:
         """Events waiting in each client's queue (for metrics)."""
         return [client.queue.qsize() for client in self._clients]
 
-    def connect(self) -> ConsoleClient:
-        client = ConsoleClient(queue=asyncio.Queue(maxsize=self.queue_size))
+    def connect(self, *, session_id: int | None = None) -> ConsoleClient:
+        client = ConsoleClient(queue=asyncio.Queue(maxsize=self.queue_size), session_id=session_id)
         self._clients.add(client)
         return client
+
+    def session_ids(self) -> set[int]:
+        """The console sessions this process holds sockets of."""
+        return {c.session_id for c in self._clients if c.session_id is not None}
+
+    def end_sessions(self, session_ids: set[int]) -> int:
+        """Closes the sockets of these sessions (they were ended); returns how many."""
+        ended = [c for c in self._clients if c.session_id in session_ids]
+        for client in ended:
+            self._drop(client, SESSION_ENDED)
+        return len(ended)
 
     def disconnect(self, client: ConsoleClient) -> None:
         self._clients.discard(client)
@@ -68,10 +87,14 @@ class ConsoleHub:
         if client.resync_pending:
             log.info("dropping a console client that stopped reading")
             self.drops += 1
-            self.disconnect(client)
-            client.dropped.set()
+            self._drop(client, TOO_SLOW)
             return
         self._replace_with_resync(client)
+
+    def _drop(self, client: ConsoleClient, close_with: tuple[int, str]) -> None:
+        self.disconnect(client)
+        client.close_with = close_with
+        client.dropped.set()
 
     def _replace_with_resync(self, client: ConsoleClient) -> None:
         self.resyncs += 1

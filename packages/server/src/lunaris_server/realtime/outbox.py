@@ -1,6 +1,7 @@
 """Events a transaction wants announced, published only once it has committed.
 
-Services call ``announce`` as they change things; the route commits through ``commit``, which
+Services call ``announce`` as they change things (``announce_message`` for a message to the
+other server processes rather than to consoles); the route commits through ``commit``, which
 publishes what was announced. A rolled-back transaction announces nothing, and a console
 that refetches on an event always finds the committed state.
 """
@@ -13,20 +14,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import ConsoleEvent
 
 if TYPE_CHECKING:
+    from lunaris_server.realtime.bus import Message
     from lunaris_server.realtime.service import Realtime
 
 log = structlog.get_logger("lunaris.outbox")
 
 _OUTBOX = "lunaris.outbox"
+_MESSAGES = "lunaris.outbox.messages"
 
 
 def announce(session: AsyncSession, event: ConsoleEvent) -> None:
     session.info.setdefault(_OUTBOX, []).append(event)
 
 
+def announce_message(session: AsyncSession, message: "Message") -> None:
+    """A bus message (a small JSON object with a ``topic``) for every server process."""
+    session.info.setdefault(_MESSAGES, []).append(message)
+
+
+def take_messages(session: AsyncSession) -> "list[Message]":
+    """The bus messages announced so far, handed over once (for the CLI)."""
+    messages: list[Message] = session.info.pop(_MESSAGES, [])
+    return messages
+
+
 async def commit(session: AsyncSession, realtime: "Realtime") -> None:
     if session.in_transaction():  # a request that never touched the database has nothing to end
         await session.commit()
+    for message in take_messages(session):
+        try:
+            await realtime.bus.publish(message)
+        except Exception:
+            # Committed all the same; the processes' periodic checks catch up.
+            log.exception("could not publish a bus message", topic=message.get("topic"))
     events: list[ConsoleEvent] = session.info.pop(_OUTBOX, [])
     for event in events:
         try:

@@ -12,6 +12,10 @@ from lunaris_server.realtime.console_hub import ConsoleHub
 
 log = structlog.get_logger("lunaris.realtime")
 
+SESSIONS_ENDED = "sessions.ended"
+"""``{"sessions": [ids]}``: console sessions that ended; their sockets close (see
+``accounts.sessions``)."""
+
 
 class Realtime:
     def __init__(self, bus: EventBus, *, console_queue_size: int = 256) -> None:
@@ -57,3 +61,7 @@ class Realtime:
             await self.agents.on_message(message)
         elif topic.startswith("agent."):
             await self.agents.on_message(message)
+        elif topic == SESSIONS_ENDED:
+            ids = {i for i in message.get("sessions", []) if isinstance(i, int)}
+            if closed := self.console.end_sessions(ids):
+                log.info("closed the console sockets of ended sessions", sockets=closed)

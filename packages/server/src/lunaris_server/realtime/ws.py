@@ -37,11 +37,14 @@ async def console_socket(websocket: WebSocket) -> None:
         async with state.database.session() as session:
             await authenticate_user(websocket, session, state, state.clock())
             await session.commit()
+        user_session = getattr(websocket.state, "user_session", None)
     except NotAuthenticated:
         await websocket.close(code=POLICY_VIOLATION, reason="not authenticated")
         return
     await websocket.accept()
-    client = state.realtime.console.connect()
+    client = state.realtime.console.connect(
+        session_id=user_session.id if user_session is not None else None
+    )
     try:
         await _serve_console(websocket, client)
     finally:
@@ -64,8 +67,9 @@ async def _serve_console(websocket: WebSocket, client: ConsoleClient) -> None:
 
     await _until_first_done(send_events(), read_until_closed(), client.dropped.wait())
     if websocket.client_state is WebSocketState.CONNECTED:
+        code, reason = client.close_with
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(websocket.close(code=1013, reason="too slow"), 1)
+            await asyncio.wait_for(websocket.close(code=code, reason=reason), 1)
 
 
 @router.websocket("/ws/agent")

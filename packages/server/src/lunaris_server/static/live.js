@@ -10,6 +10,7 @@
   var REFRESH_DELAY_MS = 150; // coalesces a burst of events into one request per fragment
   var FLEET_DELAY_MS = 1000; // fleet-wide figures change with every event: refresh at most 1/s
   var BACKOFF_FIRST_MS = 500;
+  var SESSION_ENDED = 4401; // the server closed the socket: this session has ended
   var BACKOFF_MAX_MS = 30000;
 
   var connection = { state: "connecting", text: "Connecting" };
@@ -122,7 +123,9 @@
       connectedBefore = true;
     });
     socket.addEventListener("message", onMessage);
-    socket.addEventListener("close", function () {
+    socket.addEventListener("close", function (event) {
+      // The session ended (logout elsewhere, an admin): reloading leads to the login page.
+      if (event.code === SESSION_ENDED) { window.location.reload(); return; }
       show("offline", "Offline");
       var delay = Math.min(backoff, BACKOFF_MAX_MS) * (0.75 + Math.random() * 0.5);
       backoff = Math.min(backoff * 2, BACKOFF_MAX_MS);

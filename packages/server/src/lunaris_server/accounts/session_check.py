@@ -1,0 +1,36 @@
+"""Each process's check of the console sockets it holds: a session that ended without the
+bus saying so (the CLI on SQLite, a lost announcement) or expired closes its sockets too."""
+
+import asyncio
+
+import structlog
+
+from lunaris_server.accounts import sessions
+from lunaris_server.state import AppState
+
+log = structlog.get_logger("lunaris.session_check")
+
+
+async def check_once(state: AppState) -> int:
+    """Closes the sockets of sessions no longer valid; returns how many."""
+    hub = state.realtime.console
+    held = hub.session_ids()
+    if not held:
+        return 0
+    async with state.database.session() as session:
+        gone = await sessions.no_longer_valid(session, ids=held, now=state.clock())
+        await session.rollback()
+    closed = hub.end_sessions(gone) if gone else 0
+    if closed:
+        log.info("closed the console sockets of sessions that ended", sockets=closed)
+    return closed
+
+
+async def run_session_check(state: AppState, *, interval_s: float) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await check_once(state)
+        except Exception:
+            # The database may be restarting; the next check catches up.
+            log.exception("console session check failed")
