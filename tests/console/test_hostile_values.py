@@ -167,6 +167,7 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
     # The login form keeps 64 characters of a username.
     failed = await login(http, username=v.ident("failed-login", 64), password="not a password")
     assert failed.status_code == 401
+    http.headers["User-Agent"] = v.text("user agent")  # shown in Settings > Sessions
     assert (await login(http)).status_code == 303
     return World(package, source, command_ids, v.text("search"))
 
@@ -199,6 +200,7 @@ def page_urls(world: World) -> dict[str, list[str]]:
         "/settings": ["/settings"],
         "/settings/users": ["/settings/users"],
         "/settings/tokens": ["/settings/tokens"],
+        "/settings/sessions": ["/settings/sessions"],
         "/settings/audit": ["/settings/audit"],
         "/login": [f"/login?next={quote('/devices?q=' + world.search)}"],
     }
