@@ -25,7 +25,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, RunUpdatesCommand
 from lunaris_server.devices import service as devices
-from lunaris_server.middleware import incoming_request_id, send_json
+from lunaris_server.middleware import declared_length, incoming_request_id, send_json
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
@@ -47,6 +47,7 @@ class HeartbeatFastPath:
             or scope["path"] != HEARTBEAT_PATH
             or scope["method"] != "POST"
             or scope.get("query_string")  # the route refuses what it does not know
+            or declared_length(scope) > self.max_body_bytes  # refused at once, not read
         ):
             await self.app(scope, receive, send)
             return

@@ -68,6 +68,14 @@ def incoming_request_id(scope: Scope) -> str | None:
     return None
 
 
+def declared_length(scope: Scope) -> int:
+    """The body length a request's ``Content-Length`` declares (0 when it declares none)."""
+    for name, value in scope["headers"]:
+        if name == b"content-length" and value.isdigit():
+            return int(value)
+    return 0
+
+
 class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with 413, before the application reads them whole.
 
@@ -87,10 +95,9 @@ class BodySizeLimitMiddleware:
             await self.app(scope, receive, send)
             return
         limit = self.large_paths.get(scope["path"], self.max_bytes)
-        for name, value in scope["headers"]:
-            if name == b"content-length" and value.isdigit() and int(value) > limit:
-                await _too_large(send, limit)
-                return
+        if declared_length(scope) > limit:
+            await _too_large(send, limit)
+            return
         received = 0
         response_started = False
 
