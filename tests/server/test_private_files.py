@@ -26,7 +26,6 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-@pytest.mark.xfail(strict=True, reason="the SQLite files are created world-readable")
 @pytest.mark.usefixtures("usual_umask")
 def test_the_data_dir_and_its_files_are_owner_only(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"

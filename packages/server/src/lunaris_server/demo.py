@@ -25,6 +25,7 @@ from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.clock import utc_now
 from lunaris_server.db import Database
 from lunaris_server.enrollment import service as enrollment
+from lunaris_server.private_files import create_private
 from lunaris_server.serving import uvicorn_config
 from lunaris_server.settings import Settings
 
@@ -63,9 +64,8 @@ def _demo_secret(database: Database, secret_file: Path) -> str:
     known = secret_file.read_text(encoding="ascii").strip() if secret_file.exists() else None
     secret = asyncio.run(_prepare(database, known_secret=known))
     if secret != known:
-        secret_file.parent.mkdir(parents=True, exist_ok=True)
-        secret_file.write_text(secret, encoding="ascii")
-        secret_file.chmod(0o600)
+        secret_file.unlink(missing_ok=True)
+        create_private(secret_file, secret)
     asyncio.run(database.dispose())
     return secret
 

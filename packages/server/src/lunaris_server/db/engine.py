@@ -2,6 +2,7 @@
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event, make_url, text
@@ -11,6 +12,8 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+
+from lunaris_server.private_files import create_private
 
 
 def is_sqlite_url(url: str) -> bool:
@@ -32,8 +35,17 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def _create_sqlite_file(url: str) -> None:
+    """SQLite would create the file (readable by all, under a usual umask) but not its folder;
+    created here first, owner-only, and SQLite gives its WAL and shared memory the same mode."""
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        create_private(Path(database))
+
+
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
     if is_sqlite_url(url):
+        _create_sqlite_file(url)
         # One connection serialises the process's writes: SQLite allows a single writer, and a
         # deferred transaction that upgrades to writing would otherwise fail with SQLITE_BUSY.
         engine = create_async_engine(url, pool_size=1, max_overflow=0, pool_timeout=60)

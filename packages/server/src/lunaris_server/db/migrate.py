@@ -1,12 +1,10 @@
 """Upgrade a database to the newest schema (Alembic, scripts shipped in the package)."""
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, make_url
+from sqlalchemy import Connection
 
 from lunaris_server.db.engine import make_engine
 
@@ -20,15 +18,7 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade_to_head(database_url: str) -> None:
     """Blocking (Alembic runs its own event loop): call it from a thread in async code."""
-    _create_sqlite_directory(database_url)
     command.upgrade(alembic_config(database_url), "head")
-
-
-def _create_sqlite_directory(database_url: str) -> None:
-    """SQLite creates the file but not its folder (the data dir on a first start)."""
-    url = make_url(database_url)
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
 
 
 def head_revision() -> str | None:
