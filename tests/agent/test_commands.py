@@ -193,14 +193,20 @@ async def test_an_install_that_cannot_start_is_a_failed_result_and_the_runner_go
     runner = fixture.runner()
     runner._install = lambda package: install_package(winget, package, timeout_s=10)
     odd = ["Git\x00Git", "\u202etiG.tiG", "Git\u200b.Git"]
-    first = command(odd)
+    first = command([*odd, "--force"])  # the last one is sent, and refused
     assert runner.offer(first)
     await runner.run_queued()
     steps = [step for command_id, step in fixture.steps() if command_id == first.command_id]
+    # A step could not carry these ids: none is installed, and the last step names each.
+    assert [step.package_started for step in steps if step.package_started] == ["--force"]
     results = [step.result for step in steps if step.result is not None]
-    assert [r.package_identifier for r in results] == odd
+    assert [r.package_identifier for r in results] == ["--force"]
     assert not any(r.succeeded for r in results)
     assert steps[-1].status == "failed"
+    assert steps[-1].message == (
+        "not installed, the id holds invisible characters: "
+        "'Git\\x00Git', '\\u202etiG.tiG', 'Git\\u200b.Git'"
+    )
     # The loop is still there for the next command.
     after = command(["Git.Git"])
     assert runner.offer(after)

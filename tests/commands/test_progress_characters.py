@@ -6,13 +6,14 @@ printed before sending it, so a real agent's step is never refused for it."""
 
 import pytest
 
+from lunaris_agent.winget import clean_message
+from lunaris_protocol import CommandProgress
 from tests.commands.conftest import enrolled, heartbeat, progress, result
 from tests.commands.test_api import create, detail
 
 NUL, BELL, ESC, RLO = "\x00", "\x07", "\x1b", "\u202e"
 
 
-@pytest.mark.xfail(strict=True, reason="progress fields accept control characters")
 @pytest.mark.parametrize(
     "step",
     [
@@ -44,3 +45,10 @@ async def test_messages_may_keep_line_breaks_and_format_characters(client, token
     await progress(client, device, command_id, 1, result=result("Git.Git", message=message))
     shown = await detail(client, tokens, command_id)
     assert [r["message"] for r in shown["results"]] == [message]
+
+
+def test_the_agent_cleans_what_winget_printed_before_sending_it():
+    printed = f"Installer{NUL} failed {ESC}[31mred{ESC}[0m{BELL}\r\n\tnext"
+    cleaned = clean_message(printed)
+    assert cleaned == "Installer failed red\r\n\tnext"
+    CommandProgress.model_validate({"sequence": 1, "status": "failed", "message": cleaned})

@@ -27,9 +27,11 @@ from uuid import UUID
 from lunaris_agent.config import write_private_file
 from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.spool import Spool
+from lunaris_agent.winget import clean_message
 from lunaris_agent.winget_runner import is_targetable_id
 from lunaris_protocol import CommandProgress, PackageResult, RunUpdatesCommand, UpdateReport
 from lunaris_protocol.limits import MAX_MESSAGE, MAX_OUTCOME
+from lunaris_protocol.text import invisible_character
 
 log = logging.getLogger(__name__)
 
@@ -172,6 +174,10 @@ class CommandRunner:
             self._finish(command_id, "failed", message="winget could not list the updates")
             await self._send()
             return
+        # An id a step cannot carry (a control or format character in it) is not installed:
+        # a result for it could never be reported. The command's last step names it, escaped.
+        unsendable = [package for package in packages if invisible_character(package)]
+        packages = [package for package in packages if package not in unsendable]
         results = []
         for package in packages:
             self._step(command_id, "running", package_started=package)
@@ -186,8 +192,12 @@ class CommandRunner:
             results.append(result)
             self._step(command_id, "running", result=result)
             await self._send()
-        succeeded = all(result.succeeded for result in results)
-        self._finish(command_id, "succeeded" if succeeded else "failed")
+        succeeded = not unsendable and all(result.succeeded for result in results)
+        self._finish(
+            command_id,
+            "succeeded" if succeeded else "failed",
+            message=_not_installed(unsendable),
+        )
         log.info(
             "command %s %s: %d of %d packages updated",
             command_id,
@@ -226,7 +236,7 @@ class CommandRunner:
             status=status,
             package_started=package_started,
             result=result,
-            message=message[:MAX_MESSAGE],
+            message=clean_message(message)[:MAX_MESSAGE],
         )
         self._spool.append_result(PROGRESS_KIND, progress_payload(command_id, progress))
 
@@ -246,10 +256,17 @@ def _package_result(package: str, outcome: InstallOutcome, duration_s: float) ->
         succeeded=outcome.succeeded,
         reboot_required=outcome.install_outcome == "success_reboot_required",
         installer_exit_code=outcome.installer_exit_code,
-        hresult=None if outcome.hresult is None else outcome.hresult[:MAX_OUTCOME],
-        message=(outcome.message or "")[:MAX_MESSAGE],
+        hresult=None if outcome.hresult is None else clean_message(outcome.hresult)[:MAX_OUTCOME],
+        message=clean_message(outcome.message or "")[:MAX_MESSAGE],
         duration_s=round(duration_s, 3),
     )
+
+
+def _not_installed(unsendable: list[str]) -> str:
+    if not unsendable:
+        return ""
+    named = ", ".join(ascii(package) for package in unsendable)
+    return f"not installed, the id holds invisible characters: {named}"
 
 
 def _describe(command: RunUpdatesCommand) -> str:

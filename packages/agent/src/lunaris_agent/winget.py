@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import Final, Literal
 
+from lunaris_protocol.text import printable_message
+
 __all__ = [
     "ScanFailure",
     "ScanResult",
@@ -350,6 +352,12 @@ _SPINNER_RE: Final = re.compile(r"^\s*[-\\|/]\s*$")
 _PROGRESS_RE: Final = re.compile(
     r"^\s*(?:[█▓▒░]|Γû[êÆôæ]|â–[ˆ’“‘]|\\u25(?:88|91|92|93))+(?:\s.*)?$"
 )
+
+
+def clean_message(text: str) -> str:
+    """Text winget printed, as a message may carry it: no escape sequences or control
+    characters (tabs and line breaks kept)."""
+    return printable_message(_ESCAPE_RE.sub("", text))
 
 
 def strip_terminal_noise(raw: str) -> str:

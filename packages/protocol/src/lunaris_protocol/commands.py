@@ -14,6 +14,7 @@ from lunaris_protocol.limits import (
     MAX_OUTCOME,
     MAX_PACKAGES_PER_COMMAND,
 )
+from lunaris_protocol.text import IDENTIFIER, MESSAGE_TEXT
 
 CommandKind = Literal["RUN_UPDATES"]
 
@@ -50,8 +51,10 @@ class RunUpdatesCommand(WireReply):
 class PackageResult(WireModel):
     """What installing one package did, as the agent saw it."""
 
-    package_identifier: Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)]
-    outcome: Annotated[str, StringConstraints(min_length=1, max_length=MAX_OUTCOME)]
+    package_identifier: Annotated[
+        str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER
+    ]
+    outcome: Annotated[str, StringConstraints(min_length=1, max_length=MAX_OUTCOME), IDENTIFIER]
     """``success``, ``success_reboot_required``, ``no_applicable_upgrade``, ``not_found``,
     ``hash_mismatch``, ``installer_failed``, ``refused_unknown_version``, ``timeout``,
     ``error``...: a code to group by; new agents may send new ones."""
@@ -59,8 +62,8 @@ class PackageResult(WireModel):
     reboot_required: bool = False
     installer_exit_code: int | None = None
     """The installer's own code (``Installer failed with exit code: N``)."""
-    hresult: Annotated[str, StringConstraints(max_length=MAX_OUTCOME)] | None = None
-    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)] = ""
+    hresult: Annotated[str, StringConstraints(max_length=MAX_OUTCOME), IDENTIFIER] | None = None
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE), MESSAGE_TEXT] = ""
     duration_s: Annotated[float, Field(ge=0, le=7 * 86_400)] = 0.0
 
 
@@ -74,12 +77,13 @@ class CommandProgress(WireModel):
     status: Literal["running", "succeeded", "failed"]
     """``running`` while packages are installed; the last step says how the command ended."""
     package_started: (
-        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)] | None
+        Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER]
+        | None
     ) = None
     """The package whose install starts now."""
     result: PackageResult | None = None
     """A package's install finished."""
-    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE)] = ""
+    message: Annotated[str, StringConstraints(max_length=MAX_MESSAGE), MESSAGE_TEXT] = ""
     """Why a command failed as a whole (expired before it could start, winget not found...)."""
 
 

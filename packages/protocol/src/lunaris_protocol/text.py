@@ -53,6 +53,14 @@ def check_message(text: str) -> str:
     return text
 
 
+def printable_message(text: str) -> str:
+    """``text`` without its control characters, tabs and line breaks kept: what a sender
+    makes of text it did not write (an installer's output) before sending it as a message."""
+    return "".join(
+        char for char in text if char in _LINE_BREAKS or unicodedata.category(char) != "Cc"
+    )
+
+
 IDENTIFIER = AfterValidator(check_identifier)
 """For ``Annotated[str, ..., IDENTIFIER]``: no control or format characters."""
 DISPLAY_TEXT = AfterValidator(check_display_text)
