@@ -8,8 +8,8 @@ import pytest
 from sqlalchemy import event
 
 from lunaris_server.console.paging import PER_PAGE
-from lunaris_server.devices import service as devices
-from lunaris_server.devices.service import DeviceQuery, DeviceSort
+from lunaris_server.devices import queries as device_queries
+from lunaris_server.devices.queries import DeviceQuery, DeviceSort
 from tests.console.test_device_list_paging import DEVICES, expected_order, seed
 from tests.support import app_state
 
@@ -29,7 +29,7 @@ async def test_every_page_by_number_holds_the_rows_of_its_place(app, clock, sort
     async with state.database.session() as session:
         for offset in range(0, DEVICES, PER_PAGE):
             query = DeviceQuery(sort=sort, descending=descending, limit=PER_PAGE, offset=offset)
-            page = await devices.device_page(
+            page = await device_queries.device_page(
                 session, query=query, liveness=state.liveness, now=clock.now
             )
             assert page.total == DEVICES
@@ -61,7 +61,9 @@ async def test_a_deep_page_by_number_skips_its_offset_in_the_index_alone(app, cl
     try:
         async with state.database.session() as session:
             query = DeviceQuery(limit=PER_PAGE, offset=2 * PER_PAGE)
-            await devices.device_page(session, query=query, liveness=state.liveness, now=clock.now)
+            await device_queries.device_page(
+                session, query=query, liveness=state.liveness, now=clock.now
+            )
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
     [(statement, parameters)] = offset_queries

@@ -9,7 +9,7 @@ from lunaris_server.console.deps import ConsoleDep, ConsoleUser
 from lunaris_server.dashboard import service as dashboard
 from lunaris_server.dashboard.charts import dashboard_charts
 from lunaris_server.deps import NowDep, SessionDep, StateDep
-from lunaris_server.devices import service as devices
+from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.views import device_view
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
@@ -36,7 +36,7 @@ async def _context(
         activity = await dashboard.daily_activity(session, now=now)
         context["charts"] = dashboard_charts(stats, top_packages, activity)
     if fragment in (None, "recent"):
-        recent = await devices.recently_seen(session, limit=RECENT_DEVICES)
+        recent = await device_queries.recently_seen(session, limit=RECENT_DEVICES)
         context["recent"] = [device_view(d, state, now) for d in recent]
     return context
 

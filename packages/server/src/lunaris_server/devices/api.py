@@ -18,10 +18,12 @@ from lunaris_server.deps import (
     StateDep,
     user_actor,
 )
+from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import reenrollments
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.service import DeviceQuery, Liveness
+from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.devices.service import Liveness
 from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
@@ -115,7 +117,9 @@ async def list_devices(
         limit=page.limit,
         offset=page.offset,
     )
-    rows, total = await devices.list_devices(session, query=query, liveness=state.liveness, now=now)
+    rows, total = await device_queries.list_devices(
+        session, query=query, liveness=state.liveness, now=now
+    )
     return Paginated(
         items=[_out(d, state, now) for d in rows],
         total=total,

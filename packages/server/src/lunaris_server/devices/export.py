@@ -9,8 +9,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.csv_export import csv_lines
-from lunaris_server.devices import service as devices
-from lunaris_server.devices.service import DeviceQuery, Liveness
+from lunaris_server.devices import queries as device_queries
+from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.devices.service import Liveness
 
 BATCH = 1000
 HEADER = (
@@ -33,7 +34,7 @@ async def devices_csv(
     chunks = [csv_lines([HEADER])]
     batch = replace(query, limit=BATCH, offset=0, after=None, before=None)
     while True:
-        page = await devices.device_page(session, query=batch, liveness=liveness, now=now)
+        page = await device_queries.device_page(session, query=batch, liveness=liveness, now=now)
         rows = page.devices
         chunks.append(
             csv_lines(

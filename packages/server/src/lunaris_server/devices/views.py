@@ -17,9 +17,10 @@ from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.devices import clones, export, reenrollments
+from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.service import DeviceQuery
+from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.errors import InvalidInput, NotFound
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
@@ -97,7 +98,7 @@ async def devices_page(
 ) -> Response:
     if (moved := renamed_filters_redirect(request)) is not None:
         return moved
-    found = await devices.device_page(session, query=query, liveness=state.liveness, now=now)
+    found = await device_queries.device_page(session, query=query, liveness=state.liveness, now=now)
     context = {
         "rows": [device_view(d, state, now) for d in found.devices],
         "pager": Pager.seeking(
