@@ -25,7 +25,7 @@ from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.clock import utc_now
 from lunaris_server.db import Database
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.private_files import create_private
+from lunaris_server.private_files import create_private, private_dir
 from lunaris_server.serving import uvicorn_config
 from lunaris_server.settings import Settings
 
@@ -65,6 +65,7 @@ def _demo_secret(database: Database, secret_file: Path) -> str:
     secret = asyncio.run(_prepare(database, known_secret=known))
     if secret != known:
         secret_file.unlink(missing_ok=True)
+        private_dir(secret_file.parent)
         create_private(secret_file, secret)
     asyncio.run(database.dispose())
     return secret

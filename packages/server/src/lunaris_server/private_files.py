@@ -23,8 +23,8 @@ def private_dir(path: Path) -> None:
 
 
 def create_private(path: Path, text: str = "") -> bool:
-    """Creates ``path`` owner-only holding ``text``; False (and nothing written) if it exists."""
-    private_dir(path.parent)
+    """Creates ``path`` owner-only holding ``text``; False (and nothing written) if it exists.
+    Its folder must exist (see :func:`private_dir`)."""
     try:
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE)
     except FileExistsError:

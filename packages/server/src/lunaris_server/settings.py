@@ -142,10 +142,11 @@ class Settings(BaseSettings):
             return self.secret_key
         if self.env is Environment.PROD:
             raise RuntimeError("LUNARIS_SECRET_KEY must be set when LUNARIS_ENV=prod")
-        from lunaris_server.private_files import create_private
+        from lunaris_server.private_files import create_private, private_dir
         from lunaris_server.security import new_secret_key
 
         path = self.data_dir / "secret_key"
+        private_dir(path.parent)
         create_private(path, new_secret_key())  # the first process to start writes it
         return path.read_text(encoding="ascii").strip()
 

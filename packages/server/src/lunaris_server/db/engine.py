@@ -36,11 +36,14 @@ def _enable_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def _create_sqlite_file(url: str) -> None:
-    """SQLite would create the file (readable by all, under a usual umask) but not its folder;
-    created here first, owner-only, and SQLite gives its WAL and shared memory the same mode."""
+    """SQLite would create the file readable by all (under a usual umask): created here
+    first, owner-only, and SQLite gives its WAL and shared memory the same mode. A folder
+    that does not exist is not made here (``migrate`` makes the data dir)."""
     database = make_url(url).database
     if database and database != ":memory:" and not database.startswith("file:"):
-        create_private(Path(database))
+        path = Path(database)
+        if path.parent.is_dir():
+            create_private(path)
 
 
 def make_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
