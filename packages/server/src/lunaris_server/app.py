@@ -22,6 +22,7 @@ from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.session_check import run_session_check
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
+from lunaris_server.api_docs import mount_swagger_ui
 from lunaris_server.api_docs import router as api_docs_router
 from lunaris_server.api_errors import error_responses
 from lunaris_server.audit import api as audit_api
@@ -167,6 +168,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     ):
         app.include_router(router)
     setup_console(app, state)
+    mount_swagger_ui(app)
     _install_error_handlers(app)
 
     app.add_middleware(

@@ -11,7 +11,7 @@
     layout: "BaseLayout",
     deepLinking: true,
     validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
+    presets: [SwaggerUIBundle.presets.apis],
     requestInterceptor: function (request) {
       if (token && !safe[String(request.method || "GET").toUpperCase()]) {
         request.headers["X-CSRF-Token"] = token;
