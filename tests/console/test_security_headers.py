@@ -37,11 +37,20 @@ async def test_console_and_api_answers_carry_the_strict_policy(client):
         assert "strict-transport-security" not in response.headers  # not in dev
 
 
-async def test_the_api_docs_get_the_policy_swagger_needs(client):
+async def test_the_api_docs_get_the_policy_swagger_needs_and_no_other_origin(client):
     docs = await client.get("/api/docs")
     assert docs.status_code == 200
-    assert "https://cdn.jsdelivr.net" in docs.headers["content-security-policy"]
-    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+    policy = docs.headers["content-security-policy"]
+    assert "style-src 'self' 'unsafe-inline';" in policy  # Swagger UI sets inline styles
+    assert "script-src 'self';" in policy
+    assert "frame-ancestors 'none'" in policy
+    # Swagger UI is served by the server itself: the policy names no CDN, no font host,
+    # no other origin at all.
+    for host in ("cdn.jsdelivr.net", "fonts.googleapis.com", "fonts.gstatic.com"):
+        assert host not in policy
+        assert host not in docs.text
+    assert "http:" not in policy
+    assert "https:" not in policy
 
 
 async def test_hsts_only_in_prod(settings):

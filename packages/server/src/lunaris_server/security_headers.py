@@ -2,11 +2,11 @@
 
 The console runs no inline script and no inline style (htmx and live.js are files served by
 the server, htmx's own indicator styles are turned off in base.html), so the policy can
-allow only this origin. The interactive API docs are the one exception: the page loads
-Swagger UI from a CDN (and starts it with a script of its own, api-docs.js), and Swagger UI
-sets inline styles, so that page gets a policy that allows exactly that. HSTS is sent only
-in prod, where the server sits behind TLS; sent from a development server on plain HTTP it
-would pin a browser to HTTPS for that host.
+allow only this origin. The interactive API docs are the one exception: Swagger UI (served
+by this server too, from a pinned package: api_docs.py) sets inline styles, so that page's
+policy allows them, and still no other origin: the explorer needs no CDN, and a request to
+one is refused by the browser. HSTS is sent only in prod, where the server sits behind TLS;
+sent from a development server on plain HTTP it would pin a browser to HTTPS for that host.
 """
 
 from typing import Final
@@ -29,13 +29,13 @@ CONSOLE_POLICY: Final = "; ".join(
 DOCS_POLICY: Final = "; ".join(
     [
         "default-src 'self'",
-        "script-src 'self' https://cdn.jsdelivr.net",
-        "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com",
-        "font-src 'self' https://fonts.gstatic.com",
+        "script-src 'self'",
+        "style-src 'self' 'unsafe-inline'",
         "img-src 'self' data:",
         "connect-src 'self'",
-        "worker-src 'self' blob:",
         "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
         "frame-ancestors 'none'",
     ]
 )
