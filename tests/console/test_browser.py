@@ -181,6 +181,10 @@ async def test_a_post_without_the_csrf_token_is_refused(start_server, seeded, ch
     await page.click("text=Create secret")
     await expect(page.locator("#new-secret")).to_contain_text("lne_")
     await expect(page.locator("#enrollment-secrets tbody")).not_to_contain_text("forged")
+    assert page.url.endswith("/settings#enrollment-secrets")  # redirected: a reload is a GET
+    await page.reload()
+    await expect(page.locator("#enrollment-secrets tbody tr")).to_have_count(2)
+    await expect(page.locator("#new-secret")).to_have_count(0)
 
 
 async def test_the_page_follows_agents_live_without_a_reload(start_server, seeded, chromium):

@@ -1,7 +1,7 @@
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import Boolean, ForeignKey, Integer, String
+from sqlalchemy import Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lunaris_server.db import Base
@@ -60,3 +60,21 @@ class UserSession(Base):
     ended_at: Mapped[datetime | None]
     user_agent: Mapped[str | None] = mapped_column(String(256))
     ip: Mapped[str | None] = mapped_column(String(64))
+
+
+class SessionFlash(Base):
+    """Something a console page shows once, after the redirect that follows a form: a new
+    secret, sealed (AES-GCM) with a key derived from the session's cookie, which the
+    database does not hold. The page it waits for deletes it as it shows it; unread, it
+    expires within minutes."""
+
+    __tablename__ = "session_flashes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("user_sessions.id", ondelete="CASCADE"), index=True
+    )
+    page: Mapped[str] = mapped_column(String(32))
+    sealed: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)

@@ -3,7 +3,8 @@
 Only the id's SHA-256 is stored (like every token here), so a copy of the database opens no
 session. Every request checks the row: ended, expired, or its user disabled, it no longer
 authenticates. Ending sessions announces them on the bus (after the commit), so each server
-process closes their console sockets at once.
+process closes their console sockets at once, and deletes what they had left to show once
+(``accounts.flash``).
 """
 
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.accounts import flash
 from lunaris_server.accounts.models import User, UserSession
 from lunaris_server.audit import service as audit
 from lunaris_server.errors import NotAuthenticated, NotFound
@@ -120,6 +122,7 @@ async def end_all(session: AsyncSession, *, user_id: int, now: datetime) -> list
             .execution_options(synchronize_session=False)
         )
     )
+    await flash.drop(session, session_ids=ids)
     _announce_ended(session, ids)
     return ids
 
@@ -127,6 +130,7 @@ async def end_all(session: AsyncSession, *, user_id: int, now: datetime) -> list
 async def _end(session: AsyncSession, user_session: UserSession, now: datetime) -> None:
     user_session.ended_at = now
     await session.flush()
+    await flash.drop(session, session_ids=[user_session.id])
     _announce_ended(session, [user_session.id])
 
 

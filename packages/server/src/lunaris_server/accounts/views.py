@@ -10,8 +10,10 @@ from starlette.responses import RedirectResponse, Response
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
+from lunaris_server.accounts.flash import Flash
 from lunaris_server.accounts.models import Role
 from lunaris_server.audit.service import Actor
+from lunaris_server.console import flash
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, client_ip, user_actor
@@ -19,6 +21,8 @@ from lunaris_server.errors import DomainError, NotAuthenticated, TooManyRequests
 from lunaris_server.realtime import outbox
 
 router = APIRouter(include_in_schema=False)
+
+TOKENS_FLASH_PAGE = "tokens"
 
 
 def _safe_next(target: str | None) -> str:
@@ -244,33 +248,9 @@ async def enable_user(
 
 @router.get("/settings/tokens")
 async def tokens_page(
-    request: Request, user: ConsoleUser, console: ConsoleDep, session: SessionDep
+    request: Request, user: ConsoleUser, console: ConsoleDep, session: SessionDep, now: NowDep
 ) -> Response:
-    return console.render(
-        request,
-        "pages/accounts/tokens.html",
-        {"tab": "tokens", "tokens": await accounts.list_api_tokens(session, user=user)},
-    )
-
-
-@router.post("/settings/tokens")
-async def create_token(
-    request: Request,
-    form: CheckedForm,
-    user: ConsoleUser,
-    console: ConsoleDep,
-    session: SessionDep,
-    now: NowDep,
-) -> Response:
-    created = await accounts.add_api_token(
-        session,
-        user=user,
-        name=form.get("name", ""),
-        now=now,
-        actor=user_actor(request, user),
-    )
-    await session.commit()
-    # Shown once, on this answer only: it is stored hashed.
+    created = await flash.take(request, session, page=TOKENS_FLASH_PAGE, now=now)
     return console.render(
         request,
         "pages/accounts/tokens.html",
@@ -280,6 +260,24 @@ async def create_token(
             "created": created,
         },
     )
+
+
+@router.post("/settings/tokens")
+async def create_token(
+    request: Request, form: CheckedForm, user: ConsoleUser, session: SessionDep, now: NowDep
+) -> Response:
+    created = await accounts.add_api_token(
+        session,
+        user=user,
+        name=form.get("name", ""),
+        now=now,
+        actor=user_actor(request, user),
+    )
+    # Stored hashed: the plaintext waits for the tokens page in this session, shown once.
+    shown = Flash(name=created.token.name, plaintext=created.plaintext)
+    await flash.leave(request, session, page=TOKENS_FLASH_PAGE, flash=shown, now=now)
+    await session.commit()
+    return RedirectResponse("/settings/tokens", status_code=303)
 
 
 @router.post("/settings/tokens/{token_id}/revoke")

@@ -1,6 +1,6 @@
 """Imports every table so ``Base.metadata`` is complete (for Alembic and tests)."""
 
-from lunaris_server.accounts.models import ApiToken, User, UserSession
+from lunaris_server.accounts.models import ApiToken, SessionFlash, User, UserSession
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.db.base import Base
@@ -26,6 +26,7 @@ __all__ = [
     "EnrollmentSecret",
     "FleetPackage",
     "FleetVariant",
+    "SessionFlash",
     "UpdateActivity",
     "UpdateEvent",
     "User",

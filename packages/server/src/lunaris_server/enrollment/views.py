@@ -1,11 +1,14 @@
 """Console pages for enrolling PCs: the agent download, the install command line, and the
 enrollment secrets installers are given."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from lunaris_server.accounts.flash import Flash
+from lunaris_server.console import flash
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.enrollment import installer
@@ -15,6 +18,10 @@ from lunaris_server.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.settings import Settings
 
 router = APIRouter(include_in_schema=False)
+
+FLASH_PAGE = "settings"
+"""Where a new secret is shown once: the settings page, after the form's redirect."""
+SECRETS = "/settings#enrollment-secrets"
 
 
 def api_base_url(settings: Settings) -> str:
@@ -29,7 +36,7 @@ async def _render(
     session: SessionDep,
     state: StateDep,
     *,
-    created: CreatedSecret | None = None,
+    created: list[Flash] | None = None,
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
@@ -42,7 +49,7 @@ async def _render(
             "api_url": api_base_url(state.settings),
             "installer": installer.latest_installer(state.settings.resolved_agent_downloads_dir),
             "secrets": await enrollment.list_secrets(session) if user.is_admin else [],
-            "created": created,
+            "created": created or [],
             "error": error,
         },
         status_code=status_code,
@@ -51,9 +58,26 @@ async def _render(
 
 @router.get("/settings")
 async def settings_page(
-    request: Request, _user: ConsoleUser, console: ConsoleDep, session: SessionDep, state: StateDep
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
 ) -> Response:
-    return await _render(request, console, session, state)
+    created = await flash.take(request, session, page=FLASH_PAGE, now=now)
+    return await _render(request, console, session, state, created=created)
+
+
+async def _shown_once(
+    request: Request, session: AsyncSession, created: CreatedSecret, now: datetime
+) -> Response:
+    """The plaintext waits for the settings page in this session (it is stored hashed);
+    the redirect lets a reload of that page create nothing."""
+    secret = Flash(name=created.secret.name, plaintext=created.plaintext)
+    await flash.leave(request, session, page=FLASH_PAGE, flash=secret, now=now)
+    await session.commit()
+    return RedirectResponse(SECRETS, status_code=303)
 
 
 def _optional_positive_int(form: dict[str, str], field: str, label: str) -> int | None:
@@ -94,9 +118,7 @@ async def create_secret(
             error=refused.message,
             status_code=refused.status_code,
         )
-    await session.commit()
-    # The plaintext is on this answer only: it is stored hashed.
-    return await _render(request, console, session, state, created=created)
+    return await _shown_once(request, session, created, now)
 
 
 @router.post("/settings/enrollment-secrets/{secret_id}/revoke")
@@ -134,8 +156,7 @@ async def rotate_secret(
         return await _render(
             request, console, session, state, error=refused.message, status_code=refused.status_code
         )
-    await session.commit()
-    return await _render(request, console, session, state, created=created)
+    return await _shown_once(request, session, created, now)
 
 
 @router.get("/downloads/{name}")
