@@ -146,15 +146,43 @@ async def revoke_device(c: Console) -> Submission:
 
 
 async def clear_clone_flag(c: Console) -> Submission:
+    device_id = await _flagged(c)
+    page = (await c.http.get(f"/devices/{device_id}")).text
+    assert f"/devices/{device_id}/clone-flag/clear" in page
+    return f"/devices/{device_id}/clone-flag/clear", {}
+
+
+async def _flagged(c: Console) -> str:
     device_id, headers, _ = await _device(c)
     for hostname in ("PC-COPY", "PC-0001"):
         beat = await c.http.post(
             "/api/agent/heartbeat", json={"hostname": hostname}, headers=headers
         )
         assert beat.status_code == 200, beat.text
+    return device_id
+
+
+async def split_device(c: Console) -> Submission:
+    device_id = await _flagged(c)
     page = (await c.http.get(f"/devices/{device_id}")).text
-    assert f"/devices/{device_id}/clone-flag/clear" in page
-    return f"/devices/{device_id}/clone-flag/clear", {}
+    assert f"/devices/{device_id}/split" in page
+    return f"/devices/{device_id}/split", {"hostname": "PC-COPY"}
+
+
+async def cancel_split(c: Console) -> Submission:
+    device_id = await _flagged(c)
+    split = await c.http.post(
+        f"/devices/{device_id}/split", data={"hostname": "PC-COPY", "csrf_token": c.token}
+    )
+    assert split.status_code == 303, split.text
+    return f"/devices/{device_id}/split/cancel", {}
+
+
+async def merge_device(c: Console) -> Submission:
+    old_id, _, _ = await _device(c)
+    app_state(c.app).clock.advance(hours=6)  # type: ignore[attr-defined]
+    new_id, _, _ = await _device(c)
+    return f"/devices/{new_id}/merge", {"device_id": old_id}
 
 
 async def decide_reenrollment(c: Console) -> Submission:
@@ -206,6 +234,9 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/devices/{device_id}/revoke": revoke_device,
     "/devices/{device_id}/clone-flag/clear": clear_clone_flag,
     "/devices/{device_id}/reenrollments/{request_id}/{decision}": decide_reenrollment,
+    "/devices/{device_id}/split": split_device,
+    "/devices/{device_id}/split/cancel": cancel_split,
+    "/devices/{device_id}/merge": merge_device,
     "/devices/{device_id}/commands": run_on_device,
     "/commands/{command_id}/cancel": cancel_command,
     "/updates/run": run_package,

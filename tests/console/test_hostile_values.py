@@ -14,6 +14,7 @@ import html
 import io
 import json
 import re
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -158,6 +159,17 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
             f"/api/agent/commands/{command_ids[0]}/progress", json=step, headers=first
         )
         assert response.status_code == 200, response.text
+
+    # The clone is to be split: the other PC is named on the device's page.
+    split = await http.post(
+        f"/api/devices/{DEVICE_IDS[1]}/split", json={"hostname": v.text("clone host")}, headers=api
+    )
+    assert split.status_code == 201, split.text
+    # An old, revoked record of the first PC is offered for merging on its page.
+    old = {**body, "device_id": str(uuid.UUID(int=7)), "hostname": v.text("renamed host")}
+    assert (await http.post("/api/agent/register", json=old)).status_code == 200
+    revoked = await http.post(f"/api/devices/{old['device_id']}/revoke", headers=api)
+    assert revoked.status_code == 200, revoked.text
 
     # Another PC asks to enroll the first device again (shown on its page for an admin).
     asking = {**body, "device_id": DEVICE_IDS[0], "hostname": v.text("asking host")}

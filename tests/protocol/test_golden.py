@@ -30,6 +30,7 @@ CASES: dict[str, type[BaseModel]] = {
     "register_response.json": RegisterResponse,
     "heartbeat_request.json": HeartbeatRequest,
     "heartbeat_response.json": HeartbeatResponse,
+    "heartbeat_response_new_identity.json": HeartbeatResponse,
     "update_report.json": UpdateReport,
     "update_report_scan_error.json": UpdateReport,
     "update_report_response.json": UpdateReportResponse,

@@ -46,7 +46,12 @@ async def test_a_plain_heartbeat_never_reaches_the_framework(app, client, fast, 
 
     response = await fast.post(HEARTBEAT, headers=device.headers | {"X-Request-ID": "hb-1"})
     assert response.status_code == 200
-    assert response.json() == {"heartbeat_interval_s": 60, "scan_interval_s": 3600, "commands": []}
+    assert response.json() == {
+        "heartbeat_interval_s": 60,
+        "scan_interval_s": 3600,
+        "commands": [],
+        "new_identity": None,
+    }
     assert response.headers["x-request-id"] == "hb-1"
     empty = await fast.post(HEARTBEAT, headers=device.headers, json={})
     assert empty.status_code == 200

@@ -16,6 +16,7 @@ class Row:
     announced_status: str = "online"
     token_used_at: object = "2026-11-02T09:00:00Z"
     last_ip: str | None = None
+    split_pending: bool = False
 
 
 class Ticks:

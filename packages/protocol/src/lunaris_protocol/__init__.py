@@ -4,6 +4,7 @@ exchange. No I/O; the server and the agent import this and nothing of each other
 from lunaris_protocol.agent import (
     HeartbeatRequest,
     HeartbeatResponse,
+    NewIdentity,
     RegisterRequest,
     RegisterResponse,
     ScanError,
@@ -46,6 +47,7 @@ __all__ = [
     "DeviceUpdatesChangedData",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "NewIdentity",
     "PackageResult",
     "RegisterRequest",
     "RegisterResponse",

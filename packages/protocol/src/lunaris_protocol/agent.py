@@ -57,11 +57,22 @@ class HeartbeatRequest(WireModel):
     agent_version: AgentVersion | None = None
 
 
+class NewIdentity(WireReply):
+    """This PC shares its identity with another (a disk image cloned after the agent
+    enrolled) and an admin split them: from now on it is this device, with this token."""
+
+    device_id: UUID
+    device_token: str
+
+
 class HeartbeatResponse(WireReply):
     heartbeat_interval_s: IntervalSeconds
     scan_interval_s: IntervalSeconds
     commands: list[RunUpdatesCommand] = Field(default_factory=list)
     """Commands waiting for this device, handed over when its socket is not open."""
+    new_identity: NewIdentity | None = None
+    """Set only for the PC an admin split off a cloned identity (no commands come with it):
+    the agent keeps the new id and token and speaks with them from its next request on."""
 
 
 class UpdateItem(WireModel):

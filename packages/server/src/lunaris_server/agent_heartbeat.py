@@ -23,7 +23,7 @@ import structlog
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, RunUpdatesCommand
+from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, RunUpdatesCommand
 from lunaris_server.devices import service as devices
 from lunaris_server.middleware import declared_length, incoming_request_id, send_json
 from lunaris_server.realtime import outbox
@@ -75,9 +75,11 @@ class HeartbeatFastPath:
         )
         log.debug("request", method="POST", path=HEARTBEAT_PATH, status=200)
 
-    def _heartbeat_answer(self, state: AppState, commands: list[RunUpdatesCommand]) -> bytes:
-        if commands:
-            return heartbeat_response(state, commands).model_dump_json().encode()
+    def _heartbeat_answer(
+        self, state: AppState, answer: list[RunUpdatesCommand] | NewIdentity
+    ) -> bytes:
+        if answer:
+            return heartbeat_response(state, answer).model_dump_json().encode()
         # The same for every device without commands waiting: encode it once.
         if self._answer is None:
             self._answer = heartbeat_response(state, []).model_dump_json().encode()
@@ -86,9 +88,10 @@ class HeartbeatFastPath:
 
 async def record_heartbeat(
     state: AppState, *, token: str, request: HeartbeatRequest, ip: str | None
-) -> list[RunUpdatesCommand]:
+) -> list[RunUpdatesCommand] | NewIdentity:
     """A heartbeat's work, for the fast path and the route alike: the device is seen, its news
-    applied and announced; returns the commands waiting for it."""
+    applied and announced; returns the commands waiting for it (or, for the PC an admin split
+    off a cloned identity, its own identity)."""
     now = state.clock()
     seen = devices.plain_heartbeat(
         device_token=token,
@@ -106,7 +109,7 @@ async def record_heartbeat(
                 session, device_token=token, cache=state.device_cache, now=now
             )
     async with state.database.session() as session:
-        await devices.heartbeat(
+        identity = await devices.heartbeat(
             session,
             device_token=token,
             request=request,
@@ -116,17 +119,23 @@ async def record_heartbeat(
             ip=ip,
         )
         await outbox.commit(session, state.realtime)
+        if identity is not None:
+            return identity
         # Usually no query: only devices known to have commands waiting are looked up.
         return await state.commands.for_heartbeat(
             session, device_token=token, cache=state.device_cache, now=now
         )
 
 
-def heartbeat_response(state: AppState, commands: list[RunUpdatesCommand]) -> HeartbeatResponse:
+def heartbeat_response(
+    state: AppState, answer: list[RunUpdatesCommand] | NewIdentity
+) -> HeartbeatResponse:
+    identity = answer if isinstance(answer, NewIdentity) else None
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,
-        commands=commands,
+        commands=[] if identity is not None else answer,
+        new_identity=identity,
     )
 
 

@@ -37,6 +37,8 @@ from lunaris_server.console.web import setup_console
 from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
+from lunaris_server.devices import identity_api as device_identity_api
+from lunaris_server.devices import identity_views as device_identity_views
 from lunaris_server.devices import views as devices_views
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
@@ -147,6 +149,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     for router in (
         agent_router,
         devices_api.router,
+        device_identity_api.router,
         updates_api.router,
         commands_api.router,
         enrollment_api.router,
@@ -161,6 +164,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         session_views.router,
         dashboard_views.router,
         devices_views.router,
+        device_identity_views.router,
         updates_views.router,
         commands_views.router,
         enrollment_views.router,

@@ -1,7 +1,7 @@
 """Console JSON API for devices."""
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
@@ -13,19 +13,17 @@ from lunaris_server.deps import (
     AdminUser,
     CurrentUser,
     NowDep,
-    RowId,
     SessionDep,
     StateDep,
     user_actor,
 )
+from lunaris_server.devices import clones
 from lunaris_server.devices import queries as device_queries
-from lunaris_server.devices import reenrollments
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.devices.service import Liveness
 from lunaris_server.pagination import PageDep, Paginated
-from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
@@ -43,6 +41,11 @@ class CloneSuspectedOut(BaseModel):
 
     since: datetime
     evidence: str
+    hostnames: list[str]
+    """The hostnames it alternated between (one, for clones that kept one hostname): what
+    ``POST /api/devices/{id}/split`` takes to name the other PC."""
+    addresses: list[str]
+    """The addresses it spoke from lately."""
 
 
 class DeviceOut(BaseModel):
@@ -59,6 +62,8 @@ class DeviceOut(BaseModel):
     connected: bool
     """The agent's push socket is open (on any server process)."""
     clone_suspected: CloneSuspectedOut | None = None
+    split_pending: bool = False
+    """An admin split this identity; the other PC takes its own at its next heartbeat."""
 
     @classmethod
     def of(
@@ -86,8 +91,12 @@ class DeviceOut(BaseModel):
             clone_suspected=None
             if device.clone_suspected_at is None
             else CloneSuspectedOut(
-                since=device.clone_suspected_at, evidence=device.clone_evidence or ""
+                since=device.clone_suspected_at,
+                evidence=device.clone_evidence or "",
+                hostnames=clones.seen_hostnames(device),
+                addresses=clones.seen_addresses(device),
             ),
+            split_pending=device.split_pending,
         )
 
 
@@ -121,7 +130,7 @@ async def list_devices(
         session, query=query, liveness=state.liveness, now=now
     )
     return Paginated(
-        items=[_out(d, state, now) for d in rows],
+        items=[device_out(d, state, now) for d in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -144,58 +153,7 @@ async def revoke_device(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin), block=block
     )
     await state.commands.commit_revocation(session, device.id)
-    return _out(device, state, now)
-
-
-class ReenrollmentOut(BaseModel):
-    """A registration of this enrolled device id that came without proof."""
-
-    id: int
-    hostname: str
-    os_version: str
-    agent_version: str
-    ip: str | None
-    requested_at: datetime
-    last_attempt_at: datetime
-    attempts: int
-    status: str
-    """``pending`` or ``approved`` (the asking agent's next attempt registers)."""
-
-
-@router.get("/{device_id}/reenrollments", responses=error_responses(404))
-async def list_reenrollments(
-    device_id: UUID, _user: CurrentUser, session: SessionDep
-) -> list[ReenrollmentOut]:
-    device = await devices.get_device(session, device_id=str(device_id))
-    rows = await reenrollments.pending_reenrollments(session, device_id=device.id)
-    return [ReenrollmentOut.model_validate(row, from_attributes=True) for row in rows]
-
-
-@router.post(
-    "/{device_id}/reenrollments/{request_id}/{decision}", responses=error_responses(403, 404, 409)
-)
-async def decide_reenrollment(
-    device_id: UUID,
-    request_id: RowId,
-    decision: Literal["approve", "refuse"],
-    request: Request,
-    admin: AdminUser,
-    session: SessionDep,
-    state: StateDep,
-    now: NowDep,
-) -> ReenrollmentOut:
-    """Approve: the agent that asked registers at its next attempt (and the device's current
-    token stops working then). Refuse: that agent's attempts are refused from now on."""
-    decided = await reenrollments.decide_reenrollment(
-        session,
-        device_id=str(device_id),
-        request_id=request_id,
-        approve=decision == "approve",
-        now=now,
-        actor=user_actor(request, admin),
-    )
-    await outbox.commit(session, state.realtime)
-    return ReenrollmentOut.model_validate(decided, from_attributes=True)
+    return device_out(device, state, now)
 
 
 @router.get("/{device_id}", responses=error_responses(404))
@@ -203,9 +161,9 @@ async def get_device(
     device_id: UUID, _user: CurrentUser, session: SessionDep, state: StateDep, now: NowDep
 ) -> DeviceOut:
     device = await devices.get_device(session, device_id=str(device_id))
-    return _out(device, state, now)
+    return device_out(device, state, now)
 
 
-def _out(device: Device, state: AppState, now: datetime) -> DeviceOut:
+def device_out(device: Device, state: AppState, now: datetime) -> DeviceOut:
     connected = state.realtime.agents.location(device.id) is not None
     return DeviceOut.of(device, liveness=state.liveness, now=now, connected=connected)

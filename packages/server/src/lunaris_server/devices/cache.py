@@ -30,6 +30,8 @@ class KnownDevice:
     """False until the device first spoke with its token (then it must be recorded)."""
     last_ip: str | None
     """Where it last spoke from: a heartbeat from elsewhere is news (see devices/clones.py)."""
+    split_pending: bool
+    """Its heartbeats are looked at until a split completes (see devices/splits.py)."""
     cached_at: float
 
 
@@ -77,6 +79,7 @@ class DeviceCache:
             device.announced_status,
             device.token_used_at is not None,
             device.last_ip,
+            device.split_pending,
             read_at,
         )
         if self._evicted_at.get(device.id, float("-inf")) >= read_at:

@@ -62,9 +62,7 @@ async def clear_flag(
     if device.clone_suspected_at is None:
         return device
     evidence = device.clone_evidence
-    device.clone_suspected_at = device.clone_evidence = None
-    device.previous_hostname = device.hostname_changed_at = None
-    device.previous_ip = device.ip_changed_at = None
+    lower_flag(device)
     announce(session, events.device_status(device))
     await audit.record(
         session,
@@ -75,6 +73,23 @@ async def clear_flag(
         now=now,
     )
     return device
+
+
+def seen_hostnames(device: Device) -> list[str]:
+    """The hostnames a flagged device alternated between (one if its clones share it)."""
+    seen = [device.hostname, *([device.previous_hostname] if device.previous_hostname else [])]
+    return list(dict.fromkeys(seen))
+
+
+def seen_addresses(device: Device) -> list[str]:
+    return [ip for ip in (device.last_ip, device.previous_ip) if ip]
+
+
+def lower_flag(device: Device) -> None:
+    """No longer flagged, and the alternation must be seen afresh to raise it again."""
+    device.clone_suspected_at = device.clone_evidence = None
+    device.previous_hostname = device.hostname_changed_at = None
+    device.previous_ip = device.ip_changed_at = None
 
 
 def _is_flip(previous: str | None, changed_at: datetime | None, new: str, now: datetime) -> bool:

@@ -1,4 +1,5 @@
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -44,6 +45,13 @@ class Device(Base):
     hostname_changed_at: Mapped[datetime | None]
     clone_suspected_at: Mapped[datetime | None]
     clone_evidence: Mapped[str | None] = mapped_column(String(600))
+    split_pending: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """An admin split this cloned identity and the other PC has not taken its own yet: its
+    heartbeats are looked at (devices/splits.py), none is answered from a cache. Set when a
+    device is created; rows written before it existed (and bulk inserts) take the default."""
+    merged_into_id: Mapped[str | None] = mapped_column(String(36))
+    """This record was merged into that device (a reimaged PC enrolled anew): its history
+    moved there, and it is kept revoked so its links lead on (see devices/merge.py)."""
     reenrollment_blocked: Mapped[bool] = mapped_column(Boolean, server_default=false())
     """Revoked with "block": no enrollment secret brings it back. Set whenever a token is
     issued; rows written before it existed (and bulk inserts) take the server default."""
@@ -113,4 +121,37 @@ class DeviceReenrollment(Base):
     __table_args__ = (
         UniqueConstraint("device_id", "key_hash"),
         Index("ix_device_reenrollments_status", "status", "device_id"),
+    )
+
+
+class SplitStatus(StrEnum):
+    PENDING = "pending"
+    """Waiting for the other PC's next heartbeat."""
+    HANDED_OVER = "handed_over"
+    """The other PC was given its own identity; done once it speaks with it."""
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+class DeviceSplit(Base):
+    """An admin's decision that a device flagged as cloned is two PCs: the one that speaks
+    with this ``hostname`` (or from this ``address``, for clones that share a hostname) is
+    given an identity of its own at its next heartbeat (see devices/splits.py)."""
+
+    __tablename__ = "device_splits"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    device_id: Mapped[str] = mapped_column(String(36), ForeignKey("devices.id", ondelete="CASCADE"))
+    hostname: Mapped[str | None] = mapped_column(String(255))
+    address: Mapped[str | None] = mapped_column(String(64))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    requested_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(16))
+    new_device_id: Mapped[str | None] = mapped_column(String(36))
+    handed_over_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        Index("ix_device_splits_device_id_status", "device_id", "status"),
+        Index("ix_device_splits_new_device_id", "new_device_id"),
     )

@@ -175,7 +175,9 @@ async def _enroll(
     device_token = new_token(TokenKind.DEVICE)
     created = device is None
     if device is None:
-        device = Device(id=str(request.device_id), enrolled_at=now, updates_count=0)
+        device = Device(
+            id=str(request.device_id), enrolled_at=now, updates_count=0, split_pending=False
+        )
         session.add(device)
     elif device.revoked_at is not None:
         # Enrolled again: its waiting updates count in the fleet's figures again.
@@ -188,6 +190,7 @@ async def _enroll(
     device.last_ip = actor.ip
     device.revoked_at = None
     device.reenrollment_blocked = False
+    device.merged_into_id = None  # its old history stays where it was merged
     if not created:
         await reenrollments.close_open(session, device_id=device.id)
     mark_seen(device, now=now)

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol import DeviceStatus, HeartbeatRequest
+from lunaris_protocol import DeviceStatus, HeartbeatRequest, NewIdentity
 from lunaris_server.audit import service as audit
-from lunaris_server.devices import clones, reenrollments
+from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
@@ -117,8 +117,9 @@ async def heartbeat(
     last_seen: LastSeenWriter,
     cache: DeviceCache,
     ip: str | None = None,
-) -> list[str]:
-    """Marks the device seen and applies what it says changed; returns the changed fields.
+) -> NewIdentity | None:
+    """Marks the device seen and applies what it says changed; for the PC an admin split off
+    a cloned identity, only makes it a device of its own and returns that identity.
 
     Most heartbeats change nothing but the time: those are answered from ``cache`` (or one
     unlocked read) and only hand the time to ``last_seen``, which writes many devices' times
@@ -133,9 +134,13 @@ async def heartbeat(
         known = cache.remember(hashed, device, read_at=read_at)
     if _is_plain(known, request, ip):
         last_seen.record(known.device_id, now)
-        return []
+        return None
     read_at = cache.now()
     device = await authenticate(session, device_token=device_token, lock=True)
+    if device.split_pending:
+        identity = await splits.hand_over(session, device, request, ip=ip, now=now)
+        if identity is not None:
+            return identity  # the other PC of a split clone: nothing recorded here
     changed = _changed_fields(device, request)
     # A new address is announced like a change: no process may answer from an entry that
     # still holds the old one, or clones alternating between processes would go unseen.
@@ -153,7 +158,7 @@ async def heartbeat(
         # What made it news here (its token's first use) is now known: plain from the next
         # heartbeat on. Every process comes this way once.
         cache.remember(hashed, device, read_at=read_at)
-    return changed
+    return None
 
 
 def plain_heartbeat(
@@ -179,6 +184,7 @@ def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> 
     return (
         known.announced_status == DeviceStatus.ONLINE
         and known.token_used
+        and not known.split_pending
         and not clones.is_news(known.last_ip, ip)
         and not _changed_fields(known, request)
     )

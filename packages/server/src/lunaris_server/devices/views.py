@@ -15,14 +15,14 @@ from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, C
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
-from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
-from lunaris_server.devices import clones, export, reenrollments
+from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
+from lunaris_server.devices import clones, export, reenrollments, splits
+from lunaris_server.devices import merge as merging
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.errors import InvalidInput, NotFound
-from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 
@@ -132,7 +132,7 @@ async def devices_csv(
     )
 
 
-def _canonical_id(device_id: str) -> str:
+def canonical_id(device_id: str) -> str:
     try:
         return str(UUID(device_id))
     except ValueError:
@@ -140,7 +140,7 @@ def _canonical_id(device_id: str) -> str:
 
 
 async def _device(session: SessionDep, device_id: str) -> Device:
-    return await devices.get_device(session, device_id=_canonical_id(device_id))
+    return await devices.get_device(session, device_id=canonical_id(device_id))
 
 
 async def _detail_context(
@@ -155,6 +155,9 @@ async def _detail_context(
         "events": events,
         "events_total": events_total,
         "reenrollments": await reenrollments.pending_reenrollments(session, device_id=device.id),
+        "split": await splits.open_split(session, device.id) if device.split_pending else None,
+        "seen_hostnames": clones.seen_hostnames(device),
+        "seen_addresses": clones.seen_addresses(device),
     }
 
 
@@ -168,8 +171,14 @@ async def device_page(
     state: StateDep,
     now: NowDep,
 ) -> Response:
-    device = await _device(session, device_id)
+    canonical = canonical_id(device_id)
+    if (merged_into := await merging.merged_into(session, canonical)) is not None:
+        return RedirectResponse(f"/devices/{merged_into}", status_code=301)
+    device = await devices.get_device(session, device_id=canonical)
     context = await _detail_context(session, state, now, device)
+    context["merge_candidates"] = await merging.candidates(
+        session, device, liveness=state.liveness, now=now
+    )
     context["recent_commands"] = await command_queries.recent_for_device(
         session, device_id=device.id
     )
@@ -195,7 +204,7 @@ async def device_fragment(
     A device revoked since the page was shown is answered with 200 all the same, so that htmx
     swaps: its row is deleted, and its panels give way to a notice that it is gone.
     """
-    canonical = _canonical_id(device_id)
+    canonical = canonical_id(device_id)
     try:
         device = await devices.get_device(session, device_id=canonical)
     except NotFound:
@@ -236,7 +245,7 @@ async def revoke_device(
     choice = form.get("reenrollment", "allow")
     if choice not in ("allow", "block"):
         raise InvalidInput("reenrollment is allow or block")
-    canonical = _canonical_id(device_id)
+    canonical = canonical_id(device_id)
     await devices.revoke(
         session,
         device_id=canonical,
@@ -246,46 +255,3 @@ async def revoke_device(
     )
     await state.commands.commit_revocation(session, canonical)
     return RedirectResponse("/devices", status_code=303)
-
-
-@router.post("/devices/{device_id}/clone-flag/clear")
-async def clear_clone_flag(
-    device_id: str,
-    request: Request,
-    _form: CheckedForm,
-    admin: ConsoleAdmin,
-    session: SessionDep,
-    state: StateDep,
-    now: NowDep,
-) -> Response:
-    """An admin says the device is one PC after all (it moved back and forth)."""
-    canonical = _canonical_id(device_id)
-    await clones.clear_flag(session, device_id=canonical, now=now, actor=user_actor(request, admin))
-    await outbox.commit(session, state.realtime)
-    return RedirectResponse(f"/devices/{canonical}", status_code=303)
-
-
-@router.post("/devices/{device_id}/reenrollments/{request_id}/{decision}")
-async def decide_reenrollment(
-    device_id: str,
-    request_id: RowId,
-    decision: Literal["approve", "refuse"],
-    request: Request,
-    _form: CheckedForm,
-    admin: ConsoleAdmin,
-    session: SessionDep,
-    state: StateDep,
-    now: NowDep,
-) -> Response:
-    """An admin's answer to an agent that asks to enroll this device again without proof."""
-    canonical = _canonical_id(device_id)
-    await reenrollments.decide_reenrollment(
-        session,
-        device_id=canonical,
-        request_id=request_id,
-        approve=decision == "approve",
-        now=now,
-        actor=user_actor(request, admin),
-    )
-    await outbox.commit(session, state.realtime)
-    return RedirectResponse(f"/devices/{canonical}", status_code=303)
