@@ -8,10 +8,13 @@ import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
 from tests.support import BIN
+
+T = TypeVar("T")
 
 
 class AgentProcess:
@@ -76,14 +79,14 @@ class AgentProcess:
         return device_id
 
 
-def wait_until(condition: Callable[[], object], what: str, *, timeout_s: float) -> None:
-    """Polls ``condition`` until it is true; a server not up yet, or an answer not there yet,
-    counts as "not yet"."""
+def wait_until(condition: Callable[[], T], what: str, *, timeout_s: float) -> T:
+    """Polls ``condition`` until it is true, and returns what it returned then; a server not
+    up yet, or an answer not there yet, counts as "not yet"."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         try:
-            if condition():
-                return
+            if value := condition():
+                return value
         except (httpx.HTTPError, OSError, ValueError, KeyError, AssertionError):
             pass
         time.sleep(0.1)

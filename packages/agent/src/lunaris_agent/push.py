@@ -19,7 +19,7 @@ from typing import Final
 
 import httpx
 from pydantic import ValidationError
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from lunaris_agent.client import USER_AGENT
@@ -60,6 +60,12 @@ class PushChannel:
         self._ssl = _ssl_context(verify) if self.url.startswith("wss:") else None
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self.connected = asyncio.Event()
+        self._open: ClientConnection | None = None
+
+    async def reconnect(self) -> None:
+        """Closes the open connection, if any: the next one is made with the token of now."""
+        if self._open is not None:
+            await self._open.close()
 
     async def run_forever(self) -> None:
         delay = 2.0
@@ -89,10 +95,14 @@ class PushChannel:
             ping_timeout=30,
             open_timeout=30,
         ) as websocket:
+            self._open = websocket
             self.connected.set()
             log.debug("push channel open: %s", self.url)
-            async for text in websocket:
-                self._receive(text)
+            try:
+                async for text in websocket:
+                    self._receive(text)
+            finally:
+                self._open = None
 
     def _receive(self, text: str | bytes) -> None:
         try:

@@ -60,6 +60,7 @@ from lunaris_agent.winget import ScanResult
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
+    NewIdentity,
     RegisterRequest,
     ScanError,
     UpdateItem,
@@ -268,6 +269,8 @@ class Agent:
         )
         response = await self._authorized(lambda token: self._client.heartbeat(token, request))
         self._remember_intervals(response.heartbeat_interval_s, response.scan_interval_s)
+        if response.new_identity is not None:
+            await self._take_identity(response.new_identity)
         for command in response.commands:
             self.commands.offer(command)
         return response
@@ -303,6 +306,26 @@ class Agent:
                 outcome.changed,
                 outcome.removed,
             )
+
+    async def _take_identity(self, identity: NewIdentity) -> None:
+        """An admin split the identity this PC shared with a clone: this PC is a new device.
+        Progress of commands it ran under the shared identity is that record's, so it is
+        sent first with the shared token; then the push socket and a fresh report use the new.
+        If sending fails, the identity is not taken: the server offers it again."""
+        async with self._sending:
+            for spooled in self._spool.pending_results():
+                await self._send_result(spooled)
+        log.warning(
+            "this PC shared device %s with another (a cloned disk): it is now device %s",
+            self.device_id,
+            identity.device_id,
+        )
+        self._save_config(
+            replace(self.config, device_id=identity.device_id, device_token=identity.device_token)
+        )
+        if self.push is not None:
+            await self.push.reconnect()
+        await self._rescan()  # the new device's updates, now: it starts with none listed
 
     async def _send_result(self, spooled: SpooledResult) -> None:
         if spooled.kind != PROGRESS_KIND:
