@@ -22,10 +22,10 @@ import asyncpg
 import httpx
 from sqlalchemy import insert, make_url
 
+from lunaris_server.core.security import TokenKind, new_token, token_hash
 from lunaris_server.db.engine import Database, asyncpg_dsn
 from lunaris_server.db.migrate import upgrade_to_head
 from lunaris_server.devices.models import Device
-from lunaris_server.security import TokenKind, new_token, token_hash
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent

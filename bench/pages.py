@@ -35,9 +35,9 @@ from bench._common import (
     start_server,
 )
 from bench._loadgen import closed_loop, get_request
+from lunaris_server.core.security import TokenKind, new_token, token_hash
 from lunaris_server.db.engine import Database
 from lunaris_server.devices.models import Device
-from lunaris_server.security import TokenKind, new_token, token_hash
 from lunaris_server.updates.fleet_counts import Variant, variant_of
 from lunaris_server.updates.models import (
     DeviceUpdate,

@@ -118,7 +118,7 @@ def run_consoles(base_url: str, token: str, count: int, until_wall: float) -> di
 async def _api_token(database_url: str) -> str:
     from lunaris_server.accounts import service as accounts
     from lunaris_server.audit.service import CLI_ACTOR
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
     from lunaris_server.db.engine import Database
 
     database = Database(database_url)

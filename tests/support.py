@@ -236,7 +236,7 @@ class Seeded:
 async def seed_database(database_url: str) -> Seeded:
     """An admin (password and API token) and an enrollment secret, written through the
     services, for tests that then drive real server processes."""
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
     from lunaris_server.db import Database
 
     database = Database(database_url)

@@ -144,7 +144,7 @@ class Ticks:
 async def test_a_device_leaves_the_set_only_when_nothing_was_queued_since_the_read(
     database_url,
 ):
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
     from lunaris_server.db import Database
 
     database = Database(database_url)
@@ -183,7 +183,7 @@ async def test_a_device_leaves_the_set_only_when_nothing_was_queued_since_the_re
 
 @pytest.mark.parametrize("count", [1, 400])
 async def test_announcements_fit_the_bus(database_url, count):
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
     from lunaris_server.db import Database
 
     database = Database(database_url)
@@ -207,7 +207,7 @@ async def test_announcements_fit_the_bus(database_url, count):
 
 async def test_after_a_bus_reconnect_the_set_is_read_again(database_url):
     """Announcements made while the bus was cut off were lost: the set is re-read."""
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
     from lunaris_server.db import Database
 
     database = Database(database_url)

@@ -17,7 +17,7 @@ from lunaris_server.app import create_app
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command
 from lunaris_server.commands.sweeper import sweep_once
-from lunaris_server.settings import Settings
+from lunaris_server.core.settings import Settings
 from lunaris_server.updates.models import UpdateEvent
 from tests.commands.conftest import (
     Events,

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from lunaris_agent.simulate import Inventory
 from lunaris_server.accounts import service as accounts
 from lunaris_server.audit.service import CLI_ACTOR
-from lunaris_server.clock import utc_now
+from lunaris_server.core.clock import utc_now
 from lunaris_server.db import Database
 from tests.support import register_body
 

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lunaris_server.core.settings import Settings
 from lunaris_server.enrollment import installer
-from lunaris_server.settings import Settings
 from tests.console.conftest import login
 from tests.support import create_user
 

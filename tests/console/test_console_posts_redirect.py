@@ -31,8 +31,8 @@ from sqlalchemy import select
 from lunaris_server.accounts.models import UserSession
 from lunaris_server.app import create_app
 from lunaris_server.commands.models import Command
+from lunaris_server.core.settings import Settings
 from lunaris_server.devices.models import DeviceReenrollment
-from lunaris_server.settings import Settings
 from tests.console.conftest import login, page_token
 from tests.support import (
     app_state,

@@ -27,7 +27,7 @@ from fastapi.routing import APIRoute
 
 from lunaris_server.app import create_app
 from lunaris_server.console.web import TEMPLATES_DIR
-from lunaris_server.settings import Settings
+from lunaris_server.core.settings import Settings
 from tests.console.conftest import login, page_token
 from tests.support import (
     FakeClock,

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from pydantic import ValidationError
 
-from lunaris_server.settings import Settings, derived_public_url
+from lunaris_server.core.settings import Settings, derived_public_url
 from tests.console.conftest import login
 from tests.support import create_user, seed_database
 

@@ -9,7 +9,7 @@ from asgi_lifespan import LifespanManager
 from playwright.async_api import expect
 
 from lunaris_server.app import create_app
-from lunaris_server.settings import Environment
+from lunaris_server.core.settings import Environment
 from tests.console.test_browser import enrolled, log_in, new_page
 from tests.support import Seeded, seed_database
 

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from lunaris_server.app import create_app
-from lunaris_server.settings import Settings
+from lunaris_server.core.settings import Settings
 from tests.support import Seeded, register_body, update_row
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]

@@ -122,9 +122,9 @@ def test_workers_share_one_port_on_postgresql(env, tmp_path):
 async def test_a_refused_duplicate_user_leaves_the_session_usable(database_url):
     from lunaris_server.accounts import service as accounts
     from lunaris_server.audit.service import CLI_ACTOR
-    from lunaris_server.clock import utc_now
+    from lunaris_server.core.clock import utc_now
+    from lunaris_server.core.errors import Conflict
     from lunaris_server.db import Database
-    from lunaris_server.errors import Conflict
 
     database = Database(database_url)
     try:

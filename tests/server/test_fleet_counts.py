@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.app import create_app
 from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.core.security import token_hash
+from lunaris_server.core.settings import Settings
 from lunaris_server.db import Database
 from lunaris_server.db.migrate import alembic_config, upgrade_to_head
 from lunaris_server.devices import service as device_service
 from lunaris_server.devices.models import Device
-from lunaris_server.security import token_hash
-from lunaris_server.settings import Settings
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.models import (

@@ -7,8 +7,8 @@ import httpx
 from asgi_lifespan import LifespanManager
 
 from lunaris_server.app import create_app
+from lunaris_server.core.settings import Settings
 from lunaris_server.health import LivenessFastPath
-from lunaris_server.settings import Settings
 from tests.support import RecordingApp
 
 

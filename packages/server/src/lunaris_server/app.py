@@ -27,13 +27,15 @@ from lunaris_server.api_docs import router as api_docs_router
 from lunaris_server.api_errors import error_responses
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
-from lunaris_server.clock import Clock, utc_now
 from lunaris_server.commands import api as commands_api
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
 from lunaris_server.console.errors import error_page, wants_html
 from lunaris_server.console.web import setup_console
+from lunaris_server.core.clock import Clock, utc_now
+from lunaris_server.core.errors import DomainError
+from lunaris_server.core.settings import Environment, Settings
 from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
@@ -45,7 +47,6 @@ from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
-from lunaris_server.errors import DomainError
 from lunaris_server.health import LIVENESS_PATH, LivenessFastPath
 from lunaris_server.health import router as health_router
 from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
@@ -57,7 +58,6 @@ from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.realtime.ws import router as realtime_router
 from lunaris_server.security_headers import SecurityHeadersMiddleware
-from lunaris_server.settings import Environment, Settings
 from lunaris_server.state import AppState
 from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 from lunaris_server.updates import api as updates_api

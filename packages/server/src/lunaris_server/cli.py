@@ -12,17 +12,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.accounts import service as accounts
 from lunaris_server.audit.service import CLI_ACTOR
-from lunaris_server.clock import utc_now
+from lunaris_server.core.clock import utc_now
+from lunaris_server.core.durations import parse_duration
+from lunaris_server.core.environment import UnfitForProduction, check_environment
+from lunaris_server.core.errors import DomainError
+from lunaris_server.core.logs import configure_logging
+from lunaris_server.core.settings import Settings, derived_public_url
 from lunaris_server.db import Database
 from lunaris_server.db.migrate import upgrade_to_head
-from lunaris_server.durations import parse_duration
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.environment import UnfitForProduction, check_environment
-from lunaris_server.errors import DomainError
-from lunaris_server.logs import configure_logging
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.bus import Message, PostgresBus
-from lunaris_server.settings import Settings, derived_public_url
 
 T = TypeVar("T")
 

@@ -22,12 +22,12 @@ from sqlalchemy import select
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.audit.service import CLI_ACTOR
-from lunaris_server.clock import utc_now
+from lunaris_server.core.clock import utc_now
+from lunaris_server.core.private_files import create_private, private_dir
+from lunaris_server.core.settings import Settings
 from lunaris_server.db import Database
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.private_files import create_private, private_dir
 from lunaris_server.serving import uvicorn_config
-from lunaris_server.settings import Settings
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "lunaris-demo"  # noqa: S105 - printed to the user; the demo binds to loopback

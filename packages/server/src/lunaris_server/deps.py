@@ -15,7 +15,7 @@ from lunaris_server.accounts.models import User
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.csrf import HEADER as CSRF_HEADER
 from lunaris_server.console.web import get_console
-from lunaris_server.errors import Forbidden, NotAuthenticated
+from lunaris_server.core.errors import Forbidden, NotAuthenticated
 from lunaris_server.state import AppState
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs plain ``def``

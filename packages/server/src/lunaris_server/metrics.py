@@ -48,8 +48,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_protocol import CommandStatus
 from lunaris_server.commands.models import Command
+from lunaris_server.core.settings import Environment, Settings
 from lunaris_server.devices.models import Device
-from lunaris_server.settings import Environment, Settings
 from lunaris_server.state import AppState
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"

@@ -12,9 +12,9 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 from uvicorn.supervisors import Multiprocess
 
 from lunaris_server.app import create_app
-from lunaris_server.logs import configure_logging
+from lunaris_server.core.logs import configure_logging
+from lunaris_server.core.settings import Settings
 from lunaris_server.metrics import MULTIPROCESS_DIR_VARIABLE
-from lunaris_server.settings import Settings
 
 WEBSOCKET_SEND_BUFFER_BYTES = 128 * 1024
 """Kernel send buffer per WebSocket. Left alone, Linux grows it to 4 MB for a peer that stops

@@ -3,14 +3,14 @@
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from lunaris_server.clock import Clock, utc_now
 from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.core.clock import Clock, utc_now
+from lunaris_server.core.settings import Settings
 from lunaris_server.db import Database
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.service import Liveness
 from lunaris_server.realtime.service import Realtime
-from lunaris_server.settings import Settings
 from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 
 

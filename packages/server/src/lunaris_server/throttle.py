@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lunaris_server.errors import TooManyRequests
+from lunaris_server.core.errors import TooManyRequests
 
 
 @dataclass(slots=True)

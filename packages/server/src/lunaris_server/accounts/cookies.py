@@ -3,7 +3,7 @@
 from starlette.responses import Response
 
 from lunaris_server.accounts.sessions import COOKIE_NAME
-from lunaris_server.settings import Settings
+from lunaris_server.core.settings import Settings
 
 
 def set_session_cookie(response: Response, settings: Settings, cookie: str) -> None:

@@ -11,14 +11,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.models import ApiToken, Role, User
 from lunaris_server.audit import service as audit
-from lunaris_server.errors import (
+from lunaris_server.core.errors import (
     Conflict,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     checked_identifier,
 )
-from lunaris_server.security import (
+from lunaris_server.core.security import (
     TokenKind,
     hash_password,
     new_token,

@@ -17,10 +17,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.accounts import flash
 from lunaris_server.accounts.models import User, UserSession
 from lunaris_server.audit import service as audit
-from lunaris_server.errors import NotAuthenticated, NotFound
+from lunaris_server.core.errors import NotAuthenticated, NotFound
+from lunaris_server.core.security import TokenKind, new_token, token_hash
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.service import SESSIONS_ENDED
-from lunaris_server.security import TokenKind, new_token, token_hash
 
 COOKIE_NAME = "lunaris_session"
 TOUCH_EVERY = timedelta(minutes=1)

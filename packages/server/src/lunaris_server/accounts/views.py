@@ -16,8 +16,8 @@ from lunaris_server.audit.service import Actor
 from lunaris_server.console import flash
 from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
+from lunaris_server.core.errors import DomainError, NotAuthenticated, TooManyRequests
 from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, client_ip, user_actor
-from lunaris_server.errors import DomainError, NotAuthenticated, TooManyRequests
 from lunaris_server.realtime import outbox
 
 router = APIRouter(include_in_schema=False)

@@ -25,16 +25,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
-from lunaris_server.clock import Clock
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command
+from lunaris_server.core.clock import Clock
+from lunaris_server.core.security import token_hash
 from lunaris_server.db import Database
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.bus import Message
 from lunaris_server.realtime.service import Realtime
-from lunaris_server.security import token_hash
 
 log = structlog.get_logger("lunaris.commands")
 

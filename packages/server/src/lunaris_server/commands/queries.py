@@ -12,9 +12,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import CommandStatus
 from lunaris_server.commands.models import Command, CommandResult
+from lunaris_server.core.errors import InvalidInput, NotFound
 from lunaris_server.db.queries import contains_pattern
 from lunaris_server.devices.models import Device
-from lunaris_server.errors import InvalidInput, NotFound
 from lunaris_server.updates.models import DeviceUpdate
 
 Cursor = tuple[datetime, str]

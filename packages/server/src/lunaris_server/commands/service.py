@@ -32,9 +32,9 @@ from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.commands.overlap import OPEN_STATUSES
+from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
 from lunaris_server.updates.service import EventKind

@@ -17,9 +17,9 @@ from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, C
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
+from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
-from lunaris_server.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.realtime import outbox
 
 router = APIRouter(include_in_schema=False)

@@ -8,7 +8,7 @@ session. Every console POST carries it as a form field or an ``X-CSRF-Token`` he
 import hashlib
 import hmac
 
-from lunaris_server.security import constant_time_equals
+from lunaris_server.core.security import constant_time_equals
 
 FORM_FIELD = "csrf_token"
 HEADER = "x-csrf-token"

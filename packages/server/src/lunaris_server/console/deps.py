@@ -8,8 +8,8 @@ from fastapi import Depends, Request
 from lunaris_server.accounts.models import User
 from lunaris_server.console.csrf import FORM_FIELD, HEADER
 from lunaris_server.console.web import Console, get_console
+from lunaris_server.core.errors import Forbidden, InvalidInput
 from lunaris_server.deps import NowDep, SessionDep, StateDep, authenticate_user
-from lunaris_server.errors import Forbidden, InvalidInput
 
 ConsoleDep = Annotated[Console, Depends(get_console)]
 

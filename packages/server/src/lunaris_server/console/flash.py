@@ -14,7 +14,7 @@ from lunaris_server.accounts.flash import Flash
 from lunaris_server.accounts.models import UserSession
 from lunaris_server.accounts.sessions import COOKIE_NAME
 from lunaris_server.console.web import get_console
-from lunaris_server.errors import Forbidden
+from lunaris_server.core.errors import Forbidden
 
 
 def _session_of(request: Request) -> tuple[UserSession, str] | None:

@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 
 from starlette.requests import Request
 
-from lunaris_server.errors import InvalidInput
+from lunaris_server.core.errors import InvalidInput
 
 PER_PAGE = 50
 POSITION = ("page", "after", "before")

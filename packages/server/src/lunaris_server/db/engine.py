@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from lunaris_server.private_files import create_private
+from lunaris_server.core.private_files import create_private
 
 
 def is_sqlite_url(url: str) -> bool:

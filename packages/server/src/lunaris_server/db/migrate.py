@@ -8,8 +8,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, make_url
 
+from lunaris_server.core.private_files import private_dir
 from lunaris_server.db.engine import make_engine
-from lunaris_server.private_files import private_dir
 
 
 def alembic_config(database_url: str) -> Config:

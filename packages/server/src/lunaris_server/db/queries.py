@@ -3,7 +3,7 @@
 from enum import StrEnum
 from typing import TypeVar
 
-from lunaris_server.errors import InvalidInput
+from lunaris_server.core.errors import InvalidInput
 
 SortField = TypeVar("SortField", bound=StrEnum)
 

@@ -15,8 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
+from lunaris_server.core.errors import NotFound
 from lunaris_server.devices.models import Device
-from lunaris_server.errors import NotFound
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 

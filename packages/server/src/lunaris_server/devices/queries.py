@@ -9,10 +9,10 @@ from sqlalchemy import and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus
+from lunaris_server.core.errors import InvalidInput
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.service import Liveness
-from lunaris_server.errors import InvalidInput
 
 
 class DeviceSort(StrEnum):

@@ -15,6 +15,7 @@ from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, C
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
+from lunaris_server.core.errors import InvalidInput, NotFound
 from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import clones, export, reenrollments, splits
 from lunaris_server.devices import merge as merging
@@ -22,7 +23,6 @@ from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.errors import InvalidInput, NotFound
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 

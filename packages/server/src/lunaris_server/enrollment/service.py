@@ -7,15 +7,15 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
-from lunaris_server.enrollment.models import EnrollmentSecret
-from lunaris_server.errors import (
+from lunaris_server.core.errors import (
     Conflict,
     InvalidInput,
     NotAuthenticated,
     NotFound,
     checked_identifier,
 )
-from lunaris_server.security import TokenKind, new_token, token_hash
+from lunaris_server.core.security import TokenKind, new_token, token_hash
+from lunaris_server.enrollment.models import EnrollmentSecret
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,13 +23,13 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from lunaris_protocol import DeviceStatus, UpdateItem, UpdateReport
+from lunaris_server.core.errors import NotAuthenticated
+from lunaris_server.core.security import token_hash
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.errors import NotAuthenticated
 from lunaris_server.realtime import events as realtime_events
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.security import token_hash
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
 from lunaris_server.updates.versions import newest, version_key

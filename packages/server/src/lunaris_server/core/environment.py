@@ -8,7 +8,7 @@ run on SQLite or without TLS. ``dev`` checks nothing.
 
 from dataclasses import dataclass, field
 
-from lunaris_server.settings import Environment, Settings
+from lunaris_server.core.settings import Environment, Settings
 
 MIN_SECRET_KEY_CHARS = 32
 MIN_METRICS_TOKEN_CHARS = 16

@@ -142,8 +142,8 @@ class Settings(BaseSettings):
             return self.secret_key
         if self.env is Environment.PROD:
             raise RuntimeError("LUNARIS_SECRET_KEY must be set when LUNARIS_ENV=prod")
-        from lunaris_server.private_files import create_private, private_dir
-        from lunaris_server.security import new_secret_key
+        from lunaris_server.core.private_files import create_private, private_dir
+        from lunaris_server.core.security import new_secret_key
 
         path = self.data_dir / "secret_key"
         private_dir(path.parent)

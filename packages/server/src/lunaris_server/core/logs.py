@@ -10,7 +10,7 @@ import sys
 
 import structlog
 
-from lunaris_server.settings import Environment, Settings
+from lunaris_server.core.settings import Environment, Settings
 
 
 def configure_logging(settings: Settings) -> None:
