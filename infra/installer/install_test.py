@@ -501,9 +501,18 @@ class InstallTest:
             seen_before = self.server.get(f"/api/devices/{device_id}")["last_seen_at"]
             self.msiexec("/i", newer, log="upgrade")
             self.note(f"sc query: STATE {self.wait_for_state('RUNNING')}")
-            versions = self.installed_versions()
-            if versions != [msi_version(newer)]:
-                raise Failed(f"installed Lunaris Agent versions after the upgrade: {versions}")
+            # Wine writes the registry back lazily: a `reg query` right after msiexec can read
+            # it before the new product's entry is there (seen now and then as an empty list).
+            expected = [msi_version(newer)]
+
+            def upgraded() -> list[str] | None:
+                return expected if self.installed_versions() == expected else None
+
+            try:
+                versions = wait_for("the new version under Uninstall", upgraded, timeout=15)
+            except Failed:
+                found = self.installed_versions()
+                raise Failed(f"Lunaris Agent versions after the upgrade: {found}") from None
             config = self.config()
             if (config.get("device_id"), config.get("device_token")) != (device_id, token):
                 raise Failed(f"the upgrade changed the device id or token: {config}")
