@@ -4,7 +4,7 @@ one address, an admin whose name is being guessed elsewhere, a rollout through o
 import httpx
 import pytest
 
-from lunaris_server.throttle import RegistrationThrottle
+from lunaris_server.web.throttle import RegistrationThrottle
 from tests.server.conftest import Ticks
 from tests.support import create_secret, create_user, register_body
 

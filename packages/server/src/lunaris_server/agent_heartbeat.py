@@ -25,9 +25,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, RunUpdatesCommand
 from lunaris_server.devices import service as devices
-from lunaris_server.middleware import declared_length, incoming_request_id, send_json
 from lunaris_server.realtime import outbox
 from lunaris_server.state import AppState
+from lunaris_server.web.middleware import declared_length, incoming_request_id, send_json
 
 HEARTBEAT_PATH: Final = "/api/agent/heartbeat"
 _EMPTY_BODIES: Final = (b"", b"null", b"{}")

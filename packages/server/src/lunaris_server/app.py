@@ -22,15 +22,14 @@ from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.session_check import run_session_check
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
-from lunaris_server.api_docs import mount_swagger_ui
-from lunaris_server.api_docs import router as api_docs_router
-from lunaris_server.api_errors import error_responses
 from lunaris_server.audit import api as audit_api
 from lunaris_server.audit import views as audit_views
 from lunaris_server.commands import api as commands_api
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
+from lunaris_server.console.api_docs import mount_swagger_ui
+from lunaris_server.console.api_docs import router as api_docs_router
 from lunaris_server.console.errors import error_page, wants_html
 from lunaris_server.console.web import setup_console
 from lunaris_server.core.clock import Clock, utc_now
@@ -51,17 +50,18 @@ from lunaris_server.health import LIVENESS_PATH, LivenessFastPath
 from lunaris_server.health import router as health_router
 from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
 from lunaris_server.metrics import router as metrics_router
-from lunaris_server.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
-from lunaris_server.query_params import refuse_unknown_query_params
 from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.realtime.ws import router as realtime_router
-from lunaris_server.security_headers import SecurityHeadersMiddleware
 from lunaris_server.state import AppState
-from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
+from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
+from lunaris_server.web.query_params import refuse_unknown_query_params
+from lunaris_server.web.security_headers import SecurityHeadersMiddleware
+from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
 
 log = structlog.get_logger("lunaris.app")
 

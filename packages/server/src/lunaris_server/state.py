@@ -11,7 +11,7 @@ from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.service import Liveness
 from lunaris_server.realtime.service import Realtime
-from lunaris_server.throttle import LoginThrottle, RegistrationThrottle
+from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
 
 
 @dataclass

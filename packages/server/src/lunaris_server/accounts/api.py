@@ -11,7 +11,6 @@ from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
 from lunaris_server.accounts.models import Role, User
-from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.web import get_console
 from lunaris_server.deps import (
@@ -25,6 +24,7 @@ from lunaris_server.deps import (
     user_actor,
 )
 from lunaris_server.realtime import outbox
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 

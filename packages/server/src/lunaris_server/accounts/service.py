@@ -25,7 +25,7 @@ from lunaris_server.core.security import (
     token_hash,
     verify_password,
 )
-from lunaris_server.throttle import LoginThrottle
+from lunaris_server.web.throttle import LoginThrottle
 
 _USERNAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
 MIN_PASSWORD_LENGTH = 8

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
-from lunaris_server.api_errors import error_responses
 from lunaris_server.deps import (
     AdminUser,
     CurrentUser,
@@ -23,8 +22,9 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.devices.service import Liveness
-from lunaris_server.pagination import PageDep, Paginated
 from lunaris_server.state import AppState
+from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.pagination import PageDep, Paginated
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 

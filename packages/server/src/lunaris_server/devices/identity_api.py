@@ -9,7 +9,6 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from lunaris_protocol.agent import Hostname
-from lunaris_server.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.deps import (
     AdminUser,
     CurrentUser,
@@ -25,6 +24,7 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.api import DeviceOut, device_out
 from lunaris_server.devices.models import DeviceSplit
 from lunaris_server.realtime import outbox
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 

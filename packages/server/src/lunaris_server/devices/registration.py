@@ -36,8 +36,8 @@ from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.throttle import RegistrationThrottle
 from lunaris_server.updates import fleet_counts
+from lunaris_server.web.throttle import RegistrationThrottle
 
 REFUSED = "enrollment refused: this enrollment secret is not valid (ask your admin)"
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_server.csv_export import csv_lines
+from lunaris_server.console.csv_export import csv_lines
 from lunaris_server.devices.models import Device
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates import service as updates
