@@ -20,7 +20,7 @@ from lunaris_server.app import create_app
 from lunaris_server.core.settings import Settings
 from lunaris_server.db.engine import asyncpg_dsn
 from lunaris_server.db.migrate import upgrade_to_head
-from lunaris_server.db.models import Base
+from lunaris_server.migrations.tables import Base
 from tests.support import FakeClock, LiveServer, start_live_server
 
 POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")

@@ -13,7 +13,7 @@ from lunaris_server.db.migrate import (
     head_revision,
     upgrade_to_head,
 )
-from lunaris_server.db.models import Base
+from lunaris_server.migrations.tables import Base
 
 
 async def table_names(url: str) -> set[str]:

@@ -6,7 +6,7 @@ from alembic import context
 from sqlalchemy import Connection, text
 
 from lunaris_server.db.engine import make_engine
-from lunaris_server.db.models import Base
+from lunaris_server.migrations.tables import Base
 
 # Any constant works; it only has to be the same for every server process.
 _MIGRATION_LOCK_KEY = 0x4C554E41
