@@ -16,8 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import NotFound
+from lunaris_server.devices import events
 from lunaris_server.devices.models import Device
-from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 
 FLIP_WINDOW = timedelta(hours=1)

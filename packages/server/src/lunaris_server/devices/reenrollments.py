@@ -10,8 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, NotFound
+from lunaris_server.devices import events
 from lunaris_server.devices.models import Device, DeviceReenrollment
-from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 
 APPROVAL_VALID_FOR = timedelta(days=7)

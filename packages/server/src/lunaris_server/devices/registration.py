@@ -29,12 +29,11 @@ from lunaris_protocol import RegisterRequest
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, DomainError, Forbidden, NotAuthenticated
 from lunaris_server.core.security import TokenKind, constant_time_equals, new_token, token_hash
-from lunaris_server.devices import reenrollments
+from lunaris_server.devices import events, reenrollments
 from lunaris_server.devices.models import Device, DeviceReenrollment
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
 from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import fleet_counts
 from lunaris_server.web.throttle import RegistrationThrottle

@@ -11,11 +11,10 @@ from lunaris_protocol import DeviceStatus, HeartbeatRequest, NewIdentity
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import NotAuthenticated, NotFound
 from lunaris_server.core.security import token_hash
-from lunaris_server.devices import clones, reenrollments, splits
+from lunaris_server.devices import clones, events, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
-from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import fleet_counts
 

@@ -27,9 +27,8 @@ from lunaris_protocol import HeartbeatRequest, NewIdentity
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.core.security import TokenKind, new_token, token_hash
-from lunaris_server.devices import clones
+from lunaris_server.devices import clones, events
 from lunaris_server.devices.models import Device, DeviceSplit, SplitStatus
-from lunaris_server.realtime import events
 from lunaris_server.realtime.outbox import announce
 
 OPEN = (SplitStatus.PENDING.value, SplitStatus.HANDED_OVER.value)

@@ -26,10 +26,11 @@ from lunaris_protocol import DeviceStatus, UpdateItem, UpdateReport
 from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.core.security import token_hash
 from lunaris_server.db.queries import contains_pattern, parse_sort
+from lunaris_server.devices import events as device_announcements
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.realtime import events as realtime_events
 from lunaris_server.realtime.outbox import announce
+from lunaris_server.updates import events as update_events
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
 from lunaris_server.updates.versions import newest, version_key
@@ -307,7 +308,7 @@ async def apply_report(
         )
         announce(
             session,
-            realtime_events.device_updates_changed(
+            update_events.device_updates_changed(
                 device.id,
                 updates_count=len(rows_after),
                 added=outcome.added,
@@ -350,7 +351,7 @@ async def _came_online(session: AsyncSession, *, device_id: str, now: datetime) 
     device = await session.get_one(Device, device_id)
     devices.mark_seen(device, now=now)
     await session.flush()
-    announce(session, realtime_events.device_status(device))
+    announce(session, device_announcements.device_status(device))
 
 
 async def device_updates(session: AsyncSession, *, device_id: str) -> list[DeviceUpdate]:

@@ -1,30 +1,10 @@
-"""Console events built from domain objects, kept small enough for any bus."""
+"""The console event an update report announces, kept small enough for any bus."""
 
-from lunaris_protocol import (
-    DeviceStatus,
-    DeviceStatusData,
-    DeviceStatusUpdate,
-    DeviceUpdatesChanged,
-    DeviceUpdatesChangedData,
-)
-from lunaris_server.devices.models import Device
+from lunaris_protocol import DeviceUpdatesChanged, DeviceUpdatesChangedData
 
 MAX_LISTED_PACKAGE_BYTES = 4_000
 """Above this the package lists are left out (``lists_complete`` false): the device id is
 the reference, and the console refetches that device's updates anyway."""
-
-
-def device_status(device: Device) -> DeviceStatusUpdate:
-    return DeviceStatusUpdate(
-        data=DeviceStatusData(
-            device_id=device.id,
-            hostname=device.hostname,
-            status=DeviceStatus(device.announced_status),
-            last_seen_at=device.last_seen_at,
-            os_version=device.os_version,
-            agent_version=device.agent_version,
-        )
-    )
 
 
 def device_updates_changed(
