@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from lunaris_server.deps import StateDep
+from lunaris_server.web.deps import StateDep
 from lunaris_server.web.middleware import incoming_request_id, send_json
 
 router = APIRouter(tags=["health"])

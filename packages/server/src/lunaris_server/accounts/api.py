@@ -10,21 +10,13 @@ from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
+from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.web import get_console
-from lunaris_server.deps import (
-    AdminUser,
-    CurrentUser,
-    NowDep,
-    SessionDep,
-    StateDep,
-    bearer_token,
-    client_ip,
-    user_actor,
-)
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep, bearer_token, client_ip
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 

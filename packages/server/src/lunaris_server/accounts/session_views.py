@@ -5,9 +5,10 @@ from starlette.responses import RedirectResponse, Response
 
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie
-from lunaris_server.console.deps import CheckedForm, ConsoleDep, ConsoleUser
-from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
+from lunaris_server.accounts.deps import ConsoleUser, user_actor
+from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.realtime import outbox
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,15 +10,16 @@ from starlette.responses import RedirectResponse, Response
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
+from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.accounts.flash import Flash
 from lunaris_server.accounts.models import Role
 from lunaris_server.audit.service import Actor
 from lunaris_server.console import flash
-from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.core.errors import DomainError, NotAuthenticated, TooManyRequests
-from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, client_ip, user_actor
 from lunaris_server.realtime import outbox
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep, client_ip
 
 router = APIRouter(include_in_schema=False)
 

@@ -6,9 +6,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
+from lunaris_server.accounts.deps import AdminUser
 from lunaris_server.audit import service as audit
-from lunaris_server.deps import AdminUser, SessionDep
 from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
 
 router = APIRouter(prefix="/api/audit", tags=["audit"], responses=error_responses(401, 403, 422))

@@ -5,10 +5,11 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
+from lunaris_server.accounts.deps import ConsoleAdmin
 from lunaris_server.audit import service as audit
-from lunaris_server.console.deps import ConsoleAdmin, ConsoleDep
+from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.console.paging import PER_PAGE, Pager
-from lunaris_server.deps import SessionDep
+from lunaris_server.web.deps import SessionDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -10,11 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MAX_SOURCE
 from lunaris_protocol.text import IDENTIFIER
+from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command, CommandResult
-from lunaris_server.deps import AdminUser, CurrentUser, NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
 
 router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(401, 422))

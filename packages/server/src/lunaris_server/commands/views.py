@@ -10,17 +10,18 @@ from starlette.responses import RedirectResponse, Response
 
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER
+from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.queries import CommandQuery
-from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
-from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

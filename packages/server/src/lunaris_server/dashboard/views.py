@@ -5,14 +5,15 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.accounts.deps import ConsoleUser
+from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.dashboard import service as dashboard
 from lunaris_server.dashboard.charts import dashboard_charts
-from lunaris_server.deps import NowDep, SessionDep, StateDep
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.views import device_view
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

@@ -8,14 +8,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
-from lunaris_server.deps import (
-    AdminUser,
-    CurrentUser,
-    NowDep,
-    SessionDep,
-    StateDep,
-    user_actor,
-)
+from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.devices import clones
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
@@ -24,6 +17,7 @@ from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.devices.service import Liveness
 from lunaris_server.state import AppState
 from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))

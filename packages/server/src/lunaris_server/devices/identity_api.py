@@ -9,15 +9,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, model_validator
 
 from lunaris_protocol.agent import Hostname
-from lunaris_server.deps import (
-    AdminUser,
-    CurrentUser,
-    NowDep,
-    RowId,
-    SessionDep,
-    StateDep,
-    user_actor,
-)
+from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
@@ -25,6 +17,7 @@ from lunaris_server.devices.api import DeviceOut, device_out
 from lunaris_server.devices.models import DeviceSplit
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 

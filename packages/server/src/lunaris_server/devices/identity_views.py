@@ -7,13 +7,14 @@ from typing import Literal
 from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
-from lunaris_server.console.deps import CheckedForm, ConsoleAdmin
+from lunaris_server.accounts.deps import ConsoleAdmin, user_actor
+from lunaris_server.console.deps import CheckedForm
 from lunaris_server.core.errors import InvalidInput
-from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices.views import canonical_id
 from lunaris_server.realtime import outbox
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

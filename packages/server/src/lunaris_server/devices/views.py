@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import RedirectResponse, Response
 
 from lunaris_protocol import DeviceStatus
+from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries as command_queries
-from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import InvalidInput, NotFound
-from lunaris_server.deps import NowDep, SessionDep, StateDep, user_actor
 from lunaris_server.devices import clones, export, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import queries as device_queries
@@ -25,6 +25,7 @@ from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

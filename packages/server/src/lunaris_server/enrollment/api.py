@@ -7,10 +7,11 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field, StringConstraints
 
 from lunaris_protocol.text import IDENTIFIER
-from lunaris_server.deps import AdminUser, NowDep, RowId, SessionDep, user_actor
+from lunaris_server.accounts.deps import AdminUser, user_actor
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.models import EnrollmentSecret
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
+from lunaris_server.web.deps import NowDep, RowId, SessionDep
 
 router = APIRouter(
     prefix="/api/enrollment-secrets", tags=["enrollment"], responses=error_responses(401, 403)

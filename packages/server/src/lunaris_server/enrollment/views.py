@@ -7,15 +7,16 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.accounts.flash import Flash
 from lunaris_server.console import flash
-from lunaris_server.console.deps import CheckedForm, ConsoleAdmin, ConsoleDep, ConsoleUser
+from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.core.settings import Settings
-from lunaris_server.deps import NowDep, RowId, SessionDep, StateDep, user_actor
 from lunaris_server.enrollment import installer
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.service import CreatedSecret
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

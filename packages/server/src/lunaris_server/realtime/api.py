@@ -3,8 +3,9 @@
 from fastapi import APIRouter
 from pydantic import BaseModel
 
-from lunaris_server.deps import AdminUser, StateDep
+from lunaris_server.accounts.deps import AdminUser
 from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.deps import StateDep
 
 router = APIRouter(prefix="/api/realtime", tags=["realtime"], responses=error_responses(401, 403))
 

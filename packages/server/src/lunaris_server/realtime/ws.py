@@ -7,11 +7,12 @@ import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from lunaris_server.accounts.deps import authenticate_user
 from lunaris_server.core.errors import NotAuthenticated
-from lunaris_server.deps import authenticate_user, bearer_token, same_origin
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime.console_hub import RESYNC, ConsoleClient
 from lunaris_server.state import AppState
+from lunaris_server.web.deps import bearer_token, same_origin
 
 log = structlog.get_logger("lunaris.ws")
 router = APIRouter()

@@ -7,11 +7,12 @@ from uuid import UUID
 from fastapi import APIRouter, Query
 from pydantic import BaseModel
 
-from lunaris_server.deps import CurrentUser, SessionDep
+from lunaris_server.accounts.deps import CurrentUser
 from lunaris_server.devices import service as devices
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
 from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
 
 router = APIRouter(prefix="/api", tags=["updates"], responses=error_responses(401, 422))

@@ -6,14 +6,15 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.responses import Response
 
-from lunaris_server.console.deps import ConsoleDep, ConsoleUser
+from lunaris_server.accounts.deps import ConsoleUser
+from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager
-from lunaris_server.deps import NowDep, SessionDep, StateDep
 from lunaris_server.devices.views import device_view
 from lunaris_server.updates import fleet_devices
 from lunaris_server.updates import service as updates
 from lunaris_server.updates.service import FleetQuery
+from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 

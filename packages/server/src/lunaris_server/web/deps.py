@@ -1,4 +1,5 @@
-"""Request dependencies: the database session, the clock, and who is calling."""
+"""Request dependencies every route may use: the process's state, the database session, the
+clock, and what the request says about itself (bearer token, origin, address)."""
 
 from collections.abc import AsyncIterator
 from datetime import datetime
@@ -9,13 +10,7 @@ from fastapi import Depends, Path, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
-from lunaris_server.accounts import service as accounts
-from lunaris_server.accounts import sessions
-from lunaris_server.accounts.models import User
-from lunaris_server.audit.service import Actor
-from lunaris_server.console.csrf import HEADER as CSRF_HEADER
-from lunaris_server.console.web import get_console
-from lunaris_server.core.errors import Forbidden, NotAuthenticated
+from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.state import AppState
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs plain ``def``
@@ -63,25 +58,6 @@ def device_token(request: Request) -> str:
     return token
 
 
-async def authenticate_user(
-    connection: HTTPConnection, session: AsyncSession, state: AppState, now: datetime
-) -> User:
-    """An API token in the Authorization header, or else the console's session cookie (its
-    row is then ``connection.state.user_session``)."""
-    token = bearer_token(connection)
-    if token is not None:
-        return await accounts.authenticate_api_token(session, plaintext=token, now=now)
-    cookie = connection.cookies.get(sessions.COOKIE_NAME)
-    if cookie:
-        user, user_session = await sessions.authenticate(session, cookie=cookie, now=now)
-        if await sessions.touch(session, user_session=user_session, now=now):
-            # Its own short transaction, before the route's: read-only pages never commit.
-            await session.commit()
-        connection.state.user_session = user_session
-        return user
-    raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")
-
-
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -99,46 +75,8 @@ def same_origin(connection: HTTPConnection) -> bool:
     return urlsplit(origin).netloc.lower() == connection.headers.get("host", "").lower()
 
 
-def check_cookie_write(request: Request) -> None:
-    """A write authenticated by the session cookie must come from this server's pages and
-    carry the session's CSRF token in ``X-CSRF-Token`` (API tokens need neither)."""
-    if not same_origin(request):
-        raise Forbidden("cross-origin requests cannot use the session cookie to make changes")
-    console = get_console(request)
-    if not console.csrf.is_valid(console.csrf_binding(request), request.headers.get(CSRF_HEADER)):
-        raise Forbidden(
-            "a change made with the session cookie needs the X-CSRF-Token header"
-            " (GET /api/auth/csrf-token)"
-        )
-
-
-async def get_current_user(
-    request: Request, session: SessionDep, state: StateDep, now: NowDep
-) -> User:
-    user = await authenticate_user(request, session, state, now)
-    if request.method not in SAFE_METHODS and bearer_token(request) is None:
-        check_cookie_write(request)
-    return user
-
-
-CurrentUser = Annotated[User, Depends(get_current_user)]
-
-
-async def get_admin_user(user: CurrentUser) -> User:
-    if not user.is_admin:
-        raise Forbidden("this needs the admin role")
-    return user
-
-
-AdminUser = Annotated[User, Depends(get_admin_user)]
-
-
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-def user_actor(request: Request, user: User) -> Actor:
-    return Actor(f"user:{user.username}", client_ip(request))
 
 
 RowId = Annotated[int, Path(ge=1, le=2**31 - 1)]
