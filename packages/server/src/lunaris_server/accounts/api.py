@@ -13,6 +13,7 @@ from lunaris_server.accounts.cookies import clear_session_cookie, set_session_co
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.audit.service import Actor
+from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.web import get_console
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
@@ -96,7 +97,7 @@ async def logout(
 ) -> None:
     """Ends the cookie's session in the database, not only in this client."""
     await sessions.logout(
-        session, cookie=request.cookies.get(sessions.COOKIE_NAME), now=now, ip=client_ip(request)
+        session, cookie=request.cookies.get(SESSION_COOKIE), now=now, ip=client_ip(request)
     )
     await outbox.commit(session, state.realtime)
     clear_session_cookie(response, state.settings)

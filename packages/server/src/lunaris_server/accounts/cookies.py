@@ -2,13 +2,13 @@
 
 from starlette.responses import Response
 
-from lunaris_server.accounts.sessions import COOKIE_NAME
+from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.core.settings import Settings
 
 
 def set_session_cookie(response: Response, settings: Settings, cookie: str) -> None:
     response.set_cookie(
-        COOKIE_NAME,
+        SESSION_COOKIE,
         cookie,
         max_age=settings.session_max_age_s,
         httponly=True,
@@ -20,5 +20,5 @@ def set_session_cookie(response: Response, settings: Settings, cookie: str) -> N
 
 def clear_session_cookie(response: Response, settings: Settings) -> None:
     response.delete_cookie(
-        COOKIE_NAME, httponly=True, secure=settings.cookie_secure, samesite="lax", path="/"
+        SESSION_COOKIE, httponly=True, secure=settings.cookie_secure, samesite="lax", path="/"
     )

@@ -13,6 +13,7 @@ from lunaris_server.accounts import sessions
 from lunaris_server.accounts.models import User
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.csrf import HEADER as CSRF_HEADER
+from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.web import get_console
 from lunaris_server.core.errors import Forbidden, NotAuthenticated
 from lunaris_server.state import AppState
@@ -35,7 +36,7 @@ async def authenticate_user(
     token = bearer_token(connection)
     if token is not None:
         return await accounts.authenticate_api_token(session, plaintext=token, now=now)
-    cookie = connection.cookies.get(sessions.COOKIE_NAME)
+    cookie = connection.cookies.get(SESSION_COOKIE)
     if cookie:
         user, user_session = await sessions.authenticate(session, cookie=cookie, now=now)
         if await sessions.touch(session, user_session=user_session, now=now):

@@ -15,6 +15,7 @@ flash is made.
 """
 
 import base64
+import functools
 import hashlib
 import hmac
 import json
@@ -27,8 +28,11 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
 
 from lunaris_server.accounts.models import SessionFlash, UserSession
+from lunaris_server.console.csrf import SESSION_COOKIE
+from lunaris_server.core.errors import Forbidden
 
 log = structlog.get_logger("lunaris.flash")
 
@@ -80,7 +84,7 @@ class FlashSeal:
             return None
 
 
-async def put(
+async def _store(
     session: AsyncSession,
     seal: FlashSeal,
     *,
@@ -111,7 +115,7 @@ async def put(
     await session.flush()
 
 
-async def take(
+async def _take_sealed(
     session: AsyncSession,
     seal: FlashSeal,
     *,
@@ -150,3 +154,63 @@ async def drop(session: AsyncSession, *, session_ids: list[int]) -> None:
             .where(SessionFlash.session_id.in_(session_ids))
             .execution_options(synchronize_session=False)
         )
+
+
+# -- for the request: the console session of the form or page that leaves or shows a flash --
+# A form leaves a flash in the transaction that creates what it tells of, then redirects; the
+# page it redirects to takes its flashes and commits before it renders.
+
+
+def _seal(request: Request) -> FlashSeal:
+    state = request.app.state.lunaris
+    return _seal_for(state.settings.session_secret())
+
+
+@functools.cache
+def _seal_for(secret_key: str) -> FlashSeal:
+    return FlashSeal(secret_key)
+
+
+def _session_of(request: Request) -> tuple[UserSession, str] | None:
+    """The request's console session and its cookie (None for an API token's request)."""
+    user_session: UserSession | None = getattr(request.state, "user_session", None)
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return (user_session, cookie) if user_session is not None and cookie else None
+
+
+async def leave(
+    request: Request, session: AsyncSession, *, page: str, flash: Flash, now: datetime
+) -> None:
+    """Before the commit: a request that has no console session (an API token's) cannot be
+    shown the secret after a redirect, so it is refused and creates nothing."""
+    found = _session_of(request)
+    if found is None:
+        raise Forbidden("this form needs a console login; scripts use the API")
+    user_session, cookie = found
+    await _store(
+        session,
+        _seal(request),
+        user_session=user_session,
+        cookie=cookie,
+        page=page,
+        flash=flash,
+        now=now,
+    )
+
+
+async def take(request: Request, session: AsyncSession, *, page: str, now: datetime) -> list[Flash]:
+    """This session's flashes for ``page``, deleted and committed: shown once."""
+    found = _session_of(request)
+    if found is None:
+        return []
+    user_session, cookie = found
+    taken = await _take_sealed(
+        session,
+        _seal(request),
+        user_session=user_session,
+        cookie=cookie,
+        page=page,
+        now=now,
+    )
+    await session.commit()
+    return taken

@@ -22,7 +22,6 @@ from lunaris_server.core.security import TokenKind, new_token, token_hash
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.service import SESSIONS_ENDED
 
-COOKIE_NAME = "lunaris_session"
 TOUCH_EVERY = timedelta(minutes=1)
 """``last_seen_at`` is written at most this often per session."""
 _IDS_PER_MESSAGE = 200

@@ -7,14 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import RedirectResponse, Response
 
+from lunaris_server.accounts import flash, sessions
 from lunaris_server.accounts import service as accounts
-from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie, set_session_cookie
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.accounts.flash import Flash
 from lunaris_server.accounts.models import Role
 from lunaris_server.audit.service import Actor
-from lunaris_server.console import flash
+from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.core.errors import DomainError, NotAuthenticated, TooManyRequests
@@ -110,7 +110,7 @@ async def logout(
     """Ends the session in the database, not only in this browser."""
     await sessions.logout(
         session,
-        cookie=request.cookies.get(sessions.COOKIE_NAME),
+        cookie=request.cookies.get(SESSION_COOKIE),
         now=now,
         ip=client_ip(request),
     )

@@ -12,6 +12,8 @@ from lunaris_server.core.security import constant_time_equals
 
 FORM_FIELD = "csrf_token"
 HEADER = "x-csrf-token"
+SESSION_COOKIE = "lunaris_session"
+"""The console session's cookie (accounts/sessions.py issues it): what the tokens bind to."""
 
 
 class CsrfTokens:

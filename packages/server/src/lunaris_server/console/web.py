@@ -12,11 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Scope
 
-from lunaris_server.accounts.flash import FlashSeal
-from lunaris_server.accounts.sessions import COOKIE_NAME as SESSION_COOKIE
 from lunaris_server.console import formatting
 from lunaris_server.console.charts import bar_chart, legend, line_chart
-from lunaris_server.console.csrf import CsrfTokens
+from lunaris_server.console.csrf import SESSION_COOKIE, CsrfTokens
 from lunaris_server.console.paging import url_with
 from lunaris_server.state import AppState
 
@@ -37,13 +35,12 @@ class CachedStaticFiles(StaticFiles):
 
 
 class Console:
-    """What every page needs: templates, CSRF tokens, the seal of one-time flashes, and
+    """What every page needs: templates, CSRF tokens, and
     cache-busting static URLs."""
 
     def __init__(self, state: AppState) -> None:
         self.state = state
         self.csrf = CsrfTokens(state.settings.session_secret())
-        self.flash_seal = FlashSeal(state.settings.session_secret())
         self.templates = Jinja2Templates(directory=TEMPLATES_DIR)
         self._static_versions = {
             path.name: hashlib.sha256(path.read_bytes()).hexdigest()[:12]

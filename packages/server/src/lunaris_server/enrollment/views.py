@@ -7,9 +7,9 @@ from fastapi import APIRouter, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import FileResponse, RedirectResponse, Response
 
+from lunaris_server.accounts import flash
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.accounts.flash import Flash
-from lunaris_server.console import flash
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.core.settings import Settings
