@@ -17,13 +17,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
-from lunaris_server.accounts import session_views
+from lunaris_server.accounts import audit_api, audit_views, session_views
 from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.session_check import run_session_check
 from lunaris_server.agent_api import router as agent_router
 from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
-from lunaris_server.audit import api as audit_api
-from lunaris_server.audit import views as audit_views
 from lunaris_server.commands import api as commands_api
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery

@@ -1,4 +1,5 @@
-"""The audit log page, for admins."""
+"""The audit log page, for admins. The log is written by every domain (audit/ is the lowest
+of them); its page and API need to know who is asking, so they live here with accounts."""
 
 from typing import Annotated
 

@@ -1,4 +1,5 @@
-"""The audit log, for admins."""
+"""The audit log, for admins. It lives with accounts: see
+audit_views.py."""
 
 from datetime import datetime
 from typing import Annotated, Any
