@@ -18,7 +18,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from lunaris_server.accounts import service as accounts
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 BIN = Path(sys.executable).parent
 

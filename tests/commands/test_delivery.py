@@ -33,7 +33,7 @@ async def create(client: httpx.AsyncClient, tokens: Tokens, device_id: str) -> s
 
 
 async def wait_loaded(app: FastAPI) -> None:
-    delivery = app_state(app).commands
+    delivery = app_state(app).part(CommandDelivery)
     for _ in range(200):
         if delivery.loaded:
             return
@@ -125,7 +125,7 @@ async def test_commands_waiting_when_a_process_starts_are_known_to_it(
     second = create_app(settings, clock=clock)
     async with LifespanManager(second):
         await wait_loaded(second)
-        assert app_state(second).commands.may_have(device.device_id)
+        assert app_state(second).part(CommandDelivery).may_have(device.device_id)
         transport = httpx.ASGITransport(app=second)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
             handed = await heartbeat(http, device)

@@ -15,6 +15,7 @@ from sqlalchemy import select, text
 from lunaris_protocol import CommandProgress
 from lunaris_server.app import create_app
 from lunaris_server.commands import service as commands
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command
 from lunaris_server.commands.sweeper import sweep_once
 from lunaris_server.core.settings import Settings
@@ -73,7 +74,7 @@ async def test_revoking_a_device_closes_its_open_commands(
     app, client, tokens, secret, events: Events, clock: FakeClock
 ):
     state = app_state(app)
-    await state.commands.reload()
+    await state.part(CommandDelivery).reload()
     device = await enrolled(client, secret, ["Git.Git", "7zip.7zip", "Mozilla.Firefox"])
     other = await enrolled(client, secret, ["Git.Git"], hostname="PC-0002")
     finished = await create(client, tokens, device.device_id, ["Git.Git"])
@@ -86,7 +87,7 @@ async def test_revoking_a_device_closes_its_open_commands(
     await heartbeat(client, device)
     queued = await create(client, tokens, device.device_id, ["Mozilla.Firefox"])
     bystander = await create(client, tokens, other.device_id, None)
-    assert state.commands.may_have(device.device_id)
+    assert state.part(CommandDelivery).may_have(device.device_id)
     await events.drain()
 
     clock.advance(minutes=5)
@@ -109,8 +110,8 @@ async def test_revoking_a_device_closes_its_open_commands(
     assert (await detail(client, tokens, finished))["status"] == "succeeded"
     assert (await detail(client, tokens, bystander))["status"] == "queued"
     # Nothing is waiting for the device any more, in this process's set too.
-    assert not state.commands.may_have(device.device_id)
-    assert state.commands.may_have(other.device_id)
+    assert not state.part(CommandDelivery).may_have(device.device_id)
+    assert state.part(CommandDelivery).may_have(other.device_id)
     assert await sweep_once(state) == 0
 
     # Revoking it again changes nothing.

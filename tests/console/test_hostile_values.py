@@ -28,6 +28,7 @@ from fastapi.routing import APIRoute
 from lunaris_server.app import create_app
 from lunaris_server.console.web import TEMPLATES_DIR
 from lunaris_server.core.settings import Settings
+from lunaris_server.devices.last_seen import LastSeenWriter
 from tests.console.conftest import login, page_token
 from tests.support import (
     FakeClock,
@@ -175,7 +176,7 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
     asking = {**body, "device_id": DEVICE_IDS[0], "hostname": v.text("asking host")}
     asked = await http.post("/api/agent/register", json={**asking, "registration_key": "k"})
     assert asked.status_code == 409, asked.text
-    await app_state(app).last_seen.flush()  # the plain heartbeat's time, written now
+    await app_state(app).part(LastSeenWriter).flush()  # the plain heartbeat's time, written now
     # The login form keeps 64 characters of a username.
     failed = await login(http, username=v.ident("failed-login", 64), password="not a password")
     assert failed.status_code == 401

@@ -6,6 +6,7 @@ import pytest
 from sqlalchemy import func, select
 
 from lunaris_server.audit.models import AuditEntry
+from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
 from tests.support import (
     api_login,
@@ -97,7 +98,7 @@ async def test_heartbeat_accepts_empty_body_and_updates_changed_fields(app, clie
     assert response.status_code == 200
     # A heartbeat that only says "still here" is written with others, within a second.
     assert (await load_device(app, device.device_id)).last_seen_at < clock.now
-    assert await app_state(app).last_seen.flush() == 1
+    assert await app_state(app).part(LastSeenWriter).flush() == 1
     assert (await load_device(app, device.device_id)).last_seen_at == clock.now
     response = await client.post(
         "/api/agent/heartbeat",

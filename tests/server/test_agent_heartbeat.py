@@ -10,6 +10,8 @@ from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
 from lunaris_server.agent_heartbeat import HeartbeatFastPath
+from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.devices.cache import DeviceCache
 from tests.support import (
     RecordingApp,
     app_state,
@@ -82,7 +84,7 @@ async def sessions(app: FastAPI, monkeypatch: pytest.MonkeyPatch) -> SessionsOpe
     # Until the command sweeper's first pass has loaded which devices have commands
     # waiting, every heartbeat must look: wait for it.
     for _ in range(500):
-        if app_state(app).commands.loaded:
+        if app_state(app).part(CommandDelivery).loaded:
             break
         await asyncio.sleep(0.01)
     database = app_state(app).database
@@ -117,7 +119,7 @@ async def test_a_device_heartbeating_at_the_configured_interval_stays_cached(
 ):
     state = app_state(app)
     clock = [1000.0]
-    monkeypatch.setattr(state.device_cache, "_clock", lambda: clock[0])
+    monkeypatch.setattr(state.part(DeviceCache), "_clock", lambda: clock[0])
     device = await register_device(client, await create_secret(app))
     clock[0] += 1  # after registration evicted it (a read as old as an eviction is not kept)
     assert (await fast.post(HEARTBEAT, headers=device.headers)).status_code == 200

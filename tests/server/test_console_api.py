@@ -2,6 +2,7 @@
 
 import pytest
 
+from lunaris_server.devices.last_seen import LastSeenWriter
 from tests.support import (
     api_login,
     app_state,
@@ -125,7 +126,7 @@ async def fleet(app, client, clock):
     clock.advance(minutes=10)
     for name in ("alpha", "bravo", "charlie"):
         await client.post("/api/agent/heartbeat", json={}, headers=devices[name].headers)
-    await app_state(app).last_seen.flush()
+    await app_state(app).part(LastSeenWriter).flush()
     await create_user(app)
     await login(client)
     return devices

@@ -10,6 +10,7 @@ from sqlalchemy import event, select
 
 from lunaris_protocol import ConsoleEvent
 from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.updates.models import DeviceUpdate
@@ -139,7 +140,7 @@ async def test_report_from_a_device_announced_offline_brings_it_back(app, client
     state = app_state(app)
     clock.advance(hours=2)
     async with state.database.session() as session:
-        liveness = devices.Liveness(offline_after=timedelta(minutes=5))
+        liveness = Liveness(offline_after=timedelta(minutes=5))
         gone = await devices.mark_offline(session, liveness=liveness, now=clock.now)
         await session.commit()
     assert [d.id for d in gone] == [device.device_id]

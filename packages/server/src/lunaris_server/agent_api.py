@@ -22,10 +22,10 @@ from lunaris_server.commands import service as commands
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep, client_ip, device_token
+from lunaris_server.web.state import AppState
 
 router = APIRouter(
     prefix="/api/agent", tags=["agent"], responses={**BODY_ERRORS, **error_responses(401)}

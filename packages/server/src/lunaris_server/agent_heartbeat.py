@@ -24,10 +24,13 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, RunUpdatesCommand
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.cache import DeviceCache
+from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
 from lunaris_server.web.middleware import declared_length, incoming_request_id, send_json
+from lunaris_server.web.state import AppState
 
 HEARTBEAT_PATH: Final = "/api/agent/heartbeat"
 _EMPTY_BODIES: Final = (b"", b"null", b"{}")
@@ -97,16 +100,16 @@ async def record_heartbeat(
         device_token=token,
         request=request,
         now=now,
-        last_seen=state.last_seen,
-        cache=state.device_cache,
+        last_seen=state.part(LastSeenWriter),
+        cache=state.part(DeviceCache),
         ip=ip,
     )
     if seen is not None:
-        if not state.commands.may_have(seen):
+        if not state.part(CommandDelivery).may_have(seen):
             return []  # most heartbeats: not even a session is opened
         async with state.database.session() as session:
-            return await state.commands.for_heartbeat(
-                session, device_token=token, cache=state.device_cache, now=now
+            return await state.part(CommandDelivery).for_heartbeat(
+                session, device_token=token, cache=state.part(DeviceCache), now=now
             )
     async with state.database.session() as session:
         identity = await devices.heartbeat(
@@ -114,16 +117,16 @@ async def record_heartbeat(
             device_token=token,
             request=request,
             now=now,
-            last_seen=state.last_seen,
-            cache=state.device_cache,
+            last_seen=state.part(LastSeenWriter),
+            cache=state.part(DeviceCache),
             ip=ip,
         )
         await outbox.commit(session, state.realtime)
         if identity is not None:
             return identity
         # Usually no query: only devices known to have commands waiting are looked up.
-        return await state.commands.for_heartbeat(
-            session, device_token=token, cache=state.device_cache, now=now
+        return await state.part(CommandDelivery).for_heartbeat(
+            session, device_token=token, cache=state.part(DeviceCache), now=now
         )
 
 

@@ -52,13 +52,13 @@ from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.realtime.ws import router as realtime_router
-from lunaris_server.state import AppState
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lunaris_server.web.query_params import refuse_unknown_query_params
 from lunaris_server.web.security_headers import SecurityHeadersMiddleware
+from lunaris_server.web.state import AppState
 from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
 
 log = structlog.get_logger("lunaris.app")
@@ -79,20 +79,22 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         settings=settings,
         database=database,
         realtime=realtime,
-        last_seen=LastSeenWriter(database),
-        device_cache=DeviceCache(
-            ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
-        ),
-        commands=CommandDelivery(database=database, realtime=realtime, clock=clock),
         login_throttle=LoginThrottle(failures_per_minute=settings.login_failures_per_minute),
         registration_throttle=RegistrationThrottle(
             per_secret_per_minute=settings.register_per_secret_per_minute
         ),
         clock=clock,
     )
-    state.realtime.bus.subscribe(state.device_cache.on_bus_message)
-    state.realtime.on_local_event(state.device_cache.on_local_event)
-    state.realtime.bus.subscribe(state.commands.on_bus_message)
+    last_seen = LastSeenWriter(database)
+    device_cache = DeviceCache(
+        ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
+    )
+    delivery = CommandDelivery(database=database, realtime=realtime, clock=clock)
+    for part in (last_seen, device_cache, delivery):
+        state.add(part)
+    state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
+    state.realtime.on_local_event(state.part(DeviceCache).on_local_event)
+    state.realtime.bus.subscribe(state.part(CommandDelivery).on_bus_message)
     server_metrics = ServerMetrics(state)
 
     @asynccontextmanager
@@ -102,7 +104,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             asyncio.create_task(
                 run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
             ),
-            asyncio.create_task(state.last_seen.run(), name="last-seen-writer"),
+            asyncio.create_task(state.part(LastSeenWriter).run(), name="last-seen-writer"),
             asyncio.create_task(
                 run_command_sweeper(state, interval_s=settings.command_sweep_interval_s),
                 name="command-sweeper",
@@ -125,9 +127,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
             for task in background:
                 task.cancel()
             await asyncio.gather(*background, return_exceptions=True)
-            await state.commands.stop()
+            await state.part(CommandDelivery).stop()
             with contextlib.suppress(Exception):
-                await state.last_seen.flush()  # the last second of heartbeats
+                await state.part(LastSeenWriter).flush()  # the last second of heartbeats
             await state.realtime.stop()
             await database.dispose()
 

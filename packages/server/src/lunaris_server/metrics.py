@@ -50,7 +50,7 @@ from lunaris_protocol import CommandStatus
 from lunaris_server.commands.models import Command
 from lunaris_server.core.settings import Environment, Settings
 from lunaris_server.devices.models import Device
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 FIGURES_TTL_S = 10.0

@@ -16,7 +16,6 @@ from lunaris_server.console.csrf import HEADER as CSRF_HEADER
 from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.web import get_console
 from lunaris_server.core.errors import Forbidden, NotAuthenticated
-from lunaris_server.state import AppState
 from lunaris_server.web.deps import (
     SAFE_METHODS,
     NowDep,
@@ -26,6 +25,7 @@ from lunaris_server.web.deps import (
     client_ip,
     same_origin,
 )
+from lunaris_server.web.state import AppState
 
 
 async def authenticate_user(

@@ -6,7 +6,7 @@ import asyncio
 import structlog
 
 from lunaris_server.accounts import sessions
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 log = structlog.get_logger("lunaris.session_check")
 

@@ -12,6 +12,7 @@ from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MA
 from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.commands import service as commands
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
@@ -127,7 +128,7 @@ async def create_command(
         now=now,
         expires_in=state.settings.command_expiry,
     )
-    await state.commands.commit_queued(session, [command.device_id])
+    await state.part(CommandDelivery).commit_queued(session, [command.device_id])
     return CommandOut.of(command, hostname)
 
 
@@ -161,7 +162,9 @@ async def run_package(
         now=now,
         expires_in=state.settings.command_expiry,
     )
-    await state.commands.commit_queued(session, [c.device_id for c, _ in created.created])
+    await state.part(CommandDelivery).commit_queued(
+        session, [c.device_id for c, _ in created.created]
+    )
     return PackageRunOut(
         package_identifier=package,
         source=source,

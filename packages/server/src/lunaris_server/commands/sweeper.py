@@ -13,8 +13,9 @@ from datetime import timedelta
 import structlog
 
 from lunaris_server.commands import service as commands
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 log = structlog.get_logger("lunaris.commands")
 
@@ -34,7 +35,7 @@ async def sweep_once(state: AppState) -> int:
         log.warning("running commands failed: no progress", count=len(stalled))
     if revoked:
         log.info("commands of revoked devices closed", count=len(revoked))
-    await state.commands.reload()
+    await state.part(CommandDelivery).reload()
     return len(expired) + len(stalled) + len(revoked)
 
 
@@ -46,4 +47,6 @@ async def run_sweeper(state: AppState, *, interval_s: float) -> None:
             # The database may be restarting; the next sweep catches up.
             log.exception("command sweep failed")
         # Until the first read succeeds every heartbeat looks for commands: retry sooner.
-        await asyncio.sleep(interval_s if state.commands.loaded else min(interval_s, 2.0))
+        await asyncio.sleep(
+            interval_s if state.part(CommandDelivery).loaded else min(interval_s, 2.0)
+        )

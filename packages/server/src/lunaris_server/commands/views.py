@@ -13,6 +13,7 @@ from lunaris_protocol.limits import MAX_IDENTIFIER
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries
 from lunaris_server.commands import service as commands
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.queries import CommandQuery
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
@@ -178,7 +179,7 @@ async def create_command(
             raise
         # htmx swaps only 2xx answers: the panel says what was refused instead.
         return await _device_panel(request, console, session, device_id, error=refused.message)
-    await state.commands.commit_queued(session, [device_id])
+    await state.part(CommandDelivery).commit_queued(session, [device_id])
     if wants_fragment(request):
         return await _device_panel(request, console, session, device_id)
     return RedirectResponse(f"/devices/{device_id}#device-commands", status_code=303)
@@ -262,7 +263,9 @@ async def run_package(
         return console.render(
             request, "partials/commands/run_refused.html", {"message": refused.message}
         )
-    await state.commands.commit_queued(session, [c.device_id for c, _ in created.created])
+    await state.part(CommandDelivery).commit_queued(
+        session, [c.device_id for c, _ in created.created]
+    )
     # The list, where the new commands show their progress (and how many were skipped).
     target = f"/commands?skipped={created.skipped}" if created.skipped else "/commands"
     if wants_fragment(request):

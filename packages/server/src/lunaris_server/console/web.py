@@ -16,7 +16,7 @@ from lunaris_server.console import formatting
 from lunaris_server.console.charts import bar_chart, legend, line_chart
 from lunaris_server.console.csrf import SESSION_COOKIE, CsrfTokens
 from lunaris_server.console.paging import url_with
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent
 TEMPLATES_DIR = PACKAGE_DIR / "templates"

@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import ColumnElement, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.service import Liveness
 from lunaris_server.updates.models import UpdateActivity
 
 ACTIVITY_DAYS = 30

@@ -9,16 +9,17 @@ from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
+from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import clones
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.devices.service import Liveness
-from lunaris_server.state import AppState
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
+from lunaris_server.web.state import AppState
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 
@@ -146,7 +147,7 @@ async def revoke_device(
     device = await devices.revoke(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin), block=block
     )
-    await state.commands.commit_revocation(session, device.id)
+    await state.part(CommandDelivery).commit_revocation(session, device.id)
     return device_out(device, state, now)
 
 

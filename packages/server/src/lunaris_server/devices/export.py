@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.console.csv_export import csv_lines
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.devices.service import Liveness
 
 BATCH = 1000
 HEADER = (

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from lunaris_protocol.agent import Hostname
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
@@ -200,5 +201,5 @@ async def merge_device(
         now=now,
         actor=user_actor(request, admin),
     )
-    await state.commands.commit_revocation(session, str(body.device_id))
+    await state.part(CommandDelivery).commit_revocation(session, str(body.device_id))
     return device_out(device, state, now)

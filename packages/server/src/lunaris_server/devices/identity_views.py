@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from lunaris_server.accounts.deps import ConsoleAdmin, user_actor
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.console.deps import CheckedForm
 from lunaris_server.core.errors import InvalidInput
 from lunaris_server.devices import clones, reenrollments, splits
@@ -130,5 +131,5 @@ async def merge_device(
         now=now,
         actor=user_actor(request, admin),
     )
-    await state.commands.commit_revocation(session, old_id)
+    await state.part(CommandDelivery).commit_revocation(session, old_id)
     return RedirectResponse(f"/devices/{canonical}", status_code=303)

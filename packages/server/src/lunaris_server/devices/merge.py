@@ -20,10 +20,10 @@ from lunaris_protocol import DeviceStatus
 from lunaris_server.audit import service as audit
 from lunaris_server.commands.models import Command
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import events
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.service import Liveness
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates.models import UpdateEvent
 

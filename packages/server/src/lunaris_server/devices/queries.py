@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.core.errors import InvalidInput
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.service import Liveness
 
 
 class DeviceSort(StrEnum):

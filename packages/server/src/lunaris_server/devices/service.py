@@ -1,8 +1,7 @@
 """Devices: heartbeats, token checks, revocation, and the console's queries (registration
 is in registration.py)."""
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import DeviceStatus, HeartbeatRequest, NewIdentity
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import NotAuthenticated, NotFound
+from lunaris_server.core.liveness import Liveness
 from lunaris_server.core.security import token_hash
 from lunaris_server.devices import clones, events, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
@@ -17,21 +17,6 @@ from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import fleet_counts
-
-
-@dataclass(frozen=True, slots=True)
-class Liveness:
-    """Online means seen within the heartbeat window (interval x allowed misses)."""
-
-    offline_after: timedelta
-
-    def cutoff(self, now: datetime) -> datetime:
-        return now - self.offline_after
-
-    def status(self, device: Device, now: datetime) -> DeviceStatus:
-        if device.last_seen_at > self.cutoff(now):
-            return DeviceStatus.ONLINE
-        return DeviceStatus.OFFLINE
 
 
 async def revoke(

@@ -10,7 +10,7 @@ import structlog
 
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime import outbox
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 log = structlog.get_logger("lunaris.sweeper")
 

@@ -12,6 +12,7 @@ from starlette.responses import RedirectResponse, Response
 from lunaris_protocol import DeviceStatus
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries as command_queries
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
@@ -23,9 +24,9 @@ from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.state import AppState
 from lunaris_server.updates import service as updates
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
+from lunaris_server.web.state import AppState
 
 router = APIRouter(include_in_schema=False)
 
@@ -254,5 +255,5 @@ async def revoke_device(
         actor=user_actor(request, admin),
         block=choice == "block",
     )
-    await state.commands.commit_revocation(session, canonical)
+    await state.part(CommandDelivery).commit_revocation(session, canonical)
     return RedirectResponse("/devices", status_code=303)

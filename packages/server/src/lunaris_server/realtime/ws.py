@@ -8,11 +8,12 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from lunaris_server.accounts.deps import authenticate_user
+from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.devices import service as devices
 from lunaris_server.realtime.console_hub import RESYNC, ConsoleClient
-from lunaris_server.state import AppState
 from lunaris_server.web.deps import bearer_token, same_origin
+from lunaris_server.web.state import AppState
 
 log = structlog.get_logger("lunaris.ws")
 router = APIRouter()
@@ -98,7 +99,7 @@ async def agent_socket(websocket: WebSocket) -> None:
     try:
         try:
             # What was queued while the agent was away goes out now, not at its next heartbeat.
-            await state.commands.push(device_id)
+            await state.part(CommandDelivery).push(device_id)
         except Exception:
             log.exception("could not push waiting commands", device_id=device_id)
         with contextlib.suppress(WebSocketDisconnect):

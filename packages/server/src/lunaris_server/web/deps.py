@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
 from lunaris_server.core.errors import NotAuthenticated
-from lunaris_server.state import AppState
+from lunaris_server.web.state import AppState
 
 # Dependencies are ``async def`` even when they do not await: FastAPI runs plain ``def``
 # dependencies in a thread pool, a thread hop per request that the hot paths cannot afford.
