@@ -72,7 +72,7 @@ async def test_a_plain_heartbeat_never_reads_the_commands_table(
 
 
 async def test_the_fast_path_hands_commands_over_without_the_framework(app, client, tokens, secret):
-    from lunaris_server.agent_heartbeat import HeartbeatFastPath
+    from lunaris_server.agent_api.heartbeat import HeartbeatFastPath
 
     device = await enrolled(client, secret, ["Git.Git"])
     recorder = RecordingApp(app)
@@ -97,7 +97,7 @@ async def test_the_fast_path_hands_commands_over_without_the_framework(app, clie
 async def test_the_route_hands_commands_over_too(app, client, tokens, secret, settings, clock):
     """What the fast path hands on (anything unusual) reaches the route, which answers the
     same way: here an application without the fast path."""
-    from lunaris_server.agent_heartbeat import HeartbeatFastPath
+    from lunaris_server.agent_api.heartbeat import HeartbeatFastPath
 
     device = await enrolled(client, secret, ["Git.Git"])
     command_id = await create(client, tokens, device.device_id)

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
 
-from lunaris_server.agent_heartbeat import HeartbeatFastPath
+from lunaris_server.agent_api.heartbeat import HeartbeatFastPath
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.devices.cache import DeviceCache
 from tests.support import (

@@ -20,8 +20,9 @@ from lunaris_server.accounts import api as accounts_api
 from lunaris_server.accounts import audit_api, audit_views, session_views
 from lunaris_server.accounts import views as accounts_views
 from lunaris_server.accounts.session_check import run_session_check
-from lunaris_server.agent_api import router as agent_router
-from lunaris_server.agent_heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
+from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
+from lunaris_server.agent_api.routes import router as agent_router
+from lunaris_server.agent_api.socket import router as agent_socket_router
 from lunaris_server.commands import api as commands_api
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
@@ -46,12 +47,12 @@ from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.health import LIVENESS_PATH, LivenessFastPath
 from lunaris_server.health import router as health_router
+from lunaris_server.live import stats as live_stats
+from lunaris_server.live.console_socket import router as console_socket_router
 from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
 from lunaris_server.metrics import router as metrics_router
-from lunaris_server.realtime import api as realtime_api
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
-from lunaris_server.realtime.ws import router as realtime_router
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
 from lunaris_server.web.api_errors import error_responses
@@ -155,8 +156,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         enrollment_api.router,
         accounts_api.router,
         audit_api.router,
-        realtime_router,
-        realtime_api.router,
+        console_socket_router,
+        agent_socket_router,
+        live_stats.router,
         health_router,
         metrics_router,
         api_docs_router,
@@ -182,7 +184,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)
-    # In front of the framework: the plain heartbeat skips all of it (see agent_heartbeat.py),
+    # In front of the framework: the plain heartbeat skips all of it (see agent_api/heartbeat.py),
     # and the metrics count and time it with everything else.
     app.front = MetricsMiddleware(
         LivenessFastPath(HeartbeatFastPath(app.framework, max_body_bytes=settings.max_body_bytes)),

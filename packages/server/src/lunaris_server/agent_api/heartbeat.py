@@ -21,14 +21,17 @@ from typing import Final
 
 import structlog
 from pydantic import ValidationError
+from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, RunUpdatesCommand
 from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.realtime import outbox
+from lunaris_server.web.deps import bearer_token
 from lunaris_server.web.middleware import declared_length, incoming_request_id, send_json
 from lunaris_server.web.state import AppState
 
@@ -152,12 +155,12 @@ def _parse(body: bytes) -> HeartbeatRequest | None:
 
 
 def _bearer_token(scope: Scope) -> str | None:
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
-            token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
-    return None
+    """The token, as every route reads it; None when there is none or it is malformed (the
+    application then answers that)."""
+    try:
+        return bearer_token(HTTPConnection(scope))
+    except NotAuthenticated:
+        return None
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes, bool]:

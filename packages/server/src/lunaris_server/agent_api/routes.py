@@ -17,7 +17,7 @@ from lunaris_protocol import (
     UpdateReport,
     UpdateReportResponse,
 )
-from lunaris_server.agent_heartbeat import heartbeat_response, record_heartbeat
+from lunaris_server.agent_api.heartbeat import heartbeat_response, record_heartbeat
 from lunaris_server.commands import service as commands
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
