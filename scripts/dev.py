@@ -4,18 +4,26 @@
     python3 scripts/dev.py demo    # set up, then serve with demo data on the embedded database
     python3 scripts/dev.py test    # set up, then run the whole test suite
     python3 scripts/dev.py setup   # only set up: .venv with every package, from uv.lock
+    python3 scripts/dev.py system  # only the system packages the tests use (--ci: and CI's)
 
 Set-up installs a pinned uv into .tools/ (with this Python's pip), then has uv build .venv
 from the lock file with this same interpreter; it never downloads a Python. Arguments after
 the command go to `lunaris-server demo` or to pytest.
+
+`test` first makes sure of the Debian packages the suite uses (SYSTEM_PACKAGES): run as root
+where apt-get exists, it installs those missing; elsewhere, or with LUNARIS_NO_SYSTEM_INSTALL=1,
+it stops before set-up with one line saying what to install when one the suite cannot run
+without is missing, and notes the others (whose tests then skip). The demo needs none.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import venv
+from dataclasses import dataclass
 from pathlib import Path
 
 UV_VERSION = "0.13.9"
@@ -24,6 +32,34 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = "Scripts" if os.name == "nt" else "bin"
 EXE = ".exe" if os.name == "nt" else ""
 PYTEST_NO_TESTS = 5
+NO_INSTALL_VARIABLE = "LUNARIS_NO_SYSTEM_INSTALL"
+
+
+@dataclass(frozen=True)
+class SystemPackage:
+    package: str
+    """The Debian (and Ubuntu) package."""
+    commands: tuple[str, ...]
+    """Installed when each of these is found on PATH (or in one of ``also_in``)."""
+    used_by: str
+    need: str
+    """``required``: the suite errors without it; ``skips``: the tests using it skip without
+    it; ``ci``: only .ci/run uses it (the MSI under Wine, the compose file)."""
+    also_in: tuple[str, ...] = ()
+
+
+SYSTEM_PACKAGES = (
+    SystemPackage("chromium", ("chromium",), "the browser tests", "required"),
+    SystemPackage("wixl", ("wixl",), "the agent MSI tests", "skips"),
+    SystemPackage("msitools", ("msibuild", "msiinfo"), "the agent MSI tests", "skips"),
+    SystemPackage("osslsigncode", ("osslsigncode",), "the agent MSI tests", "skips"),
+    SystemPackage("docker-compose", ("docker-compose",), "the compose file check", "skips"),
+    SystemPackage("wine", ("wine",), "the MSI under Wine", "ci"),
+    SystemPackage("wine64", ("wine64",), "the MSI under Wine", "ci", ("/usr/lib/wine",)),
+    SystemPackage(
+        "gcc-mingw-w64-x86-64-win32", ("x86_64-w64-mingw32-gcc",), "the MSI under Wine", "ci"
+    ),
+)
 
 
 def _say(message: str) -> None:
@@ -78,6 +114,81 @@ def setup() -> Path:
     return ROOT / ".venv" / BIN
 
 
+def _installed(package: SystemPackage) -> bool:
+    elsewhere = os.pathsep.join(package.also_in)
+    return all(
+        shutil.which(command) or (elsewhere and shutil.which(command, path=elsewhere))
+        for command in package.commands
+    )
+
+
+def _can_install() -> bool:
+    if os.environ.get(NO_INSTALL_VARIABLE, "") not in ("", "0"):
+        return False
+    return hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which("apt-get") is not None
+
+
+def _apt_install(packages: list[str]) -> None:
+    """apt-get install, after apt-get update when the package lists do not know a package
+    or an install from them fails (stale lists). Says nothing unless it fails."""
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+
+    def apt(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["apt-get", "-qq", *args], env=env, capture_output=True, text=True, check=False
+        )
+
+    def known(package: str) -> bool:
+        policy = subprocess.run(
+            ["apt-cache", "policy", package], capture_output=True, text=True, check=False
+        )
+        return "Candidate:" in policy.stdout and "Candidate: (none)" not in policy.stdout
+
+    # --reinstall: a package can be installed with its program gone (deleted, moved away).
+    install = ("install", "-y", "--no-install-recommends", "--reinstall", *packages)
+    updated = not all(map(known, packages)) and apt("update").returncode == 0
+    result = apt(*install)
+    if result.returncode != 0 and not updated and apt("update").returncode == 0:
+        result = apt(*install)
+    if result.returncode != 0:
+        print(result.stdout + result.stderr, file=sys.stderr, end="")
+
+
+def system_packages(*, ci: bool) -> bool:
+    """Makes sure of the system packages the suite (and with ``ci``, .ci/run) uses: installs
+    the missing ones when it can. False, having said in one line what to install, when one
+    that is needed is still missing; missing ones whose tests skip get a one-line note."""
+    wanted = [p for p in SYSTEM_PACKAGES if ci or p.need != "ci"]
+    missing = [p for p in wanted if not _installed(p)]
+    if missing and _can_install():
+        _say(f"installing {_names(missing)} with apt-get, for {_uses(missing)}")
+        _apt_install([p.package for p in missing])
+        missing = [p for p in missing if not _installed(p)]
+    needed = [p for p in missing if ci or p.need == "required"]
+    if needed:
+        print(f"missing: {_names(needed)}, for {_uses(needed)} {_advice(needed)}", file=sys.stderr)
+        return False
+    if missing:
+        print(
+            f"note: {_uses(missing)} will skip, missing {_names(missing)} {_advice(missing)}",
+            file=sys.stderr,
+        )
+    return True
+
+
+def _names(packages: list[SystemPackage]) -> str:
+    return " ".join(p.package for p in packages)
+
+
+def _uses(packages: list[SystemPackage]) -> str:
+    uses = list(dict.fromkeys(p.used_by for p in packages))
+    return " and ".join([", ".join(uses[:-1]), uses[-1]] if len(uses) > 1 else uses)
+
+
+def _advice(packages: list[SystemPackage]) -> str:
+    return f"(Debian/Ubuntu: sudo apt-get install {_names(packages)})"
+
+
 def _replace_process(command: list[str | Path]) -> int:
     """Becomes the server process, so Ctrl+C and service managers' signals reach it."""
     args = [str(part) for part in command]
@@ -92,9 +203,17 @@ def _replace_process(command: list[str | Path]) -> int:
 
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
-    if command not in ("setup", "demo", "test"):
+    if command not in ("setup", "demo", "test", "system") or (
+        command == "system" and rest not in ([], ["--ci"])
+    ):
         print(__doc__, file=sys.stderr)
         return 2
+    if command in ("test", "system") and not system_packages(
+        ci=command == "system" and rest == ["--ci"]
+    ):
+        return 1
+    if command == "system":
+        return 0
     bin_dir = setup()
     if command == "setup":
         return 0

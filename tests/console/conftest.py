@@ -2,6 +2,7 @@
 reporting through the real agent API, and one headless Chromium per test session."""
 
 import re
+import shutil
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,8 @@ from lunaris_server.core.clock import utc_now
 from lunaris_server.db import Database
 from tests.support import register_body
 
-CHROMIUM = "/usr/bin/chromium"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+"""Debian's, which scripts/dev.py installs (or says to install) before the tests."""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

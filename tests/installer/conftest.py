@@ -26,7 +26,7 @@ def require_msi_tools() -> None:
     if missing:
         pytest.skip(
             f"{', '.join(missing)} not installed: apt-get install -y wixl msitools "
-            "osslsigncode (.ci/run installs them)"
+            "osslsigncode (scripts/dev.py test installs them when run as root)"
         )
 
 
