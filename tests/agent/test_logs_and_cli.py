@@ -98,3 +98,32 @@ def test_scan_of_a_failure_exits_1_and_says_why(capsys):
 def test_the_service_command_says_it_is_for_windows_elsewhere(capsys):
     assert main(["service", "install"]) == 2
     assert "Windows only" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("order", "level"),
+    [
+        (["-v", "--config", "{config}", "once"], logging.DEBUG),
+        (["once", "--config", "{config}", "--verbose"], logging.DEBUG),
+        (["--verbose", "once", "--config", "{config}"], logging.DEBUG),
+        (["--config", "{config}", "once", "-v"], logging.DEBUG),
+        (["once", "--config", "{config}"], logging.INFO),
+    ],
+)
+def test_the_shared_options_go_before_or_after_the_command(tmp_path, capsys, order, level):
+    config = tmp_path / "config.json"
+    config.write_text('{"api_url": "nope"}')
+    assert main([part.format(config=config) for part in order]) == 2
+    assert "api_url" in capsys.readouterr().err  # this config was read, not the default one
+    assert logging.getLogger().level == level
+
+
+def test_an_option_after_the_command_wins_and_one_before_it_stands_alone(tmp_path, capsys):
+    first, second = tmp_path / "first.json", tmp_path / "second.json"
+    for path in (first, second):
+        assert main(["configure", "--config", str(path), "--api-url", "https://h.example/api"]) == 0
+    capsys.readouterr()
+    assert main(["--config", str(first), "status", "--config", str(second)]) == 0
+    assert f"config:        {second}" in capsys.readouterr().out
+    assert main(["--config", str(first), "status"]) == 0
+    assert f"config:        {first}" in capsys.readouterr().out

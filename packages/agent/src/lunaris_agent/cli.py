@@ -32,15 +32,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lunaris-agent", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    parser.add_argument(
-        "--config",
-        type=Path,
-        metavar="PATH",
-        help="the agent's config.json (default: C:\\ProgramData\\LunarisAgent\\config.json "
-        "on Windows, the platform's state directory elsewhere)",
+    _add_shared_options(parser)
+    # The same options after the command too (`once --config FILE`); a subcommand's parser
+    # sets only what it was given, so a value given before the command stands.
+    shared = argparse.ArgumentParser(add_help=False, argument_default=argparse.SUPPRESS)
+    _add_shared_options(shared)
+    commands = _Commands(
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"), shared
     )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", help="run in the foreground until Ctrl-C")
     run.set_defaults(handler=_run)
@@ -94,6 +93,32 @@ def _parser() -> argparse.ArgumentParser:
     version = commands.add_parser("version", help="print the agent version")
     version.set_defaults(handler=_version)
     return parser
+
+
+def _add_shared_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="PATH",
+        help="the agent's config.json (default: C:\\ProgramData\\LunarisAgent\\config.json "
+        "on Windows, the platform's state directory elsewhere)",
+    )
+
+
+class _Commands:
+    """The subcommands' parsers, each given the shared options."""
+
+    def __init__(
+        self,
+        subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]",
+        shared: argparse.ArgumentParser,
+    ) -> None:
+        self._subparsers = subparsers
+        self._shared = shared
+
+    def add_parser(self, name: str, *, help: str) -> argparse.ArgumentParser:
+        return self._subparsers.add_parser(name, help=help, parents=[self._shared])
 
 
 def _config_path(args: argparse.Namespace) -> Path:
