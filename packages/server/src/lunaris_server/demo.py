@@ -62,12 +62,18 @@ async def _prepare(database: Database, *, known_secret: str | None) -> str:
 def _demo_secret(database: Database, secret_file: Path) -> str:
     # Only a hash is stored, so the demo keeps its own copy of the plaintext to reuse.
     known = secret_file.read_text(encoding="ascii").strip() if secret_file.exists() else None
-    secret = asyncio.run(_prepare(database, known_secret=known))
+
+    async def prepare() -> str:
+        try:
+            return await _prepare(database, known_secret=known)
+        finally:
+            await database.dispose()  # in the loop its connections belong to
+
+    secret = asyncio.run(prepare())
     if secret != known:
         secret_file.unlink(missing_ok=True)
         private_dir(secret_file.parent)
         create_private(secret_file, secret)
-    asyncio.run(database.dispose())
     return secret
 
 
