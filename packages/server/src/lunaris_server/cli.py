@@ -118,16 +118,32 @@ def serve(host: str, port: int, workers: int) -> None:
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--devices", default=25, show_default=True, type=click.IntRange(0, 10_000))
-def demo(host: str, port: int, devices: int) -> None:
+@click.option(
+    "--summary-every",
+    default=30.0,
+    show_default=True,
+    type=click.FloatRange(min=0.1),
+    metavar="SECONDS",
+    help="How often the terminal gets a line on the fleet (the log: demo.log in the data dir).",
+)
+def demo(host: str, port: int, devices: int, summary_every: float) -> None:
     """Serve with a demo admin and simulated agents reporting through the real agent API."""
-    from lunaris_server.demo import run_demo
+    from lunaris_server.demo import open_log, run_demo
 
     settings = _settings()
     if settings.public_url is None and port:
         settings = settings.model_copy(update={"public_url": derived_public_url(host, port)})
-    configure_logging(settings)
+    log_file = open_log(settings.data_dir)  # open while the process lives, as stderr is
+    configure_logging(settings, log_file=log_file)
     upgrade_to_head(settings.resolved_database_url)
-    run_demo(settings, host=host, port=port, device_count=devices)
+    run_demo(
+        settings,
+        host=host,
+        port=port,
+        device_count=devices,
+        log_file=log_file,
+        summary_every_s=summary_every,
+    )
 
 
 @main.group()

@@ -3,6 +3,9 @@
 Serves on the embedded database with a demo admin, and fills the fleet the way production
 does: simulated agents (the agent package's simulator, run as separate processes) register
 with an enrollment secret and report realistic winget results through the real agent API.
+
+The terminal shows a banner and a summary line now and then (and any warning); the full log,
+the server's and the simulators', goes to ``data_dir/demo.log``, rewritten at each start.
 """
 
 import asyncio
@@ -12,22 +15,29 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TextIO
 
 import click
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import select
 
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
+from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.core.clock import utc_now
-from lunaris_server.core.private_files import create_private, private_dir
+from lunaris_server.core.private_files import OWNER_ONLY_FILE, create_private, private_dir
 from lunaris_server.core.settings import Settings
 from lunaris_server.db import Database
 from lunaris_server.enrollment import service as enrollment
+from lunaris_server.metrics import REQUEST_SECONDS, fleet_figures
 from lunaris_server.serving import uvicorn_config
+from lunaris_server.web.state import AppState
 
 DEMO_USERNAME = "admin"
 DEMO_PASSWORD = "lunaris-demo"  # noqa: S105 - printed to the user; the demo binds to loopback
@@ -35,6 +45,19 @@ RETIRED_DEVICES = 3
 """Devices that report once and fall silent, so the demo shows offline ones too."""
 SIMULATED_SCAN_INTERVAL_S = 90
 """Faster than real agents, so the demo's update history moves while someone watches."""
+LOG_FILE_NAME = "demo.log"
+REPORT_PATH = "/api/agent/update-report"
+
+log = logging.getLogger(__name__)
+
+
+def open_log(data_dir: Path) -> TextIO:
+    """The demo's log file, emptied, owner-only; opened to append, so the simulators, which
+    write to it too, and the server never write over each other's lines."""
+    private_dir(data_dir)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+    descriptor = os.open(data_dir / LOG_FILE_NAME, flags, OWNER_ONLY_FILE)
+    return os.fdopen(descriptor, "a", encoding="utf-8", buffering=1)
 
 
 async def _prepare(database: Database, *, known_secret: str | None) -> str:
@@ -92,7 +115,7 @@ def _simulator(api_url: str, state_dir: Path, *options: str) -> list[str]:
 
 
 def _start_simulators(
-    api_url: str, secret: str, data_dir: Path, device_count: int
+    api_url: str, secret: str, data_dir: Path, device_count: int, log_file: TextIO
 ) -> list[subprocess.Popen[bytes]]:
     retired = min(RETIRED_DEVICES, device_count)
     live = device_count - retired
@@ -114,10 +137,13 @@ def _start_simulators(
         )
     # The secret goes through the environment: command lines are readable by every user.
     env = {**os.environ, "LUNARIS_ENROLLMENT_SECRET": secret}
-    return [subprocess.Popen(command, env=env) for command in commands]
+    return [
+        subprocess.Popen(command, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+        for command in commands
+    ]
 
 
-def _banner(base_url: str, device_count: int) -> str:
+def _banner(base_url: str, device_count: int, log_path: Path, summary_every_s: float) -> str:
     return "\n".join(
         [
             "",
@@ -126,10 +152,44 @@ def _banner(base_url: str, device_count: int) -> str:
             f"  Login:    {DEMO_USERNAME} / {DEMO_PASSWORD}",
             f"  API:      {base_url}/api  (explorer: {base_url}/api/docs)",
             f"  Devices:  {device_count} simulated agents reporting through the agent API",
+            f"  Log:      {log_path}  (here: a summary every {summary_every_s:g} s)",
             "  Stop with Ctrl+C.",
             "",
         ]
     )
+
+
+def _agent_requests() -> Counter[str]:
+    """Requests answered with success since the process started, by route template: the
+    request metrics' counts, heartbeats answered by the fast path included."""
+    counts: Counter[str] = Counter()
+    for metric in REQUEST_SECONDS.collect():
+        for sample in metric.samples:
+            if sample.name.endswith("_count") and sample.labels["status"] == "2xx":
+                counts[sample.labels["route"]] += int(sample.value)
+    return counts
+
+
+async def _print_summaries(state: AppState, every_s: float) -> None:
+    """One line every ``every_s`` seconds: devices online, heartbeats a minute, reports,
+    commands by status."""
+    before, since = _agent_requests(), time.monotonic()
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            figures = await fleet_figures(state)
+        except Exception:
+            log.warning("demo summary: could not read the fleet figures", exc_info=True)
+            continue
+        now, at = _agent_requests(), time.monotonic()
+        per_minute = (now[HEARTBEAT_PATH] - before[HEARTBEAT_PATH]) * 60 / (at - since)
+        before, since = now, at
+        commands = ", ".join(f"{n} {status}" for status, n in figures.commands.items() if n)
+        click.echo(
+            f"{time.strftime('%H:%M:%S')}  devices: {figures.devices['online']} online, "
+            f"{figures.devices['offline']} offline · {per_minute:.0f} heartbeats/min · "
+            f"{now[REPORT_PATH]} reports since start · commands: {commands or 'none yet'}"
+        )
 
 
 class _DemoServer(uvicorn.Server):
@@ -148,10 +208,15 @@ class _DemoServer(uvicorn.Server):
                 loop.remove_signal_handler(sig)
 
 
-def run_demo(settings: Settings, *, host: str, port: int, device_count: int) -> None:
-    if logging.getLogger().level > logging.DEBUG:
-        # Dozens of agents make a request line a second; keep the banner readable.
-        logging.getLogger("lunaris.http").setLevel(logging.WARNING)
+def run_demo(
+    settings: Settings,
+    *,
+    host: str,
+    port: int,
+    device_count: int,
+    log_file: TextIO,
+    summary_every_s: float,
+) -> None:
     database = Database(settings.resolved_database_url)
     secret = _demo_secret(database, settings.data_dir / "demo-enrollment-secret")
     server = _DemoServer(uvicorn_config(settings, host=host, port=port))
@@ -166,12 +231,17 @@ def run_demo(settings: Settings, *, host: str, port: int, device_count: int) -> 
         bound_port = server.servers[0].sockets[0].getsockname()[1]
         base_url = f"http://{_display_host(host)}:{bound_port}"
         simulators = _start_simulators(
-            f"http://127.0.0.1:{bound_port}/api", secret, settings.data_dir, device_count
+            f"http://127.0.0.1:{bound_port}/api", secret, settings.data_dir, device_count, log_file
         )
-        click.echo(_banner(base_url, device_count))
+        log_path = (settings.data_dir / LOG_FILE_NAME).resolve()
+        click.echo(_banner(base_url, device_count, log_path, summary_every_s))
+        app = server.config.app
+        assert isinstance(app, FastAPI)
+        summaries = asyncio.create_task(_print_summaries(app.state.lunaris, summary_every_s))
         try:
             await serving
         finally:
+            summaries.cancel()
             for process in simulators:
                 with contextlib.suppress(ProcessLookupError):
                     process.terminate()

@@ -7,13 +7,16 @@ request id bound by the middleware appears on every line logged while serving it
 import logging
 import re
 import sys
+from typing import TextIO
 
 import structlog
 
 from lunaris_server.core.settings import Environment, Settings
 
 
-def configure_logging(settings: Settings) -> None:
+def configure_logging(settings: Settings, *, log_file: TextIO | None = None) -> None:
+    """Logs to stderr; with ``log_file``, everything goes there instead and only warnings and
+    errors to stderr as well (the demo keeps its terminal for its own lines)."""
     use_json = settings.log_format == "json" or (
         settings.log_format == "auto" and settings.env is not Environment.DEV
     )
@@ -27,7 +30,7 @@ def configure_logging(settings: Settings) -> None:
     renderer: structlog.types.Processor = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(colors=log_file is None and sys.stderr.isatty())
     )
     structlog.configure(
         # Level first: a disabled debug line then costs a comparison, not a rendering.
@@ -40,19 +43,22 @@ def configure_logging(settings: Settings) -> None:
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        structlog.stdlib.ProcessorFormatter(
-            foreign_pre_chain=shared,
-            processors=[
-                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                structlog.processors.format_exc_info if use_json else _identity,
-                renderer,
-            ],
-        )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            structlog.processors.format_exc_info if use_json else _identity,
+            renderer,
+        ],
     )
+    handlers: list[logging.Handler] = [logging.StreamHandler()]
+    if log_file is not None:
+        handlers[0].setLevel(logging.WARNING)
+        handlers.append(logging.StreamHandler(log_file))
+    for handler in handlers:
+        handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = handlers
     root.setLevel(settings.log_level.upper())
     for name in ("uvicorn", "uvicorn.error"):
         logging.getLogger(name).handlers[:] = []
