@@ -21,6 +21,7 @@ from lunaris_server.core.settings import Settings
 from lunaris_server.db import Database
 from lunaris_server.db.migrate import alembic_config, upgrade_to_head
 from lunaris_server.devices import service as device_service
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates import service as updates
@@ -209,7 +210,11 @@ async def test_revoked_devices_leave_the_counts_and_come_back_when_enrolled(app,
     for _twice in range(2):  # revoking again changes nothing
         async with database.session() as session:
             await device_service.revoke(
-                session, device_id=revoked.device_id, now=clock.now, actor=CLI_ACTOR
+                session,
+                device_id=revoked.device_id,
+                now=clock.now,
+                actor=CLI_ACTOR,
+                lifecycle=app_state(app).part(DeviceLifecycle),
             )
             await session.commit()
         packages, _, _ = await assert_counts_fresh(database)

@@ -12,6 +12,7 @@ from lunaris_protocol import ConsoleEvent
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.updates.models import DeviceUpdate
 from tests.server.test_fleet_counts import assert_counts_fresh
@@ -122,7 +123,13 @@ async def test_a_revoked_device_reports_nothing(app, client, clock):
     await report(client, device, [update_row("Git.Git")])
     state = app_state(app)
     async with state.database.session() as session:
-        await devices.revoke(session, device_id=device.device_id, now=clock.now, actor=CLI_ACTOR)
+        await devices.revoke(
+            session,
+            device_id=device.device_id,
+            now=clock.now,
+            actor=CLI_ACTOR,
+            lifecycle=state.part(DeviceLifecycle),
+        )
         await session.commit()
     before = await load_device(app, device.device_id)
     clock.advance(minutes=5)

@@ -26,6 +26,7 @@ from lunaris_server.agent_api.socket import router as agent_socket_router
 from lunaris_server.commands import api as commands_api
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.commands.lifecycle import CommandsFollowDevices
 from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
 from lunaris_server.console.api_docs import mount_swagger_ui
 from lunaris_server.console.api_docs import router as api_docs_router
@@ -42,6 +43,7 @@ from lunaris_server.devices import identity_views as device_identity_views
 from lunaris_server.devices import views as devices_views
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
@@ -55,6 +57,7 @@ from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
+from lunaris_server.updates.lifecycle import UpdatesFollowDevices
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lunaris_server.web.query_params import refuse_unknown_query_params
@@ -91,7 +94,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
     )
     delivery = CommandDelivery(database=database, realtime=realtime, clock=clock)
-    for part in (last_seen, device_cache, delivery):
+    lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices(delivery)])
+    for part in (last_seen, device_cache, delivery, lifecycle):
         state.add(part)
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
     state.realtime.on_local_event(state.part(DeviceCache).on_local_event)

@@ -21,6 +21,7 @@ from lunaris_server.agent_api.heartbeat import heartbeat_response, record_heartb
 from lunaris_server.commands import service as commands
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.realtime import outbox
 from lunaris_server.updates import service as updates
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
@@ -43,6 +44,7 @@ async def register(
         ip=client_ip(request),
         throttle=state.registration_throttle,
         grace=state.settings.reenroll_grace,
+        lifecycle=state.part(DeviceLifecycle),
     )
     await outbox.commit(session, state.realtime)  # a refusal's audit entry too
     if isinstance(registration, registrations.Refusal):

@@ -106,14 +106,6 @@ class CommandDelivery:
         await outbox.commit(session, self._realtime)
         await self.announce(device_ids)
 
-    async def commit_revocation(self, session: AsyncSession, device_id: str) -> None:
-        """Commits a device's revocation, which closed its commands, then closes its agent's
-        push socket wherever it is open and re-reads which devices have commands waiting
-        (the other processes' sweeps re-read theirs)."""
-        await outbox.commit(session, self._realtime)
-        await self._realtime.agents.disconnect([device_id], reason="device revoked")
-        await self.reload()
-
     async def announce(self, device_ids: Iterable[str]) -> None:
         """After the commit that queued commands for these devices: every process learns that
         they have commands waiting, and the one holding a device's socket pushes them."""

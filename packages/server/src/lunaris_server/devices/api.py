@@ -9,13 +9,14 @@ from pydantic import BaseModel
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import clones
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
@@ -145,9 +146,14 @@ async def revoke_device(
     """Revokes the device's token. ``block=true``: no enrollment secret lets this device id
     enroll again (a stolen PC); revoking a revoked device with it blocks it afterwards."""
     device = await devices.revoke(
-        session, device_id=str(device_id), now=now, actor=user_actor(request, admin), block=block
+        session,
+        device_id=str(device_id),
+        now=now,
+        actor=user_actor(request, admin),
+        lifecycle=state.part(DeviceLifecycle),
+        block=block,
     )
-    await state.part(CommandDelivery).commit_revocation(session, device.id)
+    await outbox.commit(session, state.realtime)
     return device_out(device, state, now)
 
 

@@ -10,11 +10,11 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from lunaris_protocol.agent import Hostname
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.api import DeviceOut, device_out
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import DeviceSplit
 from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
@@ -200,6 +200,7 @@ async def merge_device(
         liveness=state.liveness,
         now=now,
         actor=user_actor(request, admin),
+        lifecycle=state.part(DeviceLifecycle),
     )
-    await state.part(CommandDelivery).commit_revocation(session, str(body.device_id))
+    await outbox.commit(session, state.realtime)
     return device_out(device, state, now)

@@ -8,11 +8,11 @@ from fastapi import APIRouter, Request
 from starlette.responses import RedirectResponse, Response
 
 from lunaris_server.accounts.deps import ConsoleAdmin, user_actor
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.console.deps import CheckedForm
 from lunaris_server.core.errors import InvalidInput
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.views import canonical_id
 from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
@@ -130,6 +130,7 @@ async def merge_device(
         liveness=state.liveness,
         now=now,
         actor=user_actor(request, admin),
+        lifecycle=state.part(DeviceLifecycle),
     )
-    await state.part(CommandDelivery).commit_revocation(session, old_id)
+    await outbox.commit(session, state.realtime)
     return RedirectResponse(f"/devices/{canonical}", status_code=303)

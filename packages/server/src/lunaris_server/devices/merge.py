@@ -4,7 +4,8 @@ A PC that was wiped and set up again gets a fresh agent, which enrolls under a n
 console then shows two records for one PC, the old one offline with all its history. An
 admin merges them: the old record's history (its update events and commands) moves to the
 new record, which the PC's agent speaks for; the old record is revoked and remembers where
-it went, so its links lead to the new one. The new record keeps its own id, token and
+it went, so its links lead to the new one. What moves is each domain's to say (see
+lifecycle.py). The new record keeps its own id, token and
 current update list, so the agent needs to know nothing of it.
 
 Only a record that is not speaking any more can be merged away (revoked, or offline): one
@@ -13,19 +14,18 @@ still heartbeating is another PC, not a reimaged one.
 
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus
 from lunaris_server.audit import service as audit
-from lunaris_server.commands.models import Command
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import events
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.updates.models import UpdateEvent
 
 
 async def merge(
@@ -36,6 +36,7 @@ async def merge(
     liveness: Liveness,
     now: datetime,
     actor: audit.Actor,
+    lifecycle: DeviceLifecycle,
 ) -> Device:
     """Moves ``old_device_id``'s history to ``new_device_id`` and retires the old record;
     returns the new one."""
@@ -59,19 +60,8 @@ async def merge(
         )
     if old.revoked_at is None:
         # Its open commands are closed and its waiting updates leave the fleet's counts.
-        await devices.revoke(session, device_id=old.id, now=now, actor=actor)
-    moved_events = await session.execute(
-        update(UpdateEvent)
-        .where(UpdateEvent.device_id == old.id)
-        .values(device_id=new.id)
-        .execution_options(synchronize_session=False)
-    )
-    moved_commands = await session.execute(
-        update(Command)
-        .where(Command.device_id == old.id)
-        .values(device_id=new.id)
-        .execution_options(synchronize_session=False)
-    )
+        await devices.revoke(session, device_id=old.id, now=now, actor=actor, lifecycle=lifecycle)
+    moved = await lifecycle.merged(session, old_id=old.id, new_id=new.id)
     old.merged_into_id = new.id
     new.enrolled_at = min(new.enrolled_at, old.enrolled_at)
     await session.flush()
@@ -85,16 +75,11 @@ async def merge(
             "hostname": new.hostname,
             "merged_device_id": old.id,
             "merged_hostname": old.hostname,
-            "update_events": _count(moved_events),
-            "commands": _count(moved_commands),
+            **moved,
         },
         now=now,
     )
     return new
-
-
-def _count(result: object) -> int:
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 async def merged_into(session: AsyncSession, device_id: str) -> str | None:

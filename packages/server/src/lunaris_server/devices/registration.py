@@ -30,12 +30,12 @@ from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, DomainError, Forbidden, NotAuthenticated
 from lunaris_server.core.security import TokenKind, constant_time_equals, new_token, token_hash
 from lunaris_server.devices import events, reenrollments
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device, DeviceReenrollment
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
 from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.updates import fleet_counts
 from lunaris_server.web.throttle import RegistrationThrottle
 
 REFUSED = "enrollment refused: this enrollment secret is not valid (ask your admin)"
@@ -69,6 +69,7 @@ async def register(
     ip: str | None,
     throttle: RegistrationThrottle,
     grace: timedelta,
+    lifecycle: DeviceLifecycle,
 ) -> Registration | Refusal:
     """Enrolls a device, or enrolls a known one again when the rules above allow it.
     TooManyRequests, without checking the secret, while ``throttle`` holds the address or
@@ -109,7 +110,9 @@ async def register(
         else:
             await _refused(session, actor, request, reason=proof.message, now=now)
         return Refusal(proof)
-    return await _enroll(session, device, request, secret_id=secret_id, actor=actor, now=now)
+    return await _enroll(
+        session, device, request, secret_id=secret_id, actor=actor, now=now, lifecycle=lifecycle
+    )
 
 
 async def _proof(
@@ -170,6 +173,7 @@ async def _enroll(
     secret_id: int,
     actor: audit.Actor,
     now: datetime,
+    lifecycle: DeviceLifecycle,
 ) -> Registration:
     device_token = new_token(TokenKind.DEVICE)
     created = device is None
@@ -180,7 +184,7 @@ async def _enroll(
         session.add(device)
     elif device.revoked_at is not None:
         # Enrolled again: its waiting updates count in the fleet's figures again.
-        await fleet_counts.device_rows_counted(session, device_id=device.id, counted=True)
+        await lifecycle.reenrolled(session, device_id=device.id)
     device.hostname = request.hostname
     device.os_version = request.os_version
     device.agent_version = request.agent_version

@@ -14,9 +14,11 @@ from lunaris_server.core.security import token_hash
 from lunaris_server.devices import clones, events, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
+from lunaris_server.realtime import outbox
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.updates import fleet_counts
+from lunaris_server.realtime.service import Realtime
 
 
 async def revoke(
@@ -25,6 +27,7 @@ async def revoke(
     device_id: str,
     now: datetime,
     actor: audit.Actor,
+    lifecycle: DeviceLifecycle,
     block: bool = False,
 ) -> Device:
     """Refuses the device's token from now on and takes the device off the console; with
@@ -35,9 +38,6 @@ async def revoke(
     report them), and the announcement evicts it from every process's heartbeat cache.
     Revoking a revoked device changes nothing; enrolling it again undoes it.
     """
-    # Here, not at the top: the commands service depends on this module.
-    from lunaris_server.commands import service as commands
-
     # FOR NO KEY UPDATE (PostgreSQL): rows that refer to the device may still be inserted
     # meanwhile. A progress step holds its command's row and then writes history about the
     # device; with FOR UPDATE it would wait for this revoke, which waits for that command.
@@ -49,13 +49,19 @@ async def revoke(
             device.reenrollment_blocked = True
             await _audit_revoke(session, device, actor=actor, block=True, now=now)
         return device
-    await fleet_counts.device_rows_counted(session, device_id=device.id, counted=False)
     device.revoked_at = now
     device.reenrollment_blocked = block
     await reenrollments.close_open(session, device_id=device.id)
     await session.flush()
-    await commands.close_for_revoked(session, now=now, device_id=device.id)
+    await lifecycle.revoked(session, device_id=device.id, now=now)
     announce(session, events.device_status(device))
+    revoked_id = device.id
+
+    async def close_sockets(realtime: Realtime) -> None:
+        # Its token no longer works: its push socket closes on every process.
+        await realtime.agents.disconnect([revoked_id], reason="device revoked")
+
+    outbox.after_commit(session, close_sockets)
     await _audit_revoke(session, device, actor=actor, block=block, now=now)
     return device
 

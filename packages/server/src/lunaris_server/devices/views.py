@@ -12,7 +12,6 @@ from starlette.responses import RedirectResponse, Response
 from lunaris_protocol import DeviceStatus
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries as command_queries
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
@@ -22,8 +21,10 @@ from lunaris_server.devices import clones, export, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
+from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.realtime import outbox
 from lunaris_server.updates import service as updates
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
@@ -253,7 +254,8 @@ async def revoke_device(
         device_id=canonical,
         now=now,
         actor=user_actor(request, admin),
+        lifecycle=state.part(DeviceLifecycle),
         block=choice == "block",
     )
-    await state.part(CommandDelivery).commit_revocation(session, canonical)
+    await outbox.commit(session, state.realtime)
     return RedirectResponse("/devices", status_code=303)

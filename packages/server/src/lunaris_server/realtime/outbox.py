@@ -6,6 +6,7 @@ publishes what was announced. A rolled-back transaction announces nothing, and a
 that refetches on an event always finds the committed state.
 """
 
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import structlog
@@ -21,6 +22,11 @@ log = structlog.get_logger("lunaris.outbox")
 
 _OUTBOX = "lunaris.outbox"
 _MESSAGES = "lunaris.outbox.messages"
+_AFTER_COMMIT = "lunaris.outbox.after_commit"
+
+AfterCommit = Callable[["Realtime"], Awaitable[None]]
+"""Work for once the transaction has committed (closing a revoked device's sockets, say),
+given the process's realtime layer."""
 
 
 def announce(session: AsyncSession, event: ConsoleEvent) -> None:
@@ -30,6 +36,10 @@ def announce(session: AsyncSession, event: ConsoleEvent) -> None:
 def announce_message(session: AsyncSession, message: "Message") -> None:
     """A bus message (a small JSON object with a ``topic``) for every server process."""
     session.info.setdefault(_MESSAGES, []).append(message)
+
+
+def after_commit(session: AsyncSession, hook: AfterCommit) -> None:
+    session.info.setdefault(_AFTER_COMMIT, []).append(hook)
 
 
 def take_messages(session: AsyncSession) -> "list[Message]":
@@ -54,3 +64,9 @@ async def commit(session: AsyncSession, realtime: "Realtime") -> None:
         except Exception:
             # The change is committed; a lost announcement only delays a console's refresh.
             log.exception("could not publish a console event", event_type=event.type)
+    hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
+    for hook in hooks:
+        try:
+            await hook(realtime)
+        except Exception:
+            log.exception("after-commit work failed")
