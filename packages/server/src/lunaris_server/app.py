@@ -35,6 +35,7 @@ from lunaris_server.console.web import setup_console
 from lunaris_server.core.clock import Clock, utc_now
 from lunaris_server.core.errors import DomainError
 from lunaris_server.core.settings import Environment, Settings
+from lunaris_server.dashboard import device_page
 from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
@@ -170,6 +171,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         session_views.router,
         dashboard_views.router,
         devices_views.router,
+        device_page.router,
         device_identity_views.router,
         updates_views.router,
         commands_views.router,
