@@ -16,7 +16,7 @@ from websockets.sync.client import connect as connect_sync
 
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Environment, Settings
-from lunaris_server.metrics import forget_dead_processes
+from lunaris_server.web.metrics import forget_dead_processes
 from tests.support import (
     BIN,
     LiveServer,

@@ -8,7 +8,7 @@ from asgi_lifespan import LifespanManager
 
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Settings
-from lunaris_server.health import LivenessFastPath
+from lunaris_server.web.health import LivenessFastPath
 from tests.support import RecordingApp
 
 

@@ -37,6 +37,7 @@ from lunaris_server.core.errors import DomainError
 from lunaris_server.core.settings import Environment, Settings
 from lunaris_server.dashboard import device_page
 from lunaris_server.dashboard import views as dashboard_views
+from lunaris_server.dashboard.figures import fleet_figures
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
 from lunaris_server.devices import identity_api as device_identity_api
@@ -48,18 +49,18 @@ from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
-from lunaris_server.health import LIVENESS_PATH, LivenessFastPath
-from lunaris_server.health import router as health_router
 from lunaris_server.live import stats as live_stats
 from lunaris_server.live.console_socket import router as console_socket_router
-from lunaris_server.metrics import MetricsMiddleware, ServerMetrics
-from lunaris_server.metrics import router as metrics_router
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import views as updates_views
 from lunaris_server.updates.lifecycle import UpdatesFollowDevices
 from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.health import LIVENESS_PATH, LivenessFastPath
+from lunaris_server.web.health import router as health_router
+from lunaris_server.web.metrics import MetricsMiddleware, ServerMetrics
+from lunaris_server.web.metrics import router as metrics_router
 from lunaris_server.web.middleware import BodySizeLimitMiddleware, RequestContextMiddleware
 from lunaris_server.web.query_params import refuse_unknown_query_params
 from lunaris_server.web.security_headers import SecurityHeadersMiddleware
@@ -101,7 +102,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
     state.realtime.on_local_event(state.part(DeviceCache).on_local_event)
     state.realtime.bus.subscribe(state.part(CommandDelivery).on_bus_message)
-    server_metrics = ServerMetrics(state)
+    server_metrics = ServerMetrics(state, fleet_figures)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

@@ -14,7 +14,7 @@ from uvicorn.supervisors import Multiprocess
 from lunaris_server.app import create_app
 from lunaris_server.core.logs import configure_logging
 from lunaris_server.core.settings import Settings
-from lunaris_server.metrics import MULTIPROCESS_DIR_VARIABLE
+from lunaris_server.web.metrics import MULTIPROCESS_DIR_VARIABLE
 
 WEBSOCKET_SEND_BUFFER_BYTES = 128 * 1024
 """Kernel send buffer per WebSocket. Left alone, Linux grows it to 4 MB for a peer that stops
@@ -40,7 +40,7 @@ def app_from_environment() -> FastAPI:
 def uvicorn_config(settings: Settings, *, host: str, port: int, workers: int = 1) -> uvicorn.Config:
     # Workers are separate processes: each builds its own app from the environment.
     app: FastAPI | str = (
-        create_app(settings) if workers == 1 else "lunaris_server.serving:app_from_environment"
+        create_app(settings) if workers == 1 else "lunaris_server.cli.serving:app_from_environment"
     )
     return uvicorn.Config(
         app,

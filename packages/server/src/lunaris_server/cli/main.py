@@ -96,7 +96,7 @@ def migrate() -> None:
 )
 def serve(host: str, port: int, workers: int) -> None:
     """Migrate the database, then serve the API and console."""
-    from lunaris_server.serving import serve as run_server
+    from lunaris_server.cli.serving import serve as run_server
 
     settings = _settings()
     if settings.public_url is None:
@@ -128,7 +128,7 @@ def serve(host: str, port: int, workers: int) -> None:
 )
 def demo(host: str, port: int, devices: int, summary_every: float) -> None:
     """Serve with a demo admin and simulated agents reporting through the real agent API."""
-    from lunaris_server.demo import open_log, run_demo
+    from lunaris_server.cli.demo import open_log, run_demo
 
     settings = _settings()
     if settings.public_url is None and port:

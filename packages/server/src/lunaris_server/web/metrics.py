@@ -25,7 +25,7 @@ import ipaddress
 import os
 import re
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,14 +42,10 @@ from prometheus_client import (
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import case, func, select
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lunaris_protocol import CommandStatus
-from lunaris_server.commands.models import Command
 from lunaris_server.core.settings import Environment, Settings
-from lunaris_server.devices.models import Device
 from lunaris_server.web.state import AppState
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -149,43 +145,6 @@ class FleetFigures:
     commands: dict[str, int]
 
 
-async def fleet_figures(state: AppState) -> FleetFigures:
-    """Devices by status and commands by status: two aggregates over indexed columns."""
-    cutoff = state.liveness.cutoff(state.clock())
-    async with state.database.session() as session:
-        total, revoked, online = (
-            await session.execute(
-                select(
-                    func.count(),
-                    func.count(Device.revoked_at),
-                    func.coalesce(
-                        func.sum(
-                            case(
-                                (Device.revoked_at.is_(None) & (Device.last_seen_at > cutoff), 1),
-                                else_=0,
-                            )
-                        ),
-                        0,
-                    ),
-                )
-            )
-        ).one()
-        by_status = await session.execute(
-            select(Command.status, func.count()).group_by(Command.status)
-        )
-        commands = {status.value: 0 for status in CommandStatus}
-        commands.update({status: int(count) for status, count in by_status})
-    listed = int(total) - int(revoked)
-    return FleetFigures(
-        devices={
-            "online": int(online),
-            "offline": listed - int(online),
-            "revoked": int(revoked),
-        },
-        commands=commands,
-    )
-
-
 class _Figures(Collector):
     def __init__(self, figures: FleetFigures) -> None:
         self._figures = figures
@@ -207,8 +166,12 @@ class _Figures(Collector):
 class ServerMetrics:
     """The metrics of one app: reads its state, caches the fleet figures."""
 
-    def __init__(self, state: AppState) -> None:
+    def __init__(
+        self, state: AppState, fleet: Callable[[AppState], Awaitable[FleetFigures]]
+    ) -> None:
+        """``fleet`` reads the devices and commands by status (dashboard/figures.py)."""
         self._state = state
+        self._fleet = fleet
         self._figures: FleetFigures | None = None
         self._figures_at = 0.0
         self._figures_lock = asyncio.Lock()
@@ -246,7 +209,7 @@ class ServerMetrics:
     async def figures(self) -> FleetFigures:
         async with self._figures_lock:
             if self._figures is None or time.monotonic() - self._figures_at > FIGURES_TTL_S:
-                self._figures = await fleet_figures(self._state)
+                self._figures = await self._fleet(self._state)
                 self._figures_at = time.monotonic()
             return self._figures
 

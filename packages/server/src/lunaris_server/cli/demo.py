@@ -30,13 +30,14 @@ from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import Role, User
 from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH
 from lunaris_server.audit.service import CLI_ACTOR
+from lunaris_server.cli.serving import uvicorn_config
 from lunaris_server.core.clock import utc_now
 from lunaris_server.core.private_files import OWNER_ONLY_FILE, create_private, private_dir
 from lunaris_server.core.settings import Settings
+from lunaris_server.dashboard.figures import fleet_figures
 from lunaris_server.db import Database
 from lunaris_server.enrollment import service as enrollment
-from lunaris_server.metrics import REQUEST_SECONDS, fleet_figures
-from lunaris_server.serving import uvicorn_config
+from lunaris_server.web.metrics import REQUEST_SECONDS
 from lunaris_server.web.state import AppState
 
 DEMO_USERNAME = "admin"
