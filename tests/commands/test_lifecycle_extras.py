@@ -14,6 +14,7 @@ from sqlalchemy import select, text
 
 from lunaris_protocol import CommandProgress
 from lunaris_server.app import create_app
+from lunaris_server.commands import progress as command_progress
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command
@@ -158,7 +159,7 @@ async def test_a_revoke_and_a_step_applied_at_the_same_moment_both_go_through(
             client.post(f"/api/devices/{device.device_id}/revoke", headers=tokens.admin)
         )
         await until_a_transaction_waits_for_a_lock(step)
-        applied = await commands.apply_progress(
+        applied = await command_progress.apply_progress(
             step,
             device_id=device.device_id,
             command_id=command_id,

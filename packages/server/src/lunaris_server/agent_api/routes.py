@@ -18,7 +18,7 @@ from lunaris_protocol import (
     UpdateReportResponse,
 )
 from lunaris_server.agent_api.heartbeat import heartbeat_response, record_heartbeat
-from lunaris_server.commands import service as commands
+from lunaris_server.commands import progress as progress_steps
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
@@ -109,7 +109,7 @@ async def command_progress(
     The answer is the command's status on the server after the step."""
     # Not the device row's lock: the command row is what this locks.
     device = await devices.authenticate(session, device_token=device_token(request), lock=False)
-    command = await commands.apply_progress(
+    command = await progress_steps.apply_progress(
         session, device_id=device.id, command_id=str(command_id), progress=body, now=now
     )
     status = CommandStatus(command.status)

@@ -25,6 +25,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
+from lunaris_server.commands import handover
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command
 from lunaris_server.core.clock import Clock
@@ -90,7 +91,7 @@ class CommandDelivery:
         """Reads which devices have commands waiting; marks made since the read began stay."""
         read_at = self._monotonic()
         async with self._database.session() as session:
-            found = await commands.devices_with_waiting_commands(session, now=self._clock())
+            found = await handover.devices_with_waiting_commands(session, now=self._clock())
         fresh = {device_id: self._waiting.get(device_id, read_at) for device_id in found}
         for device_id, marked_at in self._waiting.items():
             if marked_at >= read_at:
@@ -180,7 +181,7 @@ class CommandDelivery:
         self, session: AsyncSession, *, device_id: str, now: datetime
     ) -> list[Command]:
         read_at = self._monotonic()
-        handed = await commands.claim_for_delivery(session, device_id=device_id, now=now)
+        handed = await handover.claim_for_delivery(session, device_id=device_id, now=now)
         await outbox.commit(session, self._realtime)
         if not handed:
             self._settle(device_id, read_at=read_at)

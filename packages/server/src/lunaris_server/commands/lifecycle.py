@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_server.commands import service as commands
+from lunaris_server.commands import handover
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command
 from lunaris_server.realtime import outbox
@@ -20,7 +20,7 @@ class CommandsFollowDevices:
         """Its open commands are closed (its agent can no longer fetch or report them); once
         that is committed, this process re-reads which devices have commands waiting (the
         other processes' sweeps re-read theirs)."""
-        await commands.close_for_revoked(session, now=now, device_id=device_id)
+        await handover.close_for_revoked(session, now=now, device_id=device_id)
 
         async def reload(_realtime: Realtime) -> None:
             await self._delivery.reload()

@@ -12,7 +12,7 @@ from datetime import timedelta
 
 import structlog
 
-from lunaris_server.commands import service as commands
+from lunaris_server.commands import handover
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.realtime import outbox
 from lunaris_server.web.state import AppState
@@ -25,9 +25,9 @@ async def sweep_once(state: AppState) -> int:
     quiet_for = timedelta(seconds=state.settings.command_running_timeout_s)
     async with state.database.session() as session:
         now = state.clock()
-        expired = await commands.expire_overdue(session, now=now)
-        stalled = await commands.fail_stalled(session, now=now, quiet_for=quiet_for)
-        revoked = await commands.close_for_revoked(session, now=now)
+        expired = await handover.expire_overdue(session, now=now)
+        stalled = await handover.fail_stalled(session, now=now, quiet_for=quiet_for)
+        revoked = await handover.close_for_revoked(session, now=now)
         await outbox.commit(session, state.realtime)
     if expired:
         log.info("commands expired", count=len(expired))
