@@ -24,7 +24,7 @@ from lunaris_server.devices import service as device_service
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.updates import fleet_counts
-from lunaris_server.updates import service as updates
+from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates.models import (
     DeviceUpdate,
     FleetPackage,
@@ -32,7 +32,7 @@ from lunaris_server.updates.models import (
     UpdateActivity,
     UpdateEvent,
 )
-from lunaris_server.updates.service import FleetQuery
+from lunaris_server.updates.queries import FleetQuery
 from tests.support import app_state, create_secret, register_device, update_row
 
 Snapshot = tuple[dict[tuple[str, str], int], dict[tuple, int], dict[str, tuple[int, int]]]
@@ -166,7 +166,7 @@ async def test_counts_feed_the_fleet_table(app, client):
         ],
     )
     async with app_state(app).database.session() as session:
-        (git,), total = await updates.fleet_updates(session, query=FleetQuery())
+        (git,), total = await update_queries.fleet_updates(session, query=FleetQuery())
     assert total == 1
     assert (git.devices, git.name, git.available_version) == (2, "Git 2.9", "2.10.0")
     assert git.installed_versions == ["2.30.0", "2.9.0"]

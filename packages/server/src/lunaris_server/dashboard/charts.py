@@ -5,7 +5,7 @@ from urllib.parse import urlencode
 
 from lunaris_server.console.charts import Bar, Series
 from lunaris_server.dashboard.service import DailyActivity, FleetStats
-from lunaris_server.updates.service import FleetUpdate
+from lunaris_server.updates.queries import FleetUpdate
 
 
 @dataclass(frozen=True, slots=True)

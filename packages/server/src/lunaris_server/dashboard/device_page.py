@@ -18,7 +18,7 @@ from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.views import canonical_id, device_view
-from lunaris_server.updates import service as updates
+from lunaris_server.updates import queries as update_queries
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
 
@@ -34,12 +34,12 @@ async def _device(session: SessionDep, device_id: str) -> Device:
 async def _detail_context(
     session: SessionDep, state: AppState, now: datetime, device: Device
 ) -> dict[str, object]:
-    events, events_total = await updates.device_events(
+    events, events_total = await update_queries.device_events(
         session, device_id=device.id, limit=HISTORY_SHOWN, offset=0
     )
     return {
         **device_view(device, state, now),
-        "updates": await updates.device_updates(session, device_id=device.id),
+        "updates": await update_queries.device_updates(session, device_id=device.id),
         "events": events,
         "events_total": events_total,
         "reenrollments": await reenrollments.pending_reenrollments(session, device_id=device.id),

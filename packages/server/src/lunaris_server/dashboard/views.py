@@ -11,8 +11,8 @@ from lunaris_server.dashboard import service as dashboard
 from lunaris_server.dashboard.charts import dashboard_charts
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.views import device_view
-from lunaris_server.updates import service as updates
-from lunaris_server.updates.service import FleetQuery
+from lunaris_server.updates import queries as update_queries
+from lunaris_server.updates.queries import FleetQuery
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
@@ -33,7 +33,9 @@ async def _context(
         stats = await dashboard.fleet_stats(session, liveness=state.liveness, now=now)
         context["stats"] = stats
     if fragment in (None, "charts"):
-        top_packages, _ = await updates.fleet_updates(session, query=FleetQuery(limit=TOP_PACKAGES))
+        top_packages, _ = await update_queries.fleet_updates(
+            session, query=FleetQuery(limit=TOP_PACKAGES)
+        )
         activity = await dashboard.daily_activity(session, now=now)
         context["charts"] = dashboard_charts(stats, top_packages, activity)
     if fragment in (None, "recent"):

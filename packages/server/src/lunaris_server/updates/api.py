@@ -9,8 +9,8 @@ from pydantic import BaseModel
 
 from lunaris_server.accounts.deps import CurrentUser
 from lunaris_server.devices import service as devices
-from lunaris_server.updates import service as updates
-from lunaris_server.updates.service import FleetQuery
+from lunaris_server.updates import queries as update_queries
+from lunaris_server.updates.queries import FleetQuery
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
@@ -62,7 +62,7 @@ async def list_device_updates(
     device_id: UUID, _user: CurrentUser, session: SessionDep
 ) -> DeviceUpdatesOut:
     device = await devices.get_device(session, device_id=str(device_id))
-    rows = await updates.device_updates(session, device_id=device.id)
+    rows = await update_queries.device_updates(session, device_id=device.id)
     items = [DeviceUpdateOut.model_validate(row, from_attributes=True) for row in rows]
     return DeviceUpdatesOut(items=items, total=len(items))
 
@@ -72,7 +72,7 @@ async def list_device_events(
     device_id: UUID, _user: CurrentUser, session: SessionDep, page: PageDep
 ) -> Paginated[UpdateEventOut]:
     device = await devices.get_device(session, device_id=str(device_id))
-    rows, total = await updates.device_events(
+    rows, total = await update_queries.device_events(
         session, device_id=device.id, limit=page.limit, offset=page.offset
     )
     return Paginated(
@@ -105,7 +105,7 @@ async def list_fleet_updates(
         limit=page.limit,
         offset=page.offset,
     )
-    rows, total = await updates.fleet_updates(session, query=query)
+    rows, total = await update_queries.fleet_updates(session, query=query)
     return Paginated(
         items=[FleetUpdateOut.model_validate(row, from_attributes=True) for row in rows],
         total=total,

@@ -10,9 +10,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.console.csv_export import csv_lines
 from lunaris_server.devices.models import Device
 from lunaris_server.updates import fleet_counts
-from lunaris_server.updates import service as updates
+from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage
-from lunaris_server.updates.service import FleetQuery
+from lunaris_server.updates.queries import FleetQuery
 
 BATCH = 500
 
@@ -81,7 +81,7 @@ async def fleet_updates_csv(session: AsyncSession, *, query: FleetQuery) -> str:
     chunks = [csv_lines([FLEET_HEADER])]
     offset = 0
     while True:
-        rows, _total = await updates.fleet_updates(
+        rows, _total = await update_queries.fleet_updates(
             session, query=replace(query, limit=BATCH, offset=offset)
         )
         chunks.append(

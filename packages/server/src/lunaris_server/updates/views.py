@@ -12,8 +12,8 @@ from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager
 from lunaris_server.devices.views import device_view
 from lunaris_server.updates import fleet_devices
-from lunaris_server.updates import service as updates
-from lunaris_server.updates.service import FleetQuery
+from lunaris_server.updates import queries as update_queries
+from lunaris_server.updates.queries import FleetQuery
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
@@ -48,7 +48,7 @@ async def updates_page(
     session: SessionDep,
     query: FleetQueryDep,
 ) -> Response:
-    rows, total = await updates.fleet_updates(session, query=query)
+    rows, total = await update_queries.fleet_updates(session, query=query)
     context = {
         "rows": rows,
         "pager": Pager(query.offset // PER_PAGE + 1, PER_PAGE, total),
