@@ -27,12 +27,12 @@ from lunaris_agent.winget_runner import (
     WingetTimeoutError,
     find_winget,
     install_package,
-    is_targetable_id,
     newest_app_installer_winget,
     run_winget,
     scan,
     scan_result_from_run,
 )
+from tests.protocol.test_packages import NOT_TARGETABLE
 
 FAKE_WINGET = Path(__file__).parent / "fakes" / "fake_winget.py"
 SAMPLES = Path(__file__).parent / "winget_samples"
@@ -434,26 +434,14 @@ async def test_install_package_without_winget(tmp_path: Path) -> None:
     assert "winget_path" in outcome.message
 
 
-@pytest.mark.parametrize(
-    "package_id",
-    [
-        "",
-        "Micro…",
-        "Microsoft.Edge â€¦",
-        "Vendor.AppΓÇª",
-        "Vendor.App???",
-        "Microsoft Edge",
-        "--force",
-    ],
-)
+@pytest.mark.parametrize("package_id", NOT_TARGETABLE)
 def test_ids_winget_cannot_target_are_refused(package_id: str) -> None:
-    assert not is_targetable_id(package_id)
     with pytest.raises(ValueError, match="not a package id"):
         UPGRADE_PACKAGE_ARGS(package_id)
 
 
 def test_upgrade_package_args() -> None:
-    assert is_targetable_id("9NBLGGH4NNS1")  # a Microsoft Store id has no dot
+    assert UPGRADE_PACKAGE_ARGS("9NBLGGH4NNS1")  # a Microsoft Store id has no dot
     assert UPGRADE_PACKAGE_ARGS("Git.Git") == (
         "upgrade",
         "--id",

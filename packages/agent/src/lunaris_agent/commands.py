@@ -28,9 +28,9 @@ from lunaris_agent.config import write_private_file
 from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.spool import Spool
 from lunaris_agent.winget import clean_message
-from lunaris_agent.winget_runner import is_targetable_id
 from lunaris_protocol import CommandProgress, PackageResult, RunUpdatesCommand, UpdateReport
 from lunaris_protocol.limits import MAX_MESSAGE, MAX_OUTCOME
+from lunaris_protocol.packages import is_targetable_id
 from lunaris_protocol.text import invisible_character
 
 log = logging.getLogger(__name__)

@@ -30,14 +30,13 @@ from lunaris_agent.install_outcome import (
     classify_install_output,
 )
 from lunaris_agent.winget import (
-    ELLIPSIS,
     ScanFailure,
     ScanResult,
     describe_hresult,
     format_hresult,
     parse_upgrade_output,
 )
-from lunaris_protocol.text import invisible_character
+from lunaris_protocol.packages import is_targetable_id
 
 __all__ = [
     "MAX_OUTPUT_BYTES",
@@ -47,7 +46,6 @@ __all__ = [
     "WingetTimeoutError",
     "find_winget",
     "install_package",
-    "is_targetable_id",
     "newest_app_installer_winget",
     "run_winget",
     "scan",
@@ -101,23 +99,6 @@ def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
         "--accept-package-agreements",
         "--accept-source-agreements",
         "--disable-interactivity",
-    )
-
-
-def is_targetable_id(package_id: str) -> bool:
-    """Can ``winget upgrade --id`` be given this id?
-
-    A truncated id (winget cut it with ``…``) names a different package or none at all, an id
-    with spaces is a local ARP entry, an id starting with ``-`` would read as an option, and
-    one with control or format characters (a NUL cannot even be passed to a process) is no
-    winget id.
-    """
-    return (
-        0 < len(package_id) <= 256
-        and invisible_character(package_id) is None
-        and not package_id.startswith("-")
-        and not any(char.isspace() for char in package_id)
-        and not package_id.endswith((ELLIPSIS, "â€¦", "ΓÇª", "???"))
     )
 
 

@@ -1,5 +1,7 @@
 """The Lunaris wire contract: pydantic models for every body agents, server and console
-exchange. No I/O; the server and the agent import this and nothing of each other."""
+exchange, and the rules both sides apply to what they carry (:mod:`lunaris_protocol.packages`:
+which ids winget can target). No I/O; the server and the agent import this and nothing of
+each other."""
 
 from lunaris_protocol.agent import (
     HeartbeatRequest,
