@@ -16,7 +16,7 @@ from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentClient
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts
-from lunaris_agent.runtime import Agent, AgentStopped, Backoff, ExitCode, report_from_scan
+from lunaris_agent.runtime import Agent, AgentStopped, ExitCode, report_from_scan
 from lunaris_agent.spool import Spool
 from lunaris_agent.status import describe
 from lunaris_agent.winget import ScanFailure, ScanResult, ScanRow
@@ -219,17 +219,6 @@ async def test_a_report_the_server_refuses_is_dropped_not_resent_forever(app, se
     device = agent(config, server, Scans(oversize))
     assert await device.once() == ExitCode.OK
     assert Spool(config.spool_dir).pending_report() is None
-
-
-def test_backoff_doubles_to_the_cap_and_honours_retry_after():
-    backoff = Backoff(cap_s=30, rng=random.Random(1))
-    delays = [backoff.next_delay() for _ in range(6)]
-    steps = [2, 4, 8, 16, 30, 30]
-    assert all(step / 2 <= delay <= step for delay, step in zip(delays, steps, strict=True))
-    assert backoff.next_delay(retry_after_s=120) == 120
-    assert backoff.next_delay(retry_after_s=10**6) == 3600  # never more than an hour
-    backoff.reset()
-    assert backoff.next_delay() <= 2
 
 
 def test_a_winget_failure_is_reported_as_a_scan_error_never_as_an_empty_list():

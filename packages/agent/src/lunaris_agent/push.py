@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
+from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import USER_AGENT
 from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
 
@@ -68,7 +69,7 @@ class PushChannel:
             await self._open.close()
 
     async def run_forever(self) -> None:
-        delay = 2.0
+        backoff = Backoff(RECONNECT_CAP_S, self._rng)
         while True:
             token = self._token()
             if token is not None:
@@ -80,10 +81,9 @@ class PushChannel:
                     if self.connected.is_set():
                         # It was up (however it ended, a server killed mid-way included):
                         # the next attempt starts the back-off afresh.
-                        delay = 2.0
+                        backoff.reset()
                     self.connected.clear()
-            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
-            delay = min(delay * 2, RECONNECT_CAP_S)
+            await asyncio.sleep(backoff.next_delay())
 
     async def _listen(self, token: str) -> None:
         async with connect(

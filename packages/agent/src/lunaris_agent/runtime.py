@@ -23,7 +23,7 @@ import logging
 import random
 import threading
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
@@ -34,6 +34,7 @@ from pydantic import ValidationError
 
 from lunaris_agent import config as config_file
 from lunaris_agent import installer_values
+from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import (
     AgentApiError,
     AgentClient,
@@ -75,7 +76,6 @@ T = TypeVar("T")
 Scanner = Callable[[], Awaitable[UpdateReport]]
 """Produces the current update report: winget on a PC, an inventory in the simulator."""
 
-FIRST_RETRY_S: Final = 2.0
 JITTER: Final = 0.1
 """Intervals vary by ±10% so a fleet started together does not pulse."""
 SCAN_TIMEOUT_S: Final = 600.0
@@ -98,36 +98,6 @@ class AgentStopped(Exception):
     def __init__(self, message: str, code: ExitCode = ExitCode.REJECTED) -> None:
         super().__init__(message)
         self.code = code
-
-
-@dataclass
-class Backoff:
-    """Delays between failed attempts: 2 s, 4 s, 8 s ... (from ``first_s``) up to ``cap_s``,
-    each drawn from the upper half of its step so that devices which failed together retry
-    apart."""
-
-    cap_s: float
-    rng: random.Random
-    first_s: float = FIRST_RETRY_S
-    failures: int = 0
-    _step_s: float = 0.0
-
-    def __post_init__(self) -> None:
-        self._step_s = self.first_s
-
-    def next_delay(self, retry_after_s: float | None = None) -> float:
-        self.failures += 1
-        step = min(self._step_s, self.cap_s)
-        self._step_s = min(self._step_s * 2, self.cap_s)
-        delay = self.rng.uniform(step / 2, step)
-        if retry_after_s is not None:
-            # The server knows its load better than we do, but an hour is the longest we wait.
-            delay = max(delay, min(retry_after_s, 3600.0))
-        return delay
-
-    def reset(self) -> None:
-        self._step_s = self.first_s
-        self.failures = 0
 
 
 def report_from_scan(result: ScanResult) -> UpdateReport:

@@ -22,11 +22,12 @@ from uuid import UUID, uuid4
 import httpx
 
 from lunaris_agent import config as config_file
+from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import AgentClient, ServerUnavailable
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts
 from lunaris_agent.install_outcome import InstallOutcome
-from lunaris_agent.runtime import Agent, AgentStopped, Backoff, ExitCode
+from lunaris_agent.runtime import Agent, AgentStopped, ExitCode
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
