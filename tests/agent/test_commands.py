@@ -11,9 +11,9 @@ from lunaris_agent.commands import (
     CommandRunner,
     progress_from_payload,
 )
-from lunaris_agent.install_outcome import InstallOutcome, InstallOutcomeKind
 from lunaris_agent.spool import Spool
-from lunaris_agent.winget_runner import install_package
+from lunaris_agent.winget.outcome import InstallOutcome, InstallOutcomeKind
+from lunaris_agent.winget.upgrade import install_package
 from lunaris_protocol import CommandProgress, RunUpdatesCommand, ScanError, UpdateItem, UpdateReport
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)

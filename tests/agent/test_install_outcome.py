@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lunaris_agent.install_outcome import InstallOutcome, classify_install_output
+from lunaris_agent.winget.outcome import InstallOutcome, classify_install_output
 
 SAMPLES = Path(__file__).parent / "winget_samples"
 # The fields the contract judges; "note" and "message" are for people.

@@ -19,7 +19,7 @@ from lunaris_agent.identity import DeviceFacts
 from lunaris_agent.runtime import Agent, AgentStopped, ExitCode, report_from_scan
 from lunaris_agent.spool import Spool
 from lunaris_agent.status import describe
-from lunaris_agent.winget import ScanFailure, ScanResult, ScanRow
+from lunaris_agent.winget.results import ScanFailure, ScanResult, ScanRow
 from lunaris_protocol import UpdateItem, UpdateReport
 from tests.support import create_api_token, create_secret, create_user, free_port
 

@@ -10,26 +10,23 @@ from typing import Any
 import pytest
 
 from lunaris_agent.scan_cli import scan
-from lunaris_agent.winget import (
-    ELLIPSIS,
-    ScanFailure,
-    ScanResult,
-    ScanRow,
-    char_width,
-    clean_lines,
-    display_width,
+from lunaris_agent.winget.columns import char_width, display_width, locate_columns, split_row
+from lunaris_agent.winget.lines import (
     is_explicit_targeting_title,
     is_nothing_to_upgrade,
+    parse_hresult_line,
+    upgrade_count,
+)
+from lunaris_agent.winget.parse import parse_upgrade_output
+from lunaris_agent.winget.results import ScanFailure, ScanResult, ScanRow
+from lunaris_agent.winget.text import (
+    ELLIPSIS,
+    clean_lines,
     is_progress_noise,
-    locate_columns,
     normalise_cell,
     normalise_ellipsis,
-    parse_hresult_line,
-    parse_upgrade_output,
     repair_mojibake,
-    split_row,
     strip_terminal_noise,
-    upgrade_count,
 )
 
 SAMPLES = Path(__file__).parent / "winget_samples"

@@ -12,23 +12,21 @@ from pathlib import Path
 
 import pytest
 
-from lunaris_agent.winget import (
-    ScanFailure,
-    ScanResult,
-    describe_hresult,
-    format_hresult,
-    parse_upgrade_output,
-)
-from lunaris_agent.winget_runner import (
+from lunaris_agent.winget.hresults import describe_hresult, format_hresult
+from lunaris_agent.winget.parse import parse_upgrade_output
+from lunaris_agent.winget.results import ScanFailure, ScanResult
+from lunaris_agent.winget.run import (
     MAX_OUTPUT_BYTES,
-    UPGRADE_PACKAGE_ARGS,
-    UPGRADE_SCAN_ARGS,
     WingetRun,
     WingetTimeoutError,
     find_winget,
-    install_package,
     newest_app_installer_winget,
     run_winget,
+)
+from lunaris_agent.winget.upgrade import (
+    UPGRADE_PACKAGE_ARGS,
+    UPGRADE_SCAN_ARGS,
+    install_package,
     scan,
     scan_result_from_run,
 )

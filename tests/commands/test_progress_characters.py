@@ -6,7 +6,7 @@ printed before sending it, so a real agent's step is never refused for it."""
 
 import pytest
 
-from lunaris_agent.winget import clean_message
+from lunaris_agent.winget.text import clean_message
 from lunaris_protocol import CommandProgress
 from tests.commands.conftest import enrolled, heartbeat, progress, result
 from tests.commands.test_api import create, detail

@@ -25,9 +25,9 @@ from typing import Any, Final, Literal
 from uuid import UUID
 
 from lunaris_agent.config import write_private_file
-from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.spool import Spool
-from lunaris_agent.winget import clean_message
+from lunaris_agent.winget.outcome import InstallOutcome
+from lunaris_agent.winget.text import clean_message
 from lunaris_protocol import CommandProgress, PackageResult, RunUpdatesCommand, UpdateReport
 from lunaris_protocol.limits import MAX_MESSAGE, MAX_OUTCOME
 from lunaris_protocol.packages import is_targetable_id

@@ -53,11 +53,11 @@ from lunaris_agent.commands import (
 )
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts, new_registration_key, read_device_facts
-from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.push import PushChannel
 from lunaris_agent.spool import Spool, SpooledResult
 from lunaris_agent.status import ContactState
-from lunaris_agent.winget import ScanResult
+from lunaris_agent.winget.outcome import InstallOutcome
+from lunaris_agent.winget.results import ScanResult
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
@@ -149,9 +149,9 @@ async def _no_installs(package: str) -> InstallOutcome:
 
 def winget_scanner(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_S) -> Scanner:
     async def scan() -> UpdateReport:
-        from lunaris_agent import winget_runner
+        from lunaris_agent.winget import upgrade
 
-        result = await winget_runner.scan(winget_path, timeout_s=timeout_s)
+        result = await upgrade.scan(winget_path, timeout_s=timeout_s)
         if result.error is None:
             log.info("scan: %d updates waiting", len(result.updates))
         else:
@@ -165,9 +165,9 @@ def winget_installer(
     winget_path: Path | None, *, timeout_s: float = INSTALL_TIMEOUT_S
 ) -> Installer:
     async def install(package: str) -> InstallOutcome:
-        from lunaris_agent import winget_runner
+        from lunaris_agent.winget import upgrade
 
-        return await winget_runner.install_package(winget_path, package, timeout_s=timeout_s)
+        return await upgrade.install_package(winget_path, package, timeout_s=timeout_s)
 
     return install
 

@@ -11,7 +11,8 @@ import asyncio
 import json
 from pathlib import Path
 
-from lunaris_agent.winget import ScanResult, parse_upgrade_output
+from lunaris_agent.winget.parse import parse_upgrade_output
+from lunaris_agent.winget.results import ScanResult
 
 
 def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
@@ -20,9 +21,9 @@ def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> 
         # into lines of their own. Undecodable bytes become U+FFFD instead of crashing the scan.
         result = parse_upgrade_output(from_file.read_bytes().decode("utf-8", errors="replace"))
     else:
-        from lunaris_agent import winget_runner
+        from lunaris_agent.winget import upgrade
 
-        result = asyncio.run(winget_runner.scan(winget_path))
+        result = asyncio.run(upgrade.scan(winget_path))
     if as_json:
         payload = result.to_json_dict()
         _print(json.dumps(payload, ensure_ascii=False), fallback=json.dumps(payload))

@@ -26,8 +26,8 @@ from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import AgentClient, ServerUnavailable
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts
-from lunaris_agent.install_outcome import InstallOutcome
 from lunaris_agent.runtime import Agent, AgentStopped, ExitCode
+from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,

@@ -4,7 +4,7 @@ Pure functions, no I/O: the runner hands over winget's output and exit code. The
 weighed first, because it does not depend on the UI language; the text supplies what the code
 cannot (the package id, the installer's own exit code, a printed HRESULT) and decides alone
 when there is no code. Messages are read in every language winget's tables in
-:mod:`lunaris_agent.winget` cover; the install log's own lines (``Successfully installed``,
+:mod:`lunaris_agent.winget.words` cover; the install log's own lines (``Successfully installed``,
 ``Installer failed with exit code: N``) are recognised in English, so a localised run is
 classified by its exit code.
 """
@@ -16,16 +16,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Literal
 
-from lunaris_agent.winget import (
-    WINGET_HRESULTS,
-    clean_lines,
-    describe_hresult,
-    fold_message,
-    format_hresult,
+from lunaris_agent.winget.hresults import WINGET_HRESULTS, describe_hresult, format_hresult
+from lunaris_agent.winget.lines import (
     is_no_applicable_upgrade_message,
     is_no_installed_package_message,
     parse_hresult_line,
 )
+from lunaris_agent.winget.text import clean_lines
+from lunaris_agent.winget.words import fold_message
 
 __all__ = ["InstallOutcome", "InstallOutcomeKind", "classify_install_output"]
 

@@ -1,0 +1,164 @@
+"""What the agent asks of winget: the upgrade listing (a scan) and one package's upgrade.
+
+Parsing is left to the pure functions of :mod:`lunaris_agent.winget.parse` and
+:mod:`lunaris_agent.winget.outcome`, running winget to :mod:`lunaris_agent.winget.run`; what is
+decided here is everything the text alone cannot tell: whether winget could be found and
+started, whether it finished in time, and what its exit code says.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+from typing import Final
+
+from lunaris_agent.winget.hresults import describe_hresult, format_hresult
+from lunaris_agent.winget.outcome import InstallOutcome, InstallOutcomeKind, classify_install_output
+from lunaris_agent.winget.parse import parse_upgrade_output
+from lunaris_agent.winget.results import ScanFailure, ScanResult
+from lunaris_agent.winget.run import (
+    MAX_OUTPUT_BYTES,
+    WingetRun,
+    WingetTimeoutError,
+    find_winget,
+    not_found_message,
+    run_winget,
+)
+from lunaris_protocol.packages import is_targetable_id
+
+log = logging.getLogger(__name__)
+
+# `upgrade` without a package query lists the available upgrades instead of installing them.
+# --include-unknown: also list packages whose installed version winget cannot determine.
+# --source winget: the msstore source needs a per-account agreement and its REST endpoint has
+# outages (0x8A150044); the agent reports the community repository only.
+# --accept-source-agreements --disable-interactivity: a service has nobody to answer a prompt.
+UPGRADE_SCAN_ARGS: Final = (
+    "upgrade",
+    "--include-unknown",
+    "--source",
+    "winget",
+    "--accept-source-agreements",
+    "--disable-interactivity",
+)
+
+
+_NO_APPLICATIONS_FOUND: Final = 0x8A150014
+
+
+def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
+    """Arguments that upgrade exactly one package, silently and without any prompt.
+
+    Named like :data:`UPGRADE_SCAN_ARGS`, whose role it shares: the fixed command line.
+    ``--include-unknown``: the scan lists packages whose installed version winget cannot
+    determine, and without the flag ``upgrade --id`` refuses exactly those ("This package's
+    version number cannot be determined..."); with it, winget installs the newest version.
+    It changes nothing for a package whose version is known.
+    """
+    if not is_targetable_id(package_id):
+        raise ValueError(f"not a package id winget can be asked to upgrade: {package_id!r}")
+    return (
+        "upgrade",
+        "--id",
+        package_id,
+        "--exact",
+        "--include-unknown",
+        "--silent",
+        "--accept-package-agreements",
+        "--accept-source-agreements",
+        "--disable-interactivity",
+    )
+
+
+async def scan(winget_path: Path | None, *, timeout_s: float = 600.0) -> ScanResult:
+    """Ask winget which upgrades are available.
+
+    A winget that fails always gives a result with ``error`` set and no updates, never an
+    empty list: the server must not read "winget is broken" as "nothing to update".
+    """
+    winget = find_winget(winget_path)
+    if winget is None:
+        return _scan_failure("winget_not_found", not_found_message(winget_path))
+    try:
+        run = await run_winget(winget, UPGRADE_SCAN_ARGS, timeout_s=timeout_s)
+    except WingetTimeoutError as exc:
+        return _scan_failure("timeout", str(exc))
+    except OSError as exc:
+        return _scan_failure("winget_start_failed", f"could not start {winget}: {exc}")
+    result = scan_result_from_run(run)
+    if result.error is not None:
+        log.warning("winget scan failed: %s %s", result.error.code, result.error.message)
+    return result
+
+
+def scan_result_from_run(run: WingetRun) -> ScanResult:
+    """The scan result of a finished ``winget upgrade`` listing: its output and exit code."""
+    if run.output_truncated:
+        return _scan_failure(
+            "output_too_large",
+            f"winget printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB; not parsed",
+        )
+    parsed = parse_upgrade_output(run.output)
+    if parsed.error is not None and parsed.error.code is not None:
+        return parsed  # winget printed its own HRESULT line: the most precise account
+    if run.exit_code == 0:
+        return parsed
+    if run.exit_code < 0 and -run.exit_code in signal.valid_signals():
+        # POSIX reports a process killed by a signal as -signal (Windows codes are unsigned).
+        return _scan_failure(None, f"winget was killed by {_signal_name(-run.exit_code)}")
+    # The listing exits 0 whether or not it found upgrades (ReportListResult in winget-cli's
+    # WorkflowBase.cpp prints "No installed package found matching input criteria." and goes
+    # on). It exits with NO_APPLICATIONS_FOUND, after the same message, only when no installed
+    # package correlates with the source at all (EnsureMatchesFromSearchResult): also nothing
+    # to upgrade, not a failure.
+    nothing_to_upgrade = parsed.error is None and not parsed.updates
+    if run.exit_code & 0xFFFFFFFF == _NO_APPLICATIONS_FOUND and nothing_to_upgrade:
+        return parsed
+    message = f"winget exited with {describe_hresult(run.exit_code)}"
+    if parsed.error is not None:
+        message += f"; its output: {parsed.error.message}"
+    return _scan_failure(format_hresult(run.exit_code), message)
+
+
+def _scan_failure(code: str | None, message: str) -> ScanResult:
+    return ScanResult(updates=(), error=ScanFailure(code=code, message=message))
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+async def install_package(
+    winget_path: Path | None, package_id: str, *, timeout_s: float = 3600.0
+) -> InstallOutcome:
+    """Upgrade one package with ``winget upgrade --id`` and classify what happened."""
+    if not is_targetable_id(package_id):
+        return _install_error(package_id, "refused: not a package id winget can target")
+    winget = find_winget(winget_path)
+    if winget is None:
+        return _install_error(package_id, not_found_message(winget_path))
+    try:
+        run = await run_winget(winget, UPGRADE_PACKAGE_ARGS(package_id), timeout_s=timeout_s)
+    except WingetTimeoutError as exc:
+        return _install_error(package_id, str(exc), outcome="timeout")
+    except (OSError, ValueError) as exc:  # ValueError: an argument a process cannot take
+        return _install_error(package_id, f"could not start {winget}: {exc}")
+    outcome = classify_install_output(run.output, run.exit_code, package_id)
+    log.info("winget upgrade %s: %s", package_id, outcome.install_outcome)
+    return outcome
+
+
+def _install_error(
+    package_id: str, message: str, *, outcome: InstallOutcomeKind = "error"
+) -> InstallOutcome:
+    return InstallOutcome(
+        install_outcome=outcome,
+        package_id=package_id,
+        installer_exit_code=None,
+        hresult=None,
+        message=message,
+    )
