@@ -187,7 +187,7 @@ class CommandRunner:
                 outcome = await self._install(package)
             except Exception as error:  # one package that cannot be run fails, not the loop
                 log.exception("installing %r failed to start", package)
-                outcome = InstallOutcome("error", package, None, None, f"could not start: {error}")
+                outcome = InstallOutcome.not_run(package, f"could not start: {error}")
             result = _package_result(package, outcome, time.monotonic() - started)
             results.append(result)
             self._step(command_id, "running", result=result)

@@ -138,13 +138,7 @@ def report_from_scan(result: ScanResult) -> UpdateReport:
 
 
 async def _no_installs(package: str) -> InstallOutcome:
-    return InstallOutcome(
-        install_outcome="error",
-        package_id=package,
-        installer_exit_code=None,
-        hresult=None,
-        message="this agent does not run installs",
-    )
+    return InstallOutcome.not_run(package, "this agent does not run installs")
 
 
 def winget_scanner(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_S) -> Scanner:

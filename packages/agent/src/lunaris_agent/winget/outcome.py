@@ -60,6 +60,20 @@ class InstallOutcome:
     packages: tuple[InstallOutcome, ...] = ()
     """One outcome per package of a multi-package run (``(1/3) Found …``), in order."""
 
+    @classmethod
+    def not_run(
+        cls, package_id: str, message: str, *, outcome: InstallOutcomeKind = "error"
+    ) -> InstallOutcome:
+        """An install that winget did not carry out (refused, no winget, could not start, or
+        stopped at the time limit): no codes to report, only why."""
+        return cls(
+            install_outcome=outcome,
+            package_id=package_id,
+            installer_exit_code=None,
+            hresult=None,
+            message=message,
+        )
+
     @property
     def succeeded(self) -> bool:
         return self.install_outcome in ("success", "success_reboot_required")

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Final
 
 from lunaris_agent.winget.hresults import describe_hresult, format_hresult
-from lunaris_agent.winget.outcome import InstallOutcome, InstallOutcomeKind, classify_install_output
+from lunaris_agent.winget.outcome import InstallOutcome, classify_install_output
 from lunaris_agent.winget.parse import parse_upgrade_output
 from lunaris_agent.winget.results import ScanFailure, ScanResult
 from lunaris_agent.winget.run import (
@@ -137,28 +137,16 @@ async def install_package(
 ) -> InstallOutcome:
     """Upgrade one package with ``winget upgrade --id`` and classify what happened."""
     if not is_targetable_id(package_id):
-        return _install_error(package_id, "refused: not a package id winget can target")
+        return InstallOutcome.not_run(package_id, "refused: not a package id winget can target")
     winget = find_winget(winget_path)
     if winget is None:
-        return _install_error(package_id, not_found_message(winget_path))
+        return InstallOutcome.not_run(package_id, not_found_message(winget_path))
     try:
         run = await run_winget(winget, UPGRADE_PACKAGE_ARGS(package_id), timeout_s=timeout_s)
     except WingetTimeoutError as exc:
-        return _install_error(package_id, str(exc), outcome="timeout")
+        return InstallOutcome.not_run(package_id, str(exc), outcome="timeout")
     except (OSError, ValueError) as exc:  # ValueError: an argument a process cannot take
-        return _install_error(package_id, f"could not start {winget}: {exc}")
+        return InstallOutcome.not_run(package_id, f"could not start {winget}: {exc}")
     outcome = classify_install_output(run.output, run.exit_code, package_id)
     log.info("winget upgrade %s: %s", package_id, outcome.install_outcome)
     return outcome
-
-
-def _install_error(
-    package_id: str, message: str, *, outcome: InstallOutcomeKind = "error"
-) -> InstallOutcome:
-    return InstallOutcome(
-        install_outcome=outcome,
-        package_id=package_id,
-        installer_exit_code=None,
-        hresult=None,
-        message=message,
-    )
