@@ -57,13 +57,13 @@ SERVICE_NAME: Final = "LunarisAgentService"
 SERVICE_COMPONENT: Final = "AgentService"
 RESTART_DELAYS_MS: Final = (10_000, 60_000, 300_000)
 FAILURE_COUNT_RESET_S: Final = 24 * 3600
-"""The recovery policy `lunaris-agent service install` sets (lunaris_agent.service)."""
+"""The recovery policy `lunaris-agent service install` sets (lunaris_agent.windows.service)."""
 SECURE_PROPERTIES: Final = ("API_URL", "ENROLLMENT_SECRET")
 UPGRADE: Final = "WIX_UPGRADE_DETECTED"
 VERSION_MAX_INCLUSIVE: Final = 0x200
 DATA_DIR_SDDL: Final = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 """SYSTEM and Administrators only, nothing inherited: what the agent itself sets on the folder
-(lunaris_agent.windows.protected_dacl_sddl)."""
+(lunaris_agent.windows.data_dir.protected_dacl_sddl)."""
 REGISTRY_KEY_SDDL: Final = "D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)"
 INSTALLER_VALUES_COMPONENT: Final = "InstallerValues"
 INSTALLER_VALUES_CONDITION: Final = "API_URL OR ENROLLMENT_SECRET"

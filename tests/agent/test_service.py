@@ -1,7 +1,7 @@
-"""lunaris_agent.service off Windows: fake pywin32 modules stand in for the SCM and the Event
-Log. They record what the service asks of Windows, answer like pywin32 does (its ServiceFramework
-reporting statuses, SvcRun calling SvcDoRun; the SCM's error codes), and fake agent modules
-stand in for config, logs and runtime."""
+"""lunaris_agent.windows.service and service_control off Windows: fake pywin32 modules stand in
+for the SCM and the Event Log. They record what the service asks of Windows, answer like
+pywin32 does (its ServiceFramework reporting statuses, SvcRun calling SvcDoRun; the SCM's error
+codes), and fake agent modules stand in for config, logs and runtime."""
 
 import importlib
 import sys
@@ -285,14 +285,25 @@ def agent(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> FakeAgent:
     return fake_agent
 
 
+SERVICE_MODULES = ("lunaris_agent.windows.service", "lunaris_agent.windows.service_control")
+
+
 @pytest.fixture
 def service(fake: FakeWindows, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
-    """lunaris_agent.service imported against this test's fakes."""
-    monkeypatch.delitem(sys.modules, "lunaris_agent.service", raising=False)
-    module = importlib.import_module("lunaris_agent.service")
+    """lunaris_agent.windows.service imported against this test's fakes."""
+    for name in SERVICE_MODULES:
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    yield importlib.import_module(SERVICE_MODULES[0])
+    for name in SERVICE_MODULES:
+        sys.modules.pop(name, None)
+
+
+@pytest.fixture
+def service_control(service: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """lunaris_agent.windows.service_control, over the service module of this test."""
+    module = importlib.import_module(SERVICE_MODULES[1])
     monkeypatch.setattr(module, "POLL_INTERVAL_S", 0.0)
-    yield module
-    sys.modules.pop("lunaris_agent.service", None)
+    return module
 
 
 @pytest.fixture
@@ -436,14 +447,14 @@ def test_host_started_by_hand_says_how_to_start_the_service(
 
 @pytest.mark.usefixtures("not_a_venv")
 def test_install_registers_an_automatic_localsystem_service_that_restarts(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert service.control("install") == 0
+    assert service_control.control("install") == 0
     settings = {
         "startType": AUTO_START,
         "exeName": sys.executable,
         "exeArgs": "-B -m lunaris_agent service host",
-        "description": service.DESCRIPTION,
+        "description": service_control.DESCRIPTION,
     }
     # No class string (python.exe hosts the class) and no user name (LocalSystem).
     assert fake.called("InstallService") == [((None, NAME, "Lunaris Agent"), settings)]
@@ -474,17 +485,19 @@ def test_install_registers_an_automatic_localsystem_service_that_restarts(
 
 
 @pytest.mark.usefixtures("not_a_venv")
-def test_install_records_a_config_path(service: Any, fake: FakeWindows, tmp_path: Path) -> None:
-    assert service.control("install", config_path=tmp_path / "agent.json") == 0
+def test_install_records_a_config_path(
+    service_control: Any, fake: FakeWindows, tmp_path: Path
+) -> None:
+    assert service_control.control("install", config_path=tmp_path / "agent.json") == 0
     assert fake.options == {"ConfigPath": str(tmp_path / "agent.json")}
 
 
 @pytest.mark.usefixtures("not_a_venv")
 def test_install_over_an_existing_service_updates_it(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.installed = True
-    assert service.control("install") == 0
+    assert service_control.control("install") == 0
     [(args, settings)] = fake.called("ChangeServiceConfig")
     assert args == (None, NAME)
     assert settings["exeArgs"] == "-B -m lunaris_agent service host"
@@ -494,19 +507,19 @@ def test_install_over_an_existing_service_updates_it(
 
 @pytest.mark.usefixtures("not_a_venv")
 def test_a_refused_recovery_policy_is_only_a_warning(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.failures["ChangeServiceConfig2"] = WinError(50, "ChangeServiceConfig2", "Not supported.")
-    assert service.control("install") == 0
+    assert service_control.control("install") == 0
     assert "warning" in capsys.readouterr().err
     assert fake.names().count("CloseServiceHandle") == 2  # handles closed all the same
 
 
 def test_install_from_a_virtual_environment_is_refused(
-    service: Any, fake: FakeWindows, monkeypatch: pytest.MonkeyPatch
+    service_control: Any, fake: FakeWindows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sys, "base_prefix", "C:\\Python311")
-    assert service.control("install") == 1
+    assert service_control.control("install") == 1
     assert fake.called("InstallService") == []
 
 
@@ -521,7 +534,7 @@ def test_install_from_a_virtual_environment_is_refused(
     ],
 )
 def test_access_denied_says_to_elevate(
-    service: Any,
+    service_control: Any,
     fake: FakeWindows,
     capsys: pytest.CaptureFixture[str],
     action: str,
@@ -530,7 +543,7 @@ def test_access_denied_says_to_elevate(
     fake.installed = action != "install"
     fake.state = RUNNING
     fake.failures[first_call] = ACCESS_DENIED
-    assert service.control(action) == 1
+    assert service_control.control(action) == 1
     err = capsys.readouterr().err
     assert f"cannot {action} the {NAME} service: access denied" in err
     assert "Run as administrator" in err
@@ -538,15 +551,15 @@ def test_access_denied_says_to_elevate(
 
 @pytest.mark.parametrize("action", ["remove", "start", "stop"])
 def test_a_missing_service_is_a_clear_error(
-    service: Any, capsys: pytest.CaptureFixture[str], action: str
+    service_control: Any, capsys: pytest.CaptureFixture[str], action: str
 ) -> None:
-    assert service.control(action) == 1
+    assert service_control.control(action) == 1
     assert f"the {NAME} service is not installed" in capsys.readouterr().err
 
 
-def test_remove_stops_the_service_first(service: Any, fake: FakeWindows) -> None:
+def test_remove_stops_the_service_first(service_control: Any, fake: FakeWindows) -> None:
     fake.installed, fake.state = True, RUNNING
-    assert service.control("remove") == 0
+    assert service_control.control("remove") == 0
     assert [n for n in fake.names() if n in ("StopService", "RemoveService")] == [
         "StopService",
         "RemoveService",
@@ -554,57 +567,57 @@ def test_remove_stops_the_service_first(service: Any, fake: FakeWindows) -> None
     assert not fake.installed
 
 
-def test_remove_a_stopped_service(service: Any, fake: FakeWindows) -> None:
+def test_remove_a_stopped_service(service_control: Any, fake: FakeWindows) -> None:
     fake.installed = True
-    assert service.control("remove") == 0
+    assert service_control.control("remove") == 0
     assert not fake.installed
 
 
 def test_remove_keeps_a_service_that_will_not_stop(
-    service: Any, fake: FakeWindows, monkeypatch: pytest.MonkeyPatch
+    service_control: Any, fake: FakeWindows, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(service, "CONTROL_TIMEOUT_S", 0.0)
+    monkeypatch.setattr(service_control, "CONTROL_TIMEOUT_S", 0.0)
     fake.installed, fake.state, fake.after_stop = True, RUNNING, [STOP_PENDING]
-    assert service.control("remove") == 1
+    assert service_control.control("remove") == 1
     assert fake.installed
 
 
 def test_start_waits_until_running(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.installed, fake.after_start = True, [START_PENDING, START_PENDING, RUNNING]
-    assert service.control("start") == 0
+    assert service_control.control("start") == 0
     assert fake.state == RUNNING
     assert "started" in capsys.readouterr().out
 
 
 def test_start_reports_a_service_that_stops_at_once(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.installed, fake.after_start = True, [START_PENDING, STOPPED]
-    assert service.control("start") == 1
+    assert service_control.control("start") == 1
     assert "stopped right after it started" in capsys.readouterr().err
 
 
-def test_start_when_running_already_is_fine(service: Any, fake: FakeWindows) -> None:
+def test_start_when_running_already_is_fine(service_control: Any, fake: FakeWindows) -> None:
     fake.installed, fake.state = True, RUNNING
-    assert service.control("start") == 0
+    assert service_control.control("start") == 0
 
 
-def test_stop_waits_until_stopped(service: Any, fake: FakeWindows) -> None:
+def test_stop_waits_until_stopped(service_control: Any, fake: FakeWindows) -> None:
     fake.installed, fake.state, fake.after_stop = True, RUNNING, [STOP_PENDING, STOPPED]
-    assert service.control("stop") == 0
+    assert service_control.control("stop") == 0
     assert fake.state == STOPPED
 
 
 def test_stop_when_not_running_is_fine(
-    service: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
+    service_control: Any, fake: FakeWindows, capsys: pytest.CaptureFixture[str]
 ) -> None:
     fake.installed = True
-    assert service.control("stop") == 0
+    assert service_control.control("stop") == 0
     assert "not running" in capsys.readouterr().out
 
 
-def test_unknown_action(service: Any, capsys: pytest.CaptureFixture[str]) -> None:
-    assert service.control("restart") == 2
+def test_unknown_action(service_control: Any, capsys: pytest.CaptureFixture[str]) -> None:
+    assert service_control.control("restart") == 2
     assert "install, remove, start, stop" in capsys.readouterr().err

@@ -1,6 +1,6 @@
-"""lunaris_agent.windows: the SDDL and GUID it builds, and its ctypes calls driven by fake DLL
-functions that behave like the documented Windows ones (write through the out-pointers, return
-HRESULT / BOOL / error codes)."""
+"""lunaris_agent.windows.data_dir: the SDDL and GUID it builds, and its ctypes calls driven by
+fake DLL functions that behave like the documented Windows ones (write through the
+out-pointers, return HRESULT / BOOL / error codes)."""
 
 import ctypes
 import sys
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from lunaris_agent import windows
-from lunaris_agent.windows import (
+from lunaris_agent.windows import data_dir
+from lunaris_agent.windows.data_dir import (
     ADMINISTRATORS_ONLY,
     DACL_SECURITY_INFORMATION,
     FOLDERID_PROGRAM_DATA,
@@ -66,13 +66,15 @@ class FakeShell:
     def co_task_mem_free(self, pointer: ctypes.c_void_p) -> None:
         self.freed.append(pointer.value)
 
-    def api(self) -> windows._ShellApi:
-        return windows._ShellApi(self.get_known_folder_path, self.co_task_mem_free)
+    def api(self) -> data_dir._ShellApi:
+        return data_dir._ShellApi(self.get_known_folder_path, self.co_task_mem_free)
 
 
 def test_known_folder_path_reads_the_string_and_frees_it() -> None:
     shell = FakeShell()
-    assert windows._known_folder_path(FOLDERID_PROGRAM_DATA, shell.api()) == Path("C:\\ProgramData")
+    assert data_dir._known_folder_path(FOLDERID_PROGRAM_DATA, shell.api()) == Path(
+        "C:\\ProgramData"
+    )
     assert shell.folders == [FOLDERID_PROGRAM_DATA.bytes_le]
     assert shell.freed == [ctypes.addressof(shell._buffer)]
 
@@ -80,7 +82,7 @@ def test_known_folder_path_reads_the_string_and_frees_it() -> None:
 def test_failed_hresult_raises_and_still_frees() -> None:
     shell = FakeShell(hresult=E_INVALIDARG, path=None)
     with pytest.raises(OSError):  # noqa: PT011 - any OSError; the code is Windows' wording
-        windows._known_folder_path(FOLDERID_PROGRAM_DATA, shell.api())
+        data_dir._known_folder_path(FOLDERID_PROGRAM_DATA, shell.api())
     assert shell.freed == [None]
 
 
@@ -119,8 +121,8 @@ class FakeSecurity:
     def local_free(self, pointer: ctypes.c_void_p) -> None:
         self.freed.append(pointer.value)
 
-    def api(self) -> windows._SecurityApi:
-        return windows._SecurityApi(
+    def api(self) -> data_dir._SecurityApi:
+        return data_dir._SecurityApi(
             self.string_to_descriptor,
             self.get_descriptor_dacl,
             self.set_named_security_info,
@@ -134,7 +136,7 @@ TARGET = Path("C:/ProgramData/LunarisAgent")
 
 def test_protected_dacl_is_applied_by_name_and_the_descriptor_freed() -> None:
     security = FakeSecurity()
-    windows._apply_protected_dacl(TARGET, SDDL, security.api())
+    data_dir._apply_protected_dacl(TARGET, SDDL, security.api())
     assert security.converted == [SDDL]
     assert security.dacl_lookups == [DESCRIPTOR_ADDRESS]
     assert security.applied == [
@@ -154,7 +156,7 @@ def test_protected_dacl_is_applied_by_name_and_the_descriptor_freed() -> None:
 def test_refused_dacl_raises_and_frees_the_descriptor() -> None:
     security = FakeSecurity(set_status=ERROR_ACCESS_DENIED)
     with pytest.raises(OSError) as raised:  # noqa: PT011 - checked below
-        windows._apply_protected_dacl(TARGET, SDDL, security.api())
+        data_dir._apply_protected_dacl(TARGET, SDDL, security.api())
     assert raised.value.filename == str(TARGET)
     assert security.freed == [DESCRIPTOR_ADDRESS]
 
@@ -162,7 +164,7 @@ def test_refused_dacl_raises_and_frees_the_descriptor() -> None:
 def test_a_missing_dacl_is_never_applied() -> None:
     security = FakeSecurity(dacl_present=False)
     with pytest.raises(OSError, match="no DACL"):
-        windows._apply_protected_dacl(TARGET, SDDL, security.api())
+        data_dir._apply_protected_dacl(TARGET, SDDL, security.api())
     assert security.applied == []
     assert security.freed == [DESCRIPTOR_ADDRESS]
 
@@ -170,7 +172,7 @@ def test_a_missing_dacl_is_never_applied() -> None:
 def test_bad_sddl_raises_before_anything_is_applied() -> None:
     security = FakeSecurity(convert_ok=False)
     with pytest.raises(OSError):  # noqa: PT011 - the code is whatever Windows reported
-        windows._apply_protected_dacl(TARGET, SDDL, security.api())
+        data_dir._apply_protected_dacl(TARGET, SDDL, security.api())
     assert security.applied == []
     assert security.freed == []  # nothing was allocated
 
@@ -178,6 +180,6 @@ def test_bad_sddl_raises_before_anything_is_applied() -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="checks the behaviour off Windows")
 def test_off_windows_the_public_functions_raise() -> None:
     with pytest.raises(OSError, match="Windows only"):
-        windows.program_data_dir()
+        data_dir.program_data_dir()
     with pytest.raises(OSError, match="Windows only"):
-        windows.restrict_to_administrators(Path("anything"))
+        data_dir.restrict_to_administrators(Path("anything"))

@@ -66,18 +66,18 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
 
 @pytest.fixture(scope="module")
 def service_module() -> Iterator[ModuleType]:
-    """lunaris_agent.service, imported off Windows with empty pywin32 stand-ins: only its
+    """lunaris_agent.windows.service, imported off Windows with empty pywin32 stand-ins: only its
     constants are read."""
     stubs = {
         name: ModuleType(name)
         for name in ("pywintypes", "servicemanager", "win32service", "win32serviceutil")
     }
     stubs["win32serviceutil"].ServiceFramework = object  # type: ignore[attr-defined]
-    saved = {name: sys.modules.get(name) for name in [*stubs, "lunaris_agent.service"]}
+    saved = {name: sys.modules.get(name) for name in [*stubs, "lunaris_agent.windows.service"]}
     sys.modules.update(stubs)
-    sys.modules.pop("lunaris_agent.service", None)
+    sys.modules.pop("lunaris_agent.windows.service", None)
     try:
-        yield importlib.import_module("lunaris_agent.service")
+        yield importlib.import_module("lunaris_agent.windows.service")
     finally:
         for name, module in saved.items():
             if module is None:

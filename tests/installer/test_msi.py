@@ -8,7 +8,7 @@ from types import ModuleType
 import pytest
 
 from lunaris_agent import installer_values
-from lunaris_agent.windows import ADMINISTRATORS_ONLY, protected_dacl_sddl
+from lunaris_agent.windows.data_dir import ADMINISTRATORS_ONLY, protected_dacl_sddl
 from tests.installer.conftest import VERSION, Built
 
 UPGRADE_CODE = "{F46E01E0-BF3F-4B6F-AC51-ABFB2F95D599}"
@@ -210,7 +210,7 @@ def test_the_data_folder_gets_the_acl_the_agent_sets(built: Built) -> None:
         r"python\python313._pth",
         r"python\vcruntime140.dll",
         r"python\Lib\site-packages\lunaris_agent\__main__.py",
-        r"python\Lib\site-packages\lunaris_agent\service.py",
+        r"python\Lib\site-packages\lunaris_agent\windows\service.py",
         r"python\Lib\site-packages\lunaris_agent\installer_values.py",
         r"python\Lib\site-packages\lunaris_protocol\__init__.py",
         r"python\Lib\site-packages\pywin32.pth",

@@ -197,11 +197,11 @@ def _status(args: argparse.Namespace) -> int:
 
 def _service(args: argparse.Namespace) -> int:
     if sys.platform == "win32":
-        from lunaris_agent import service
+        from lunaris_agent.windows import service, service_control
 
         if args.action == "host":
             return service.host()
-        return service.control(args.action, config_path=args.config)
+        return service_control.control(args.action, config_path=args.config)
     print("the Windows service exists on Windows only; use `lunaris-agent run`", file=sys.stderr)
     return 2
 

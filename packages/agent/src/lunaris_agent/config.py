@@ -154,7 +154,7 @@ def _path_or_none(path: Path | None) -> str | None:
 def default_data_dir() -> Path:
     """Where the config, spool and logs live when ``--config`` is not given."""
     if sys.platform == "win32":
-        from lunaris_agent.windows import program_data_dir
+        from lunaris_agent.windows.data_dir import program_data_dir
 
         return program_data_dir() / WINDOWS_DIR_NAME
     if sys.platform == "darwin":
@@ -246,7 +246,7 @@ def secure_data_dir(directory: Path) -> None:
     if not created and directory != default_data_dir():
         return
     if sys.platform == "win32":
-        from lunaris_agent.windows import restrict_to_administrators
+        from lunaris_agent.windows.data_dir import restrict_to_administrators
 
         restrict_to_administrators(directory)
     else:
@@ -264,7 +264,7 @@ def write_private_file(path: Path, content: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         if sys.platform == "win32":
-            from lunaris_agent.windows import restrict_to_administrators
+            from lunaris_agent.windows.data_dir import restrict_to_administrators
 
             restrict_to_administrators(Path(temporary))
         Path(temporary).replace(path)
