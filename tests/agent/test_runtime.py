@@ -16,9 +16,11 @@ from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentClient
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts
-from lunaris_agent.runtime import Agent, AgentStopped, ExitCode, report_from_scan
+from lunaris_agent.runtime.agent import Agent
+from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.spool import Spool
 from lunaris_agent.status import describe
+from lunaris_agent.winget.report import report_from_scan
 from lunaris_agent.winget.results import ScanFailure, ScanResult, ScanRow
 from lunaris_protocol import UpdateItem, UpdateReport
 from tests.support import create_api_token, create_secret, create_user, free_port

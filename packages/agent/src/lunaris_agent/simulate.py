@@ -1,6 +1,6 @@
 """Virtual agents for demos and load tests: N devices in one process, each one the real
-agent runtime (:class:`lunaris_agent.runtime.Agent`) over the real client, with winget replaced
-by a simulated inventory.
+agent runtime (:class:`lunaris_agent.runtime.agent.Agent`) over the real client, with winget
+replaced by a simulated inventory.
 
 Each device keeps its own ``config.json`` (id, token, and its made-up hostname and OS) in
 ``state_dir/agent-NNNN/``, so a restarted simulator speaks for the same devices instead of
@@ -26,7 +26,8 @@ from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import AgentClient, ServerUnavailable
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts
-from lunaris_agent.runtime import Agent, AgentStopped, ExitCode
+from lunaris_agent.runtime.agent import Agent
+from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_protocol import (
     HeartbeatRequest,

@@ -1,0 +1,133 @@
+"""The agent at work: register once, heartbeat, scan, report; the same code on Windows (as a
+service), Linux and macOS.
+
+Two loops share one :class:`~lunaris_agent.runtime.agent.Agent`:
+
+- the heartbeat loop keeps the device online in the console and, whenever the server answers,
+  sends what the spool holds;
+- the scan loop runs winget at start and then every scan interval, puts the report in the
+  spool first (so a crash or an outage loses nothing) and tries to send it.
+
+They run concurrently because a winget scan can take minutes, longer than the server waits
+before it calls a silent device offline. Failures back off exponentially with jitter, capped at
+the heartbeat interval (a retry then costs the server no more than a heartbeat would), and
+``Retry-After`` wins when the server sends it. The server's refusal of the device token ends the
+run with a clear error, unless an enrollment secret is still configured to register anew.
+
+This module holds the entry points (:func:`run`, :func:`once`: what ``lunaris-agent run`` and
+the Windows service call) and wires a PC's agent to winget. The package's other modules are
+platform-neutral: ``agent`` (the steps and the loops), ``registration`` (the device token),
+``contact`` (``state.json`` for ``status``), ``exits`` (how a run ends).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Final
+
+from lunaris_agent import config as config_file
+from lunaris_agent import installer_values
+from lunaris_agent.client import AgentClient
+from lunaris_agent.commands import Installer
+from lunaris_agent.config import AgentConfig, ConfigError
+from lunaris_agent.runtime.agent import Agent, Scanner
+from lunaris_agent.runtime.exits import AgentStopped, ExitCode
+from lunaris_agent.winget.outcome import InstallOutcome
+from lunaris_agent.winget.report import report_from_scan
+from lunaris_protocol import UpdateReport
+
+__all__ = ["ExitCode", "once", "prepare", "run", "winget_installer", "winget_scanner"]
+
+log = logging.getLogger(__name__)
+
+SCAN_TIMEOUT_S: Final = 600.0
+INSTALL_TIMEOUT_S: Final = 3600.0
+"""Per package: some installers (Office, Visual Studio) take most of an hour."""
+
+
+def winget_scanner(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_S) -> Scanner:
+    async def scan() -> UpdateReport:
+        from lunaris_agent.winget import upgrade
+
+        result = await upgrade.scan(winget_path, timeout_s=timeout_s)
+        if result.error is None:
+            log.info("scan: %d updates waiting", len(result.updates))
+        else:
+            log.warning("scan failed: %s %s", result.error.code or "", result.error.message)
+        return report_from_scan(result)
+
+    return scan
+
+
+def winget_installer(
+    winget_path: Path | None, *, timeout_s: float = INSTALL_TIMEOUT_S
+) -> Installer:
+    async def install(package: str) -> InstallOutcome:
+        from lunaris_agent.winget import upgrade
+
+        return await upgrade.install_package(winget_path, package, timeout_s=timeout_s)
+
+    return install
+
+
+def prepare(config_path: Path) -> AgentConfig:
+    """Takes what the MSI was given (on the first start after an install), loads the config,
+    secures its directory and gives the device its id."""
+    if installer_values.take(config_path):
+        log.info("took the values given to the installer into %s", config_path)
+    config = config_file.load(config_path)
+    config_file.secure_data_dir(config.directory)
+    return config_file.with_device_id(config)
+
+
+def run(stop_event: threading.Event, *, config_path: Path | None = None) -> int:
+    """Runs the agent until ``stop_event`` is set (from any thread: the Windows service's
+    control handler, a signal handler). Returns an :class:`ExitCode`."""
+    return asyncio.run(_run(stop_event, config_path or config_file.default_config_path()))
+
+
+def once(*, config_path: Path | None = None) -> int:
+    return asyncio.run(_once(config_path or config_file.default_config_path()))
+
+
+async def _run(stop_event: threading.Event, config_path: Path) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # A thread blocked on the caller's event costs no CPU, unlike polling it.
+    threading.Thread(
+        target=lambda: (stop_event.wait(), loop.call_soon_threadsafe(stop.set)),
+        name="lunaris-stop-watch",
+        daemon=True,
+    ).start()
+    return await _with_agent(config_path, lambda agent: agent.run(stop))
+
+
+async def _once(config_path: Path) -> int:
+    return await _with_agent(config_path, lambda agent: agent.once())
+
+
+async def _with_agent(config_path: Path, work: Callable[[Agent], Awaitable[ExitCode]]) -> int:
+    try:
+        config = prepare(config_path)
+    except ConfigError as error:
+        log.error("%s", error)
+        return ExitCode.CONFIG
+    log.info("agent starting: device %s, server %s", config.device_id, config.api_url)
+    async with AgentClient(config.api_url, verify=config.tls_verify) as client:
+        agent = Agent(
+            config,
+            client,
+            scanner=winget_scanner(config.winget_path),
+            install=winget_installer(config.winget_path),
+        )
+        try:
+            code = await work(agent)
+        except AgentStopped as error:
+            log.error("%s", error)
+            return error.code
+    log.info("agent stopped")
+    return code
