@@ -14,9 +14,12 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from lunaris_agent import simulate as simulate_module
 from lunaris_agent.cli import main
-from lunaris_agent.simulate import CATALOG, HOSTNAME_KEY, Inventory, SimulationOptions, simulate
+from lunaris_agent.simulate import fleet as fleet_module
+from lunaris_agent.simulate import inventory as inventory_module
+from lunaris_agent.simulate.catalog import CATALOG
+from lunaris_agent.simulate.fleet import HOSTNAME_KEY, SimulationOptions, simulate
+from lunaris_agent.simulate.inventory import Inventory
 from tests.support import LiveServer, create_api_token, create_secret, create_user, run_cli
 
 API = "http://testserver/api"
@@ -27,7 +30,7 @@ def options(state_dir: Path, secret: str, **overrides: Any) -> SimulationOptions
     return SimulationOptions(api_url=API, enrollment_secret=secret, state_dir=state_dir, **settings)
 
 
-async def run(app: FastAPI, simulation: SimulationOptions) -> simulate_module.FleetStats:
+async def run(app: FastAPI, simulation: SimulationOptions) -> fleet_module.FleetStats:
     return await simulate(simulation, transport=httpx.ASGITransport(app=app))
 
 
@@ -124,7 +127,7 @@ class Unreachable(httpx.AsyncBaseTransport):
 
 
 async def test_an_unreachable_server_is_retried(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(simulate_module, "ONCE_FIRST_RETRY_S", 0.01)
+    monkeypatch.setattr(fleet_module, "ONCE_FIRST_RETRY_S", 0.01)
     transport = Unreachable(httpx.ASGITransport(app=app), failures=3)
     stats = await simulate(
         options(tmp_path, await create_secret(app), count=1), transport=transport
@@ -135,14 +138,14 @@ async def test_an_unreachable_server_is_retried(app, tmp_path, monkeypatch):
 
 
 async def test_with_once_an_unreachable_server_is_given_up_on(app, tmp_path, monkeypatch):
-    monkeypatch.setattr(simulate_module, "ONCE_FIRST_RETRY_S", 0.01)
+    monkeypatch.setattr(fleet_module, "ONCE_FIRST_RETRY_S", 0.01)
     transport = Unreachable(httpx.ASGITransport(app=app), failures=100)
     stats = await simulate(
         options(tmp_path, await create_secret(app), count=2), transport=transport
     )
     assert stats.failed_devices == 2
     # Per attempt the heartbeat and the report each fail once.
-    assert stats.retries == 2 * simulate_module.ONCE_ATTEMPTS * 2
+    assert stats.retries == 2 * fleet_module.ONCE_ATTEMPTS * 2
 
 
 async def test_runs_for_a_duration_with_heartbeats_and_scans(app, tmp_path):
@@ -246,9 +249,9 @@ def test_the_cli_simulates_against_the_real_server(live_server: LiveServer, tmp_
 
 
 async def test_a_simulated_install_removes_the_update_unless_it_fails(monkeypatch):
-    monkeypatch.setattr(simulate_module, "INSTALL_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(inventory_module, "INSTALL_SECONDS", (0.0, 0.0))
     inventory = Inventory(uuid.uuid4())
-    monkeypatch.setattr(simulate_module, "SCAN_ERROR_RATE", 0.0)
+    monkeypatch.setattr(inventory_module, "SCAN_ERROR_RATE", 0.0)
     waiting = [u.package_identifier for u in inventory.scan().updates]
     outcomes = {package: await inventory.install(package) for package in waiting}
     left = {u.package_identifier for u in inventory._pending.values()}

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from lunaris_agent.simulate import Inventory
+from lunaris_agent.simulate.inventory import Inventory
 from lunaris_server.accounts import service as accounts
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.core.clock import utc_now

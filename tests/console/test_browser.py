@@ -291,7 +291,7 @@ async def test_screenshots(start_server, seeded, database_url, chromium):
     screenshots."""
     out = Path(SCREENSHOTS or ".")
     out.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any server runs
-    from lunaris_agent.simulate import OS_VERSIONS
+    from lunaris_agent.simulate.catalog import OS_VERSIONS
 
     server = start_server()
     agents = [

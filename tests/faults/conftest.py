@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
-from lunaris_agent import simulate as simulate_module
-from lunaris_agent.simulate import SimulationOptions
+from lunaris_agent.simulate import fleet as fleet_module
+from lunaris_agent.simulate import inventory as inventory_module
+from lunaris_agent.simulate.fleet import SimulationOptions
 from lunaris_server.db.migrate import upgrade_to_head
 from tests.faults.fleet import Recorder, RunningFleet, start_fleet
 from tests.faults.postgres import PrivatePostgres, binaries_dir, server_user
@@ -58,8 +59,8 @@ def servers(tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
 def recorder(monkeypatch: pytest.MonkeyPatch) -> Recorder:
     """The simulated PCs, recorded; without scan errors, so every report is a list."""
     recorded = Recorder()
-    monkeypatch.setattr(simulate_module, "Inventory", recorded.inventory)
-    monkeypatch.setattr(simulate_module, "SCAN_ERROR_RATE", 0.0)
+    monkeypatch.setattr(fleet_module, "Inventory", recorded.inventory)
+    monkeypatch.setattr(inventory_module, "SCAN_ERROR_RATE", 0.0)
     return recorded
 
 

@@ -28,7 +28,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from lunaris_agent.simulate import FleetStats, Inventory, SimulationOptions, simulate
+from lunaris_agent.simulate.fleet import FleetStats, SimulationOptions, simulate
+from lunaris_agent.simulate.inventory import Inventory
 from lunaris_agent.spool import REPORT_FILE
 from lunaris_protocol import UpdateItem, UpdateReport
 from lunaris_server.devices.models import Device

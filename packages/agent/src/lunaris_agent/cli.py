@@ -14,7 +14,7 @@ from typing import TypeVar
 
 from lunaris_agent import __version__
 from lunaris_agent.client import check_api_url
-from lunaris_agent.simulate import CorruptStateFile, SimulationOptions, simulate
+from lunaris_agent.simulate.fleet import CorruptStateFile, SimulationOptions, simulate
 
 log = logging.getLogger("lunaris_agent")
 
