@@ -93,10 +93,3 @@ def test_the_agent_imports_nothing_of_the_server() -> None:
     assert not any(
         within(name, ("lunaris_server",)) for path in modules().values() for name in imported(path)
     )
-
-
-def test_the_backoff_can_be_shared_as_it_is() -> None:
-    agent_imports = {
-        name for name in imported(modules()["backoff"]) if within(name, ("lunaris_agent",))
-    }
-    assert agent_imports == set()

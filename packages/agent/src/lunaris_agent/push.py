@@ -22,9 +22,9 @@ from pydantic import ValidationError
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
-from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import USER_AGENT
 from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
+from lunaris_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

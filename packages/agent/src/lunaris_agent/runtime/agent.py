@@ -15,7 +15,6 @@ from typing import Final
 from uuid import UUID
 
 from lunaris_agent import config as config_file
-from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import AgentApiError, AgentClient, RequestRefused, ServerUnavailable
 from lunaris_agent.commands import (
     LEDGER_FILE,
@@ -34,6 +33,7 @@ from lunaris_agent.runtime.registration import Registration
 from lunaris_agent.spool import Spool, SpooledResult
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, UpdateReport
+from lunaris_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

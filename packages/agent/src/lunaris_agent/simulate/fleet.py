@@ -18,7 +18,6 @@ from uuid import uuid4
 import httpx
 
 from lunaris_agent import config as config_file
-from lunaris_agent.backoff import Backoff
 from lunaris_agent.client import AgentClient, ServerUnavailable
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts
@@ -34,6 +33,7 @@ from lunaris_protocol import (
     UpdateReport,
     UpdateReportResponse,
 )
+from lunaris_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
 

@@ -26,6 +26,7 @@ from lunaris_protocol import (
     RunUpdatesCommand,
 )
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
+from lunaris_protocol.packages import is_targetable_id
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
 from lunaris_server.commands.models import Command, CommandResult
@@ -110,20 +111,13 @@ def _check_expiry(expires_in: timedelta) -> None:
 
 
 def _check_package_id(package: str) -> None:
-    """What the agent can give to ``winget upgrade --id`` (it refuses anything else): an id
-    with a space is a local entry winget cannot install, one starting with ``-`` would read
-    as an option, and one ending in ``…`` was cut short by winget."""
-    if (
-        not package
-        or len(package) > MAX_IDENTIFIER
-        or package.startswith("-")
-        or package.endswith("…")
-        or any(character.isspace() for character in package)
-    ):
+    """What the agent can give to ``winget upgrade --id`` (it refuses anything else; the one
+    rule both sides apply is ``lunaris_protocol.packages.is_targetable_id``)."""
+    if not is_targetable_id(package):
         raise InvalidInput(
             f"{package[:80]!r} cannot be installed by id: a winget id has 1 to "
-            f"{MAX_IDENTIFIER} characters, no spaces, does not start with '-' and was not "
-            "cut short by winget",
+            f"{MAX_IDENTIFIER} characters, no spaces or invisible characters, does not start "
+            "with '-' and was not cut short by winget",
             details={"package": package[:MAX_IDENTIFIER]},
         )
 

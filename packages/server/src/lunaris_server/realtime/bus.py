@@ -11,6 +11,7 @@ whole lists.
 
 import asyncio
 import contextlib
+import random
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import asyncpg
 import orjson
 import structlog
 
+from lunaris_protocol.backoff import Backoff
 from lunaris_server.db.engine import asyncpg_dsn
 
 log = structlog.get_logger("lunaris.bus")
@@ -114,6 +116,7 @@ class PostgresBus:
     def __init__(self, database_url: str, *, channel: str = CHANNEL) -> None:
         self.process_id = uuid.uuid4().hex[:12]
         self._dsn = asyncpg_dsn(database_url)
+        self._rng = random.Random()  # noqa: S311 - jitter, not secrets
         self._channel = channel
         self._subscribers = _Subscribers()
         self._listener: asyncpg.Connection | None = None
@@ -194,14 +197,15 @@ class PostgresBus:
         while not self._stopping:
             await self._connection_lost.wait()
             log.warning("bus connection lost; reconnecting")
-            delay = 0.2
+            # Quick at first (a PostgreSQL restart takes seconds), jittered so that replicas
+            # that lost it together do not reconnect in step.
+            backoff = Backoff(cap_s=5.0, first_s=0.2, rng=self._rng)
             while not self._stopping:
                 try:
                     await self._listen()
                     break
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, 5.0)
+                    await asyncio.sleep(backoff.next_delay())
             log.info("bus connection restored")
             self._inbox.put_nowait({"topic": "bus.reconnected"})
 

@@ -2,7 +2,7 @@
 
 import random
 
-from lunaris_agent.backoff import Backoff
+from lunaris_protocol.backoff import Backoff
 
 
 def test_backoff_doubles_to_the_cap_and_honours_retry_after():

@@ -1,8 +1,9 @@
 """How long to wait before trying again: one exponential back-off with jitter for every retry
-loop of the agent (heartbeats, the push socket, the simulator's single runs).
+loop on either side of the wire (the agent's heartbeats, its push socket, the simulator's
+single runs; the server's bus reconnecting to PostgreSQL).
 
-Pure (no I/O, no clock, the random generator injected) and free of the agent's own modules, so
-that any retry loop, the server's included, can take it as it is.
+Pure (no I/O, no clock, the random generator injected), so it lives with the rules both
+sides share.
 """
 
 from __future__ import annotations
