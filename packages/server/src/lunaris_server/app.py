@@ -2,7 +2,7 @@
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -19,15 +19,15 @@ from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
 from lunaris_server.accounts import audit_api, audit_views, session_views
 from lunaris_server.accounts import views as accounts_views
-from lunaris_server.accounts.session_check import run_session_check
+from lunaris_server.accounts.session_check import check_once as check_sessions
 from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.agent_api.routes import router as agent_router
 from lunaris_server.agent_api.socket import router as agent_socket_router
 from lunaris_server.commands import api as commands_api
+from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.lifecycle import CommandsFollowDevices
-from lunaris_server.commands.sweeper import run_sweeper as run_command_sweeper
 from lunaris_server.console.api_docs import mount_swagger_ui
 from lunaris_server.console.api_docs import router as api_docs_router
 from lunaris_server.console.errors import error_page, wants_html
@@ -35,6 +35,7 @@ from lunaris_server.console.web import setup_console
 from lunaris_server.core.clock import Clock, utc_now
 from lunaris_server.core.errors import DomainError
 from lunaris_server.core.settings import Environment, Settings
+from lunaris_server.core.tasks import run_every
 from lunaris_server.dashboard import device_page
 from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.dashboard.figures import fleet_figures
@@ -42,11 +43,11 @@ from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
 from lunaris_server.devices import identity_api as device_identity_api
 from lunaris_server.devices import identity_views as device_identity_views
+from lunaris_server.devices import sweeper as device_sweeper
 from lunaris_server.devices import views as devices_views
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.lifecycle import DeviceLifecycle
-from lunaris_server.devices.sweeper import run_sweeper
 from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.live import stats as live_stats
@@ -108,19 +109,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         await state.realtime.start()
         background = [
-            asyncio.create_task(
-                run_sweeper(state, interval_s=settings.offline_sweep_interval_s), name="sweeper"
-            ),
-            asyncio.create_task(state.part(LastSeenWriter).run(), name="last-seen-writer"),
-            asyncio.create_task(
-                run_command_sweeper(state, interval_s=settings.command_sweep_interval_s),
-                name="command-sweeper",
-            ),
-            asyncio.create_task(server_metrics.run_refresher(), name="metrics-refresher"),
-            asyncio.create_task(
-                run_session_check(state, interval_s=settings.session_check_interval_s),
-                name="session-check",
-            ),
+            asyncio.create_task(job, name=name)
+            for name, job in _periodic_jobs(state, server_metrics).items()
         ]
         log.info(
             "server started",
@@ -198,6 +188,37 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         early_paths={HEARTBEAT_PATH, LIVENESS_PATH},
     )
     return app
+
+
+def _periodic_jobs(
+    state: AppState, server_metrics: ServerMetrics
+) -> dict[str, Coroutine[None, None, None]]:
+    """Every job a process runs in the background, by task name (see core/tasks.py)."""
+    settings = state.settings
+    command_sweep_s = settings.command_sweep_interval_s
+    last_seen = state.part(LastSeenWriter)
+    return {
+        "sweeper": run_every(
+            settings.offline_sweep_interval_s,
+            lambda: device_sweeper.sweep_once(state),
+            what="offline sweep",
+        ),
+        "last-seen-writer": run_every(
+            last_seen.interval_s, last_seen.flush, what="writing heartbeat times", at_once=False
+        ),
+        "command-sweeper": run_every(
+            lambda: command_sweeper.next_sweep_in(state, command_sweep_s),
+            lambda: command_sweeper.sweep_once(state),
+            what="command sweep",
+        ),
+        "metrics-refresher": server_metrics.run_refresher(),
+        "session-check": run_every(
+            settings.session_check_interval_s,
+            lambda: check_sessions(state),
+            what="console session check",
+            at_once=False,
+        ),
+    }
 
 
 class LunarisApp(FastAPI):

@@ -22,6 +22,7 @@ from lunaris_agent.winget.lines import (
     is_no_installed_package_message,
     parse_hresult_line,
 )
+from lunaris_agent.winget.results import json_dict
 from lunaris_agent.winget.text import clean_lines
 from lunaris_agent.winget.words import fold_message
 
@@ -79,14 +80,7 @@ class InstallOutcome:
         return self.install_outcome in ("success", "success_reboot_required")
 
     def to_json_dict(self) -> dict[str, object]:
-        return {
-            "install_outcome": self.install_outcome,
-            "package_id": self.package_id,
-            "installer_exit_code": self.installer_exit_code,
-            "hresult": self.hresult,
-            "message": self.message,
-            "packages": [package.to_json_dict() for package in self.packages],
-        }
+        return json_dict(self)
 
 
 # How winget's result codes read as outcomes. The codes are APPINSTALLER_CLI_ERROR_* from

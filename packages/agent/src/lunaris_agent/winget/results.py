@@ -3,7 +3,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,15 +20,7 @@ class ScanRow:
     truncated: bool
 
     def to_json_dict(self) -> dict[str, object]:
-        return {
-            "package_identifier": self.package_identifier,
-            "name": self.name,
-            "installed_version": self.installed_version,
-            "available_version": self.available_version,
-            "source": self.source,
-            "explicit_targeting": self.explicit_targeting,
-            "truncated": self.truncated,
-        }
+        return json_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +31,7 @@ class ScanFailure:
     message: str
 
     def to_json_dict(self) -> dict[str, object]:
-        return {"code": self.code, "message": self.message}
+        return json_dict(self)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +41,18 @@ class ScanResult:
 
     def to_json_dict(self) -> dict[str, object]:
         """The scan contract: ``{"updates": [...], "error": null | {"code", "message"}}``."""
-        return {
-            "updates": [row.to_json_dict() for row in self.updates],
-            "error": None if self.error is None else self.error.to_json_dict(),
-        }
+        return json_dict(self)
+
+
+def json_dict(record: Any) -> dict[str, object]:
+    """A dataclass as JSON takes it: its fields in order, nested ones as dicts, tuples as
+    lists."""
+    return {name: _lists(value) for name, value in asdict(record).items()}
+
+
+def _lists(value: object) -> object:
+    if isinstance(value, dict):
+        return {key: _lists(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(item) for item in value]
+    return value

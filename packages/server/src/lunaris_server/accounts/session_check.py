@@ -1,8 +1,6 @@
 """Each process's check of the console sockets it holds: a session that ended without the
 bus saying so (the CLI on SQLite, a lost announcement) or expired closes its sockets too."""
 
-import asyncio
-
 import structlog
 
 from lunaris_server.accounts import sessions
@@ -24,13 +22,3 @@ async def check_once(state: AppState) -> int:
     if closed:
         log.info("closed the console sockets of sessions that ended", sockets=closed)
     return closed
-
-
-async def run_session_check(state: AppState, *, interval_s: float) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await check_once(state)
-        except Exception:
-            # The database may be restarting; the next check catches up.
-            log.exception("console session check failed")

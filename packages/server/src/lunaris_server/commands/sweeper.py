@@ -7,7 +7,6 @@ Runs in every server process. Each change is a conditional UPDATE, so each comma
 and announced once across all processes.
 """
 
-import asyncio
 from datetime import timedelta
 
 import structlog
@@ -39,14 +38,7 @@ async def sweep_once(state: AppState) -> int:
     return len(expired) + len(stalled) + len(revoked)
 
 
-async def run_sweeper(state: AppState, *, interval_s: float) -> None:
-    while True:
-        try:
-            await sweep_once(state)
-        except Exception:
-            # The database may be restarting; the next sweep catches up.
-            log.exception("command sweep failed")
-        # Until the first read succeeds every heartbeat looks for commands: retry sooner.
-        await asyncio.sleep(
-            interval_s if state.part(CommandDelivery).loaded else min(interval_s, 2.0)
-        )
+def next_sweep_in(state: AppState, interval_s: float) -> float:
+    """Until the first read of waiting commands succeeds every heartbeat looks for commands:
+    sooner then."""
+    return interval_s if state.part(CommandDelivery).loaded else min(interval_s, 2.0)

@@ -7,7 +7,6 @@ one interval of "last seen" times, never a report or a status change: those are 
 their own requests.
 """
 
-import asyncio
 from datetime import datetime
 from typing import cast
 
@@ -60,11 +59,3 @@ class LastSeenWriter:
                 self.record(device_id, seen)
             raise
         return len(rows)
-
-    async def run(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval_s)
-            try:
-                await self.flush()
-            except Exception:
-                log.exception("could not write heartbeat times; retrying")

@@ -4,8 +4,6 @@ Runs in every server process. The state it acts on is in the database, so a tran
 is announced once across all processes, and still announced after a restart.
 """
 
-import asyncio
-
 import structlog
 
 from lunaris_server.devices import service as devices
@@ -22,13 +20,3 @@ async def sweep_once(state: AppState) -> int:
     if gone:
         log.info("devices went offline", count=len(gone))
     return len(gone)
-
-
-async def run_sweeper(state: AppState, *, interval_s: float) -> None:
-    while True:
-        try:
-            await sweep_once(state)
-        except Exception:
-            # The database may be restarting; the next sweep catches up.
-            log.exception("offline sweep failed")
-        await asyncio.sleep(interval_s)

@@ -10,12 +10,13 @@ nothing.
 import asyncio
 from dataclasses import dataclass, field
 
-import orjson
 import structlog
+
+from lunaris_protocol import Resync
 
 log = structlog.get_logger("lunaris.console_hub")
 
-RESYNC = orjson.dumps({"type": "RESYNC", "data": {}}).decode()
+RESYNC = Resync().model_dump_json()
 
 
 TOO_SLOW = (1013, "too slow")

@@ -46,6 +46,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from lunaris_server.core.settings import Environment, Settings
+from lunaris_server.core.tasks import run_every
 from lunaris_server.web.state import AppState
 
 MULTIPROCESS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -200,11 +201,12 @@ class ServerMetrics:
             return
         forget_dead_processes(directory)
         try:
-            while True:
-                self.refresh()
-                await asyncio.sleep(REFRESH_S)
+            await run_every(REFRESH_S, self._refresh_now, what="metrics refresh")
         finally:
             multiprocess.mark_process_dead(os.getpid(), str(directory))  # type: ignore[no-untyped-call]
+
+    async def _refresh_now(self) -> None:
+        self.refresh()
 
     async def figures(self) -> FleetFigures:
         async with self._figures_lock:
