@@ -13,8 +13,13 @@ from starlette.types import Receive, Scope, Send
 
 from lunaris_server.app import create_app
 from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.core.clock import utc_now
+from lunaris_server.core.settings import Settings
+from lunaris_server.db import Database
 from lunaris_server.realtime.bus import MemoryBus
 from lunaris_server.realtime.service import Realtime
+from lunaris_server.web.state import AppState
+from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
 from tests.commands.conftest import Statements, Tokens, enrolled, heartbeat, progress
 from tests.support import RecordingApp, app_state
 
@@ -132,6 +137,18 @@ async def test_commands_waiting_when_a_process_starts_are_known_to_it(
     assert [c["command_id"] for c in handed["commands"]] == [command_id]
 
 
+def process_state(database: Database, realtime: Realtime) -> AppState:
+    """A process's state around a delivery made by hand, as the app makes it."""
+    return AppState(
+        settings=Settings(database_url=database.url),
+        database=database,
+        realtime=realtime,
+        login_throttle=LoginThrottle(failures_per_minute=30),
+        registration_throttle=RegistrationThrottle(per_secret_per_minute=600),
+        clock=utc_now,
+    )
+
+
 class Ticks:
     def __init__(self) -> None:
         self.now = 0.0
@@ -144,13 +161,10 @@ class Ticks:
 async def test_a_device_leaves_the_set_only_when_nothing_was_queued_since_the_read(
     database_url,
 ):
-    from lunaris_server.core.clock import utc_now
-    from lunaris_server.db import Database
-
     database = Database(database_url)
     realtime = Realtime(MemoryBus())
     ticks = Ticks()
-    delivery = CommandDelivery(database=database, realtime=realtime, clock=utc_now, monotonic=ticks)
+    delivery = CommandDelivery(process_state(database, realtime), monotonic=ticks)
     realtime.bus.subscribe(delivery.on_bus_message)
     try:
         assert delivery.may_have("dev-1")  # not loaded yet: anything may be waiting
@@ -183,9 +197,6 @@ async def test_a_device_leaves_the_set_only_when_nothing_was_queued_since_the_re
 
 @pytest.mark.parametrize("count", [1, 400])
 async def test_announcements_fit_the_bus(database_url, count):
-    from lunaris_server.core.clock import utc_now
-    from lunaris_server.db import Database
-
     database = Database(database_url)
     realtime = Realtime(MemoryBus())  # refuses what PostgreSQL's NOTIFY would refuse
     seen: list[dict[str, Any]] = []
@@ -194,7 +205,7 @@ async def test_announcements_fit_the_bus(database_url, count):
         seen.append(message)
 
     realtime.bus.subscribe(record)
-    delivery = CommandDelivery(database=database, realtime=realtime, clock=utc_now)
+    delivery = CommandDelivery(process_state(database, realtime))
     ids = [f"00000000-0000-4000-8000-{n:012}" for n in range(count)]
     try:
         await delivery.announce(ids)
@@ -207,12 +218,9 @@ async def test_announcements_fit_the_bus(database_url, count):
 
 async def test_after_a_bus_reconnect_the_set_is_read_again(database_url):
     """Announcements made while the bus was cut off were lost: the set is re-read."""
-    from lunaris_server.core.clock import utc_now
-    from lunaris_server.db import Database
-
     database = Database(database_url)
     realtime = Realtime(MemoryBus())
-    delivery = CommandDelivery(database=database, realtime=realtime, clock=utc_now)
+    delivery = CommandDelivery(process_state(database, realtime))
     realtime.bus.subscribe(delivery.on_bus_message)
     try:
         delivery.mark(["stale"])

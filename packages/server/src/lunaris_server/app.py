@@ -96,8 +96,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     device_cache = DeviceCache(
         ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
     )
-    delivery = CommandDelivery(database=database, realtime=realtime, clock=clock)
-    lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices(delivery)])
+    delivery = CommandDelivery(state)
+    lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices()])
     for part in (last_seen, device_cache, delivery, lifecycle):
         state.add(part)
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)

@@ -15,9 +15,9 @@ from lunaris_server.accounts.models import Role, User
 from lunaris_server.audit.service import Actor
 from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.web import get_console
-from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep, bearer_token, client_ip
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(prefix="/api", tags=["accounts"])
 
@@ -63,6 +63,7 @@ async def login(
     request: Request,
     response: Response,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> UserOut:
@@ -77,7 +78,7 @@ async def login(
         )
     finally:
         # The audit entry of a failed login is kept too.
-        await session.commit()
+        await work.commit()
     started = await sessions.start(
         session,
         user=user,
@@ -86,20 +87,25 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         ip=client_ip(request),
     )
-    await session.commit()
+    await work.commit()
     set_session_cookie(response, state.settings, started.cookie)
     return UserOut.of(user)
 
 
 @router.post("/auth/logout", status_code=204)
 async def logout(
-    request: Request, response: Response, session: SessionDep, state: StateDep, now: NowDep
+    request: Request,
+    response: Response,
+    session: SessionDep,
+    work: WorkDep,
+    state: StateDep,
+    now: NowDep,
 ) -> None:
     """Ends the cookie's session in the database, not only in this client."""
     await sessions.logout(
         session, cookie=request.cookies.get(SESSION_COOKIE), now=now, ip=client_ip(request)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     clear_session_cookie(response, state.settings)
 
 
@@ -129,7 +135,12 @@ async def list_users(_admin: AdminUser, session: SessionDep) -> list[UserOut]:
 
 @router.post("/users", status_code=201, responses={**BODY_ERRORS, **error_responses(401, 403, 409)})
 async def add_user(
-    body: NewUserRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+    body: NewUserRequest,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
 ) -> UserOut:
     user = await accounts.add_user(
         session,
@@ -139,7 +150,7 @@ async def add_user(
         now=now,
         actor=user_actor(request, admin),
     )
-    await session.commit()
+    await work.commit()
     return UserOut.of(user)
 
 
@@ -147,10 +158,15 @@ async def add_user(
     "/auth/tokens", status_code=201, responses={**BODY_ERRORS, **error_responses(401, 403)}
 )
 async def add_token(
-    body: NewTokenRequest, request: Request, user: CurrentUser, session: SessionDep, now: NowDep
+    body: NewTokenRequest,
+    request: Request,
+    user: CurrentUser,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
 ) -> NewTokenOut:
     created = await accounts.add_api_token(
         session, user=user, name=body.name, now=now, actor=user_actor(request, user)
     )
-    await session.commit()
+    await work.commit()
     return NewTokenOut(id=created.token.id, name=created.token.name, token=created.plaintext)

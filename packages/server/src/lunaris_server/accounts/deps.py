@@ -16,6 +16,7 @@ from lunaris_server.console.csrf import HEADER as CSRF_HEADER
 from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.web import get_console
 from lunaris_server.core.errors import Forbidden, NotAuthenticated
+from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import (
     SAFE_METHODS,
     NowDep,
@@ -41,7 +42,7 @@ async def authenticate_user(
         user, user_session = await sessions.authenticate(session, cookie=cookie, now=now)
         if await sessions.touch(session, user_session=user_session, now=now):
             # Its own short transaction, before the route's: read-only pages never commit.
-            await session.commit()
+            await outbox.commit(session, state)
         connection.state.user_session = user_session
         return user
     raise NotAuthenticated("log in, or send an API token (Authorization: Bearer <token>)")

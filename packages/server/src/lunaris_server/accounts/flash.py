@@ -33,6 +33,7 @@ from starlette.requests import Request
 from lunaris_server.accounts.models import SessionFlash, UserSession
 from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.core.errors import Forbidden
+from lunaris_server.realtime import outbox
 
 log = structlog.get_logger("lunaris.flash")
 
@@ -212,5 +213,5 @@ async def take(request: Request, session: AsyncSession, *, page: str, now: datet
         page=page,
         now=now,
     )
-    await session.commit()
+    await outbox.commit(session, request.app.state.lunaris)
     return taken

@@ -7,8 +7,8 @@ from lunaris_server.accounts import sessions
 from lunaris_server.accounts.cookies import clear_session_cookie
 from lunaris_server.accounts.deps import ConsoleUser, user_actor
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
-from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -40,13 +40,14 @@ async def end_session(
     _form: CheckedForm,
     user: ConsoleUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
     await sessions.end_own(
         session, user=user, session_id=session_id, now=now, actor=user_actor(request, user)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     if session_id != _current_session_id(request):
         return RedirectResponse("/settings/sessions", status_code=303)
     response = RedirectResponse("/login", status_code=303)  # this one: logged out

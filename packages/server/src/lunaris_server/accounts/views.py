@@ -18,8 +18,8 @@ from lunaris_server.console.csrf import SESSION_COOKIE
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.web import LOGIN_NONCE_COOKIE
 from lunaris_server.core.errors import DomainError, NotAuthenticated, TooManyRequests
-from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep, client_ip
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -65,6 +65,7 @@ async def login(
     form: CheckedForm,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -79,7 +80,7 @@ async def login(
             throttle=state.login_throttle,
         )
     except (NotAuthenticated, TooManyRequests) as refused:
-        await session.commit()  # keeps the audit entry of the failed login
+        await work.commit()  # keeps the audit entry of the failed login
         page = console.render(
             request,
             "pages/accounts/login.html",
@@ -96,7 +97,7 @@ async def login(
         user_agent=request.headers.get("user-agent"),
         ip=client_ip(request),
     )
-    await session.commit()
+    await work.commit()
     response = RedirectResponse(_safe_next(form.get("next")), status_code=303)
     set_session_cookie(response, state.settings, started.cookie)
     response.delete_cookie(LOGIN_NONCE_COOKIE, path="/login")
@@ -105,7 +106,12 @@ async def login(
 
 @router.post("/logout")
 async def logout(
-    request: Request, _form: CheckedForm, session: SessionDep, state: StateDep, now: NowDep
+    request: Request,
+    _form: CheckedForm,
+    session: SessionDep,
+    work: WorkDep,
+    state: StateDep,
+    now: NowDep,
 ) -> Response:
     """Ends the session in the database, not only in this browser."""
     await sessions.logout(
@@ -114,7 +120,7 @@ async def logout(
         now=now,
         ip=client_ip(request),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     response = RedirectResponse("/login", status_code=303)
     clear_session_cookie(response, state.settings)
     return response
@@ -155,6 +161,7 @@ async def add_user(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
 ) -> Response:
     try:
@@ -173,7 +180,7 @@ async def add_user(
         return await _render_users(
             request, console, session, error=refused.message, status_code=refused.status_code
         )
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings/users", status_code=303)
 
 
@@ -184,6 +191,7 @@ async def change_role(
     form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
 ) -> Response:
     await accounts.set_role(
@@ -193,7 +201,7 @@ async def change_role(
         now=now,
         actor=user_actor(request, admin),
     )
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings/users", status_code=303)
 
 
@@ -204,12 +212,13 @@ async def disable_user(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
     actor = user_actor(request, admin)
     await accounts.set_disabled(session, user_id=user_id, disabled=True, now=now, actor=actor)
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse("/settings/users", status_code=303)
 
 
@@ -220,6 +229,7 @@ async def sign_out_everywhere(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -228,7 +238,7 @@ async def sign_out_everywhere(
     await sessions.sign_out_everywhere(
         session, user=user, now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse("/settings/users", status_code=303)
 
 
@@ -239,11 +249,12 @@ async def enable_user(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
 ) -> Response:
     actor = user_actor(request, admin)
     await accounts.set_disabled(session, user_id=user_id, disabled=False, now=now, actor=actor)
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings/users", status_code=303)
 
 
@@ -265,7 +276,12 @@ async def tokens_page(
 
 @router.post("/settings/tokens")
 async def create_token(
-    request: Request, form: CheckedForm, user: ConsoleUser, session: SessionDep, now: NowDep
+    request: Request,
+    form: CheckedForm,
+    user: ConsoleUser,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
 ) -> Response:
     created = await accounts.add_api_token(
         session,
@@ -277,7 +293,7 @@ async def create_token(
     # Stored hashed: the plaintext waits for the tokens page in this session, shown once.
     shown = Flash(name=created.token.name, plaintext=created.plaintext)
     await flash.leave(request, session, page=TOKENS_FLASH_PAGE, flash=shown, now=now)
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings/tokens", status_code=303)
 
 
@@ -288,10 +304,11 @@ async def revoke_token(
     _form: CheckedForm,
     user: ConsoleUser,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
 ) -> Response:
     await accounts.revoke_api_token(
         session, user=user, token_id=token_id, now=now, actor=user_actor(request, user)
     )
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings/tokens", status_code=303)

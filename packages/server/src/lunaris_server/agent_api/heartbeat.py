@@ -124,7 +124,7 @@ async def record_heartbeat(
             cache=state.part(DeviceCache),
             ip=ip,
         )
-        await outbox.commit(session, state.realtime)
+        await outbox.commit(session, state)
         if identity is not None:
             return identity
         # Usually no query: only devices known to have commands waiting are looked up.

@@ -27,6 +27,7 @@ from lunaris_server.updates import service as updates
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep, client_ip, device_token
 from lunaris_server.web.state import AppState
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(
     prefix="/api/agent", tags=["agent"], responses={**BODY_ERRORS, **error_responses(401)}
@@ -35,7 +36,12 @@ router = APIRouter(
 
 @router.post("/register", responses=error_responses(403, 409, 429))
 async def register(
-    body: RegisterRequest, request: Request, session: SessionDep, state: StateDep, now: NowDep
+    body: RegisterRequest,
+    request: Request,
+    session: SessionDep,
+    work: WorkDep,
+    state: StateDep,
+    now: NowDep,
 ) -> RegisterResponse:
     registration = await registrations.register(
         session,
@@ -46,7 +52,7 @@ async def register(
         grace=state.settings.reenroll_grace,
         lifecycle=state.part(DeviceLifecycle),
     )
-    await outbox.commit(session, state.realtime)  # a refusal's audit entry too
+    await work.commit()  # a refusal's audit entry too
     if isinstance(registration, registrations.Refusal):
         raise registration.error
     if not registration.created:
@@ -87,7 +93,7 @@ async def update_report(body: UpdateReport, request: Request) -> UpdateReportRes
         outcome = await updates.apply_report(
             session, device_token=device_token(request), report=body, now=state.clock()
         )
-        await outbox.commit(session, state.realtime)
+        await outbox.commit(session, state)
     return UpdateReportResponse(
         added=len(outcome.added),
         changed=len(outcome.changed),
@@ -102,6 +108,7 @@ async def command_progress(
     body: CommandProgress,
     request: Request,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> CommandProgressResponse:
@@ -113,5 +120,5 @@ async def command_progress(
         session, device_id=device.id, command_id=str(command_id), progress=body, now=now
     )
     status = CommandStatus(command.status)
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return CommandProgressResponse(status=status)

@@ -12,12 +12,11 @@ from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MA
 from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.commands import service as commands
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command, CommandResult
-from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(401, 422))
 
@@ -117,6 +116,7 @@ async def create_command(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> CommandOut:
@@ -128,7 +128,7 @@ async def create_command(
         now=now,
         expires_in=state.settings.command_expiry,
     )
-    await state.part(CommandDelivery).commit_queued(session, [command.device_id])
+    await work.commit()
     return CommandOut.of(command, hostname)
 
 
@@ -140,6 +140,7 @@ async def run_package(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
     source: Annotated[
@@ -162,9 +163,7 @@ async def run_package(
         now=now,
         expires_in=state.settings.command_expiry,
     )
-    await state.part(CommandDelivery).commit_queued(
-        session, [c.device_id for c, _ in created.created]
-    )
+    await work.commit()
     return PackageRunOut(
         package_identifier=package,
         source=source,
@@ -214,6 +213,7 @@ async def cancel_command(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> CommandOut:
@@ -221,5 +221,5 @@ async def cancel_command(
         session, command_id=str(command_id), actor=user_actor(request, admin), now=now
     )
     detail = await commands.get_command(session, command_id=command.id)
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return CommandOut.of(detail.command, detail.hostname)

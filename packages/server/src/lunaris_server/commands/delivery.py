@@ -26,16 +26,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
 from lunaris_server.commands import handover
-from lunaris_server.commands import service as commands
 from lunaris_server.commands.models import Command
-from lunaris_server.core.clock import Clock
 from lunaris_server.core.security import token_hash
-from lunaris_server.db import Database
 from lunaris_server.devices.cache import DeviceCache
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.bus import Message
-from lunaris_server.realtime.service import Realtime
+from lunaris_server.web.state import AppState
 
 log = structlog.get_logger("lunaris.commands")
 
@@ -45,17 +42,11 @@ IDS_PER_MESSAGE = 150
 
 
 class CommandDelivery:
-    def __init__(
-        self,
-        *,
-        database: Database,
-        realtime: Realtime,
-        clock: Clock,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self._database = database
-        self._realtime = realtime
-        self._clock = clock
+    def __init__(self, state: AppState, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._state = state
+        self._database = state.database
+        self._realtime = state.realtime
+        self._clock = state.clock
         self._monotonic = monotonic
         # Device id -> when it was last marked as having commands waiting (monotonic).
         self._waiting: dict[str, float] = {}
@@ -101,12 +92,6 @@ class CommandDelivery:
 
     # -- telling every process ---------------------------------------------------------------------
 
-    async def commit_queued(self, session: AsyncSession, device_ids: Iterable[str]) -> None:
-        """Commits the transaction that queued commands for these devices, then announces
-        them (never before: another process could look for them and find nothing)."""
-        await outbox.commit(session, self._realtime)
-        await self.announce(device_ids)
-
     async def announce(self, device_ids: Iterable[str]) -> None:
         """After the commit that queued commands for these devices: every process learns that
         they have commands waiting, and the one holding a device's socket pushes them."""
@@ -150,7 +135,7 @@ class CommandDelivery:
         if device_id is None or not self.may_have(device_id):
             return []
         handed = await self._claim(session, device_id=device_id, now=now)
-        return [commands.to_wire(command) for command in handed]
+        return [handover.to_wire(command) for command in handed]
 
     async def push(self, device_id: str) -> int:
         """Sends the device's waiting commands over its socket, if this process holds it;
@@ -161,7 +146,7 @@ class CommandDelivery:
             handed = await self._claim(session, device_id=device_id, now=self._clock())
         sent = 0
         for command in handed:
-            text = RunUpdatesMessage(data=commands.to_wire(command)).model_dump_json()
+            text = RunUpdatesMessage(data=handover.to_wire(command)).model_dump_json()
             try:
                 if not await self._realtime.agents.send(device_id, text):
                     break
@@ -182,7 +167,7 @@ class CommandDelivery:
     ) -> list[Command]:
         read_at = self._monotonic()
         handed = await handover.claim_for_delivery(session, device_id=device_id, now=now)
-        await outbox.commit(session, self._realtime)
+        await outbox.commit(session, self._state)
         if not handed:
             self._settle(device_id, read_at=read_at)
         return handed

@@ -3,6 +3,7 @@ sent``), expiring the ones nobody started, failing the ones whose agent went qui
 those of revoked devices. Each is one conditional UPDATE, so of several processes doing it
 at once exactly one moves (and announces) each command."""
 
+import uuid
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -11,15 +12,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
     CommandStatus,
+    RunUpdatesCommand,
 )
+from lunaris_server.commands.events import WAITING, announce_change
 from lunaris_server.commands.models import Command
-from lunaris_server.commands.service import WAITING, announce_change
 from lunaris_server.devices.models import Device
 
 REVOKED_WAITING: Final = "cancelled: the device was revoked"
 REVOKED_RUNNING: Final = (
     "the device was revoked while this command was running; its agent can no longer report"
 )
+
+
+def to_wire(command: Command) -> RunUpdatesCommand:
+    return RunUpdatesCommand(
+        command_id=uuid.UUID(command.id),
+        packages=command.packages,
+        expires_at=command.expires_at,
+    )
 
 
 async def claim_for_delivery(

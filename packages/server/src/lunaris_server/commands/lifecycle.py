@@ -9,21 +9,17 @@ from lunaris_server.commands import handover
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.models import Command
 from lunaris_server.realtime import outbox
-from lunaris_server.realtime.service import Realtime
 
 
 class CommandsFollowDevices:
-    def __init__(self, delivery: CommandDelivery) -> None:
-        self._delivery = delivery
-
     async def device_revoked(self, session: AsyncSession, *, device_id: str, now: datetime) -> None:
         """Its open commands are closed (its agent can no longer fetch or report them); once
         that is committed, this process re-reads which devices have commands waiting (the
         other processes' sweeps re-read theirs)."""
         await handover.close_for_revoked(session, now=now, device_id=device_id)
 
-        async def reload(_realtime: Realtime) -> None:
-            await self._delivery.reload()
+        async def reload(process: outbox.Process) -> None:
+            await process.part(CommandDelivery).reload()
 
         outbox.after_commit(session, reload)
 

@@ -13,8 +13,9 @@ from lunaris_protocol import (
     PackageResult,
 )
 from lunaris_protocol.limits import MAX_MESSAGE
+from lunaris_server.commands.events import announce_change
 from lunaris_server.commands.models import Command, CommandResult
-from lunaris_server.commands.service import OPEN, announce_change
+from lunaris_server.commands.overlap import OPEN_STATUSES
 from lunaris_server.core.errors import NotFound
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
 from lunaris_server.updates.service import EventKind
@@ -65,7 +66,7 @@ async def apply_progress(
             details=None,
             now=now,
         )
-        if status in OPEN:
+        if status in OPEN_STATUSES:
             command.current_package = progress.package_started
         changed = True
     if progress.result is not None:
@@ -88,13 +89,13 @@ async def apply_progress(
                 note += f": {progress.message}"
             command.message = note[:MAX_MESSAGE]
             changed = True
-    elif status in OPEN and target is CommandStatus.RUNNING:
+    elif status in OPEN_STATUSES and target is CommandStatus.RUNNING:
         if status is not CommandStatus.RUNNING:
             command.status = target.value
             command.sent_at = command.sent_at or now
             command.started_at = now
             changed = True
-    elif status in OPEN:  # the last step: succeeded or failed
+    elif status in OPEN_STATUSES:  # the last step: succeeded or failed
         command.status = target.value
         command.sent_at = command.sent_at or now
         command.finished_at = now

@@ -21,26 +21,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
     CommandStatus,
-    CommandUpdated,
-    CommandUpdatedData,
-    RunUpdatesCommand,
 )
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
 from lunaris_protocol.packages import is_targetable_id
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
+from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.commands.events import announce_change
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.commands.overlap import OPEN_STATUSES
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.realtime.outbox import announce
+from lunaris_server.realtime import outbox
 from lunaris_server.updates.models import DeviceUpdate
 
 RUN_UPDATES: Final = "RUN_UPDATES"
 
-WAITING: Final = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
-"""Handed to the agent (again) until it reports that it started."""
 OPEN: Final = frozenset(OPEN_STATUSES)
 
 SOURCES: Final = ("winget", "msstore")
@@ -57,29 +54,6 @@ class CommandDetail:
     command: Command
     hostname: str
     results: list[CommandResult]
-
-
-def to_wire(command: Command) -> RunUpdatesCommand:
-    return RunUpdatesCommand(
-        command_id=uuid.UUID(command.id),
-        packages=command.packages,
-        expires_at=command.expires_at,
-    )
-
-
-def announce_change(session: AsyncSession, command: Command, *, now: datetime) -> None:
-    command.updated_at = now
-    announce(
-        session,
-        CommandUpdated(
-            data=CommandUpdatedData(
-                command_id=uuid.UUID(command.id),
-                device_id=uuid.UUID(command.device_id),
-                status=CommandStatus(command.status),
-                updated_at=now,
-            )
-        ),
-    )
 
 
 def _new_command(
@@ -201,6 +175,7 @@ async def create_for_device(
         },
         now=now,
     )
+    _announce_waiting(session, [command.device_id])
     return command, device.hostname
 
 
@@ -280,7 +255,21 @@ async def create_for_package(
         },
         now=now,
     )
+    _announce_waiting(session, [command.device_id for command, _ in created])
     return PackageRun(created, skipped=len(covered))
+
+
+def _announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:
+    """Once the commands are committed (never before: another process could look for them
+    and find nothing), every process learns that these devices have commands waiting, and
+    the one holding a device's socket pushes them."""
+    if not device_ids:
+        return
+
+    async def announce(process: outbox.Process) -> None:
+        await process.part(CommandDelivery).announce(device_ids)
+
+    outbox.after_commit(session, announce)
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,7 +27,7 @@ async def sweep_once(state: AppState) -> int:
         expired = await handover.expire_overdue(session, now=now)
         stalled = await handover.fail_stalled(session, now=now, quiet_for=quiet_for)
         revoked = await handover.close_for_revoked(session, now=now)
-        await outbox.commit(session, state.realtime)
+        await outbox.commit(session, state)
     if expired:
         log.info("commands expired", count=len(expired))
     if stalled:

@@ -13,7 +13,6 @@ from lunaris_protocol.limits import MAX_IDENTIFIER
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries
 from lunaris_server.commands import service as commands
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.queries import CommandQuery
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
@@ -21,8 +20,8 @@ from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
-from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -154,6 +153,7 @@ async def create_command(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -179,7 +179,7 @@ async def create_command(
             raise
         # htmx swaps only 2xx answers: the panel says what was refused instead.
         return await _device_panel(request, console, session, device_id, error=refused.message)
-    await state.part(CommandDelivery).commit_queued(session, [device_id])
+    await work.commit()
     if wants_fragment(request):
         return await _device_panel(request, console, session, device_id)
     return RedirectResponse(f"/devices/{device_id}#device-commands", status_code=303)
@@ -193,6 +193,7 @@ async def cancel_command(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -208,7 +209,7 @@ async def cancel_command(
             raise
         error = refused.message
     else:
-        await outbox.commit(session, state.realtime)
+        await work.commit()
     row = await queries.command_row(session, command_id=command_id)
     if view == DEVICE_VIEW:
         if wants_fragment(request):
@@ -228,6 +229,7 @@ async def run_package(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -263,9 +265,7 @@ async def run_package(
         return console.render(
             request, "partials/commands/run_refused.html", {"message": refused.message}
         )
-    await state.part(CommandDelivery).commit_queued(
-        session, [c.device_id for c, _ in created.created]
-    )
+    await work.commit()
     # The list, where the new commands show their progress (and how many were skipped).
     target = f"/commands?skipped={created.skipped}" if created.skipped else "/commands"
     if wants_fragment(request):

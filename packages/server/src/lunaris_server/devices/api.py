@@ -16,11 +16,11 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
 from lunaris_server.web.state import AppState
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 
@@ -139,6 +139,7 @@ async def revoke_device(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
     block: Annotated[bool, Query()] = False,
@@ -153,7 +154,7 @@ async def revoke_device(
         lifecycle=state.part(DeviceLifecycle),
         block=block,
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return device_out(device, state, now)
 
 

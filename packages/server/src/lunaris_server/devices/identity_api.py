@@ -16,9 +16,9 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.api import DeviceOut, device_out
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import DeviceSplit
-from lunaris_server.realtime import outbox
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(prefix="/api/devices", tags=["devices"], responses=error_responses(401, 422))
 
@@ -57,6 +57,7 @@ async def decide_reenrollment(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> ReenrollmentOut:
@@ -70,7 +71,7 @@ async def decide_reenrollment(
         now=now,
         actor=user_actor(request, admin),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return ReenrollmentOut.model_validate(decided, from_attributes=True)
 
 
@@ -80,6 +81,7 @@ async def clear_clone_flag(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> DeviceOut:
@@ -87,7 +89,7 @@ async def clear_clone_flag(
     device = await clones.clear_flag(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return device_out(device, state, now)
 
 
@@ -133,6 +135,7 @@ async def split_device(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> SplitOut:
@@ -146,7 +149,7 @@ async def split_device(
         now=now,
         actor=user_actor(request, admin),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return SplitOut.of(split)
 
 
@@ -163,6 +166,7 @@ async def cancel_split(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> DeviceOut:
@@ -170,7 +174,7 @@ async def cancel_split(
     device = await splits.cancel_split(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return device_out(device, state, now)
 
 
@@ -188,6 +192,7 @@ async def merge_device(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> DeviceOut:
@@ -202,5 +207,5 @@ async def merge_device(
         actor=user_actor(request, admin),
         lifecycle=state.part(DeviceLifecycle),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return device_out(device, state, now)

@@ -14,8 +14,8 @@ from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.views import canonical_id
-from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -27,13 +27,14 @@ async def clear_clone_flag(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
     """An admin says the device is one PC after all (it moved back and forth)."""
     canonical = canonical_id(device_id)
     await clones.clear_flag(session, device_id=canonical, now=now, actor=user_actor(request, admin))
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse(f"/devices/{canonical}", status_code=303)
 
 
@@ -46,6 +47,7 @@ async def decide_reenrollment(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -59,7 +61,7 @@ async def decide_reenrollment(
         now=now,
         actor=user_actor(request, admin),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse(f"/devices/{canonical}", status_code=303)
 
 
@@ -70,6 +72,7 @@ async def split_device(
     form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -85,7 +88,7 @@ async def split_device(
         now=now,
         actor=user_actor(request, admin),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse(f"/devices/{canonical}", status_code=303)
 
 
@@ -96,6 +99,7 @@ async def cancel_split(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -103,7 +107,7 @@ async def cancel_split(
     await splits.cancel_split(
         session, device_id=canonical, now=now, actor=user_actor(request, admin)
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse(f"/devices/{canonical}", status_code=303)
 
 
@@ -114,6 +118,7 @@ async def merge_device(
     form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -132,5 +137,5 @@ async def merge_device(
         actor=user_actor(request, admin),
         lifecycle=state.part(DeviceLifecycle),
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse(f"/devices/{canonical}", status_code=303)

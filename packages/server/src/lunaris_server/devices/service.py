@@ -18,7 +18,6 @@ from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.outbox import announce
-from lunaris_server.realtime.service import Realtime
 
 
 async def revoke(
@@ -57,9 +56,9 @@ async def revoke(
     announce(session, events.device_status(device))
     revoked_id = device.id
 
-    async def close_sockets(realtime: Realtime) -> None:
+    async def close_sockets(process: outbox.Process) -> None:
         # Its token no longer works: its push socket closes on every process.
-        await realtime.agents.disconnect([revoked_id], reason="device revoked")
+        await process.realtime.agents.disconnect([revoked_id], reason="device revoked")
 
     outbox.after_commit(session, close_sockets)
     await _audit_revoke(session, device, actor=actor, block=block, now=now)

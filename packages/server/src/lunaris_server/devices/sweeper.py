@@ -16,7 +16,7 @@ log = structlog.get_logger("lunaris.sweeper")
 async def sweep_once(state: AppState) -> int:
     async with state.database.session() as session:
         gone = await devices.mark_offline(session, liveness=state.liveness, now=state.clock())
-        await outbox.commit(session, state.realtime)
+        await outbox.commit(session, state)
     if gone:
         log.info("devices went offline", count=len(gone))
     return len(gone)

@@ -22,9 +22,9 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
-from lunaris_server.realtime import outbox
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -145,6 +145,7 @@ async def revoke_device(
     form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -163,5 +164,5 @@ async def revoke_device(
         lifecycle=state.part(DeviceLifecycle),
         block=choice == "block",
     )
-    await outbox.commit(session, state.realtime)
+    await work.commit()
     return RedirectResponse("/devices", status_code=303)

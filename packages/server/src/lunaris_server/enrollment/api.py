@@ -12,6 +12,7 @@ from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.models import EnrollmentSecret
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, RowId, SessionDep
+from lunaris_server.web.unit_of_work import WorkDep
 
 router = APIRouter(
     prefix="/api/enrollment-secrets", tags=["enrollment"], responses=error_responses(401, 403)
@@ -55,7 +56,12 @@ async def list_secrets(_admin: AdminUser, session: SessionDep) -> list[SecretOut
 
 @router.post("", status_code=201, responses=BODY_ERRORS)
 async def create_secret(
-    body: NewSecretRequest, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+    body: NewSecretRequest,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
 ) -> CreatedSecretOut:
     created = await enrollment.create_secret(
         session,
@@ -65,7 +71,7 @@ async def create_secret(
         now=now,
         actor=user_actor(request, admin),
     )
-    await session.commit()
+    await work.commit()
     return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)
 
 
@@ -82,6 +88,7 @@ async def rotate_secret(
     request: Request,
     admin: AdminUser,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
     body: RotateRequest | None = None,
 ) -> CreatedSecretOut:
@@ -94,16 +101,21 @@ async def rotate_secret(
         actor=user_actor(request, admin),
         grace=timedelta(seconds=(body or RotateRequest()).grace_s),
     )
-    await session.commit()
+    await work.commit()
     return CreatedSecretOut(**SecretOut.of(created.secret).model_dump(), secret=created.plaintext)
 
 
 @router.delete("/{secret_id}", responses=error_responses(404, 422))
 async def revoke_secret(
-    secret_id: RowId, request: Request, admin: AdminUser, session: SessionDep, now: NowDep
+    secret_id: RowId,
+    request: Request,
+    admin: AdminUser,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
 ) -> SecretOut:
     secret = await enrollment.revoke_secret(
         session, secret_id=secret_id, now=now, actor=user_actor(request, admin)
     )
-    await session.commit()
+    await work.commit()
     return SecretOut.of(secret)

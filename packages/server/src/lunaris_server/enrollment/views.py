@@ -4,7 +4,6 @@ enrollment secrets installers are given."""
 from datetime import datetime, timedelta
 
 from fastapi import APIRouter, Request
-from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import FileResponse, RedirectResponse, Response
 
 from lunaris_server.accounts import flash
@@ -17,6 +16,7 @@ from lunaris_server.enrollment import installer
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.service import CreatedSecret
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
+from lunaris_server.web.unit_of_work import UnitOfWork, WorkDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -71,13 +71,13 @@ async def settings_page(
 
 
 async def _shown_once(
-    request: Request, session: AsyncSession, created: CreatedSecret, now: datetime
+    request: Request, work: UnitOfWork, created: CreatedSecret, now: datetime
 ) -> Response:
     """The plaintext waits for the settings page in this session (it is stored hashed);
     the redirect lets a reload of that page create nothing."""
     secret = Flash(name=created.secret.name, plaintext=created.plaintext)
-    await flash.leave(request, session, page=FLASH_PAGE, flash=secret, now=now)
-    await session.commit()
+    await flash.leave(request, work.session, page=FLASH_PAGE, flash=secret, now=now)
+    await work.commit()
     return RedirectResponse(SECRETS, status_code=303)
 
 
@@ -97,6 +97,7 @@ async def create_secret(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -119,7 +120,7 @@ async def create_secret(
             error=refused.message,
             status_code=refused.status_code,
         )
-    return await _shown_once(request, session, created, now)
+    return await _shown_once(request, work, created, now)
 
 
 @router.post("/settings/enrollment-secrets/{secret_id}/revoke")
@@ -129,12 +130,13 @@ async def revoke_secret(
     _form: CheckedForm,
     admin: ConsoleAdmin,
     session: SessionDep,
+    work: WorkDep,
     now: NowDep,
 ) -> Response:
     await enrollment.revoke_secret(
         session, secret_id=secret_id, now=now, actor=user_actor(request, admin)
     )
-    await session.commit()
+    await work.commit()
     return RedirectResponse("/settings", status_code=303)
 
 
@@ -146,6 +148,7 @@ async def rotate_secret(
     admin: ConsoleAdmin,
     console: ConsoleDep,
     session: SessionDep,
+    work: WorkDep,
     state: StateDep,
     now: NowDep,
 ) -> Response:
@@ -157,7 +160,7 @@ async def rotate_secret(
         return await _render(
             request, console, session, state, error=refused.message, status_code=refused.status_code
         )
-    return await _shown_once(request, session, created, now)
+    return await _shown_once(request, work, created, now)
 
 
 @router.get("/downloads/{name}")

@@ -9,6 +9,7 @@ from starlette.websockets import WebSocketState
 
 from lunaris_server.accounts.deps import authenticate_user
 from lunaris_server.core.errors import NotAuthenticated
+from lunaris_server.realtime import outbox
 from lunaris_server.realtime.console_hub import RESYNC, ConsoleClient
 from lunaris_server.web.deps import same_origin
 from lunaris_server.web.state import AppState
@@ -36,7 +37,7 @@ async def console_socket(websocket: WebSocket) -> None:
     try:
         async with state.database.session() as session:
             await authenticate_user(websocket, session, state, state.clock())
-            await session.commit()
+            await outbox.commit(session, state)
         user_session = getattr(websocket.state, "user_session", None)
     except NotAuthenticated:
         await websocket.close(code=POLICY_VIOLATION, reason="not authenticated")

@@ -7,7 +7,7 @@ that refetches on an event always finds the committed state.
 """
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,9 +24,22 @@ _OUTBOX = "lunaris.outbox"
 _MESSAGES = "lunaris.outbox.messages"
 _AFTER_COMMIT = "lunaris.outbox.after_commit"
 
-AfterCommit = Callable[["Realtime"], Awaitable[None]]
-"""Work for once the transaction has committed (closing a revoked device's sockets, say),
-given the process's realtime layer."""
+T = TypeVar("T")
+
+
+class Process(Protocol):
+    """What a commit needs of the server process (``web.state.AppState`` is one): its realtime
+    layer, and its long-lived parts, which after-commit work may ask for by type."""
+
+    @property
+    def realtime(self) -> "Realtime": ...
+
+    def part(self, kind: type[T]) -> T: ...
+
+
+AfterCommit = Callable[[Process], Awaitable[None]]
+"""Work for once the transaction has committed (closing a revoked device's sockets, telling
+every process that commands wait), given the process."""
 
 
 def announce(session: AsyncSession, event: ConsoleEvent) -> None:
@@ -48,7 +61,11 @@ def take_messages(session: AsyncSession) -> "list[Message]":
     return messages
 
 
-async def commit(session: AsyncSession, realtime: "Realtime") -> None:
+async def commit(session: AsyncSession, process: Process) -> None:
+    """The one way a transaction ends: commit, then publish what it announced, then run its
+    after-commit work. A failure after the commit is logged: the change is made, and the
+    processes' periodic checks catch up on what was not told."""
+    realtime = process.realtime
     if session.in_transaction():  # a request that never touched the database has nothing to end
         await session.commit()
     for message in take_messages(session):
@@ -67,6 +84,6 @@ async def commit(session: AsyncSession, realtime: "Realtime") -> None:
     hooks: list[AfterCommit] = session.info.pop(_AFTER_COMMIT, [])
     for hook in hooks:
         try:
-            await hook(realtime)
+            await hook(process)
         except Exception:
             log.exception("after-commit work failed")

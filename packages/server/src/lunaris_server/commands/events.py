@@ -1,0 +1,30 @@
+"""The console event every change of a command announces, and the statuses a command waits
+in for its agent."""
+
+import uuid
+from datetime import datetime
+from typing import Final
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_protocol import CommandStatus, CommandUpdated, CommandUpdatedData
+from lunaris_server.commands.models import Command
+from lunaris_server.realtime.outbox import announce
+
+WAITING: Final = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
+"""Handed to the agent (again) until it reports that it started."""
+
+
+def announce_change(session: AsyncSession, command: Command, *, now: datetime) -> None:
+    command.updated_at = now
+    announce(
+        session,
+        CommandUpdated(
+            data=CommandUpdatedData(
+                command_id=uuid.UUID(command.id),
+                device_id=uuid.UUID(command.device_id),
+                status=CommandStatus(command.status),
+                updated_at=now,
+            )
+        ),
+    )
