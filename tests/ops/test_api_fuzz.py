@@ -111,6 +111,11 @@ def test_operation_answers_as_documented(case: schemathesis.Case, fleet: Fleet) 
     )
 
 
+REFUSED_BY_RULE = {"/api/updates/Bad%00.Id/run"}
+"""Refused on every database before any query: no winget id holds a control character
+(``lunaris_protocol.packages.is_targetable_id``)."""
+
+
 @pytest.mark.parametrize(
     ("method", "path", "body"),
     [
@@ -129,7 +134,10 @@ def test_a_nul_character_is_invalid_input_not_a_server_error(
     """PostgreSQL cannot store U+0000 in text: there such a request is refused (422), and
     SQLite, which can, answers it as any other request."""
     response = fleet.http.request(method, path, json=body, headers=fleet.headers_for(path))
-    if backend == "postgresql":
+    if path in REFUSED_BY_RULE:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_input"
+    elif backend == "postgresql":
         assert response.status_code == 422, response.text
         assert response.json()["error"]["code"] == "invalid_request"
     else:
