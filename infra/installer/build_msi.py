@@ -30,8 +30,8 @@ import sys
 import time
 import tomllib
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Final
@@ -39,9 +39,8 @@ from xml.etree import ElementTree as ET
 
 import embedded_python
 from embedded_python import Runtime, Trust, VerificationError
+from installer_common import HERE, ROOT, SERVICE_NAME, msi_file_name, progress_step, table_rows
 
-HERE: Final = Path(__file__).resolve().parent
-ROOT: Final = HERE.parent.parent
 PINS: Final = HERE / "pins.toml"
 WXS: Final = HERE / "lunaris-agent.wxs"
 
@@ -53,7 +52,6 @@ MSI_VERSION: Final = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,5})")
 Windows Installer when it compares versions, so it is refused here."""
 WIX_NAMESPACE: Final = "http://schemas.microsoft.com/wix/2006/wi"
 
-SERVICE_NAME: Final = "LunarisAgentService"
 SERVICE_COMPONENT: Final = "AgentService"
 RESTART_DELAYS_MS: Final = (10_000, 60_000, 300_000)
 FAILURE_COUNT_RESET_S: Final = 24 * 3600
@@ -249,7 +247,7 @@ def build(options: Options) -> Path:
         )
         patch_msi(tools, unpatched, work)
         options.output_dir.mkdir(parents=True, exist_ok=True)
-        msi = options.output_dir / f"lunaris-agent-{options.version}-x64.msi"
+        msi = options.output_dir / msi_file_name(options.version)
         partial = msi.with_suffix(".msi.partial")
         shutil.copyfile(unpatched, partial)
         partial.replace(msi)
@@ -576,9 +574,7 @@ def insert(table: str, **row: str | int) -> str:
 
 def msi_rows(tools: Tools, msi: Path, table: str) -> list[dict[str, str]]:
     """A table's rows, as msiinfo exports it: column names, types, table name and keys, rows."""
-    lines = run([tools.msiinfo, "export", str(msi), table], capture=True).splitlines()
-    columns = lines[0].split("\t")
-    return [dict(zip(columns, line.split("\t"), strict=True)) for line in lines[3:] if line]
+    return table_rows(run([tools.msiinfo, "export", str(msi), table], capture=True))
 
 
 def msi_table(tools: Tools, msi: Path, table: str) -> dict[str, str]:
@@ -608,12 +604,8 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-@contextmanager
-def step(title: str) -> Iterator[None]:
-    say(f"==> {title}")
-    started = time.monotonic()
-    yield
-    say(f"    done in {time.monotonic() - started:.1f} s")
+def step(title: str) -> AbstractContextManager[None]:
+    return progress_step(title, out=sys.stderr, done="    done in {:.1f} s")
 
 
 if __name__ == "__main__":

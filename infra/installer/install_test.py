@@ -61,9 +61,15 @@ from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 from typing import Any, Final, TypeVar
 
-HERE: Final = Path(__file__).resolve().parent
-ROOT: Final = HERE.parent.parent
-SERVICE: Final = "LunarisAgentService"
+from installer_common import (
+    HERE,
+    ROOT,
+    SERVICE_NAME,
+    progress_step,
+    table_rows,
+    version_in_file_name,
+)
+
 INSTALLER_KEY: Final = r"HKLM\SOFTWARE\Lunaris\Agent\Installer"
 UNINSTALL_KEY: Final = r"HKLM\SOFTWARE\Microsoft\Windows\CurrentVersion\Uninstall"
 WINGET_SAMPLE: Final = ROOT / "tests" / "agent" / "winget_samples" / "001-upgrade-basic"
@@ -444,10 +450,8 @@ class InstallTest:
     @contextlib.contextmanager
     def step(self, title: str) -> Iterator[None]:
         self.current_step = title
-        started = time.monotonic()
-        print(f"==> {title}", flush=True)
-        yield
-        print(f"    ok ({time.monotonic() - started:.1f} s)", flush=True)
+        with progress_step(title, out=sys.stdout, done="    ok ({:.1f} s)"):
+            yield
 
     def note(self, fact: str) -> None:
         print(f"    {fact}", flush=True)
@@ -523,7 +527,7 @@ class InstallTest:
         with self.step("uninstall"):
             self.machine.before_uninstall(self)
             self.msiexec("/x", newer, log="uninstall")
-            query = self.machine.run("sc", "query", SERVICE)
+            query = self.machine.run("sc", "query", SERVICE_NAME)
             if "STATE" in query.stdout:
                 raise Failed(f"the service is still there:\n{query.stdout}")
             left = self.files_left()
@@ -560,7 +564,7 @@ class InstallTest:
 
     def wait_for_state(self, state: str) -> str:
         def current() -> str | None:
-            output = self.machine.run("sc", "query", SERVICE).stdout
+            output = self.machine.run("sc", "query", SERVICE_NAME).stdout
             match = re.search(r"STATE\s*:\s*(\d+\s+(\w+))", output)
             if match is None:
                 return None
@@ -644,9 +648,9 @@ class InstallTest:
         self.facts.append(f"stand-in scan: {len(found)} updates")
 
     def service(self, action: str) -> None:
-        result = self.machine.run("sc", action, SERVICE, console=True)
+        result = self.machine.run("sc", action, SERVICE_NAME, console=True)
         if result.returncode != 0:
-            raise Failed(f"sc {action} {SERVICE} exited with {result.returncode}")
+            raise Failed(f"sc {action} {SERVICE_NAME} exited with {result.returncode}")
 
     def files_left(self) -> list[str]:
         left = []
@@ -695,12 +699,12 @@ class InstallTest:
             "MsiHiddenProperties keeps the secret out of the install log",
             "the secret is in install.log",
         )
-        key = rf"HKLM\SYSTEM\CurrentControlSet\Services\{SERVICE}"
+        key = rf"HKLM\SYSTEM\CurrentControlSet\Services\{SERVICE_NAME}"
         image = self.machine.run("reg", "query", key, "/v", "ImagePath").stdout
         match = re.search(r"ImagePath\s+REG_\w+\s+(.+)", image)
         image_path = match.group(1).strip() if match else image.strip()
         self.windows_only(image_path.startswith('"'), "the service path is quoted", image_path)
-        failure = self.machine.run("sc", "qfailure", SERVICE).stdout
+        failure = self.machine.run("sc", "qfailure", SERVICE_NAME).stdout
         self.windows_only("RESTART" in failure.upper(), "restart on failure", failure.strip())
         if self.machine.real_windows:
             acl = self.machine.run("icacls", str(self.machine.program_data)).stdout
@@ -775,9 +779,9 @@ def read_msi_log(path: Path) -> str:
 
 def msi_version(msi: Path) -> str:
     """The ProductVersion: from the build's file name, else from the MSI (msiinfo)."""
-    named = re.fullmatch(r"lunaris-agent-(\d+\.\d+\.\d+)-x64\.msi", msi.name)
-    if named:
-        return named.group(1)
+    named = version_in_file_name(msi.name)
+    if named is not None:
+        return named
     output = subprocess.run(
         ["msiinfo", "export", str(msi), "Property"],
         capture_output=True,
@@ -785,10 +789,10 @@ def msi_version(msi: Path) -> str:
         check=True,
         timeout=60,
     ).stdout
-    match = re.search(r"^ProductVersion\t(\S+)", output, re.MULTILINE)
-    if match is None:
+    versions = [row["Value"] for row in table_rows(output) if row["Property"] == "ProductVersion"]
+    if not versions:
         raise Failed(f"{msi.name} has no ProductVersion")
-    return match.group(1)
+    return versions[0]
 
 
 def bump(version: str) -> str:
