@@ -17,6 +17,7 @@ from lunaris_protocol.limits import (
     MAX_UPDATES_PER_REPORT,
     MAX_VERSION,
 )
+from lunaris_protocol.tags import TagList
 from lunaris_protocol.text import DISPLAY_TEXT, IDENTIFIER, MESSAGE_TEXT
 
 Hostname = Annotated[str, StringConstraints(min_length=1, max_length=MAX_HOSTNAME), IDENTIFIER]
@@ -41,6 +42,9 @@ class RegisterRequest(WireModel):
     registration_key: Secret | None = None
     """A random key the agent made and sends with every attempt until it is registered: an
     admin's approval of a re-enrolment admits the agent holding this key, nobody else."""
+    tags: TagList | None = None
+    """The tags in the agent's config (``berlin,finance``); null from agents that have none
+    to say (older ones): the device's agent tags stay as they are."""
 
 
 class RegisterResponse(WireReply):
@@ -103,6 +107,9 @@ class UpdateReport(WireModel):
 
     updates: list[UpdateItem] = Field(default_factory=list, max_length=MAX_UPDATES_PER_REPORT)
     scan_error: ScanError | None = None
+    tags: TagList | None = None
+    """The tags in the agent's config now, so a changed config shows at the next scan; null
+    from agents that have none to say (older ones): the device's agent tags stay as they are."""
 
 
 class UpdateReportResponse(WireReply):
