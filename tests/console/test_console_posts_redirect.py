@@ -214,6 +214,34 @@ async def run_package(c: Console) -> Submission:
     return "/updates/run", {"package": "Git.Git", "source": "winget", "confirmed": "yes"}
 
 
+async def set_device_tags(c: Console) -> Submission:
+    device_id, _, _ = await _device(c)
+    return f"/devices/{device_id}/tags", {"tags": "berlin, kiosk"}
+
+
+async def bulk_tags(c: Console) -> Submission:
+    await _device(c)
+    return "/devices/bulk-tags", {"scope": "matching", "tags": "berlin", "change": "add"}
+
+
+async def create_group(_c: Console) -> Submission:
+    return "/groups", {"name": "Berlin", "hostname_glob": "PC-BER-*"}
+
+
+async def _group(c: Console) -> int:
+    created = await c.http.post("/groups", data={"name": "Pilot", "csrf_token": c.token})
+    assert created.status_code == 303, created.text
+    return int(created.headers["location"].rsplit("/", 1)[1])
+
+
+async def update_group(c: Console) -> Submission:
+    return f"/groups/{await _group(c)}", {"name": "Pilot ring", "tags": "it"}
+
+
+async def delete_group(c: Console) -> Submission:
+    return f"/groups/{await _group(c)}/delete", {}
+
+
 async def logout(_c: Console) -> Submission:
     return "/logout", {}
 
@@ -240,6 +268,11 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/devices/{device_id}/commands": run_on_device,
     "/commands/{command_id}/cancel": cancel_command,
     "/updates/run": run_package,
+    "/devices/{device_id}/tags": set_device_tags,
+    "/devices/bulk-tags": bulk_tags,
+    "/groups": create_group,
+    "/groups/{group_id}": update_group,
+    "/groups/{group_id}/delete": delete_group,
 }
 LOGIN = "/login"
 """Submitted logged out, by test_logging_in_redirects."""

@@ -172,6 +172,25 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
     revoked = await http.post(f"/api/devices/{old['device_id']}/revoke", headers=api)
     assert revoked.status_code == 200, revoked.text
 
+    # A group with outside text in every field it shows, and tags on the devices.
+    group = await http.post(
+        "/api/groups",
+        json={
+            "name": v.text("group name"),
+            "description": v.text("group description"),
+            "hostname_glob": v.text("glob"),
+            "os_contains": v.text("os contains"),
+            "tags": ["berlin"],
+            "device_ids": [DEVICE_IDS[0]],
+        },
+        headers=api,
+    )
+    assert group.status_code == 201, group.text
+    tagged = await http.put(
+        f"/api/devices/{DEVICE_IDS[0]}/tags", json={"tags": ["berlin", "kiosk"]}, headers=api
+    )
+    assert tagged.status_code == 200, tagged.text
+
     # Another PC asks to enroll the first device again (shown on its page for an admin).
     asking = {**body, "device_id": DEVICE_IDS[0], "hostname": v.text("asking host")}
     asked = await http.post("/api/agent/register", json={**asking, "registration_key": "k"})
@@ -193,7 +212,15 @@ def page_urls(world: World) -> dict[str, list[str]]:
     return {
         "/": ["/"],
         "/dashboard/{fragment}": [f"/dashboard/{f}" for f in ("stats", "charts", "recent")],
-        "/devices": ["/devices", f"/devices?q={search}", "/devices?sort=-updates_count"],
+        "/devices": [
+            "/devices",
+            f"/devices?q={search}",
+            "/devices?sort=-updates_count",
+            "/devices?group_id=1",
+            "/devices?tag=berlin",
+        ],
+        "/groups": ["/groups"],
+        "/groups/{group_id}": ["/groups/1"],
         "/devices.csv": ["/devices.csv", f"/devices.csv?q={search}"],
         "/devices/{device_id}": devices,
         "/devices/{device_id}/fragments/{fragment}": [

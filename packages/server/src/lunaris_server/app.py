@@ -41,6 +41,7 @@ from lunaris_server.dashboard import views as dashboard_views
 from lunaris_server.dashboard.figures import fleet_figures
 from lunaris_server.db import Database
 from lunaris_server.devices import api as devices_api
+from lunaris_server.devices import groups_api, groups_views, tags_api
 from lunaris_server.devices import identity_api as device_identity_api
 from lunaris_server.devices import identity_views as device_identity_views
 from lunaris_server.devices import sweeper as device_sweeper
@@ -145,7 +146,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.state.metrics = server_metrics
     for router in (
         agent_router,
+        tags_api.router,
         devices_api.router,
+        groups_api.router,
+        groups_views.router,
         device_identity_api.router,
         updates_api.router,
         commands_api.router,

@@ -13,11 +13,12 @@ from lunaris_server.commands import queries as command_queries
 from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import NotFound
-from lunaris_server.devices import clones, reenrollments, splits
+from lunaris_server.devices import clones, groups, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.views import canonical_id, device_view
+from lunaris_server.devices.tags import tags_of
+from lunaris_server.devices.views import canonical_id, device_rows, device_view
 from lunaris_server.updates import queries as update_queries
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
@@ -37,8 +38,10 @@ async def _detail_context(
     events, events_total = await update_queries.device_events(
         session, device_id=device.id, limit=HISTORY_SHOWN, offset=0
     )
+    tags = await tags_of(session, [device.id])
     return {
-        **device_view(device, state, now),
+        **device_view(device, state, now, tags[device.id]),
+        "memberships": await groups.groups_of(session, device_id=device.id),
         "updates": await update_queries.device_updates(session, device_id=device.id),
         "events": events,
         "events_total": events_total,
@@ -98,7 +101,7 @@ async def device_fragment(
     except NotFound:
         return _gone(request, console, canonical, fragment)
     if fragment == "row":
-        context = device_view(device, state, now)
+        context = (await device_rows(session, [device], state, now))[0]
     else:
         context = await _detail_context(session, state, now, device)
     return console.render(request, f"partials/devices/{fragment}.html", context)

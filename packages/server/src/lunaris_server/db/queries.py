@@ -1,7 +1,12 @@
 """Small query helpers shared by the domain services."""
 
+from collections.abc import Sequence
 from enum import StrEnum
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from sqlalchemy import Table
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.core.errors import InvalidInput
 
@@ -21,3 +26,17 @@ def parse_sort(sort: str, fields: type[SortField], *, what: str) -> tuple[SortFi
     except ValueError:
         allowed = ", ".join(field.value for field in fields)
         raise InvalidInput(f"cannot sort {what} by {sort!r}; use one of: {allowed}") from None
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+async def insert_missing(
+    session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]], *, batch: int = 5_000
+) -> None:
+    """Inserts ``rows``, leaving out any whose key is there already (``ON CONFLICT DO
+    NOTHING``, which both databases have): two requests adding the same row both succeed."""
+    dialect_insert: Any = _INSERTS[session.get_bind().dialect.name]
+    insert = dialect_insert(table).on_conflict_do_nothing()
+    for start in range(0, len(rows), batch):
+        await session.execute(insert, list(rows[start : start + batch]))

@@ -6,8 +6,10 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus
+from lunaris_protocol.tags import MAX_TAG, Tag
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import clones
@@ -16,6 +18,7 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.devices.tags import Tags, tags_of
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
@@ -60,10 +63,14 @@ class DeviceOut(BaseModel):
     clone_suspected: CloneSuspectedOut | None = None
     split_pending: bool = False
     """An admin split this identity; the other PC takes its own at its next heartbeat."""
+    tags: list[str] = []
+    """Tags set by admins (``PUT /api/devices/{id}/tags``)."""
+    agent_tags: list[str] = []
+    """Tags the agent's config claims (any PC can claim any of these)."""
 
     @classmethod
     def of(
-        cls, device: Device, *, liveness: Liveness, now: datetime, connected: bool
+        cls, device: Device, *, liveness: Liveness, now: datetime, connected: bool, tags: Tags
     ) -> "DeviceOut":
         scan_error = None
         if device.scan_error_at is not None:
@@ -93,6 +100,8 @@ class DeviceOut(BaseModel):
                 addresses=clones.seen_addresses(device),
             ),
             split_pending=device.split_pending,
+            tags=tags.admin,
+            agent_tags=tags.agent,
         )
 
 
@@ -107,6 +116,8 @@ async def list_devices(
     status: DeviceStatus | None = None,
     has_updates: bool | None = None,
     has_scan_error: bool | None = None,
+    group_id: Annotated[int | None, Query(ge=1, description="only the group's devices")] = None,
+    tag: Annotated[Tag | None, Query(max_length=MAX_TAG, description="with this tag")] = None,
     sort: Annotated[str, Query(max_length=32, description="field, '-field' descending")] = (
         "hostname"
     ),
@@ -117,6 +128,8 @@ async def list_devices(
         status=status,
         has_updates=has_updates,
         has_scan_error=has_scan_error,
+        group_id=group_id,
+        tag=tag,
         sort=sort_by,
         descending=descending,
         limit=page.limit,
@@ -125,8 +138,9 @@ async def list_devices(
     rows, total = await device_queries.list_devices(
         session, query=query, liveness=state.liveness, now=now
     )
+    tags = await tags_of(session, (d.id for d in rows))
     return Paginated(
-        items=[device_out(d, state, now) for d in rows],
+        items=[device_out(d, state, now, tags[d.id]) for d in rows],
         total=total,
         limit=page.limit,
         offset=page.offset,
@@ -155,7 +169,7 @@ async def revoke_device(
         block=block,
     )
     await work.commit()
-    return device_out(device, state, now)
+    return await device_out_of(session, device, state, now)
 
 
 @router.get("/{device_id}", responses=error_responses(404))
@@ -163,9 +177,17 @@ async def get_device(
     device_id: UUID, _user: CurrentUser, session: SessionDep, state: StateDep, now: NowDep
 ) -> DeviceOut:
     device = await devices.get_device(session, device_id=str(device_id))
-    return device_out(device, state, now)
+    return await device_out_of(session, device, state, now)
 
 
-def device_out(device: Device, state: AppState, now: datetime) -> DeviceOut:
+def device_out(device: Device, state: AppState, now: datetime, tags: Tags) -> DeviceOut:
     connected = state.realtime.agents.location(device.id) is not None
-    return DeviceOut.of(device, liveness=state.liveness, now=now, connected=connected)
+    return DeviceOut.of(device, liveness=state.liveness, now=now, connected=connected, tags=tags)
+
+
+async def device_out_of(
+    session: AsyncSession, device: Device, state: AppState, now: datetime
+) -> DeviceOut:
+    """One device's answer, its tags read for it."""
+    tags = await tags_of(session, [device.id])
+    return device_out(device, state, now, tags[device.id])

@@ -13,7 +13,7 @@ from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.devices import clones, reenrollments, splits
 from lunaris_server.devices import merge as merging
 from lunaris_server.devices import service as devices
-from lunaris_server.devices.api import DeviceOut, device_out
+from lunaris_server.devices.api import DeviceOut, device_out_of
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import DeviceSplit
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
@@ -90,7 +90,7 @@ async def clear_clone_flag(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
     await work.commit()
-    return device_out(device, state, now)
+    return await device_out_of(session, device, state, now)
 
 
 class SplitIn(BaseModel):
@@ -175,7 +175,7 @@ async def cancel_split(
         session, device_id=str(device_id), now=now, actor=user_actor(request, admin)
     )
     await work.commit()
-    return device_out(device, state, now)
+    return await device_out_of(session, device, state, now)
 
 
 class MergeIn(BaseModel):
@@ -208,4 +208,4 @@ async def merge_device(
         lifecycle=state.part(DeviceLifecycle),
     )
     await work.commit()
-    return device_out(device, state, now)
+    return await device_out_of(session, device, state, now)

@@ -2,6 +2,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     ForeignKey,
     Index,
@@ -155,3 +156,67 @@ class DeviceSplit(Base):
         Index("ix_device_splits_device_id_status", "device_id", "status"),
         Index("ix_device_splits_new_device_id", "new_device_id"),
     )
+
+
+class TagSource(StrEnum):
+    """Who set a tag. A PC can claim any agent tag (its config is the PC's to change), so a
+    group's rule says which kind it trusts."""
+
+    ADMIN = "admin"
+    AGENT = "agent"
+
+
+class DeviceTag(Base):
+    __tablename__ = "device_tags"
+
+    device_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    source: Mapped[str] = mapped_column(String(8), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+    # The devices with a tag (a group's rule, the list's tag filter), by index alone.
+    __table_args__ = (Index("ix_device_tags_tag_source", "tag", "source", "device_id"),)
+
+
+class DeviceGroup(Base):
+    """A saved set of devices: those its rule matches (every criterion given must hold), and
+    those listed explicitly (see devices/groups.py). Membership is never stored for the rule's
+    part: it is asked of the database each time, so it is always current."""
+
+    __tablename__ = "device_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128))
+    description: Mapped[str] = mapped_column(String(1000), default="")
+    hostname_glob: Mapped[str | None] = mapped_column(String(255))
+    os_contains: Mapped[str | None] = mapped_column(String(255))
+    tags: Mapped[list[str] | None] = mapped_column(JSON)
+    tags_match: Mapped[str] = mapped_column(String(8), default="any")
+    """``any`` or ``all`` of ``tags``."""
+    tag_source: Mapped[str] = mapped_column(String(8), default="any")
+    """Which tags count: ``admin``, ``agent`` or ``any`` (either kind)."""
+    enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_device_groups_name_folded", func.lower(name), unique=True),)
+
+
+class DeviceGroupMember(Base):
+    """A device listed in a group explicitly, whatever the group's rule says."""
+
+    __tablename__ = "device_group_members"
+
+    group_id: Mapped[int] = mapped_column(
+        Integer, ForeignKey("device_groups.id", ondelete="CASCADE"), primary_key=True
+    )
+    device_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    added_at: Mapped[datetime]
+    added_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_device_group_members_device_id", "device_id"),)

@@ -3,16 +3,20 @@
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any, Self
+from uuid import UUID
 
-from sqlalchemy import and_, func, literal, or_, select
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from sqlalchemy import Select, and_, func, literal, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import DeviceStatus
-from lunaris_server.core.errors import InvalidInput
+from lunaris_protocol.tags import Tag
+from lunaris_server.core.errors import InvalidInput, NotFound
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.db.queries import contains_pattern, parse_sort
-from lunaris_server.devices.models import Device
+from lunaris_server.devices.membership import member_condition
+from lunaris_server.devices.models import Device, DeviceGroup, DeviceTag
 
 
 class DeviceSort(StrEnum):
@@ -48,6 +52,10 @@ class DeviceQuery:
     status: DeviceStatus | None = None
     has_updates: bool | None = None
     has_scan_error: bool | None = None
+    group_id: int | None = None
+    """Only the devices in this group."""
+    tag: str | None = None
+    """Only the devices with this tag (of either kind)."""
     sort: DeviceSort = DeviceSort.HOSTNAME
     descending: bool = False
     limit: int = 50
@@ -83,24 +91,10 @@ def _could_be_in_an_id(search: str) -> bool:
     return set(search.strip().lower()) <= _ID_CHARACTERS
 
 
-async def list_devices(
+async def matching(
     session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
-) -> tuple[list[Device], int]:
-    page = await device_page(session, query=query, liveness=liveness, now=now)
-    return page.devices, page.total
-
-
-async def device_page(
-    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
-) -> DevicePage:
-    """One page of the list, by offset or next to a known place.
-
-    An offset costs a visit to every skipped entry. Only the places (sort value, id) are
-    skipped, so on PostgreSQL the hostname order's covering index skips them by an
-    index-only scan; but heartbeats rewrite device rows all the time, and each table page
-    rewritten since the last vacuum is visited too. So "next" and "previous" start from the
-    edge of the page shown instead: one index seek, however deep the page.
-    """
+) -> Select[Any]:
+    """The enrolled devices the query's filters match (in no order)."""
     statement = select(Device).where(Device.revoked_at.is_(None))
     if query.search:
         pattern = contains_pattern(query.search)
@@ -122,6 +116,53 @@ async def device_page(
             if query.has_scan_error
             else Device.scan_error_at.is_(None)
         )
+    if query.group_id is not None:
+        group = await session.get(DeviceGroup, query.group_id)
+        if group is None:
+            raise NotFound(f"no group with id {query.group_id}")
+        statement = statement.where(member_condition(group))
+    if query.tag is not None:
+        statement = statement.where(
+            Device.id.in_(select(DeviceTag.device_id).where(DeviceTag.tag == query.tag))
+        )
+    return statement
+
+
+async def matching_ids(
+    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime, limit: int
+) -> list[str]:
+    """The ids of the devices the query matches (a bulk action's "all matching"); more than
+    ``limit`` is refused."""
+    statement = await matching(session, query=query, liveness=liveness, now=now)
+    ids = list(
+        await session.scalars(
+            statement.with_only_columns(Device.id).order_by(Device.id).limit(limit + 1)
+        )
+    )
+    if len(ids) > limit:
+        raise InvalidInput(f"the selection holds more than {limit} devices; narrow it down")
+    return ids
+
+
+async def list_devices(
+    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
+) -> tuple[list[Device], int]:
+    page = await device_page(session, query=query, liveness=liveness, now=now)
+    return page.devices, page.total
+
+
+async def device_page(
+    session: AsyncSession, *, query: DeviceQuery, liveness: Liveness, now: datetime
+) -> DevicePage:
+    """One page of the list, by offset or next to a known place.
+
+    An offset costs a visit to every skipped entry. Only the places (sort value, id) are
+    skipped, so on PostgreSQL the hostname order's covering index skips them by an
+    index-only scan; but heartbeats rewrite device rows all the time, and each table page
+    rewritten since the last vacuum is visited too. So "next" and "previous" start from the
+    edge of the page shown instead: one index seek, however deep the page.
+    """
+    statement = await matching(session, query=query, liveness=liveness, now=now)
     total = await session.scalar(select(func.count()).select_from(statement.subquery()))
 
     sort_key, value_type = _SORT_COLUMNS[query.sort]
@@ -177,3 +218,85 @@ async def recently_seen(session: AsyncSession, *, limit: int) -> list[Device]:
         .limit(limit)
     )
     return list(await session.scalars(statement))
+
+
+MAX_SELECTION = 100_000
+"""Devices one bulk action may name (the largest fleet "all matching" selects)."""
+
+
+class DeviceFilter(BaseModel):
+    """The device list's filters, as a bulk action's "all matching" names them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: Annotated[str, Field(max_length=256)] | None = None
+    status: DeviceStatus | None = None
+    has_updates: bool | None = None
+    has_scan_error: bool | None = None
+    group_id: Annotated[int, Field(ge=1)] | None = None
+    tag: Tag | None = None
+
+    def query(self) -> DeviceQuery:
+        return DeviceQuery(
+            search=(self.q or "").strip() or None,
+            status=self.status,
+            has_updates=self.has_updates,
+            has_scan_error=self.has_scan_error,
+            group_id=self.group_id,
+            tag=self.tag,
+        )
+
+
+class DeviceSelection(BaseModel):
+    """The devices a bulk action is for: some picked by id, or all that match the filters."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_ids: Annotated[list[UUID], Field(min_length=1, max_length=MAX_SELECTION)] | None = None
+    matching: DeviceFilter | None = None
+    """Every enrolled device the filters match ({} for the whole fleet)."""
+
+    @model_validator(mode="after")
+    def _one_way(self) -> Self:
+        if (self.device_ids is None) == (self.matching is None):
+            raise ValueError("give either device_ids or matching")
+        return self
+
+    def described(self) -> dict[str, object]:
+        """How the devices were chosen, for the audit log."""
+        if self.matching is not None:
+            return {"matching": self.matching.model_dump(mode="json", exclude_none=True)}
+        assert self.device_ids is not None
+        return {"device_ids": len(self.device_ids)}
+
+
+async def selected_ids(
+    session: AsyncSession, *, selection: DeviceSelection, liveness: Liveness, now: datetime
+) -> list[str]:
+    """The enrolled devices selected; a picked id that is unknown or revoked is refused."""
+    if selection.matching is not None:
+        return await matching_ids(
+            session,
+            query=selection.matching.query(),
+            liveness=liveness,
+            now=now,
+            limit=MAX_SELECTION,
+        )
+    assert selection.device_ids is not None
+    wanted = sorted({str(device_id) for device_id in selection.device_ids})
+    found: set[str] = set()
+    for start in range(0, len(wanted), 1_000):
+        found.update(
+            await session.scalars(
+                select(Device.id).where(
+                    Device.id.in_(wanted[start : start + 1_000]), Device.revoked_at.is_(None)
+                )
+            )
+        )
+    missing = [device_id for device_id in wanted if device_id not in found]
+    if missing:
+        raise InvalidInput(
+            f"{len(missing)} of the devices are not enrolled: " + ", ".join(missing[:5]),
+            details={"not_enrolled": missing[:100]},
+        )
+    return wanted

@@ -29,7 +29,7 @@ from lunaris_protocol import RegisterRequest
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, DomainError, Forbidden, NotAuthenticated
 from lunaris_server.core.security import TokenKind, constant_time_equals, new_token, token_hash
-from lunaris_server.devices import events, reenrollments
+from lunaris_server.devices import events, reenrollments, tags
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device, DeviceReenrollment
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
@@ -198,6 +198,8 @@ async def _enroll(
         await reenrollments.close_open(session, device_id=device.id)
     mark_seen(device, now=now)
     await session.flush()
+    if request.tags is not None:
+        await tags.set_agent_tags(session, device_id=device.id, tags=request.tags)
     announce(session, events.device_status(device))
     await audit.record(
         session,

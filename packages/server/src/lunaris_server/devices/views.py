@@ -8,20 +8,25 @@ from urllib.parse import urlencode
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from lunaris_protocol import DeviceStatus
+from lunaris_protocol.tags import MAX_TAG, normalise_tag, normalise_tags, split_tags
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
-from lunaris_server.console.deps import CheckedForm, ConsoleDep
+from lunaris_server.console.deps import CheckedFields, CheckedForm, ConsoleDep
+from lunaris_server.console.forms import parsed
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.core.errors import InvalidInput, NotFound
-from lunaris_server.devices import export
+from lunaris_server.devices import export, groups
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices import service as devices
+from lunaris_server.devices import tags as tag_service
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device
-from lunaris_server.devices.queries import DeviceQuery
+from lunaris_server.devices.queries import DeviceQuery, DeviceSelection
+from lunaris_server.devices.tags import Tags, tags_of
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
 from lunaris_server.web.unit_of_work import WorkDep
@@ -29,7 +34,7 @@ from lunaris_server.web.unit_of_work import WorkDep
 router = APIRouter(include_in_schema=False)
 
 YesNo = Literal["yes", "no", ""]
-FILTERS = ("q", "status", "has_updates", "has_scan_error")
+FILTERS = ("q", "status", "has_updates", "has_scan_error", "group_id", "tag")
 RENAMED_FILTERS = {"scan_error": "has_scan_error"}
 """Filter names the console used before it named them as the API does; sent to the new."""
 
@@ -39,6 +44,8 @@ def device_query(
     status: Annotated[Literal["online", "offline", ""], Query()] = "",
     has_updates: YesNo = "",
     has_scan_error: YesNo = "",
+    group_id: Annotated[str, Query(max_length=12, pattern=r"^\d*$")] = "",
+    tag: Annotated[str, Query(max_length=MAX_TAG)] = "",
     sort: Annotated[str, Query(max_length=32)] = "hostname",
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
     after: Annotated[str, Query(max_length=1024)] = "",
@@ -52,6 +59,8 @@ def device_query(
         status=DeviceStatus(status) if status else None,
         has_updates={"yes": True, "no": False}.get(has_updates),
         has_scan_error={"yes": True, "no": False}.get(has_scan_error),
+        group_id=int(group_id) if group_id else None,
+        tag=_tag(tag) if tag else None,
         sort=sort_by,
         descending=descending,
         limit=PER_PAGE,
@@ -59,6 +68,13 @@ def device_query(
         after=decode_cursor(after) if after else None,
         before=decode_cursor(before) if before and not after else None,
     )
+
+
+def _tag(text: str) -> str:
+    try:
+        return normalise_tag(text)
+    except ValueError as error:
+        raise InvalidInput(str(error)) from None
 
 
 DeviceQueryDep = Annotated[DeviceQuery, Depends(device_query)]
@@ -76,13 +92,24 @@ def renamed_filters_redirect(request: Request) -> Response | None:
     return RedirectResponse(f"{request.url.path}?{urlencode(params)}", status_code=301)
 
 
-def device_view(device: Device, state: AppState, now: datetime) -> dict[str, object]:
-    """A device with what the templates show beside its columns."""
+def device_view(
+    device: Device, state: AppState, now: datetime, tags: Tags | None = None
+) -> dict[str, object]:
+    """A device with what the templates show beside its columns (its tags, where read)."""
     return {
         "device": device,
         "status": state.liveness.status(device, now).value,
         "connected": state.realtime.agents.location(device.id) is not None,
+        "tags": tags,
     }
+
+
+async def device_rows(
+    session: AsyncSession, devices: list[Device], state: AppState, now: datetime
+) -> list[dict[str, object]]:
+    """The views of a list's devices, with their tags (one query for the page)."""
+    found = await tags_of(session, (d.id for d in devices))
+    return [device_view(d, state, now, found[d.id]) for d in devices]
 
 
 @router.get("/devices")
@@ -99,7 +126,8 @@ async def devices_page(
         return moved
     found = await device_queries.device_page(session, query=query, liveness=state.liveness, now=now)
     context = {
-        "rows": [device_view(d, state, now) for d in found.devices],
+        "rows": await device_rows(session, found.devices, state, now),
+        "groups": await groups.list_groups(session),
         "pager": Pager.seeking(
             offset=query.offset, total=found.total, first=found.first, last=found.last
         ),
@@ -166,3 +194,76 @@ async def revoke_device(
     )
     await work.commit()
     return RedirectResponse("/devices", status_code=303)
+
+
+@router.post("/devices/bulk-tags")
+async def bulk_tags(
+    request: Request,
+    fields: CheckedFields,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    work: WorkDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """Adds or removes admin tags on the devices ticked, or on all the list's filters match
+    (``scope=matching``, the filters as ``filter_<name>`` fields); back to the same list."""
+    form = dict(fields)
+    filters = {
+        name: form[f"filter_{name}"] for name in FILTERS if form.get(f"filter_{name}", "").strip()
+    }
+    if form.get("scope") == "matching":
+        matching = {
+            name: {"yes": True, "no": False}.get(value, value) for name, value in filters.items()
+        }
+        data: dict[str, object] = {"matching": matching}
+    else:
+        ticked = [value for name, value in fields if name == "device_id"]
+        if not ticked:
+            raise InvalidInput("tick some devices first, or choose all matching")
+        data = {"device_ids": ticked}
+    selection = parsed(DeviceSelection, data, {"matching": "Filters", "device_ids": "Devices"})
+    change = form.get("change")
+    if change not in ("add", "remove"):
+        raise InvalidInput("change is add or remove")
+    try:
+        tags = normalise_tags(split_tags(form.get("tags", "")))
+    except ValueError as error:
+        raise InvalidInput(f"Tags: {error}") from None
+    device_ids = await device_queries.selected_ids(
+        session, selection=selection, liveness=state.liveness, now=now
+    )
+    await tag_service.change_admin_tags(
+        session,
+        device_ids=device_ids,
+        add=tags if change == "add" else [],
+        remove=tags if change == "remove" else [],
+        actor=user_actor(request, admin),
+        now=now,
+        selection=selection.described(),
+    )
+    await work.commit()
+    return RedirectResponse(f"/devices?{urlencode(filters)}" if filters else "/devices", 303)
+
+
+@router.post("/devices/{device_id}/tags")
+async def set_tags(
+    device_id: str,
+    request: Request,
+    form: CheckedForm,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    work: WorkDep,
+    now: NowDep,
+) -> Response:
+    """The device page's tags form: the admin tags, comma-separated, from now on."""
+    device = await devices.get_device(session, device_id=canonical_id(device_id))
+    try:
+        tags = normalise_tags(split_tags(form.get("tags", "")))
+    except ValueError as error:
+        raise InvalidInput(f"Tags: {error}") from None
+    await tag_service.set_admin_tags(
+        session, device_id=device.id, tags=tags, actor=user_actor(request, admin), now=now
+    )
+    await work.commit()
+    return RedirectResponse(f"/devices/{device.id}", status_code=303)

@@ -4,7 +4,14 @@ from lunaris_server.accounts.models import ApiToken, SessionFlash, User, UserSes
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.db.base import Base
-from lunaris_server.devices.models import Device, DeviceReenrollment, DeviceSplit
+from lunaris_server.devices.models import (
+    Device,
+    DeviceGroup,
+    DeviceGroupMember,
+    DeviceReenrollment,
+    DeviceSplit,
+    DeviceTag,
+)
 from lunaris_server.enrollment.models import EnrollmentSecret
 from lunaris_server.updates.models import (
     DeviceUpdate,
@@ -21,8 +28,11 @@ __all__ = [
     "Command",
     "CommandResult",
     "Device",
+    "DeviceGroup",
+    "DeviceGroupMember",
     "DeviceReenrollment",
     "DeviceSplit",
+    "DeviceTag",
     "DeviceUpdate",
     "EnrollmentSecret",
     "FleetPackage",

@@ -25,6 +25,7 @@ from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.core.security import token_hash
 from lunaris_server.devices import events as device_announcements
 from lunaris_server.devices import service as devices
+from lunaris_server.devices import tags as device_tags
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import events as update_events
@@ -195,6 +196,13 @@ async def apply_report(
     )
     if device.announced_status != DeviceStatus.ONLINE:
         await _came_online(session, device_id=device.id, now=now)
+    if report.tags is not None and await device_tags.set_agent_tags(
+        session, device_id=device.id, tags=report.tags
+    ):
+        # Seldom (a PC's config changed): its pages show the new tags.
+        changed = await session.get(Device, device.id)
+        if changed is not None:
+            announce(session, device_announcements.device_status(changed))
     if report.scan_error is not None:
         return ReportOutcome(scan_failed=True, unchanged=device.updates_count)
 
