@@ -225,11 +225,20 @@ PAGES = {
     "devices filtered": "/devices?status=offline&sort=-updates_count",
     "updates": "/updates",
     "updates, one package": "/updates/devices?package=Mozilla.Firefox&source=winget",
+    "groups (20)": "/groups",
+    "groups' sizes (20, one pass)": "/groups/fragments/table",
+    "devices with a tag": "/devices?tag=kiosk",
+    "devices in a group: a tag": "/devices?group_id={Site berlin}",
+    "devices in a group: all of 2 tags": "/devices?group_id={Berlin finance}",
+    "devices in a group: glob": "/devices?group_id={Hostnames *7}",
+    "devices in a group: list + tag": "/devices?group_id={Listed 50 or kiosks}",
+    "one device's page (its groups)": "/devices/{a device}",
 }
 _NEXT_LINK = re.compile(r'rel="next" href="([^"]+)"')
 
 
-def _resolve(base_url: str, headers: dict[str, str], path: str) -> str:
+def _resolve(base_url: str, headers: dict[str, str], path: str, names: dict[str, Any]) -> str:
+    path = re.sub(r"{([^}]+)}", lambda m: str(names[m.group(1)]), path)
     if not path.startswith("next of "):
         return path
     page = httpx.get(base_url + path.removeprefix("next of "), headers=headers, timeout=30)
@@ -259,6 +268,7 @@ def run(
             log(f"seeding {devices} devices with updates and history on {backend}")
             asyncio.run(seed_fleet(database.url, devices))
             log(f"seeded in {time.monotonic() - started:.0f}s")
+        names: dict[str, Any] = asyncio.run(_groups(database.url))
         token = asyncio.run(_viewer_token(database.url))
         # Nothing heartbeats during the run: a window of hours keeps the online devices online
         # (with the default 3 minutes the sweeper would flip 90,000 devices offline mid-run).
@@ -269,7 +279,7 @@ def run(
             figures: dict[str, Any] = {"backend": backend, "devices": devices}
             table = []
             for name, page in PAGES.items():
-                path = _resolve(server.base_url, headers, page)
+                path = _resolve(server.base_url, headers, page, names)
                 request = get_request(f"{host}:{port}", path, headers)
                 asyncio.run(closed_loop(host, int(port), request=request, count=3))  # warm
                 load = asyncio.run(closed_loop(host, int(port), request=request, count=requests))
@@ -289,6 +299,31 @@ def run(
     if plot is not None:
         _plot(plot, figures)
     return result
+
+
+async def _groups(url: str) -> dict[str, Any]:
+    """The groups by name (seeded once per database) and a device id, for the pages' paths."""
+    from sqlalchemy import select
+
+    from bench.fleet_groups import seed_groups
+    from lunaris_server.devices.models import DeviceGroup
+
+    database = Database(url)
+    try:
+        async with database.session() as session:
+            names: dict[str, Any] = {
+                name: group_id
+                for group_id, name in await session.execute(
+                    select(DeviceGroup.id, DeviceGroup.name)
+                )
+            }
+            names["a device"] = await session.scalar(select(Device.id).limit(1))
+    finally:
+        await database.dispose()
+    if len(names) == 1:
+        log("seeding tags and twenty groups")
+        names |= await seed_groups(url)
+    return names
 
 
 async def _viewer_token(url: str) -> str:

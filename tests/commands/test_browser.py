@@ -138,7 +138,7 @@ async def test_update_all_runs_on_a_real_agent_and_the_page_follows_it_live(
     await expect(command).to_contain_text("All updates")
     await expect(command.locator("button", has_text="Cancel")).to_be_visible()
     assert len(asked) == 1
-    assert asked[0].startswith("Install all 3 waiting updates on ")
+    assert asked[0].startswith("Install all 3 offered updates on ")
     command_id = await command.get_attribute("data-command")
     row = commands_tab.locator(f"#command-{command_id}")
     await expect(row).to_have_attribute("data-live", f"command:{command_id}")

@@ -242,6 +242,26 @@ async def delete_group(c: Console) -> Submission:
     return f"/groups/{await _group(c)}/delete", {}
 
 
+async def create_rule(_c: Console) -> Submission:
+    return "/updates/rules", {"package": "Oracle.*", "action": "manual", "version_constraint": "<9"}
+
+
+async def _rule(c: Console) -> int:
+    created = await c.http.post(
+        "/updates/rules", data={"package": "Zoom.Zoom", "action": "auto", "csrf_token": c.token}
+    )
+    assert created.status_code == 303, created.text
+    return 1
+
+
+async def update_rule(c: Console) -> Submission:
+    return f"/updates/rules/{await _rule(c)}", {"package": "Zoom.Zoom", "action": "ignore"}
+
+
+async def delete_rule(c: Console) -> Submission:
+    return f"/updates/rules/{await _rule(c)}/delete", {}
+
+
 async def logout(_c: Console) -> Submission:
     return "/logout", {}
 
@@ -273,6 +293,9 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/groups": create_group,
     "/groups/{group_id}": update_group,
     "/groups/{group_id}/delete": delete_group,
+    "/updates/rules": create_rule,
+    "/updates/rules/{rule_id}": update_rule,
+    "/updates/rules/{rule_id}/delete": delete_rule,
 }
 LOGIN = "/login"
 """Submitted logged out, by test_logging_in_redirects."""

@@ -186,6 +186,19 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         headers=api,
     )
     assert group.status_code == 201, group.text
+    rule = await http.post(
+        "/api/package-rules",
+        json={
+            "package": package,
+            "group_id": 1,
+            "action": "ignore",
+            "version_constraint": "<3",
+            "skip_version": v.ident("skipped", 128),
+            "note": v.text("rule note"),
+        },
+        headers=api,
+    )
+    assert rule.status_code == 201, rule.text
     tagged = await http.put(
         f"/api/devices/{DEVICE_IDS[0]}/tags", json={"tags": ["berlin", "kiosk"]}, headers=api
     )
@@ -220,6 +233,9 @@ def page_urls(world: World) -> dict[str, list[str]]:
             "/devices?tag=berlin",
         ],
         "/groups": ["/groups"],
+        "/groups/fragments/table": ["/groups/fragments/table"],
+        "/updates/rules": ["/updates/rules"],
+        "/updates/rules/{rule_id}": ["/updates/rules/1"],
         "/groups/{group_id}": ["/groups/1"],
         "/devices.csv": ["/devices.csv", f"/devices.csv?q={search}"],
         "/devices/{device_id}": devices,

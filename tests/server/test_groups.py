@@ -258,12 +258,22 @@ async def test_a_device_lists_its_groups_and_why(app, admin):
     device = await enroll(admin, secret, "PC-IT-01", tags=["it"])
     by_rule = await create_group(admin, name="IT", hostname_glob="PC-IT-*")
     listed = await create_group(admin, name="Listed", device_ids=[device.device_id])
+    by_tag = await create_group(admin, name="Tagged", tags=["it", "hr"])
+    both = await create_group(
+        admin, name="Both", tags=["it"], tag_source="agent", device_ids=[device.device_id]
+    )
     await create_group(admin, name="Others", hostname_glob="LAPTOP-*")
+    await create_group(admin, name="Kiosks", tags=["kiosk"])
+    await create_group(admin, name="IT kiosks", tags=["it", "kiosk"], tags_match="all")
+    await create_group(admin, name="Set by admins", tags=["it"], tag_source="admin")
     page = await admin.get(f"/devices/{device.device_id}")
     assert page.status_code == 200
     assert f'href="/groups/{by_rule["id"]}" title="By its rule"' in page.text
     assert f'href="/groups/{listed["id"]}" title="Listed by name"' in page.text
-    assert "Others" not in page.text
+    assert f'href="/groups/{by_tag["id"]}" title="By its rule"' in page.text
+    assert f'href="/groups/{both["id"]}" title="By its rule and listed by name"' in page.text
+    for name in ("Others", "Kiosks", "IT kiosks", "Set by admins"):
+        assert f">{name}</a>" not in page.text
 
 
 async def test_the_console_form_refuses_bad_input_and_keeps_what_was_typed(app, client):

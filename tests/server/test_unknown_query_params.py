@@ -18,6 +18,7 @@ def api_get_routes(app: FastAPI) -> list[str]:
         "command_id": "00000000-0000-4000-8000-000000000000",
         "package": "Git.Git",
         "group_id": "1",
+        "rule_id": "1",
     }
     paths = []
     for route in iter_route_contexts(app.routes):

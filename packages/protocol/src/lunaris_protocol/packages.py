@@ -29,3 +29,7 @@ def is_targetable_id(package_id: str) -> bool:
         and not any(char.isspace() for char in package_id)
         and not package_id.endswith(TRUNCATION_MARKS)
     )
+
+
+SOURCES: Final = ("winget", "msstore")
+"""The winget sources Lunaris knows: a command or a rule may name one of these."""

@@ -56,6 +56,7 @@ from lunaris_server.live.console_socket import router as console_socket_router
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.updates import api as updates_api
+from lunaris_server.updates import rules_api, rules_views
 from lunaris_server.updates import views as updates_views
 from lunaris_server.updates.lifecycle import UpdatesFollowDevices
 from lunaris_server.web.api_errors import error_responses
@@ -152,6 +153,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         groups_views.router,
         device_identity_api.router,
         updates_api.router,
+        rules_api.router,
         commands_api.router,
         enrollment_api.router,
         accounts_api.router,
@@ -169,6 +171,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         device_page.router,
         device_identity_views.router,
         updates_views.router,
+        rules_views.router,
         commands_views.router,
         enrollment_views.router,
         audit_views.router,

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND, MAX_SOURCE
+from lunaris_protocol.packages import SOURCES
 from lunaris_protocol.text import IDENTIFIER
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.commands import service as commands
@@ -148,7 +149,7 @@ async def run_package(
         Query(
             max_length=MAX_SOURCE,
             description="only the devices that report the package from this source "
-            f"({', '.join(commands.SOURCES)}); every source when absent",
+            f"({', '.join(SOURCES)}); every source when absent",
         ),
     ] = None,
 ) -> PackageRunOut:

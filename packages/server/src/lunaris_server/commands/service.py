@@ -23,7 +23,7 @@ from lunaris_protocol import (
     CommandStatus,
 )
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
-from lunaris_protocol.packages import is_targetable_id
+from lunaris_protocol.packages import SOURCES, is_targetable_id
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
 from lunaris_server.commands.delivery import CommandDelivery
@@ -40,7 +40,6 @@ RUN_UPDATES: Final = "RUN_UPDATES"
 
 OPEN: Final = frozenset(OPEN_STATUSES)
 
-SOURCES: Final = ("winget", "msstore")
 """The winget sources a per-package run can be limited to."""
 
 

@@ -10,6 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from lunaris_protocol import CommandStatus
 from lunaris_protocol.limits import MAX_IDENTIFIER
+from lunaris_protocol.packages import SOURCES
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import queries
 from lunaris_server.commands import service as commands
@@ -20,6 +21,7 @@ from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
+from lunaris_server.updates import rule_store
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.unit_of_work import WorkDep
 
@@ -157,10 +159,15 @@ async def create_command(
     state: StateDep,
     now: NowDep,
 ) -> Response:
-    """RUN_UPDATES for one device: ``package`` (one of its updates), or ``all=yes``."""
+    """RUN_UPDATES for one device: ``package`` (one of its updates), or ``all=yes``: every
+    update its package rules offer (those ignored, held or skipped stay)."""
     device_id = _canonical_id(device_id, "device")
     if form.get("all") == "yes":
-        packages = None
+        packages = await rule_store.offered_packages(session, device_id=device_id)
+        if packages == []:
+            raise InvalidInput(
+                "no update on this device is offered: package rules ignore, hold or skip each"
+            )
     elif form.get("package"):
         packages = [form["package"]]
     else:
@@ -241,8 +248,8 @@ async def run_package(
     source = form.get("source") or None
     if not 1 <= len(package) <= MAX_IDENTIFIER:
         raise InvalidInput(f"name a package id of 1 to {MAX_IDENTIFIER} characters")
-    if source is not None and source not in commands.SOURCES:
-        raise InvalidInput(f"no source {source[:80]!r}: use one of {', '.join(commands.SOURCES)}")
+    if source is not None and source not in SOURCES:
+        raise InvalidInput(f"no source {source[:80]!r}: use one of {', '.join(SOURCES)}")
     if form.get("confirmed") != "yes":
         devices_waiting = await queries.devices_to_run(session, package=package, source=source)
         return console.render(

@@ -20,6 +20,8 @@ from lunaris_server.devices.models import Device
 from lunaris_server.devices.tags import tags_of
 from lunaris_server.devices.views import canonical_id, device_rows, device_view
 from lunaris_server.updates import queries as update_queries
+from lunaris_server.updates import rule_store
+from lunaris_server.updates.rules import OFFERED
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.state import AppState
 
@@ -39,10 +41,14 @@ async def _detail_context(
         session, device_id=device.id, limit=HISTORY_SHOWN, offset=0
     )
     tags = await tags_of(session, [device.id])
+    updates = await update_queries.device_updates(session, device_id=device.id)
+    decisions = await rule_store.device_decisions(session, device_id=device.id, updates=updates)
     return {
         **device_view(device, state, now, tags[device.id]),
         "memberships": await groups.groups_of(session, device_id=device.id),
-        "updates": await update_queries.device_updates(session, device_id=device.id),
+        "updates": updates,
+        "decisions": decisions,
+        "offered": sum(decisions[u.id].state in OFFERED for u in updates),
         "events": events,
         "events_total": events_total,
         "reenrollments": await reenrollments.pending_reenrollments(session, device_id=device.id),

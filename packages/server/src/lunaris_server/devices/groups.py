@@ -9,6 +9,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol.tags import TagList
@@ -92,11 +93,18 @@ async def member_counts(session: AsyncSession, groups: list[DeviceGroup]) -> dic
     """How many enrolled devices each group holds now: one pass over the devices for all."""
     if not groups:
         return {}
+    lists = set(
+        await session.scalars(
+            select(DeviceGroupMember.group_id)
+            .where(DeviceGroupMember.group_id.in_([g.id for g in groups]))
+            .distinct()
+        )
+    )
     counts = (
         await session.execute(
-            select(*(func.count().filter(member_condition(g)) for g in groups)).where(
-                Device.revoked_at.is_(None)
-            )
+            select(
+                *(func.count().filter(member_condition(g, lists=g.id in lists)) for g in groups)
+            ).where(Device.revoked_at.is_(None))
         )
     ).one()
     return {group.id: int(count) for group, count in zip(groups, counts, strict=True)}
@@ -110,7 +118,7 @@ async def groups_of(session: AsyncSession, *, device_id: str) -> list[Membership
             select(DeviceGroupMember.group_id).where(DeviceGroupMember.device_id == device_id)
         )
     )
-    ruled = [(g, rule) for g in groups if (rule := rule_condition(g)) is not None]
+    ruled = [(g, rule) for g in groups if (rule := rule_condition(g, per_row=True)) is not None]
     matched: set[int] = set()
     if ruled:
         row = (
@@ -253,14 +261,23 @@ async def update_group(
 async def delete_group(
     session: AsyncSession, *, group_id: int, actor: audit.Actor, now: datetime
 ) -> None:
+    """Deletes a group nothing uses: the rules and policies that name one keep it (the
+    database refuses, and so does this, with 409)."""
     group = await get_group(session, group_id=group_id)
+    name = group.name
+    try:
+        async with session.begin_nested():
+            await session.delete(group)
+            await session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"group {name!r} is in use by package rules or policies: change those first"
+        ) from None
     await audit.record(
         session,
         actor=actor,
         action="group.delete",
-        target=f"group:{group.id}",
-        details={"name": group.name},
+        target=f"group:{group_id}",
+        details={"name": name},
         now=now,
     )
-    await session.delete(group)
-    await session.flush()

@@ -8,7 +8,7 @@ from starlette.responses import RedirectResponse, Response
 
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
-from lunaris_server.console.forms import parsed
+from lunaris_server.console.forms import parsed, saved
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError
 from lunaris_server.devices import groups
@@ -69,7 +69,8 @@ async def _page(
     shown = await groups.list_groups(session) if group is None else [group]
     listed = await groups.listed_devices(session, [g.id for g in shown])
     context: dict[str, object] = {
-        "counts": await groups.member_counts(session, shown),
+        # The list's sizes come in a fragment of their own (partials/groups/table.html).
+        "counts": None if group is None else await groups.member_counts(session, shown),
         "error": refused.message if refused else None,
         "secrets": await enrollment.list_secrets(session) if user.is_admin else [],
     }
@@ -109,6 +110,16 @@ async def groups_page(
     return await _page(request, console, session)
 
 
+@router.get("/groups/fragments/table")
+async def groups_table(
+    request: Request, _user: ConsoleUser, console: ConsoleDep, session: SessionDep
+) -> Response:
+    """The groups with their sizes now (the groups page asks for it as soon as it is shown)."""
+    found = await groups.list_groups(session)
+    context = {"groups": found, "counts": await groups.member_counts(session, found)}
+    return console.render(request, "partials/groups/table.html", context)
+
+
 @router.post("/groups")
 async def create_group(
     request: Request,
@@ -119,14 +130,18 @@ async def create_group(
     work: WorkDep,
     now: NowDep,
 ) -> Response:
-    try:
-        group = await groups.create_group(
-            session, spec=spec_of(form), actor=user_actor(request, admin), now=now
+    async def attempt() -> DeviceGroup:
+        spec = spec_of(form)
+        return await groups.create_group(
+            session, spec=spec, actor=user_actor(request, admin), now=now
         )
-    except DomainError as refused:
-        return await _page(request, console, session, form=form, refused=refused)
-    await work.commit()
-    return RedirectResponse(f"/groups/{group.id}", status_code=303)
+
+    return await saved(
+        work,
+        attempt(),
+        then=lambda group: f"/groups/{group.id}",
+        refused=lambda error: _page(request, console, session, form=form, refused=error),
+    )
 
 
 @router.get("/groups/{group_id}")
@@ -153,18 +168,19 @@ async def update_group(
     now: NowDep,
 ) -> Response:
     group = await groups.get_group(session, group_id=group_id)
-    try:
-        await groups.update_group(
-            session,
-            group_id=group_id,
-            spec=spec_of(form),
-            actor=user_actor(request, admin),
-            now=now,
+
+    async def attempt() -> DeviceGroup:
+        spec = spec_of(form)
+        return await groups.update_group(
+            session, group_id=group_id, spec=spec, actor=user_actor(request, admin), now=now
         )
-    except DomainError as refused:
-        return await _page(request, console, session, group, form=form, refused=refused)
-    await work.commit()
-    return RedirectResponse(f"/groups/{group.id}", status_code=303)
+
+    return await saved(
+        work,
+        attempt(),
+        then=lambda changed: f"/groups/{changed.id}",
+        refused=lambda error: _page(request, console, session, group, form=form, refused=error),
+    )
 
 
 @router.post("/groups/{group_id}/delete")

@@ -7,7 +7,7 @@ tags through ``ix_device_tags_tag_source`` (one pass, whichever devices are aske
 the explicit list through its primary key.
 """
 
-from sqlalchemy import ColumnElement, and_, distinct, func, or_, select
+from sqlalchemy import ColumnElement, and_, distinct, false, func, or_, select
 
 from lunaris_server.db.queries import contains_pattern
 from lunaris_server.devices.models import Device, DeviceGroup, DeviceGroupMember, DeviceTag
@@ -32,8 +32,12 @@ def glob_pattern(glob: str) -> str:
     return "".join(out)
 
 
-def rule_condition(group: DeviceGroup) -> ColumnElement[bool] | None:
-    """The group's rule (every criterion it gives must hold), or None when it gives none."""
+def rule_condition(group: DeviceGroup, *, per_row: bool = False) -> ColumnElement[bool] | None:
+    """The group's rule (every criterion it gives must hold), or None when it gives none.
+
+    The tags are asked as ``id IN (the tagged devices)``, which the database answers once for
+    all the devices it looks at; ``per_row`` asks them of each device row instead (a
+    correlated subquery: one index probe), which is cheaper for one device's groups."""
     conditions: list[ColumnElement[bool]] = []
     if group.hostname_glob:
         conditions.append(
@@ -44,14 +48,22 @@ def rule_condition(group: DeviceGroup) -> ColumnElement[bool] | None:
             func.lower(Device.os_version).like(contains_pattern(group.os_contains), escape="\\")
         )
     if group.tags:
-        tagged = select(DeviceTag.device_id).where(
-            DeviceTag.tag.in_(group.tags), DeviceTag.source.in_(TAG_SOURCES[group.tag_source])
-        )
-        if group.tags_match == "all" and len(group.tags) > 1:
-            tagged = tagged.group_by(DeviceTag.device_id).having(
-                func.count(distinct(DeviceTag.tag)) == len(group.tags)
-            )
-        conditions.append(Device.id.in_(tagged))
+        kinds = (DeviceTag.tag.in_(group.tags), DeviceTag.source.in_(TAG_SOURCES[group.tag_source]))
+        every = group.tags_match == "all" and len(group.tags) > 1
+        if per_row:
+            own = (DeviceTag.device_id == Device.id, *kinds)
+            if every:
+                counted = select(func.count(distinct(DeviceTag.tag))).where(*own)
+                conditions.append(counted.scalar_subquery() == len(group.tags))
+            else:
+                conditions.append(select(DeviceTag.device_id).where(*own).exists())
+        else:
+            tagged = select(DeviceTag.device_id).where(*kinds)
+            if every:
+                tagged = tagged.group_by(DeviceTag.device_id).having(
+                    func.count(distinct(DeviceTag.tag)) == len(group.tags)
+                )
+            conditions.append(Device.id.in_(tagged))
     if group.enrollment_secret_id is not None:
         conditions.append(Device.enrollment_secret_id == group.enrollment_secret_id)
     return and_(*conditions) if conditions else None
@@ -63,9 +75,12 @@ def listed_condition(group_id: int) -> ColumnElement[bool]:
     )
 
 
-def member_condition(group: DeviceGroup) -> ColumnElement[bool]:
+def member_condition(group: DeviceGroup, *, lists: bool = True) -> ColumnElement[bool]:
     """A device is in the group when the rule matches it or the group lists it. Revoked
-    devices are in no group: callers list only enrolled devices."""
+    devices are in no group: callers list only enrolled devices. ``lists=False``: the caller
+    knows the group lists no device, so the list is not asked."""
     rule = rule_condition(group)
+    if not lists:
+        return false() if rule is None else rule
     listed = listed_condition(group.id)
     return listed if rule is None else or_(rule, listed)

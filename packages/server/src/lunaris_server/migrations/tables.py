@@ -17,6 +17,7 @@ from lunaris_server.updates.models import (
     DeviceUpdate,
     FleetPackage,
     FleetVariant,
+    PackageRule,
     UpdateActivity,
     UpdateEvent,
 )
@@ -37,6 +38,7 @@ __all__ = [
     "EnrollmentSecret",
     "FleetPackage",
     "FleetVariant",
+    "PackageRule",
     "SessionFlash",
     "UpdateActivity",
     "UpdateEvent",

@@ -109,3 +109,32 @@ class UpdateActivity(Base):
     shard: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     detected: Mapped[int] = mapped_column(Integer)
     resolved: Mapped[int] = mapped_column(Integer)
+
+
+class PackageRule(Base):
+    """How Lunaris treats a package's updates: fleet-wide or for one group, for one package
+    (``package`` an exact id, ``source`` one source or any) or an id glob (``*``). The most
+    specific matching rule decides (updates/rules.py has the order)."""
+
+    __tablename__ = "package_rules"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    group_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("device_groups.id", ondelete="RESTRICT")
+    )
+    """None: the whole fleet. A group in use by a rule cannot be deleted."""
+    package: Mapped[str] = mapped_column(String(256))
+    """An exact package id, or a glob with ``*`` (``Microsoft.VisualStudio.*``)."""
+    source: Mapped[str | None] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(8))
+    """``auto``, ``manual`` or ``ignore``."""
+    version_constraint: Mapped[str | None] = mapped_column(String(128))
+    skip_version: Mapped[str | None] = mapped_column(String(128))
+    """One available version not to install (a known-bad release), until a newer appears."""
+    note: Mapped[str] = mapped_column(String(500), default="")
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(128))
+    updated_at: Mapped[datetime]
+    updated_by: Mapped[str] = mapped_column(String(128))
+
+    __table_args__ = (Index("ix_package_rules_group_id", "group_id"),)

@@ -11,7 +11,7 @@ from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.console.htmx import wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager
 from lunaris_server.devices.views import device_view
-from lunaris_server.updates import fleet_devices
+from lunaris_server.updates import fleet_devices, rule_store
 from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates.queries import FleetQuery
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
@@ -49,8 +49,27 @@ async def updates_page(
     query: FleetQueryDep,
 ) -> Response:
     rows, total = await update_queries.fleet_updates(session, query=query)
+    book = await rule_store.load_book(session)
+    everywhere = frozenset(book.group_names)
     context = {
         "rows": rows,
+        "decisions": [
+            book.decide(
+                package=u.package_identifier,
+                source=u.source,
+                available_version=u.available_version or "",
+            )
+            for u in rows
+        ],
+        "group_rules": [
+            sum(
+                rule.group_id is not None
+                for rule in book.matching(
+                    package=u.package_identifier, source=u.source, group_ids=everywhere
+                )
+            )
+            for u in rows
+        ],
         "pager": Pager(query.offset // PER_PAGE + 1, PER_PAGE, total),
         "filters": request.query_params,
         "sort": ("-" if query.descending else "") + query.sort.value,

@@ -1,0 +1,88 @@
+"""Version constraints of package rules ("stay on Java 8": ``<9``, ``8.*``, ``>=8,<9``),
+compared in winget's order (updates/versions.py).
+
+A constraint is one or more clauses separated by commas, all of which must hold:
+``<V``, ``<=V``, ``>V``, ``>=V``, ``==V`` (or ``=V``), ``!=V``, or a wildcard ``V.*`` (the
+version starts with those parts: ``1.*`` holds for ``1``, ``1.4`` and ``1.4.2``, not
+``10.1``). An update whose available version falls outside its rule's constraint is held.
+"""
+
+import operator
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from lunaris_server.updates.versions import version_key
+
+MAX_CONSTRAINT = 128
+
+VersionKey = tuple[tuple[int, int | str], ...]
+
+_COMPARISONS: dict[str, Callable[[VersionKey, VersionKey], bool]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+    "=": operator.eq,
+}
+_CLAUSE = re.compile(r"(<=|>=|==|!=|<|>|=)?\s*([0-9A-Za-z][0-9A-Za-z.+_-]*?)(\.\*)?")
+
+
+class BadConstraint(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Clause:
+    op: str
+    """One of the comparisons, or ``*`` for a wildcard."""
+    key: VersionKey
+
+    def holds(self, version: VersionKey) -> bool:
+        if self.op == "*":
+            return version[: len(self.key)] == self.key
+        return _COMPARISONS[self.op](_trimmed(version), _trimmed(self.key))
+
+
+def _trimmed(key: VersionKey) -> VersionKey:
+    """Without trailing zero parts: ``3.0`` is ``3`` (winget's versions compare so)."""
+    end = len(key)
+    while end > 1 and key[end - 1] == (1, 0):
+        end -= 1
+    return key[:end]
+
+
+@dataclass(frozen=True, slots=True)
+class Constraint:
+    text: str
+    clauses: tuple[_Clause, ...]
+
+    def allows(self, version: str) -> bool:
+        key = version_key(version)
+        return all(clause.holds(key) for clause in self.clauses)
+
+
+def parse(text: str) -> Constraint:
+    """The constraint ``text`` says, or BadConstraint saying what is wrong with it."""
+    text = text.strip()
+    if not text:
+        raise BadConstraint("a version constraint cannot be empty")
+    if len(text) > MAX_CONSTRAINT:
+        raise BadConstraint(f"a version constraint has at most {MAX_CONSTRAINT} characters")
+    clauses = []
+    for part in text.split(","):
+        found = _CLAUSE.fullmatch(part.strip())
+        if found is None:
+            raise BadConstraint(
+                f"{part.strip()!r} is not a version constraint: write <3, >=8,<9 or 1.*"
+            )
+        op, version, wildcard = found.groups()
+        key = version_key(version)
+        if not key:
+            raise BadConstraint(f"{version!r} is not a version")
+        if wildcard and op:
+            raise BadConstraint(f"{part.strip()!r}: a wildcard takes no comparison")
+        clauses.append(_Clause("*" if wildcard else op or "==", key))
+    return Constraint(text, tuple(clauses))

@@ -1,0 +1,162 @@
+"""Package rules kept: adding, replacing and deleting them (audited), and reading them as a
+RuleBook to decide a device's or the fleet's updates (updates/rules.py)."""
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_server.audit import service as audit
+from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.devices import groups
+from lunaris_server.devices.models import DeviceGroup
+from lunaris_server.updates import queries as update_queries
+from lunaris_server.updates.models import DeviceUpdate, PackageRule
+from lunaris_server.updates.rules import OFFERED, Decision, RuleBook, RuleSpec
+
+MAX_RULES = 5_000
+
+
+async def load_book(session: AsyncSession) -> RuleBook:
+    rules = list(await session.scalars(select(PackageRule).order_by(PackageRule.id)))
+    rows = await session.execute(select(DeviceGroup.id, DeviceGroup.name))
+    names = {row.id: row.name for row in rows}
+    return RuleBook(rules=rules, group_names=names)
+
+
+async def get_rule(session: AsyncSession, *, rule_id: int) -> PackageRule:
+    rule = await session.get(PackageRule, rule_id)
+    if rule is None:
+        raise NotFound(f"no package rule with id {rule_id}")
+    return rule
+
+
+async def device_decisions(
+    session: AsyncSession, *, device_id: str, updates: list[DeviceUpdate]
+) -> dict[int, Decision]:
+    """How each of a device's waiting updates is treated, by row id."""
+    book = await load_book(session)
+    group_ids: frozenset[int] = frozenset()
+    if any(rule.group_id is not None for rule in book.rules):
+        memberships = await groups.groups_of(session, device_id=device_id)
+        group_ids = frozenset(m.group.id for m in memberships)
+    return {
+        u.id: book.decide(
+            package=u.package_identifier,
+            source=u.source,
+            available_version=u.available_version,
+            group_ids=group_ids,
+        )
+        for u in updates
+    }
+
+
+async def _check(session: AsyncSession, spec: RuleSpec, *, rule_id: int | None) -> None:
+    if spec.group_id is not None:
+        try:
+            await groups.get_group(session, group_id=spec.group_id)
+        except NotFound:
+            raise InvalidInput(f"no group with id {spec.group_id}") from None
+    same = await session.scalar(
+        select(PackageRule.id).where(
+            func.lower(PackageRule.package) == spec.package.lower(),
+            PackageRule.group_id.is_(None)
+            if spec.group_id is None
+            else PackageRule.group_id == spec.group_id,
+            PackageRule.source.is_(None)
+            if spec.source is None
+            else PackageRule.source == spec.source,
+        )
+    )
+    if same is not None and same != rule_id:
+        raise Conflict(
+            f"rule #{same} is for {spec.package} in this scope already: change that one",
+            details={"id": same},
+        )
+
+
+def _apply(rule: PackageRule, spec: RuleSpec) -> None:
+    rule.package = spec.package
+    rule.source = spec.source
+    rule.group_id = spec.group_id
+    rule.action = spec.action.value
+    rule.version_constraint = spec.version_constraint
+    rule.skip_version = spec.skip_version
+    rule.note = spec.note
+
+
+async def _save(
+    session: AsyncSession, rule: PackageRule, *, actor: audit.Actor, now: datetime, action: str
+) -> PackageRule:
+    rule.updated_at, rule.updated_by = now, actor.name
+    session.add(rule)
+    await session.flush()
+    await audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target=f"package_rule:{rule.id}",
+        details={
+            "package": rule.package,
+            "source": rule.source,
+            "group_id": rule.group_id,
+            "action": rule.action,
+            "version_constraint": rule.version_constraint,
+            "skip_version": rule.skip_version,
+        },
+        now=now,
+    )
+    return rule
+
+
+async def create_rule(
+    session: AsyncSession, *, spec: RuleSpec, actor: audit.Actor, now: datetime
+) -> PackageRule:
+    if ((await session.scalar(select(func.count()).select_from(PackageRule))) or 0) >= MAX_RULES:
+        raise Conflict(f"there are {MAX_RULES} package rules already; delete some first")
+    await _check(session, spec, rule_id=None)
+    rule = PackageRule(created_at=now, created_by=actor.name)
+    _apply(rule, spec)
+    return await _save(session, rule, actor=actor, now=now, action="package_rule.create")
+
+
+async def update_rule(
+    session: AsyncSession, *, rule_id: int, spec: RuleSpec, actor: audit.Actor, now: datetime
+) -> PackageRule:
+    rule = await get_rule(session, rule_id=rule_id)
+    await _check(session, spec, rule_id=rule_id)
+    _apply(rule, spec)
+    return await _save(session, rule, actor=actor, now=now, action="package_rule.update")
+
+
+async def delete_rule(
+    session: AsyncSession, *, rule_id: int, actor: audit.Actor, now: datetime
+) -> None:
+    rule = await get_rule(session, rule_id=rule_id)
+    await audit.record(
+        session,
+        actor=actor,
+        action="package_rule.delete",
+        target=f"package_rule:{rule.id}",
+        details={"package": rule.package, "group_id": rule.group_id, "action": rule.action},
+        now=now,
+    )
+    await session.delete(rule)
+    await session.flush()
+
+
+async def offered_packages(session: AsyncSession, *, device_id: str) -> list[str] | None:
+    """What "update all" installs on a device: None (every update, as the agent finds them)
+    when no rule holds any back, else the ids of those its rules offer (auto or manual),
+    winget-targetable ones only."""
+    updates = await update_queries.device_updates(session, device_id=device_id)
+    decisions = await device_decisions(session, device_id=device_id, updates=updates)
+    if all(decisions[u.id].state in OFFERED for u in updates):
+        return None
+    return list(
+        dict.fromkeys(
+            u.package_identifier
+            for u in updates
+            if decisions[u.id].state in OFFERED and not u.truncated
+        )
+    )
