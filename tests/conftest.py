@@ -125,6 +125,9 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         secret_key="test-secret-key",
         heartbeat_interval_s=60,
         scan_interval_s=3600,
+        # Tests run the scheduler's ticks themselves (policies.scheduler.tick_once), one a
+        # minute of the injected clock.
+        scheduler_enabled=False,
     )
 
 

@@ -262,6 +262,41 @@ async def delete_rule(c: Console) -> Submission:
     return f"/updates/rules/{await _rule(c)}/delete", {}
 
 
+async def create_policy(c: Console) -> Submission:
+    group = await _group(c)
+    return "/policies", {
+        "name": "Nightly",
+        "enabled": "yes",
+        "day": "mon",
+        "start": "22:00",
+        "duration_hours": "4",
+        "time_zone": "Europe/Berlin",
+        "ring0_group": str(group),
+    }
+
+
+async def _policy(c: Console) -> int:
+    url, form = await create_policy(c)
+    created = await c.http.post(url, data={**form, "csrf_token": c.token})
+    assert created.status_code == 303, created.text
+    return int(created.headers["location"].rsplit("/", 1)[1])
+
+
+async def update_policy(c: Console) -> Submission:
+    policy = await _policy(c)
+    return f"/policies/{policy}", {"name": "Weekly", "always": "yes", "ring0_group": "1"}
+
+
+async def delete_policy(c: Console) -> Submission:
+    return f"/policies/{await _policy(c)}/delete", {}
+
+
+async def halt_rollout(c: Console) -> Submission:
+    policy = await _policy(c)
+    form = {"action": "halt", "package": "Zoom.Zoom", "source": "winget", "version": "6.3"}
+    return f"/policies/{policy}/rollouts", {**form, "reason": "crashes"}
+
+
 async def logout(_c: Console) -> Submission:
     return "/logout", {}
 
@@ -296,6 +331,10 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/updates/rules": create_rule,
     "/updates/rules/{rule_id}": update_rule,
     "/updates/rules/{rule_id}/delete": delete_rule,
+    "/policies": create_policy,
+    "/policies/{policy_id}": update_policy,
+    "/policies/{policy_id}/delete": delete_policy,
+    "/policies/{policy_id}/rollouts": halt_rollout,
 }
 LOGIN = "/login"
 """Submitted logged out, by test_logging_in_redirects."""

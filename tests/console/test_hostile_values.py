@@ -199,6 +199,18 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         headers=api,
     )
     assert rule.status_code == 201, rule.text
+    policy = await http.post(
+        "/api/policies",
+        json={
+            "name": v.text("policy name"),
+            "description": v.text("policy description"),
+            "window": {"days": ["mon"], "start": "22:00", "duration_minutes": 240},
+            "time_zone": "Europe/Berlin",
+            "rings": [{"group_id": 1}],
+        },
+        headers=api,
+    )
+    assert policy.status_code == 201, policy.text
     tagged = await http.put(
         f"/api/devices/{DEVICE_IDS[0]}/tags", json={"tags": ["berlin", "kiosk"]}, headers=api
     )
@@ -235,6 +247,8 @@ def page_urls(world: World) -> dict[str, list[str]]:
         "/groups": ["/groups"],
         "/groups/fragments/table": ["/groups/fragments/table"],
         "/updates/rules": ["/updates/rules"],
+        "/policies": ["/policies"],
+        "/policies/{policy_id}": ["/policies/1"],
         "/updates/rules/{rule_id}": ["/updates/rules/1"],
         "/groups/{group_id}": ["/groups/1"],
         "/devices.csv": ["/devices.csv", f"/devices.csv?q={search}"],

@@ -53,6 +53,9 @@ from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.live import stats as live_stats
 from lunaris_server.live.console_socket import router as console_socket_router
+from lunaris_server.policies import api as policies_api
+from lunaris_server.policies import scheduler
+from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.updates import api as updates_api
@@ -154,6 +157,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         device_identity_api.router,
         updates_api.router,
         rules_api.router,
+        policies_api.router,
         commands_api.router,
         enrollment_api.router,
         accounts_api.router,
@@ -172,6 +176,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         device_identity_views.router,
         updates_views.router,
         rules_views.router,
+        policies_views.router,
         commands_views.router,
         enrollment_views.router,
         audit_views.router,
@@ -204,7 +209,7 @@ def _periodic_jobs(
     settings = state.settings
     command_sweep_s = settings.command_sweep_interval_s
     last_seen = state.part(LastSeenWriter)
-    return {
+    jobs = {
         "sweeper": run_every(
             settings.offline_sweep_interval_s,
             lambda: device_sweeper.sweep_once(state),
@@ -226,6 +231,14 @@ def _periodic_jobs(
             at_once=False,
         ),
     }
+    if settings.scheduler_enabled:
+        jobs["scheduler"] = run_every(
+            settings.scheduler_interval_s,
+            lambda: scheduler.tick_once(state),
+            what="scheduler tick",
+            at_once=False,
+        )
+    return jobs
 
 
 class LunarisApp(FastAPI):

@@ -59,6 +59,17 @@ async def open_overlaps(
     return found
 
 
+async def open_commands(session: AsyncSession, device_ids: list[str]) -> dict[str, list[Command]]:
+    """Every open command of these devices (at most 1,000 of them), by device."""
+    found: dict[str, list[Command]] = {}
+    rows = await session.scalars(
+        select(Command).where(Command.device_id.in_(device_ids), Command.status.in_(OPEN_STATUSES))
+    )
+    for command in rows:
+        found.setdefault(command.device_id, []).append(command)
+    return found
+
+
 def covers(command: Command, packages: list[str] | None) -> bool:
     if command.packages is None or packages is None:
         return True

@@ -55,7 +55,7 @@ class CommandDetail:
     results: list[CommandResult]
 
 
-def _new_command(
+def new_command(
     *,
     device_id: str,
     packages: list[str] | None,
@@ -155,7 +155,7 @@ async def create_for_device(
             + " already",
             details={"command_id": covering.id},
         )
-    command = _new_command(
+    command = new_command(
         device_id=device.id, packages=packages, actor=actor, now=now, expires_in=expires_in
     )
     session.add(command)
@@ -174,7 +174,7 @@ async def create_for_device(
         },
         now=now,
     )
-    _announce_waiting(session, [command.device_id])
+    announce_waiting(session, [command.device_id])
     return command, device.hostname
 
 
@@ -223,7 +223,7 @@ async def create_for_package(
     covered = await overlap.open_overlaps(session, [d for d, _ in targets], [package])
     created = [
         (
-            _new_command(
+            new_command(
                 device_id=device_id, packages=[package], actor=actor, now=now, expires_in=expires_in
             ),
             hostname,
@@ -254,11 +254,11 @@ async def create_for_package(
         },
         now=now,
     )
-    _announce_waiting(session, [command.device_id for command, _ in created])
+    announce_waiting(session, [command.device_id for command, _ in created])
     return PackageRun(created, skipped=len(covered))
 
 
-def _announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:
+def announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:
     """Once the commands are committed (never before: another process could look for them
     and find nothing), every process learns that these devices have commands waiting, and
     the one holding a device's socket pushes them."""

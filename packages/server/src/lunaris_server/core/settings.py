@@ -70,6 +70,11 @@ class Settings(BaseSettings):
     command_sweep_interval_s: float = Field(default=30.0, gt=0, le=3600)
     """How often each process expires overdue commands and re-reads which devices have
     commands waiting (a safety net behind the bus)."""
+    scheduler_interval_s: float = Field(default=60.0, ge=1, le=3600)
+    """How often the scheduler looks for policy installs that are due (one process runs
+    each tick)."""
+    scheduler_enabled: bool = True
+    """Whether this process takes part in running the scheduler's ticks."""
     command_running_timeout_s: int = Field(default=4 * 3600, ge=60, le=30 * 86_400)
     """A running command the agent has reported no step of for this long is failed. The
     agent reports every package's start and end and gives one package an hour at most."""

@@ -19,6 +19,9 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.devices.tags import tags_of
 from lunaris_server.devices.views import canonical_id, device_rows, device_view
+from lunaris_server.policies import planning
+from lunaris_server.policies import service as policies
+from lunaris_server.policies.models import Policy, PolicyRing
 from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates import rule_store
 from lunaris_server.updates.rules import OFFERED
@@ -46,6 +49,7 @@ async def _detail_context(
     return {
         **device_view(device, state, now, tags[device.id]),
         "memberships": await groups.groups_of(session, device_id=device.id),
+        "placement": await _placement(session, device.id),
         "updates": updates,
         "decisions": decisions,
         "offered": sum(decisions[u.id].state in OFFERED for u in updates),
@@ -56,6 +60,14 @@ async def _detail_context(
         "seen_hostnames": clones.seen_hostnames(device),
         "seen_addresses": clones.seen_addresses(device),
     }
+
+
+async def _placement(session: SessionDep, device_id: str) -> tuple[Policy, PolicyRing] | None:
+    """The policy and ring that install on this device (the first enabled policy, by
+    priority, with a ring it is in)."""
+    found = await policies.list_policies(session)
+    rings = await policies.rings_of(session, [p.id for p in found])
+    return await planning.device_place(session, device_id, found, rings)
 
 
 @router.get("/devices/{device_id}")

@@ -9,14 +9,13 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol.tags import TagList
 from lunaris_protocol.text import DISPLAY_TEXT, MESSAGE_TEXT
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
-from lunaris_server.db.queries import insert_missing
+from lunaris_server.db.queries import insert_missing, referring_tables
 from lunaris_server.devices.membership import member_condition, rule_condition
 from lunaris_server.devices.models import Device, DeviceGroup, DeviceGroupMember
 from lunaris_server.enrollment.models import EnrollmentSecret
@@ -261,23 +260,23 @@ async def update_group(
 async def delete_group(
     session: AsyncSession, *, group_id: int, actor: audit.Actor, now: datetime
 ) -> None:
-    """Deletes a group nothing uses: the rules and policies that name one keep it (the
-    database refuses, and so does this, with 409)."""
+    """Deletes a group nothing uses: the package rules and policies that name one keep it
+    (409 naming them; the database would refuse too)."""
     group = await get_group(session, group_id=group_id)
-    name = group.name
-    try:
-        async with session.begin_nested():
-            await session.delete(group)
-            await session.flush()
-    except IntegrityError:
+    users = await referring_tables(session, DeviceGroup.__table__, group_id)  # type: ignore[arg-type]
+    if users:
+        named = " and ".join(user.replace("_", " ") for user in users)
         raise Conflict(
-            f"group {name!r} is in use by package rules or policies: change those first"
-        ) from None
+            f"group {group.name!r} is in use by {named}: change those first",
+            details={"used_by": users},
+        )
     await audit.record(
         session,
         actor=actor,
         action="group.delete",
         target=f"group:{group_id}",
-        details={"name": name},
+        details={"name": group.name},
         now=now,
     )
+    await session.delete(group)
+    await session.flush()

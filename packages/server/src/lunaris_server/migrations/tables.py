@@ -13,6 +13,14 @@ from lunaris_server.devices.models import (
     DeviceTag,
 )
 from lunaris_server.enrollment.models import EnrollmentSecret
+from lunaris_server.policies.models import (
+    PackageVersionSeen,
+    Policy,
+    PolicyInstall,
+    PolicyRing,
+    Rollout,
+    SchedulerTick,
+)
 from lunaris_server.updates.models import (
     DeviceUpdate,
     FleetPackage,
@@ -39,6 +47,12 @@ __all__ = [
     "FleetPackage",
     "FleetVariant",
     "PackageRule",
+    "PackageVersionSeen",
+    "Policy",
+    "PolicyInstall",
+    "PolicyRing",
+    "Rollout",
+    "SchedulerTick",
     "SessionFlash",
     "UpdateActivity",
     "UpdateEvent",

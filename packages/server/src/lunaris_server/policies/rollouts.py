@@ -1,0 +1,226 @@
+"""Rollouts: each version of a package a policy installs moves through its rings. The first
+ring takes a version as soon as it is due; a later ring once the version was promoted to it
+(by an admin now, or by the ring gates). A halted version is installed nowhere until resumed.
+Every promotion, halt and resumption is audited."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_server.audit import service as audit
+from lunaris_server.commands.models import Command
+from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, Rollout
+
+Version = tuple[int, str, str, str]
+"""(policy id, package id, source or "", version)."""
+
+
+@dataclass(slots=True)
+class RolloutState:
+    reached: dict[Version, int] = field(default_factory=dict)
+    """The last ring each promoted version may go to."""
+    halted: set[Version] = field(default_factory=set)
+
+    def allows(self, version: Version, ring_position: int) -> bool:
+        if version in self.halted:
+            return False
+        return ring_position == 0 or self.reached.get(version, 0) >= ring_position
+
+
+async def state(session: AsyncSession) -> RolloutState:
+    found = RolloutState()
+    for rollout in await session.scalars(select(Rollout)):
+        key = (rollout.policy_id, rollout.package_identifier, rollout.source, rollout.version)
+        found.reached[key] = rollout.ring_position
+        if rollout.halted_at is not None:
+            found.halted.add(key)
+    return found
+
+
+async def _rollout(
+    session: AsyncSession, version: Version, *, now: datetime, actor: audit.Actor
+) -> Rollout:
+    policy_id, package, source, number = version
+    if await session.get(Policy, policy_id) is None:
+        raise NotFound(f"no policy with id {policy_id}")
+    found = await session.scalar(
+        select(Rollout)
+        .where(
+            Rollout.policy_id == policy_id,
+            Rollout.package_identifier == package,
+            Rollout.source == source,
+            Rollout.version == number,
+        )
+        .with_for_update()
+    )
+    if found is None:
+        found = Rollout(
+            policy_id=policy_id,
+            package_identifier=package,
+            source=source,
+            version=number,
+            ring_position=0,
+            halted_reason="",
+            updated_at=now,
+            updated_by=actor.name,
+        )
+        session.add(found)
+    return found
+
+
+async def _record(
+    session: AsyncSession, rollout: Rollout, action: str, *, actor: audit.Actor, now: datetime
+) -> Rollout:
+    rollout.updated_at, rollout.updated_by = now, actor.name
+    await session.flush()
+    await audit.record(
+        session,
+        actor=actor,
+        action=action,
+        target=f"policy:{rollout.policy_id}",
+        details={
+            "package": rollout.package_identifier,
+            "source": rollout.source,
+            "version": rollout.version,
+            "ring": rollout.ring_position,
+            "reason": rollout.halted_reason or None,
+        },
+        now=now,
+    )
+    return rollout
+
+
+async def promote(
+    session: AsyncSession, version: Version, *, actor: audit.Actor, now: datetime
+) -> Rollout:
+    """Lets the next ring take the version now."""
+    rollout = await _rollout(session, version, now=now, actor=actor)
+    rings = list(
+        await session.scalars(select(PolicyRing.position).where(PolicyRing.policy_id == version[0]))
+    )
+    if rollout.ring_position + 1 > max(rings, default=0):
+        raise Conflict("the version has reached the policy's last ring")
+    rollout.ring_position += 1
+    return await _record(session, rollout, "rollout.promote", actor=actor, now=now)
+
+
+async def halt(
+    session: AsyncSession, version: Version, *, reason: str, actor: audit.Actor, now: datetime
+) -> Rollout:
+    rollout = await _rollout(session, version, now=now, actor=actor)
+    if rollout.halted_at is not None:
+        raise Conflict("the rollout of this version is halted already")
+    rollout.halted_at, rollout.halted_reason = now, reason
+    return await _record(session, rollout, "rollout.halt", actor=actor, now=now)
+
+
+async def resume(
+    session: AsyncSession, version: Version, *, actor: audit.Actor, now: datetime
+) -> Rollout:
+    rollout = await _rollout(session, version, now=now, actor=actor)
+    if rollout.halted_at is None:
+        raise Conflict("the rollout of this version is not halted")
+    rollout.halted_at, rollout.halted_reason = None, ""
+    return await _record(session, rollout, "rollout.resume", actor=actor, now=now)
+
+
+@dataclass(slots=True)
+class RingProgress:
+    position: int
+    by_status: dict[str, int] = field(default_factory=dict)
+    """Devices queued for the version in this ring, by their command's status."""
+
+    @property
+    def devices(self) -> int:
+        return sum(self.by_status.values())
+
+
+@dataclass(slots=True)
+class VersionProgress:
+    package_identifier: str
+    source: str
+    version: str
+    reached: int
+    halted_reason: str | None
+    rings: dict[int, RingProgress] = field(default_factory=dict)
+
+
+async def progress(session: AsyncSession, *, policy_id: int) -> list[VersionProgress]:
+    """Each version the policy installs, ring by ring: how its devices are doing."""
+    current = await state(session)
+    found: dict[tuple[str, str, str], VersionProgress] = {}
+    rows = await session.execute(
+        select(
+            PolicyInstall.package_identifier,
+            PolicyInstall.source,
+            PolicyInstall.version,
+            PolicyInstall.ring_position,
+            func.coalesce(Command.status, "gone"),
+            func.count(),
+        )
+        .outerjoin(Command, Command.id == PolicyInstall.command_id)
+        .where(PolicyInstall.policy_id == policy_id)
+        .group_by(
+            PolicyInstall.package_identifier,
+            PolicyInstall.source,
+            PolicyInstall.version,
+            PolicyInstall.ring_position,
+            Command.status,
+        )
+    )
+    for package, source, version, position, status, count in rows:
+        key = (policy_id, package, source, version)
+        item = found.setdefault(
+            (package, source, version),
+            VersionProgress(
+                package,
+                source,
+                version,
+                reached=current.reached.get(key, 0),
+                halted_reason=None,
+            ),
+        )
+        ring = item.rings.setdefault(position, RingProgress(position))
+        ring.by_status[status] = ring.by_status.get(status, 0) + count
+    for rollout in await session.scalars(select(Rollout).where(Rollout.policy_id == policy_id)):
+        item = found.setdefault(
+            (rollout.package_identifier, rollout.source, rollout.version),
+            VersionProgress(
+                rollout.package_identifier,
+                rollout.source,
+                rollout.version,
+                reached=rollout.ring_position,
+                halted_reason=None,
+            ),
+        )
+        if rollout.halted_at is not None:
+            item.halted_reason = rollout.halted_reason or "halted"
+    return sorted(found.values(), key=lambda v: (v.package_identifier.lower(), v.version))
+
+
+async def change(
+    session: AsyncSession,
+    version: Version,
+    action: str,
+    *,
+    reason: str,
+    actor: audit.Actor,
+    now: datetime,
+) -> Rollout:
+    """``promote``, ``halt`` (with ``reason``) or ``resume`` a version's rollout."""
+    if action == "promote":
+        return await promote(session, version, actor=actor, now=now)
+    if action == "halt":
+        return await halt(
+            session,
+            version,
+            reason=reason.strip()[:500] or "halted by an admin",
+            actor=actor,
+            now=now,
+        )
+    if action == "resume":
+        return await resume(session, version, actor=actor, now=now)
+    raise InvalidInput("action is promote, halt or resume")

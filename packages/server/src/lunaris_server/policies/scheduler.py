@@ -1,0 +1,120 @@
+"""The scheduler: every ``LUNARIS_SCHEDULER_INTERVAL_S`` (60 s), queue what policies have due
+(policies/planning.py) for the policies whose window is open.
+
+Each tick runs exactly once across server processes and restarts: the tick claims its row in
+``scheduler_ticks`` (the tick's number is the time divided by the interval) in the same
+transaction that queues its commands. A second process claiming the same tick waits for the
+first's commit and then finds the row taken; a tick that failed mid-way (the database went
+away, the process died) left no row, and the next tick does its work. And each queued
+version has its key in ``policy_installs`` (device, package, source, version): a repeated
+tick cannot queue it twice.
+"""
+
+from datetime import datetime
+
+import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from lunaris_server.audit import service as audit
+from lunaris_server.commands import scheduled
+from lunaris_server.db.queries import insert_missing
+from lunaris_server.policies import planning, rollouts
+from lunaris_server.policies import service as policies
+from lunaris_server.policies.models import Policy, PolicyInstall, SchedulerTick
+from lunaris_server.policies.windows import closes_at, is_open
+from lunaris_server.realtime import outbox
+from lunaris_server.web.state import AppState
+
+log = structlog.get_logger("lunaris.scheduler")
+
+
+async def _claim(session: AsyncSession, tick: int, *, now: datetime, process: str) -> bool:
+    """Inserts the tick's row unless it is there (``ON CONFLICT DO NOTHING``: a process
+    claiming it meanwhile makes this wait for its commit, then insert nothing)."""
+    row = {"tick": tick, "started_at": now, "process": process, "queued": 0}
+    inserted = await insert_missing(session, SchedulerTick.__table__, [row])  # type: ignore[arg-type]
+    return inserted == 1
+
+
+async def tick_once(state: AppState) -> int | None:
+    """Runs this tick unless another process (or an earlier run) did; returns the installs
+    queued, or None when the tick was not this process's to run."""
+    now = state.clock()
+    number = int(now.timestamp() // state.settings.scheduler_interval_s)
+    async with state.database.session() as session:
+        if not await _claim(session, number, now=now, process=state.realtime.bus.process_id):
+            await session.rollback()
+            return None
+        queued = await _queue_due(session, state, now=now)
+        tick = await session.get(SchedulerTick, number)
+        assert tick is not None
+        tick.queued = queued
+        await outbox.commit(session, state)
+    if queued:
+        log.info("scheduler queued installs", installs=queued, tick=number)
+    return queued
+
+
+async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -> int:
+    found = await policies.list_policies(session)
+    open_now = {p.id for p in found if p.enabled and is_open(policies.window_of(p), now)}
+    if not open_now:
+        return 0
+    rings = await policies.rings_of(session, [p.id for p in found])
+    plan = await planning.plan(
+        session,
+        policies=found,
+        rings=rings,
+        due_policies=open_now,
+        now=now,
+        liveness=state.liveness,
+        rollouts=await rollouts.state(session),
+        record=True,
+    )
+    by_id = {p.id: p for p in found}
+    queued = 0
+    for policy_id in sorted({install.policy_id for install in plan.installs}):
+        queued += await _queue_for(session, state, by_id[policy_id], plan, now=now)
+    return queued
+
+
+async def _queue_for(
+    session: AsyncSession, state: AppState, policy: Policy, plan: planning.Plan, *, now: datetime
+) -> int:
+    installs = [i for i in plan.installs if i.policy_id == policy.id]
+    due: dict[str, list[str]] = {}
+    for install in installs:
+        due.setdefault(install.device_id, []).append(install.package_identifier)
+    expires_at = closes_at(policies.window_of(policy), now, longest=state.settings.command_expiry)
+    actor = audit.Actor(f"policy:{policy.id}")
+    commands = await scheduled.queue(session, due, actor=actor, now=now, expires_at=expires_at)
+    kept = [i for i in installs if i.device_id in commands]
+    session.add_all(
+        PolicyInstall(
+            device_id=i.device_id,
+            package_identifier=i.package_identifier,
+            source=i.source or "",
+            version=i.version,
+            policy_id=policy.id,
+            ring_position=i.ring_position,
+            command_id=commands[i.device_id].id,
+            queued_at=now,
+        )
+        for i in kept
+    )
+    await session.flush()
+    if kept:
+        await audit.record(
+            session,
+            actor=actor,
+            action="policy.queue",
+            target=f"policy:{policy.id}",
+            details={
+                "name": policy.name,
+                "devices": len(commands),
+                "installs": len(kept),
+                "window_closes_at": expires_at.isoformat(),
+            },
+            now=now,
+        )
+    return len(kept)
