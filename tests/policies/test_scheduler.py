@@ -12,6 +12,7 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from lunaris_server.app import create_app
+from lunaris_server.audit.models import AuditEntry
 from lunaris_server.commands import scheduled
 from lunaris_server.commands.models import Command
 from lunaris_server.policies import scheduler
@@ -255,3 +256,66 @@ async def test_policies_are_checked_and_need_an_admin(app, admin, client):
     await api_login(client, "vera", "viewer password")
     assert (await client.get("/api/policies")).status_code == 200
     assert (await client.post("/api/policies", json={**base, "name": "Q"})).status_code == 403
+
+
+async def finish(client: httpx.AsyncClient, device: RegisteredDevice, status: str) -> None:
+    """The device takes its waiting command and reports it ``status``."""
+    beat = await client.post("/api/agent/heartbeat", json={}, headers=device.headers)
+    (command,) = beat.json()["commands"]
+    progress = f"/api/agent/commands/{command['command_id']}/progress"
+    step = {"sequence": 1, "status": status}
+    done = await client.post(progress, json=step, headers=device.headers)
+    assert done.status_code == 200, done.text
+
+
+async def two_rings(admin: httpx.AsyncClient, **gate: object) -> dict:
+    pilot = await admin.post("/api/groups", json={"name": "Pilot", "hostname_glob": "PILOT-*"})
+    policy = await setup_policy(admin, window=None)
+    rings = [{"group_id": pilot.json()["id"], **gate}, policy["rings"][0]]
+    body = {**_spec(policy), "rings": rings}
+    changed = await admin.put(f"/api/policies/{policy['id']}", json=body)
+    assert changed.status_code == 200, changed.text
+    return changed.json()
+
+
+GATE = {"soak_hours": 24, "min_devices": 2, "min_success_percent": 100, "halt_failure_percent": 40}
+
+
+async def test_a_version_moves_on_once_the_ring_before_passed_its_gate(app, admin, clock):
+    pilots = await fleet(app, admin, ["PILOT-1", "PILOT-2"], ROWS)
+    await fleet(app, admin, ["PC-1", "PC-2", "PC-3"], ROWS)
+    policy = await two_rings(admin, **GATE)
+    state = app_state(app)
+    assert await scheduler.tick_once(state) == 2  # the pilots
+    await finish(admin, pilots[0], "succeeded")
+    clock.advance(hours=1)
+    assert await scheduler.tick_once(state) == 0  # one done: not enough, and not soaked
+    await finish(admin, pilots[1], "succeeded")
+    clock.advance(hours=22)
+    assert await scheduler.tick_once(state) == 0  # both done, 23 hours: not soaked yet
+    clock.advance(hours=1)
+    assert await scheduler.tick_once(state) == 3  # promoted: everyone else
+    await api_login(admin)
+    rollout = (await admin.get(f"/api/policies/{policy['id']}/rollouts")).json()[0]
+    assert rollout["reached_ring"] == 1
+    async with app_state(app).database.session() as session:
+        by = await session.scalar(
+            select(AuditEntry.actor).where(AuditEntry.action == "rollout.promote")
+        )
+    assert by == "scheduler"
+
+
+async def test_failures_past_the_limit_halt_the_version_everywhere(app, admin, clock):
+    pilots = await fleet(app, admin, ["PILOT-1", "PILOT-2"], ROWS)
+    await fleet(app, admin, ["PC-1"], ROWS)
+    policy = await two_rings(admin, **GATE)
+    state = app_state(app)
+    assert await scheduler.tick_once(state) == 2
+    await finish(admin, pilots[0], "succeeded")
+    await finish(admin, pilots[1], "failed")
+    clock.advance(days=2)
+    assert await scheduler.tick_once(state) == 0
+    await api_login(admin)
+    rollout = (await admin.get(f"/api/policies/{policy['id']}/rollouts")).json()[0]
+    assert rollout["halted"] == "1 of 2 installs in ring 1 failed, more than 40%"
+    assert rollout["reached_ring"] == 0

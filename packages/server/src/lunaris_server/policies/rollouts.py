@@ -4,7 +4,7 @@ ring takes a version as soon as it is due; a later ring once the version was pro
 Every promotion, halt and resumption is audited."""
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -224,3 +224,82 @@ async def change(
     if action == "resume":
         return await resume(session, version, actor=actor, now=now)
     raise InvalidInput("action is promote, halt or resume")
+
+
+FAILED = ("failed", "expired", "partial")
+"""Command statuses that count as a failed install for the gates."""
+SCHEDULER = audit.Actor("scheduler")
+
+
+async def apply_gates(
+    session: AsyncSession,
+    policies: list[Policy],
+    rings: dict[int, list[PolicyRing]],
+    *,
+    now: datetime,
+) -> list[str]:
+    """Moves each version on to the next ring whose gate it passed, and halts those whose
+    failures in their ring passed its limit; returns what it did, in words (each audited).
+
+    A version passes its ring's gate once the ring has had it for ``soak_hours`` (since its
+    first install there), with at least ``min_devices`` done and at least
+    ``min_success_percent`` of those done succeeded. It halts when more than
+    ``halt_failure_percent`` of the devices done failed (failed, expired or partly failed).
+    """
+    by_policy = {policy.id: policy for policy in policies if policy.enabled}
+    current = await state(session)
+    done: list[str] = []
+    rows = await session.execute(
+        select(
+            PolicyInstall.policy_id,
+            PolicyInstall.package_identifier,
+            PolicyInstall.source,
+            PolicyInstall.version,
+            PolicyInstall.ring_position,
+            func.min(PolicyInstall.queued_at),
+            func.count().filter(Command.status == "succeeded"),
+            func.count().filter(Command.status.in_(FAILED)),
+        )
+        .join(Command, Command.id == PolicyInstall.command_id)
+        .where(PolicyInstall.policy_id.in_(list(by_policy)))
+        .group_by(
+            PolicyInstall.policy_id,
+            PolicyInstall.package_identifier,
+            PolicyInstall.source,
+            PolicyInstall.version,
+            PolicyInstall.ring_position,
+        )
+    )
+    for policy_id, package, source, number, position, first, succeeded, failed in rows:
+        if policy_id is None:
+            continue
+        version: Version = (policy_id, package, source, number)
+        if version in current.halted or position != current.reached.get(version, 0):
+            continue
+        ring = next((r for r in rings[policy_id] if r.position == position), None)
+        if ring is None:
+            continue
+        finished = succeeded + failed
+        if (
+            ring.halt_failure_percent is not None
+            and finished
+            and failed * 100 > ring.halt_failure_percent * finished
+        ):
+            reason = (
+                f"{failed} of {finished} installs in ring {position + 1} failed, more than "
+                f"{ring.halt_failure_percent}%"
+            )
+            await halt(session, version, reason=reason, actor=SCHEDULER, now=now)
+            done.append(f"halted {package} {number}: {reason}")
+            continue
+        last = max(r.position for r in rings[policy_id])
+        if (
+            position < last
+            and now - first >= timedelta(hours=ring.soak_hours)
+            and succeeded >= ring.min_devices
+            and finished
+            and succeeded * 100 >= ring.min_success_percent * finished
+        ):
+            await promote(session, version, actor=SCHEDULER, now=now)
+            done.append(f"promoted {package} {number} to ring {position + 2}")
+    return done

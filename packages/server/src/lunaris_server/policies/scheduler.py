@@ -57,10 +57,12 @@ async def tick_once(state: AppState) -> int | None:
 
 async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -> int:
     found = await policies.list_policies(session)
+    rings = await policies.rings_of(session, [p.id for p in found])
+    for change in await rollouts.apply_gates(session, found, rings, now=now):
+        log.info("rollout gate", change=change)
     open_now = {p.id for p in found if p.enabled and is_open(policies.window_of(p), now)}
     if not open_now:
         return 0
-    rings = await policies.rings_of(session, [p.id for p in found])
     plan = await planning.plan(
         session,
         policies=found,
