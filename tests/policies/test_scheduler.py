@@ -319,3 +319,19 @@ async def test_failures_past_the_limit_halt_the_version_everywhere(app, admin, c
     rollout = (await admin.get(f"/api/policies/{policy['id']}/rollouts")).json()[0]
     assert rollout["halted"] == "1 of 2 installs in ring 1 failed, more than 40%"
     assert rollout["reached_ring"] == 0
+
+
+async def test_a_tick_queues_a_bounded_number_of_devices(app, admin, settings, clock):
+    await fleet(app, admin, [f"PC-{n}" for n in range(5)], ROWS)
+    await setup_policy(admin, window=None)
+    small = create_app(
+        settings.model_copy(update={"scheduler_max_devices_per_tick": 2}), clock=clock
+    )
+    async with LifespanManager(small):
+        state = app_state(small)
+        assert await scheduler.tick_once(state) == 2
+        clock.advance(minutes=1)
+        assert await scheduler.tick_once(state) == 2
+        clock.advance(minutes=1)
+        assert await scheduler.tick_once(state) == 1
+    assert len(await commands(app)) == 5

@@ -19,6 +19,7 @@ def api_get_routes(app: FastAPI) -> list[str]:
         "package": "Git.Git",
         "group_id": "1",
         "rule_id": "1",
+        "policy_id": "1",
     }
     paths = []
     for route in iter_route_contexts(app.routes):

@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     scheduler_interval_s: float = Field(default=60.0, ge=1, le=3600)
     """How often the scheduler looks for policy installs that are due (one process runs
     each tick)."""
+    scheduler_max_devices_per_tick: int = Field(default=5_000, ge=1, le=1_000_000)
+    """Devices one tick queues installs for at most; the rest wait for the next tick (so a
+    new policy over a large fleet is taken in bounded steps)."""
     scheduler_enabled: bool = True
     """Whether this process takes part in running the scheduler's ticks."""
     command_running_timeout_s: int = Field(default=4 * 3600, ge=60, le=30 * 86_400)

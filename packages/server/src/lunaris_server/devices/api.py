@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import DeviceStatus
 from lunaris_protocol.tags import MAX_TAG, Tag
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
+from lunaris_server.core.ids import MAX_ROW_ID
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.devices import clones
 from lunaris_server.devices import queries as device_queries
@@ -105,7 +106,7 @@ class DeviceOut(BaseModel):
         )
 
 
-@router.get("")
+@router.get("", responses=error_responses(404))
 async def list_devices(
     _user: CurrentUser,
     session: SessionDep,
@@ -116,7 +117,9 @@ async def list_devices(
     status: DeviceStatus | None = None,
     has_updates: bool | None = None,
     has_scan_error: bool | None = None,
-    group_id: Annotated[int | None, Query(ge=1, description="only the group's devices")] = None,
+    group_id: Annotated[
+        int | None, Query(ge=1, le=MAX_ROW_ID, description="only the group's devices")
+    ] = None,
     tag: Annotated[Tag | None, Query(max_length=MAX_TAG, description="with this tag")] = None,
     sort: Annotated[str, Query(max_length=32, description="field, '-field' descending")] = (
         "hostname"

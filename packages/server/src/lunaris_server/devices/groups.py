@@ -15,6 +15,7 @@ from lunaris_protocol.tags import TagList
 from lunaris_protocol.text import DISPLAY_TEXT, MESSAGE_TEXT
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.core.ids import RowNumber
 from lunaris_server.db.queries import insert_missing, referring_tables
 from lunaris_server.devices.membership import member_condition, rule_condition
 from lunaris_server.devices.models import Device, DeviceGroup, DeviceGroupMember
@@ -47,7 +48,7 @@ class GroupSpec(BaseModel):
     tag_source: Literal["admin", "agent", "any"] = "any"
     """Which tags count: those admins set, those the agent's config claims, or either. A PC
     can claim any agent tag; choose ``admin`` where that must not let it in."""
-    enrollment_secret_id: int | None = Field(default=None, ge=1)
+    enrollment_secret_id: RowNumber | None = None
     """Devices enrolled (or enrolled again) with this enrollment secret."""
     device_ids: list[UUID] = Field(default_factory=list, max_length=MAX_LISTED)
     """Devices in the group whatever the rule says."""

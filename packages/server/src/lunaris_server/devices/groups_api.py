@@ -16,8 +16,8 @@ from lunaris_server.devices.groups import GroupSpec
 from lunaris_server.devices.models import DeviceGroup
 from lunaris_server.devices.queries import DeviceQuery
 from lunaris_server.devices.tags import tags_of
-from lunaris_server.web.api_errors import error_responses
-from lunaris_server.web.deps import NowDep, SessionDep, StateDep
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
+from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 from lunaris_server.web.pagination import PageDep, Paginated
 from lunaris_server.web.unit_of_work import WorkDep
 
@@ -79,7 +79,7 @@ async def list_groups(_user: CurrentUser, session: SessionDep) -> list[GroupOut]
     return await groups_out(session, await groups.list_groups(session))
 
 
-@router.post("", status_code=201, responses=error_responses(403, 409))
+@router.post("", status_code=201, responses={**BODY_ERRORS, **error_responses(403, 409)})
 async def create_group(
     body: GroupSpec,
     request: Request,
@@ -94,13 +94,13 @@ async def create_group(
 
 
 @router.get("/{group_id}", responses=error_responses(404))
-async def get_group(group_id: int, _user: CurrentUser, session: SessionDep) -> GroupOut:
+async def get_group(group_id: RowId, _user: CurrentUser, session: SessionDep) -> GroupOut:
     return await group_out(session, await groups.get_group(session, group_id=group_id))
 
 
-@router.put("/{group_id}", responses=error_responses(403, 404, 409))
+@router.put("/{group_id}", responses={**BODY_ERRORS, **error_responses(403, 404, 409)})
 async def update_group(
-    group_id: int,
+    group_id: RowId,
     body: GroupSpec,
     request: Request,
     admin: AdminUser,
@@ -118,7 +118,7 @@ async def update_group(
 
 @router.delete("/{group_id}", status_code=204, responses=error_responses(403, 404))
 async def delete_group(
-    group_id: int,
+    group_id: RowId,
     request: Request,
     admin: AdminUser,
     session: SessionDep,
@@ -131,7 +131,7 @@ async def delete_group(
 
 @router.get("/{group_id}/devices", responses=error_responses(404))
 async def group_devices(
-    group_id: int,
+    group_id: RowId,
     _user: CurrentUser,
     session: SessionDep,
     state: StateDep,

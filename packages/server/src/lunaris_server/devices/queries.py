@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import DeviceStatus
 from lunaris_protocol.tags import Tag
 from lunaris_server.core.errors import InvalidInput, NotFound
+from lunaris_server.core.ids import RowNumber
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.devices.membership import member_condition
@@ -233,7 +234,7 @@ class DeviceFilter(BaseModel):
     status: DeviceStatus | None = None
     has_updates: bool | None = None
     has_scan_error: bool | None = None
-    group_id: Annotated[int, Field(ge=1)] | None = None
+    group_id: RowNumber | None = None
     tag: Tag | None = None
 
     def query(self) -> DeviceQuery:

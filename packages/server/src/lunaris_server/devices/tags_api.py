@@ -13,7 +13,7 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices import tags
 from lunaris_server.devices.api import DeviceOut, device_out_of
 from lunaris_server.devices.queries import DeviceSelection
-from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.unit_of_work import WorkDep
 
@@ -42,7 +42,7 @@ class BulkTagsOut(BaseModel):
     """Devices whose admin tags changed."""
 
 
-@router.put("/{device_id}/tags", responses=error_responses(403, 404))
+@router.put("/{device_id}/tags", responses={**BODY_ERRORS, **error_responses(403, 404)})
 async def set_tags(
     device_id: UUID,
     body: TagsIn,
@@ -62,7 +62,7 @@ async def set_tags(
     return await device_out_of(session, device, state, now)
 
 
-@router.post("/tags", responses=error_responses(403, 404))
+@router.post("/tags", responses={**BODY_ERRORS, **error_responses(403, 404)})
 async def change_tags(
     body: BulkTagsIn,
     request: Request,

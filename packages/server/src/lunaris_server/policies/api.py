@@ -16,7 +16,7 @@ from lunaris_server.policies import service as policies
 from lunaris_server.policies.models import Policy, PolicyRing
 from lunaris_server.policies.service import PolicySpec, RingSpec, WindowSpec
 from lunaris_server.policies.windows import DAYS
-from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
 from lunaris_server.web.state import AppState
 from lunaris_server.web.unit_of_work import WorkDep
@@ -127,7 +127,9 @@ async def list_policies(_user: CurrentUser, session: SessionDep) -> list[PolicyO
     return [PolicyOut.of(p, rings[p.id]) for p in found]
 
 
-@router.post("/api/policies", status_code=201, responses=error_responses(403, 409))
+@router.post(
+    "/api/policies", status_code=201, responses={**BODY_ERRORS, **error_responses(403, 409)}
+)
 async def create_policy(
     body: PolicySpec,
     request: Request,
@@ -148,7 +150,9 @@ async def get_policy(policy_id: RowId, _user: CurrentUser, session: SessionDep) 
     return await policy_out(session, await policies.get_policy(session, policy_id=policy_id))
 
 
-@router.put("/api/policies/{policy_id}", responses=error_responses(403, 404, 409))
+@router.put(
+    "/api/policies/{policy_id}", responses={**BODY_ERRORS, **error_responses(403, 404, 409)}
+)
 async def update_policy(
     policy_id: RowId,
     body: PolicySpec,
@@ -242,7 +246,8 @@ class RolloutIn(BaseModel):
 
 
 @router.post(
-    "/api/policies/{policy_id}/rollouts/{action}", responses=error_responses(403, 404, 409)
+    "/api/policies/{policy_id}/rollouts/{action}",
+    responses={**BODY_ERRORS, **error_responses(403, 404, 409)},
 )
 async def change_rollout(
     policy_id: RowId,

@@ -75,9 +75,10 @@ async def places(
     policies: list[Policy],
     rings: dict[int, list[PolicyRing]],
     groups: dict[int, DeviceGroup],
+    device_ids: set[str],
 ) -> dict[str, Place]:
-    """Each enrolled device's policy and ring (devices in no ring are left out): one pass
-    over the devices, the first matching ring in policy order decides."""
+    """The policy and ring of each of these devices (those in no ring are left out): the
+    first matching ring in policy order decides, one statement per 1,000 devices."""
     whens = [
         (member_condition(groups[ring.group_id]), literal(f"{policy.id}:{ring.position}"))
         for policy in policies
@@ -99,17 +100,15 @@ async def places(
 def _auto_packages(book: RuleBook) -> ColumnElement[bool] | None:
     """The condition on update rows that any ``auto`` rule could decide (None: no auto rule,
     so nothing is due and nothing need be read)."""
+    column = func.lower(DeviceUpdate.package_identifier)  # ix_device_updates_package_folded
+    auto = [rule.package.lower() for rule in book.rules if rule.action == RuleAction.AUTO]
     conditions: list[ColumnElement[bool]] = []
-    for rule in book.rules:
-        if rule.action != RuleAction.AUTO:
-            continue
-        pattern = rule.package.lower()
-        column = func.lower(DeviceUpdate.package_identifier)
-        if is_glob(rule.package):
-            escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(column.like(escaped.replace("*", "%"), escape="\\"))
-        else:
-            conditions.append(column == pattern)
+    exact = [package for package in auto if not is_glob(package)]
+    if exact:
+        conditions.append(column.in_(exact))
+    for pattern in (package for package in auto if is_glob(package)):
+        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(column.like(escaped.replace("*", "%"), escape="\\"))
     return or_(*conditions) if conditions else None
 
 
@@ -176,24 +175,31 @@ async def plan(
     liveness: Liveness,
     rollouts: RolloutState,
     record: bool,
+    per_tick: int = 5_000,
 ) -> Plan:
     """The installs due ``now`` for the policies in ``due_policies`` (those whose window is
     open, or the one previewed). ``rollouts``: how far each version may go, and which are
     halted. ``record``: note versions seen for the first time (the scheduler does; a preview
-    changes nothing)."""
+    changes nothing). ``per_tick``: devices queued at most (the rest wait for the next)."""
     result = Plan()
     book = await rule_store.load_book(session)
     auto = _auto_packages(book)
     if auto is None or not due_policies:
         return result
-    groups = {g.id: g for g in await session.scalars(select(DeviceGroup))}
-    placed = await places(session, policies, rings, groups)
-    placed = {d: p for d, p in placed.items() if p[0] in due_policies}
-    if not placed:
-        return result
-    rows = [
-        row
-        for row in await session.execute(
+    # The waiting updates an auto rule could decide, leaving out at once (in the database)
+    # every version queued for its device before: on most ticks this finds nothing.
+    queued_before = (
+        select(PolicyInstall.id)
+        .where(
+            PolicyInstall.device_id == DeviceUpdate.device_id,
+            PolicyInstall.package_identifier == DeviceUpdate.package_identifier,
+            PolicyInstall.source == func.coalesce(DeviceUpdate.source, ""),
+            PolicyInstall.version == DeviceUpdate.available_version,
+        )
+        .exists()
+    )
+    rows = list(
+        await session.execute(
             select(
                 DeviceUpdate.device_id,
                 DeviceUpdate.package_identifier,
@@ -201,11 +207,21 @@ async def plan(
                 DeviceUpdate.available_version,
             )
             .join(Device, Device.id == DeviceUpdate.device_id)
-            .where(Device.revoked_at.is_(None), DeviceUpdate.truncated.is_(False), auto)
+            .where(
+                Device.revoked_at.is_(None),
+                DeviceUpdate.truncated.is_(False),
+                auto,
+                ~queued_before,
+            )
             .order_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
         )
-        if row.device_id in placed
-    ]
+    )
+    if not rows:
+        return result
+    groups = {g.id: g for g in await session.scalars(select(DeviceGroup))}
+    placed = await places(session, policies, rings, groups, {row.device_id for row in rows})
+    placed = {d: p for d, p in placed.items() if p[0] in due_policies}
+    rows = [row for row in rows if row.device_id in placed]
     member_of = await _group_members(session, book, groups, {row.device_id for row in rows})
     seen = await first_seen(
         session,
@@ -214,7 +230,6 @@ async def plan(
         record=record,
     )
     by_id = {policy.id: policy for policy in policies}
-    done = await _queued_before(session, {row.device_id for row in rows})
     busy = await _open_packages(session, {row.device_id for row in rows})
     candidates: list[DueInstall] = []
     for row in rows:
@@ -227,10 +242,7 @@ async def plan(
         if decision.state is not UpdateState.AUTO:
             continue
         key = (row.package_identifier, row.source or "", row.available_version)
-        if (row.device_id, *key) in done or {
-            (row.device_id, row.package_identifier),
-            (row.device_id, "*"),
-        } & busy:
+        if {(row.device_id, row.package_identifier), (row.device_id, "*")} & busy:
             continue
         policy_id, position = placed[row.device_id]
         deferral = timedelta(days=by_id[policy_id].deferral_days)
@@ -254,38 +266,31 @@ async def plan(
             )
         )
     result.installs = await _within_capacity(
-        session, candidates, by_id, rings, liveness=liveness, now=now, plan=result
+        session,
+        candidates,
+        by_id,
+        rings,
+        liveness=liveness,
+        now=now,
+        plan=result,
+        per_tick=per_tick,
     )
     return result
-
-
-async def _queued_before(
-    session: AsyncSession, device_ids: set[str]
-) -> set[tuple[str, str, str, str]]:
-    ids = sorted(device_ids)
-    found: set[tuple[str, str, str, str]] = set()
-    for start in range(0, len(ids), 1000):
-        rows = await session.execute(
-            select(
-                PolicyInstall.device_id,
-                PolicyInstall.package_identifier,
-                PolicyInstall.source,
-                PolicyInstall.version,
-            ).where(PolicyInstall.device_id.in_(ids[start : start + 1000]))
-        )
-        found.update((d, p, s, v) for d, p, s, v in rows)
-    return found
 
 
 async def _open_packages(session: AsyncSession, device_ids: set[str]) -> set[tuple[str, str]]:
     """(device, package) of every open command; an open "every update" command blocks all
     of its device's packages, written (device, "*")."""
     found: set[tuple[str, str]] = set()
-    rows = await session.execute(
-        select(Command.device_id, Command.packages).where(Command.status.in_(OPEN_STATUSES))
-    )
-    for device_id, packages in rows:
-        if device_id in device_ids:
+    ids = sorted(device_ids)
+    for start in range(0, len(ids), 1000):
+        rows = await session.execute(
+            select(Command.device_id, Command.packages).where(
+                Command.device_id.in_(ids[start : start + 1000]),
+                Command.status.in_(OPEN_STATUSES),
+            )
+        )
+        for device_id, packages in rows:
             found.update((device_id, p) for p in packages or ["*"])
     return found
 
@@ -299,17 +304,23 @@ async def _within_capacity(
     liveness: Liveness,
     now: datetime,
     plan: Plan,
+    per_tick: int,
 ) -> list[DueInstall]:
-    """The candidates whose devices fit their policy's and ring's concurrency, devices in id
-    order (installs of one device stay together)."""
-    installing = await _installing(session, liveness=liveness, now=now)
+    """The candidates whose devices fit their policy's and ring's concurrency, and at most
+    ``per_tick`` devices in all, devices in id order (installs of one device stay
+    together)."""
+    ring_caps = {(r.policy_id, r.position): r.max_concurrent for rs in rings.values() for r in rs}
+    capped = any(p.max_concurrent is not None for p in policies.values()) or any(
+        cap is not None for cap in ring_caps.values()
+    )
+    installing = await _installing(session, liveness=liveness, now=now) if capped else {}
     per_policy: dict[int, set[str]] = defaultdict(set)
     per_ring: dict[Place, set[str]] = defaultdict(set)
     for device_id, place in installing.items():
         per_policy[place[0]].add(device_id)
         per_ring[place].add(device_id)
-    ring_caps = {(r.policy_id, r.position): r.max_concurrent for rs in rings.values() for r in rs}
     kept: list[DueInstall] = []
+    devices: set[str] = set()
     for install in candidates:
         place = (install.policy_id, install.ring_position)
         device = install.device_id
@@ -319,9 +330,11 @@ async def _within_capacity(
         if new_device and (
             (policy_cap is not None and len(per_policy[install.policy_id]) >= policy_cap)
             or (ring_cap is not None and len(per_ring[place]) >= ring_cap)
+            or (device not in devices and len(devices) >= per_tick)
         ):
             plan.over_capacity += 1
             continue
+        devices.add(device)
         per_policy[install.policy_id].add(device)
         per_ring[place].add(device)
         kept.append(install)

@@ -246,7 +246,18 @@ async def apply_gates(
     ``min_success_percent`` of those done succeeded. It halts when more than
     ``halt_failure_percent`` of the devices done failed (failed, expired or partly failed).
     """
-    by_policy = {policy.id: policy for policy in policies if policy.enabled}
+    # Only rollouts that can move or halt: policies with a later ring or a failure limit.
+    by_policy = {
+        policy.id: policy
+        for policy in policies
+        if policy.enabled
+        and (
+            len(rings[policy.id]) > 1
+            or any(r.halt_failure_percent is not None for r in rings[policy.id])
+        )
+    }
+    if not by_policy:
+        return []
     current = await state(session)
     done: list[str] = []
     rows = await session.execute(

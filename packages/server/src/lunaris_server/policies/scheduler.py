@@ -13,6 +13,7 @@ tick cannot queue it twice.
 from datetime import datetime
 
 import structlog
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
@@ -72,6 +73,7 @@ async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -
         liveness=state.liveness,
         rollouts=await rollouts.state(session),
         record=True,
+        per_tick=state.settings.scheduler_max_devices_per_tick,
     )
     by_id = {p.id: p for p in found}
     queued = 0
@@ -91,20 +93,21 @@ async def _queue_for(
     actor = audit.Actor(f"policy:{policy.id}")
     commands = await scheduled.queue(session, due, actor=actor, now=now, expires_at=expires_at)
     kept = [i for i in installs if i.device_id in commands]
-    session.add_all(
-        PolicyInstall(
-            device_id=i.device_id,
-            package_identifier=i.package_identifier,
-            source=i.source or "",
-            version=i.version,
-            policy_id=policy.id,
-            ring_position=i.ring_position,
-            command_id=commands[i.device_id].id,
-            queued_at=now,
-        )
+    rows = [
+        {
+            "device_id": i.device_id,
+            "package_identifier": i.package_identifier,
+            "source": i.source or "",
+            "version": i.version,
+            "policy_id": policy.id,
+            "ring_position": i.ring_position,
+            "command_id": commands[i.device_id].id,
+            "queued_at": now,
+        }
         for i in kept
-    )
-    await session.flush()
+    ]
+    for start in range(0, len(rows), 5_000):
+        await session.execute(insert(PolicyInstall), rows[start : start + 5_000])
     if kept:
         await audit.record(
             session,

@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol.text import DISPLAY_TEXT, MESSAGE_TEXT
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.core.ids import RowNumber
 from lunaris_server.devices import groups
 from lunaris_server.policies.models import Policy, PolicyRing
 from lunaris_server.policies.windows import ALWAYS, DAYS, MAX_MINUTES, Window, check_zone
@@ -34,7 +35,7 @@ class WindowSpec(BaseModel):
 class RingSpec(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    group_id: Annotated[int, Field(ge=1)]
+    group_id: RowNumber
     soak_hours: Annotated[int, Field(ge=0, le=24 * 90)] = 0
     """How long this ring has a version before the next ring may take it."""
     min_devices: Annotated[int, Field(ge=0, le=1_000_000)] = 0

@@ -1,7 +1,7 @@
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, Boolean, Date, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from lunaris_server.db import Base
@@ -30,7 +30,11 @@ class DeviceUpdate(Base):
     instances: Mapped[int] = mapped_column(Integer, default=1)
     first_seen_at: Mapped[datetime]
 
-    __table_args__ = (Index("ix_device_updates_package", "package_identifier", "source"),)
+    __table_args__ = (
+        Index("ix_device_updates_package", "package_identifier", "source"),
+        # The updates a package rule names (ids compare case-folded): the scheduler's reads.
+        Index("ix_device_updates_package_folded", func.lower(package_identifier)),
+    )
 
 
 class UpdateEvent(Base):

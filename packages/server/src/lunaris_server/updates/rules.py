@@ -30,9 +30,10 @@ from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import BaseModel, ConfigDict, StringConstraints, field_validator
 
 from lunaris_protocol.text import IDENTIFIER, MESSAGE_TEXT
+from lunaris_server.core.ids import RowNumber
 from lunaris_server.updates.constraints import BadConstraint, parse
 from lunaris_server.updates.models import PackageRule
 
@@ -71,7 +72,7 @@ class RuleSpec(BaseModel):
     """An exact package id, or a glob where ``*`` stands for any characters."""
     source: Literal["winget", "msstore"] | None = None
     """Only the package from this source; every source when null."""
-    group_id: Annotated[int, Field(ge=1)] | None = None
+    group_id: RowNumber | None = None
     """Only for the devices in this group; the whole fleet when null."""
     action: RuleAction = RuleAction.MANUAL
     version_constraint: Text | None = None

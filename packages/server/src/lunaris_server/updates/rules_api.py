@@ -12,7 +12,7 @@ from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates import rule_store
 from lunaris_server.updates.models import PackageRule
 from lunaris_server.updates.rules import RULE_ORDER, RuleSpec, UpdateState
-from lunaris_server.web.api_errors import error_responses
+from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, RowId, SessionDep
 from lunaris_server.web.unit_of_work import WorkDep
 
@@ -61,7 +61,11 @@ async def list_rules(_user: CurrentUser, session: SessionDep) -> RuleList:
     return RuleList(items=[RuleOut.of(rule) for rule in book.rules], order=list(RULE_ORDER))
 
 
-@router.post("/api/package-rules", status_code=201, responses=error_responses(403, 409))
+@router.post(
+    "/api/package-rules",
+    status_code=201,
+    responses={**BODY_ERRORS, **error_responses(403, 409)},
+)
 async def create_rule(
     body: RuleSpec,
     request: Request,
@@ -82,7 +86,9 @@ async def get_rule(rule_id: RowId, _user: CurrentUser, session: SessionDep) -> R
     return RuleOut.of(await rule_store.get_rule(session, rule_id=rule_id))
 
 
-@router.put("/api/package-rules/{rule_id}", responses=error_responses(403, 404, 409))
+@router.put(
+    "/api/package-rules/{rule_id}", responses={**BODY_ERRORS, **error_responses(403, 404, 409)}
+)
 async def update_rule(
     rule_id: RowId,
     body: RuleSpec,

@@ -158,8 +158,16 @@ def upgrade() -> None:
             unique=False,
         )
 
+    op.create_index(
+        "ix_device_updates_package_folded",
+        "device_updates",
+        [sa.text("lower(package_identifier)")],
+        unique=False,
+    )
+
 
 def downgrade() -> None:
+    op.drop_index("ix_device_updates_package_folded", table_name="device_updates")
     op.drop_index("ix_policies_name_folded", table_name="policies")
     with op.batch_alter_table("policy_installs", schema=None) as batch_op:
         batch_op.drop_index("ix_policy_installs_policy")
