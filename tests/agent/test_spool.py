@@ -36,6 +36,22 @@ def test_sending_an_older_snapshot_does_not_forget_a_newer_one(tmp_path):
     assert spool.pending_report() is None
 
 
+def test_a_report_spooled_by_an_older_agent_is_sent_then_forgotten(tmp_path):
+    # Written before reports had tags: no "tags" key, so this version's bytes differ.
+    (tmp_path / "report.json").write_text(
+        '{"updates": [{"package_identifier": "A.A", "name": "A.A", "installed_version": "1.0",'
+        ' "available_version": "2.0"}], "scan_error": null}',
+        encoding="utf-8",
+    )
+    spool = Spool(tmp_path)
+    sent = spool.pending_report()
+    assert sent == report("A.A")
+    assert sent is not None
+    assert sent.tags is None  # read as the older agent wrote it
+    spool.report_sent(sent)
+    assert spool.pending_report() is None
+
+
 def test_scan_errors_are_spooled_like_lists(tmp_path):
     spool = Spool(tmp_path)
     failed = UpdateReport(scan_error=ScanError(code="0x8A15000F", message="source data missing"))

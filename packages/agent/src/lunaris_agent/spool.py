@@ -112,7 +112,7 @@ class Spool:
             on_disk = (self.directory / REPORT_FILE).read_bytes()
         except OSError:
             return  # nothing there, or unreadable: pending_report says so
-        if on_disk == content:
+        if on_disk == content or _same_report(on_disk, report):
             self._drop_disk_report()
 
     # -- results, in order -----------------------------------------------------------------
@@ -259,6 +259,15 @@ class Spool:
 
 def _report_bytes(report: UpdateReport) -> bytes:
     return report.model_dump_json().encode()
+
+
+def _same_report(content: bytes, report: UpdateReport) -> bool:
+    """Whether ``content`` holds ``report``, written by any version: one spooled by an older
+    agent lacks the fields added since (its ``tags``), so its bytes differ from this one's."""
+    try:
+        return UpdateReport.model_validate_json(content) == report
+    except ValidationError:
+        return False
 
 
 def _cause(error: OSError) -> str:
