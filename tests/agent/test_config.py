@@ -65,6 +65,11 @@ def test_a_byte_order_mark_from_notepad_is_accepted(tmp_path):
         ('{"api_url": "http://h/api", "heartbeat_interval_s": 0}', "heartbeat_interval_s"),
         ('{"api_url": "http://h/api", "device_id": "not-a-uuid"}', "device_id"),
         ('{"api_url": "http://h/api", "verify_tls": "maybe"}', "verify_tls"),
+        ('{"api_url": "http://h/api", "tags": ["berlin", "bad tag!"]}', "tags: .*'bad tag!'"),
+        ('{"api_url": "http://h/api", "tags": "berlin,-kiosk"}', "tags: .*'-kiosk' is not a tag"),
+        ('{"api_url": "http://h/api", "tags": [7]}', "tags.0"),
+        ('{"api_url": "http://h/api", "tags": {"a": 1}}', "tags"),
+        (json.dumps({"api_url": "http://h/api", "tags": [f"t{n}" for n in range(33)]}), "tags"),
     ],
 )
 def test_invalid_files_are_refused_with_the_key_named(tmp_path, content, message):
@@ -72,6 +77,45 @@ def test_invalid_files_are_refused_with_the_key_named(tmp_path, content, message
     path.write_text(content, encoding="utf-8")
     with pytest.raises(ConfigError, match=message):
         config.load(path)
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        ["Kiosk", " berlin ", "FINANCE", "berlin"],
+        "Kiosk, berlin,,FINANCE,berlin",  # one comma-separated text, as the MSI's TAGS
+    ],
+)
+def test_tags_are_a_list_or_one_text_normalised_by_the_protocols_rule(tmp_path, written):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api", "tags": written})
+    assert config.load(path).tags == ("berlin", "finance", "kiosk")
+
+
+@pytest.mark.parametrize("written", [[], "", " , ", None])
+def test_empty_tags_written_any_way_are_no_tags(tmp_path, written):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api", "tags": written})
+    assert config.load(path).tags == ()
+
+
+def test_tags_are_written_back_normalised_and_only_when_there_are_some(tmp_path):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api", "tags": "Kiosk,berlin"})
+    config.save(replace(config.load(path), device_token="t"))
+    assert json.loads(path.read_text())["tags"] == ["berlin", "kiosk"]
+    assert config.load(path).tags == ("berlin", "kiosk")
+    config.save(replace(config.load(path), tags=()))
+    assert "tags" not in json.loads(path.read_text())
+
+
+def test_create_sets_tags_when_given_and_keeps_them_otherwise(tmp_path):
+    path = tmp_path / "config.json"
+    config.create(path, api_url="http://h/api", enrollment_secret="s", tags=["Berlin", "kiosk"])
+    assert config.load(path).tags == ("berlin", "kiosk")
+    config.create(path, api_url="http://other/api", enrollment_secret=None)
+    assert config.load(path).tags == ("berlin", "kiosk")
+    config.create(path, api_url="http://other/api", enrollment_secret=None, tags=[])
+    assert config.load(path).tags == ()
+    with pytest.raises(ValueError, match="not a tag"):
+        config.create(path, api_url="http://h/api", enrollment_secret=None, tags=["a b"])
 
 
 def test_a_missing_file_says_how_to_create_it(tmp_path):

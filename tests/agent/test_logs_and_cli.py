@@ -69,6 +69,29 @@ def test_configure_then_status(tmp_path, capsys, monkeypatch):
     assert "lne_from-the-environment" not in status
 
 
+def test_configure_sets_tags_keeps_them_and_removes_them(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    configure = ["--config", str(config), "configure", "--api-url", "https://h.example/api"]
+    assert main([*configure, "--tags", "Berlin, finance,kiosk"]) == 0
+    assert json.loads(config.read_text())["tags"] == ["berlin", "finance", "kiosk"]
+    assert main([*configure, "--winget-path", "C:/winget.exe"]) == 0  # no --tags: kept
+    assert json.loads(config.read_text())["tags"] == ["berlin", "finance", "kiosk"]
+    capsys.readouterr()
+    assert main(["--config", str(config), "status"]) == 0
+    assert "tags:          berlin, finance, kiosk" in capsys.readouterr().out
+    assert main([*configure, "--tags", ""]) == 0
+    assert "tags" not in json.loads(config.read_text())
+
+
+def test_configure_refuses_a_tag_that_is_not_one(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--config", str(config), "configure", "--api-url", "http://h/api", "--tags", "a b"])
+    assert exit_.value.code == 2
+    assert "--tags: 'a b' is not a tag" in capsys.readouterr().err
+    assert not config.exists()
+
+
 def test_status_and_run_refuse_a_broken_config_with_its_reason(tmp_path, caplog):
     config = tmp_path / "config.json"
     config.write_text('{"api_url": "nope"}')

@@ -15,10 +15,12 @@ from typing import TypeVar
 from lunaris_agent import __version__
 from lunaris_agent.client import check_api_url
 from lunaris_agent.simulate.fleet import CorruptStateFile, SimulationOptions, simulate
+from lunaris_protocol.tags import normalise_tags, split_tags
 
 log = logging.getLogger("lunaris_agent")
 
 NumberT = TypeVar("NumberT", int, float)
+ValueT = TypeVar("ValueT")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -66,6 +68,12 @@ def _parser() -> argparse.ArgumentParser:
         "--insecure-skip-tls-verify",
         action="store_true",
         help="do not verify the server's certificate",
+    )
+    configure.add_argument(
+        "--tags",
+        type=_argument(lambda text: normalise_tags(split_tags(text))),
+        help='the device\'s tags, comma-separated: berlin,finance,kiosk ("" removes them; '
+        "default: keep the configured ones)",
     )
     configure.set_defaults(handler=_configure)
 
@@ -171,6 +179,7 @@ def _configure(args: argparse.Namespace) -> int:
             winget_path=args.winget_path,
             verify_tls=not args.insecure_skip_tls_verify,
             ca_bundle=args.ca_bundle,
+            tags=args.tags,
         )
     except config.ConfigError as error:
         log.error("%s", error)
@@ -294,11 +303,19 @@ def _version(_args: argparse.Namespace) -> int:
     return 0
 
 
-def _api_url(text: str) -> str:
-    try:
-        return check_api_url(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+def _argument(parse: Callable[[str], ValueT]) -> Callable[[str], ValueT]:
+    """An argparse type from a function that raises ValueError saying what is wrong."""
+
+    def checked(text: str) -> ValueT:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return checked
+
+
+_api_url = _argument(check_api_url)
 
 
 def _positive(kind: Callable[[str], NumberT]) -> Callable[[str], NumberT]:

@@ -1,4 +1,5 @@
-"""The agent's ``config.json``: where the server is, who this device is, how to reach winget.
+"""The agent's ``config.json``: where the server is, who this device is, how to reach winget,
+and the tags the device reports.
 
 On Windows it lives in ``C:\\ProgramData\\LunarisAgent`` (the known folder, resolved through the
 shell), elsewhere in a per-user or system state directory. The spool and the logs live beside
@@ -17,6 +18,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Final
@@ -31,6 +33,7 @@ from pydantic import (
 )
 
 from lunaris_agent.client import check_api_url
+from lunaris_protocol.tags import TagList, normalise_tags
 
 CONFIG_FILE_NAME: Final = "config.json"
 WINDOWS_DIR_NAME: Final = "LunarisAgent"
@@ -61,6 +64,8 @@ class _ConfigFile(BaseModel):
     ca_bundle: Path | None = None
     spool_dir: Path | None = None
     log_dir: Path | None = None
+    tags: TagList | None = None
+    """A JSON list of tags or one comma-separated text, as a person may write either."""
 
     @field_validator("api_url")
     @classmethod
@@ -93,6 +98,9 @@ class AgentConfig:
     ca_bundle: Path | None = None
     spool_dir_setting: Path | None = None
     log_dir_setting: Path | None = None
+    tags: tuple[str, ...] = ()
+    """Normalised (:func:`lunaris_protocol.tags.normalise_tags`): what every registration and
+    update report says the device's agent tags are; none clears them on the server."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, written back unchanged."""
 
@@ -144,6 +152,8 @@ class AgentConfig:
             data["spool_dir"] = str(self.spool_dir_setting)
         if self.log_dir_setting is not None:
             data["log_dir"] = str(self.log_dir_setting)
+        if self.tags:
+            data["tags"] = list(self.tags)
         return {key: value for key, value in data.items() if value is not None}
 
 
@@ -207,6 +217,7 @@ def load(path: Path) -> AgentConfig:
         ca_bundle=parsed.ca_bundle,
         spool_dir_setting=parsed.spool_dir,
         log_dir_setting=parsed.log_dir,
+        tags=tuple(parsed.tags or ()),
         extra=dict(parsed.model_extra or {}),
     )
 
@@ -294,9 +305,11 @@ def create(
     winget_path: Path | None = None,
     verify_tls: bool = True,
     ca_bundle: Path | None = None,
+    tags: Sequence[str] | None = None,
 ) -> AgentConfig:
     """Writes a new config, or points an existing one at a new server or secret while keeping
-    the device id and everything else it holds."""
+    the device id and everything else it holds. ``tags`` replaces the configured tags (an
+    empty list removes them); None keeps them. A tag that is not one is a ValueError."""
     try:
         current: AgentConfig | None = load(path)
     except ConfigError:
@@ -314,6 +327,8 @@ def create(
         config = replace(config, winget_path=winget_path)
     if ca_bundle is not None:
         config = replace(config, ca_bundle=ca_bundle)
+    if tags is not None:
+        config = replace(config, tags=tuple(normalise_tags(list(tags))))
     if config.device_id is None:
         config = replace(config, device_id=uuid4())
     secure_data_dir(path.parent)

@@ -67,6 +67,7 @@ def describe(config: AgentConfig) -> list[str]:
         f"heartbeat:     every {config.heartbeat_interval_s} s",
         f"scan:          every {config.scan_interval_s} s",
         f"winget:        {config.winget_path or 'found automatically'}",
+        f"tags:          {', '.join(config.tags) or '(none)'}",
         f"last contact:  {last_contact}",
         f"spool:         {spool.count()} unsent, {spool.size_bytes()} bytes in {config.spool_dir}",
         f"logs:          {config.log_dir}",
