@@ -22,7 +22,13 @@ from lunaris_agent.spool import Spool
 from lunaris_agent.status import describe
 from lunaris_agent.winget.report import report_from_scan
 from lunaris_agent.winget.results import ScanFailure, ScanResult, ScanRow
-from lunaris_protocol import UpdateItem, UpdateReport
+from lunaris_protocol import (
+    RegisterRequest,
+    RegisterResponse,
+    UpdateItem,
+    UpdateReport,
+    UpdateReportResponse,
+)
 from tests.support import create_api_token, create_secret, create_user, free_port
 
 API = "http://testserver/api"
@@ -87,9 +93,13 @@ async def revoke(app: FastAPI, device_id: str, *, block: bool = False) -> None:
     assert revoked.status_code == 200, revoked.text
 
 
-async def console(app: FastAPI, path: str) -> Any:
+async def viewer_token(app: FastAPI) -> str:
     await create_user(app, username="reader", role="viewer")
-    token = await create_api_token(app, "reader")
+    return await create_api_token(app, "reader")
+
+
+async def console(app: FastAPI, path: str, token: str | None = None) -> Any:
+    token = token or await viewer_token(app)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as client:
         response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
@@ -114,6 +124,59 @@ async def test_once_registers_forgets_the_secret_and_reports(app, server, tmp_pa
         "Git.Git",
         "Mozilla.Firefox",
     ]
+    assert Spool(config.spool_dir).pending_report() is None
+
+
+class RecordingClient(AgentClient):
+    """The real client to the real app, keeping each registration and report it sends."""
+
+    def __init__(self, app: FastAPI) -> None:
+        super().__init__(API, transport=httpx.ASGITransport(app=app))
+        self.registrations: list[RegisterRequest] = []
+        self.reports: list[UpdateReport] = []
+
+    async def register(self, request: RegisterRequest) -> RegisterResponse:
+        self.registrations.append(request)
+        return await super().register(request)
+
+    async def report(self, token: str, report: UpdateReport) -> UpdateReportResponse:
+        self.reports.append(report)
+        return await super().report(token, report)
+
+
+async def test_the_registration_and_every_report_carry_the_configured_tags(app, tmp_path):
+    path = new_config(tmp_path, await create_secret(app)).path
+    token = await viewer_token(app)
+    async with RecordingClient(app) as client:
+        for tags, expected in [
+            (["Kiosk", "berlin"], ["berlin", "kiosk"]),  # registers
+            (["finance"], ["finance"]),  # changed since: the next report says so
+            ([], []),  # none: the device's agent tags are cleared
+        ]:
+            config = config_file.create(path, api_url=API, enrollment_secret=None, tags=tags)
+            assert await agent(config, client, Scans(UpdateReport())).once() == ExitCode.OK
+            assert client.reports[-1].tags == expected
+            device = await console(app, f"/api/devices/{config.device_id}", token)
+            assert device["agent_tags"] == expected
+            assert device["tags"] == []  # admins' tags are another kind
+    assert [request.tags for request in client.registrations] == [["berlin", "kiosk"]]
+    assert len(client.reports) == 3
+
+
+async def test_a_report_an_older_agent_spooled_goes_with_the_tags_configured_now(app, tmp_path):
+    config = new_config(tmp_path, await create_secret(app))
+    config = config_file.create(config.path, api_url=API, enrollment_secret=None, tags=["kiosk"])
+    config.spool_dir.mkdir(parents=True)
+    (config.spool_dir / "report.json").write_text(
+        json.dumps({"updates": [item("Old.Spooled").model_dump()], "scan_error": None}),
+        encoding="utf-8",
+    )
+    async with RecordingClient(app) as client:
+        device = agent(config, client, Scans(UpdateReport(updates=[item("New.Scan")])))
+        assert await device.once() == ExitCode.OK
+    spooled, scanned = client.reports
+    assert [row.package_identifier for row in spooled.updates] == ["Old.Spooled"]
+    assert (spooled.tags, scanned.tags) == (["kiosk"], ["kiosk"])
     assert Spool(config.spool_dir).pending_report() is None
 
 

@@ -151,9 +151,12 @@ class Agent:
             report = self._spool.pending_report()
             if report is None:
                 return
+            # The config's tags as they are now, also on a report an older version spooled;
+            # the spool keeps what winget said, nothing else.
+            tagged = report.model_copy(update={"tags": list(self.config.tags)})
             try:
                 outcome = await self._registration.authorized(
-                    lambda token: self._client.report(token, report)
+                    lambda token: self._client.report(token, tagged)
                 )
             except RequestRefused as error:
                 log.error("the server refused the update report, dropping it: %s", error)

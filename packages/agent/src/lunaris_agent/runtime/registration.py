@@ -90,6 +90,7 @@ class Registration:
                 enrollment_secret=secret,
                 device_token=config.device_token,  # proof that this id is ours
                 registration_key=config.registration_key,
+                tags=list(config.tags),  # none clears the device's agent tags
             )
             try:
                 response = await self._client.register(request)
