@@ -1,4 +1,4 @@
-"""The MSI's values (API_URL, ENROLLMENT_SECRET) taken into config.json on the agent's first
+"""The MSI's values (API_URL, ENROLLMENT_SECRET, TAGS) taken into config.json on the agent's first
 start, with a fake in place of the registry key the MSI writes them to."""
 
 import json
@@ -11,7 +11,8 @@ import pytest
 
 from lunaris_agent import config, installer_values, runtime
 from lunaris_agent.config import ConfigError
-from lunaris_agent.installer_values import API_URL_VALUE, ENROLLMENT_SECRET_VALUE
+from lunaris_agent.installer_values import API_URL_VALUE, ENROLLMENT_SECRET_VALUE, TAGS_VALUE
+from lunaris_agent.runtime import ExitCode
 
 API_URL = "https://lunaris.example.com/api"
 
@@ -34,12 +35,15 @@ class FakeKey:
         self.values = None
 
 
-def given(api_url: str | None = API_URL, secret: str | None = "s3cret") -> FakeKey:
+def given(
+    api_url: str | None = API_URL, secret: str | None = "s3cret", tags: str | None = None
+) -> FakeKey:
     values = {}
-    if api_url is not None:
-        values[API_URL_VALUE] = api_url
-    if secret is not None:
-        values[ENROLLMENT_SECRET_VALUE] = secret
+    for name, value in ((API_URL_VALUE, api_url), (ENROLLMENT_SECRET_VALUE, secret)):
+        if value is not None:
+            values[name] = value
+    if tags is not None:
+        values[TAGS_VALUE] = tags
     return FakeKey(values)
 
 
@@ -198,3 +202,68 @@ def test_prepare_takes_the_values_before_it_reads_the_config(
     assert prepared.api_url == API_URL
     assert prepared.enrollment_secret == "s3cret"
     assert key.values is None
+
+
+def test_tags_given_to_the_installer_are_normalised_into_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    installer_values.take(path, given(tags="Berlin, finance,,kiosk"))
+    assert config.load(path).tags == ("berlin", "finance", "kiosk")
+    assert read_json(path)["tags"] == ["berlin", "finance", "kiosk"]
+
+
+@pytest.mark.parametrize("tags", [None, "", " , "])
+def test_an_upgrade_without_tags_keeps_the_configured_ones(
+    tmp_path: Path, tags: str | None
+) -> None:
+    # None: no Tags value in the key; blank: the property was not given, as Windows writes it.
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None, tags=["berlin"])
+    installer_values.take(path, given(api_url="https://new.example.com/api", tags=tags))
+    assert config.load(path).api_url == "https://new.example.com/api"
+    assert config.load(path).tags == ("berlin",)
+
+
+def test_an_upgrade_with_tags_alone_replaces_them_and_keeps_the_rest(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    first = config.create(path, api_url=API_URL, enrollment_secret=None, tags=["berlin"])
+    key = given(api_url=None, secret=None, tags="finance")
+
+    assert installer_values.take(path, key) is True
+
+    taken = config.load(path)
+    assert taken.tags == ("finance",)
+    assert (taken.api_url, taken.device_id) == (API_URL, first.device_id)
+    assert key.values is None
+
+
+def test_invalid_tags_are_refused_saying_so_and_nothing_is_taken(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None, tags=["berlin"])
+    before = path.read_bytes()
+    key = given(api_url="https://new.example.com/api", tags="kiosk,not a tag")
+
+    with pytest.raises(ConfigError, match=r"TAGS is not valid: 'not a tag' is not a tag"):
+        installer_values.take(path, key)
+
+    assert path.read_bytes() == before  # not the new URL either: the values go together
+    assert key.deletes == 0  # installing again with the right TAGS replaces them
+
+
+def test_tags_without_any_url_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    with pytest.raises(ConfigError, match="given TAGS but no API_URL"):
+        installer_values.take(path, given(api_url=None, secret=None, tags="kiosk"))
+    assert not path.exists()
+
+
+def test_the_agent_stops_on_invalid_tags_with_the_reason_in_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None)
+    monkeypatch.setattr(installer_values, "_platform_store", lambda: given(tags="Kiosk!"))
+    monkeypatch.setattr(config, "default_config_path", lambda: path)
+
+    assert runtime.once(config_path=path) == ExitCode.CONFIG
+
+    assert "the installer's TAGS is not valid: 'kiosk!' is not a tag" in caplog.text

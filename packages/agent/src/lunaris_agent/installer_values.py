@@ -1,9 +1,9 @@
-"""The values an administrator gave the MSI (``API_URL``, ``ENROLLMENT_SECRET``), taken into
-``config.json`` when the agent starts, then deleted where the MSI left them.
+"""The values an administrator gave the MSI (``API_URL``, ``ENROLLMENT_SECRET``, ``TAGS``),
+taken into ``config.json`` when the agent starts, then deleted where the MSI left them.
 
 An MSI cannot write a file with a private ACL (wixl cannot author permissions on files), and a
 custom action that runs the agent with the secret on its command line would show the secret to
-anyone who can list processes. So the MSI writes the two values to the registry key
+anyone who can list processes. So the MSI writes the values to the registry key
 ``HKLM\\SOFTWARE\\Lunaris\\Agent\\Installer``, which it creates readable by SYSTEM and
 Administrators only (``MsiLockPermissionsEx``), and starts the service. The service runs as
 SYSTEM and, before anything else (:func:`lunaris_agent.runtime.prepare`):
@@ -12,7 +12,8 @@ SYSTEM and, before anything else (:func:`lunaris_agent.runtime.prepare`):
    install or an upgrade that was given values);
 2. writes the values into ``config.json`` with :func:`lunaris_agent.config.create`, which keeps
    the device id, the token and every other setting, and writes the file readable by SYSTEM and
-   Administrators only;
+   Administrators only. A value left blank (a property not given) changes nothing: an upgrade
+   with ``API_URL`` but without ``TAGS`` keeps the configured tags;
 3. deletes the key. A crash between 2 and 3 only means the same values are taken again.
 
 The enrollment secret then lives in ``config.json`` alone, until the first registration
@@ -31,6 +32,7 @@ from typing import Final, Protocol
 
 from lunaris_agent import config as config_file
 from lunaris_agent.config import ConfigError
+from lunaris_protocol.tags import normalise_tags, split_tags
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +40,9 @@ REGISTRY_KEY: Final = r"SOFTWARE\Lunaris\Agent\Installer"
 """Under HKEY_LOCAL_MACHINE, in the 64-bit view; lunaris-agent.wxs writes it."""
 API_URL_VALUE: Final = "ApiUrl"
 ENROLLMENT_SECRET_VALUE: Final = "EnrollmentSecret"  # noqa: S105 - a value's name
+TAGS_VALUE: Final = "Tags"
+"""Comma-separated, as given to msiexec (``TAGS=berlin,finance``)."""
+VALUE_NAMES: Final = (API_URL_VALUE, ENROLLMENT_SECRET_VALUE, TAGS_VALUE)
 
 
 class InstallerValueStore(Protocol):
@@ -55,8 +60,9 @@ def take(config_path: Path, store: InstallerValueStore | None = None) -> bool:
     logs it: this runs before the agent's log is set up).
 
     Raises :class:`ConfigError` when they cannot make a valid config (an API URL that is not
-    one, or a secret without any URL); they are then left where they are, since the fix is to
-    run the installer again with the right values, which replaces them."""
+    one, a tag that is not one, or values without any URL), before writing any of them; they
+    are then left where they are, since the fix is to run the installer again with the right
+    values, which replaces them."""
     if store is None:
         if config_path != config_file.default_config_path():
             return False
@@ -73,8 +79,9 @@ def take(config_path: Path, store: InstallerValueStore | None = None) -> bool:
         return False
     api_url = (values.get(API_URL_VALUE) or "").strip() or None
     secret = (values.get(ENROLLMENT_SECRET_VALUE) or "").strip() or None
-    if api_url is not None or secret is not None:
-        _write(config_path, api_url=api_url, enrollment_secret=secret)
+    tags = _tags(values.get(TAGS_VALUE) or "")
+    if api_url is not None or secret is not None or tags is not None:
+        _write(config_path, api_url=api_url, enrollment_secret=secret, tags=tags)
     try:
         store.delete()
     except OSError as error:
@@ -82,7 +89,26 @@ def take(config_path: Path, store: InstallerValueStore | None = None) -> bool:
     return True
 
 
-def _write(config_path: Path, *, api_url: str | None, enrollment_secret: str | None) -> None:
+def _tags(text: str) -> list[str] | None:
+    """``TAGS`` normalised by the protocol's rule; None when it was not given."""
+    given = split_tags(text)
+    if not given:
+        return None
+    try:
+        return normalise_tags(given)
+    except ValueError as error:
+        raise ConfigError(
+            f"the installer's TAGS is not valid: {error}; install again with TAGS=tag,tag"
+        ) from None
+
+
+def _write(
+    config_path: Path,
+    *,
+    api_url: str | None,
+    enrollment_secret: str | None,
+    tags: list[str] | None,
+) -> None:
     try:
         current: config_file.AgentConfig | None = config_file.load(config_path)
     except ConfigError:
@@ -91,8 +117,9 @@ def _write(config_path: Path, *, api_url: str | None, enrollment_secret: str | N
         current = None
     url = api_url or (current.api_url if current is not None else None)
     if url is None:
+        given = "an enrollment secret" if enrollment_secret is not None else "TAGS"
         raise ConfigError(
-            f"the installer was given an enrollment secret but no API_URL, and {config_path} "
+            f"the installer was given {given} but no API_URL, and {config_path} "
             "does not exist: install again with API_URL=https://HOST/api"
         )
     try:
@@ -102,6 +129,7 @@ def _write(config_path: Path, *, api_url: str | None, enrollment_secret: str | N
             enrollment_secret=enrollment_secret,
             # create() takes these as arguments; keep what the administrator had set.
             verify_tls=current.verify_tls if current is not None else True,
+            tags=tags,  # None keeps the configured ones
         )
     except ValueError as error:
         raise ConfigError(f"the installer's API_URL is not valid: {error}") from None
@@ -122,7 +150,7 @@ if sys.platform == "win32":
                 return None
             values = {}
             with key:
-                for name in (API_URL_VALUE, ENROLLMENT_SECRET_VALUE):
+                for name in VALUE_NAMES:
                     try:
                         data, kind = winreg.QueryValueEx(key, name)
                     except FileNotFoundError:
