@@ -218,12 +218,14 @@ def _module(name: str, **attributes: Any) -> ModuleType:
 
 @dataclass
 class FakeAgent:
-    """lunaris_agent.config, .logs and .runtime, as far as the service uses them."""
+    """lunaris_agent.config, .installer_values, .logs and .runtime, as far as the service uses
+    them."""
 
     data_dir: Path
     exit_code: int = 0
     error: Exception | None = None
     config_error: str | None = None
+    installer_error: str | None = None
     wait_for_stop: bool = False
     running: threading.Event = field(default_factory=threading.Event)
     runs: list[tuple[threading.Event, Path]] = field(default_factory=list)
@@ -238,6 +240,11 @@ class FakeAgent:
         if self.wait_for_stop:
             stop_event.wait(10)
         return self.exit_code
+
+    def take(self, path: Path) -> bool:
+        if self.installer_error is not None:
+            raise self.ConfigError(self.installer_error)
+        return False
 
     def load(self, path: Path) -> Any:
         if self.config_error is not None:
@@ -258,6 +265,7 @@ class FakeAgent:
                 default_config_path=lambda: self.data_dir / "config.json",
                 load=self.load,
             ),
+            "installer_values": _module("lunaris_agent.installer_values", take=self.take),
             "logs": _module("lunaris_agent.logs", configure=self.configure),
             "runtime": _module(
                 "lunaris_agent.runtime",
@@ -381,15 +389,36 @@ def test_an_agent_that_gives_up_is_an_error_in_the_event_log(
     assert (EVENTLOG_INFO, PYS_STOPPED, (NAME, "")) not in fake.events
 
 
-def test_a_bad_config_is_explained_in_the_event_log(
-    service: Any, fake: FakeWindows, agent: FakeAgent
+@pytest.mark.parametrize(
+    ("config_error", "installer_error", "in_agent_log"),
+    [
+        # No config, so no log directory: the Event Log is the only place to say why.
+        ("C:\\ProgramData\\LunarisAgent\\config.json does not exist", None, False),
+        ("config.json does not exist", "the installer was given TAGS but no API_URL", False),
+        # Values given to an upgrade refused; the config there names a log directory.
+        (None, "the installer's TAGS is not valid: 'a b' is not a tag", True),
+    ],
+)
+def test_a_bad_config_or_refused_installer_values_are_explained_in_the_event_log(
+    service: Any,
+    fake: FakeWindows,
+    agent: FakeAgent,
+    caplog: pytest.LogCaptureFixture,
+    config_error: str | None,
+    installer_error: str | None,
+    in_agent_log: bool,
 ) -> None:
-    agent.config_error = "C:\\ProgramData\\LunarisAgent\\config.json does not exist"
+    agent.config_error = config_error
+    agent.installer_error = installer_error
     service.LunarisAgentService([NAME]).SvcDoRun()
     [error] = fake.error_events()
+    reason = installer_error or config_error
+    assert reason is not None
     assert "exit code 2" in error
-    assert agent.config_error in error
+    assert reason in error
     assert agent.runs == []
+    assert agent.configured == ([(agent.data_dir / "logs", False)] if in_agent_log else [])
+    assert (reason in caplog.text) is in_agent_log
 
 
 def test_the_config_path_recorded_at_install_is_used(

@@ -40,6 +40,7 @@ service's ``Parameters`` registry key.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 import threading
@@ -133,6 +134,14 @@ class LunarisAgentService(win32serviceutil.ServiceFramework):  # type: ignore[mi
             # Before the config is read: after an MSI install, the values given to msiexec
             # are all there is of it until they are taken into config.json.
             took_installer_values = installer_values.take(path)
+        except config.ConfigError as error:
+            # Values an upgrade was given (TAGS that are not tags, say) refused, and the
+            # config there already kept: its log says why too, where the agent's story is.
+            with contextlib.suppress(config.ConfigError):
+                logs.configure(config.load(path).log_dir, foreground=False)
+                log.error("%s", error)
+            return int(runtime.ExitCode.CONFIG), str(error)
+        try:
             log_dir = config.load(path).log_dir
         except config.ConfigError as error:
             # No log directory without a config: the Event Log is the only place to say why.
