@@ -28,6 +28,9 @@ from pathlib import Path
 sys.stdout.buffer.write((Path(__file__).parent / "winget-output.txt").read_bytes())
 """
 MSI_FAILED: Final = 1603
+TAGS: Final = "Kiosk,berlin"
+"""Given to the install as TAGS; the agent keeps them as the protocol's rule writes them."""
+EXPECTED_TAGS: Final = ["berlin", "kiosk"]
 
 
 @dataclass
@@ -70,12 +73,13 @@ class InstallTest:
                 "the log says why",
                 "Wine does not log launch condition messages",
             )
-        with self.step(f"install {self.msi.name} silently with API_URL and ENROLLMENT_SECRET"):
+        with self.step(f"install {self.msi.name} silently with API_URL, ENROLLMENT_SECRET, TAGS"):
             self.msiexec(
                 "/i",
                 self.msi,
                 f"API_URL={self.server.api_url}",
                 f"ENROLLMENT_SECRET={self.server.enrollment_secret}",
+                f"TAGS={TAGS}",
                 log="install",
             )
         with self.step("the service runs, registers and heartbeats"):
@@ -94,6 +98,7 @@ class InstallTest:
                 self.work / "install.log", self.server.enrollment_secret
             )
             self.facts.append("service RUNNING, registered and heartbeating")
+            self.check_tags(device, "from TAGS")
         with self.step("a scan ran"):
             self.check_first_scan(device_id)
         with self.step("with a winget stand-in (lunaris-agent.cmd configure), its updates arrive"):
@@ -101,7 +106,7 @@ class InstallTest:
         token = self.agent.config()["device_token"]
         newer = self.newer or self.build_newer()
         with self.step(f"upgrade to {newer.name} without properties"):
-            seen_before = self.server.get(f"/api/devices/{device_id}")["last_seen_at"]
+            before = self.server.get(f"/api/devices/{device_id}")
             self.msiexec("/i", newer, log="upgrade")
             self.note(f"sc query: STATE {self.agent.wait_for_state('RUNNING')}")
             # Wine writes the registry back lazily: a `reg query` right after msiexec can read
@@ -119,10 +124,13 @@ class InstallTest:
             config = self.agent.config()
             if (config.get("device_id"), config.get("device_token")) != (device_id, token):
                 raise Failed(f"the upgrade changed the device id or token: {config}")
-            self.wait_for_contact_after(device_id, seen_before)
+            self.wait_for_contact_after(device_id, before["last_seen_at"])
             if [d["id"] for d in self.server.devices()] != [device_id]:
                 raise Failed(f"the server's devices after the upgrade: {self.server.devices()}")
             self.facts.append(f"upgrade to {versions[0]} kept device {device_id[:8]}")
+            # The new version's first report: the tags stay, in config.json and on the server.
+            scanned = self.wait_for_scan_after(device_id, before["last_scan_at"])
+            self.check_tags(scanned, "kept by the upgrade")
         with self.step("uninstall"):
             self.machine.before_uninstall(self.agent)
             self.msiexec("/x", newer, log="uninstall")
@@ -174,6 +182,24 @@ class InstallTest:
             return device if device["last_seen_at"] != seen else None
 
         return wait_for("a heartbeat", moved, timeout=HEARTBEAT_S * 15)
+
+    def wait_for_scan_after(self, device_id: str, scanned: str | None) -> dict[str, Any]:
+        def reported() -> dict[str, Any] | None:
+            device: dict[str, Any] = self.server.get(f"/api/devices/{device_id}")
+            return device if device["last_scan_at"] != scanned else None
+
+        return wait_for("an update report", reported)
+
+    def check_tags(self, device: dict[str, Any], how: str) -> None:
+        """config.json holds the tags given as TAGS, and the server has them as the device's
+        agent tags."""
+        in_config = self.agent.config().get("tags")
+        if in_config != EXPECTED_TAGS:
+            raise Failed(f"config.json's tags are {in_config}, not {EXPECTED_TAGS} (TAGS={TAGS})")
+        if device["agent_tags"] != EXPECTED_TAGS:
+            raise Failed(f"the server's agent tags are {device['agent_tags']}, not {EXPECTED_TAGS}")
+        self.note(f"tags {', '.join(EXPECTED_TAGS)}: in config.json and the server's agent tags")
+        self.facts.append(f"agent tags {how}")
 
     def check_first_scan(self, device_id: str) -> None:
         def scanned() -> dict[str, Any] | None:

@@ -7,17 +7,19 @@ Against a real ``lunaris-server`` on a free loopback port (fresh database, fresh
 secret that may be used once), it shows, in order:
 
 1. a first install without ``API_URL`` is refused and leaves nothing;
-   ``msiexec /i MSI /qn API_URL=... ENROLLMENT_SECRET=...`` succeeds;
+   ``msiexec /i MSI /qn API_URL=... ENROLLMENT_SECRET=... TAGS=...`` succeeds;
 2. the service is RUNNING, the agent registered and heartbeats (the device is in the API and
    its last contact moves), the installer's values were taken and deleted from the registry,
-   and no enrollment secret is left in config.json; on a real Windows also the secret kept out
-   of the install log, the quoted service path, the recovery policy and the data folder's ACL
-   (Wine lacks these; they are reported, not required, under Wine);
+   no enrollment secret is left in config.json, which holds the tags given as ``TAGS``
+   (normalised), and the server shows them as the device's agent tags; on a real Windows also
+   the secret kept out of the install log, the quoted service path, the recovery policy and
+   the data folder's ACL (Wine lacks these; they are reported, not required, under Wine);
 3. a scan ran: without winget (Wine has none) the server shows the scan error
    ``winget_not_found``; then, configured with ``lunaris-agent.cmd configure --winget-path`` to
    use a stand-in that prints recorded winget output, the server shows those updates;
 4. an upgrade to a newer build (built here unless ``--newer`` is given) keeps the device id and
-   token (the one-use secret could not register the device again);
+   token (the one-use secret could not register the device again), and, without ``TAGS``, the
+   tags: in config.json and on the server after the new version's first report;
 5. ``msiexec /x`` removes the service and the files, and leaves ProgramData\\LunarisAgent
    (config.json with the device id and token) as docs/agent-install.md says.
 

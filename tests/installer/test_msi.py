@@ -101,7 +101,7 @@ def test_public_properties_reach_the_install_and_the_secret_stays_out_of_the_log
     properties = {row["Property"]: row["Value"] for row in table(built.msi, "Property")}
     assert properties["MsiHiddenProperties"].split(";") == ["ENROLLMENT_SECRET"]
     secure = properties["SecureCustomProperties"].split(";")
-    assert {"API_URL", "ENROLLMENT_SECRET", "WIX_UPGRADE_DETECTED"} <= set(secure)
+    assert {"API_URL", "ENROLLMENT_SECRET", "TAGS", "WIX_UPGRADE_DETECTED"} <= set(secure)
     conditions = [row["Condition"] for row in table(built.msi, "LaunchCondition")]
     assert "Installed OR API_URL OR WIX_UPGRADE_DETECTED" in conditions
 
@@ -177,6 +177,7 @@ def test_installer_values_go_to_the_key_the_agent_reads_and_only_admins_may_read
     for name, value in (
         (installer_values.API_URL_VALUE, "[API_URL]"),
         (installer_values.ENROLLMENT_SECRET_VALUE, "[ENROLLMENT_SECRET]"),
+        (installer_values.TAGS_VALUE, "[TAGS]"),
     ):
         row = one(registry, Name=name)
         assert (row["Root"], row["Key"], row["Value"]) == (
@@ -187,7 +188,9 @@ def test_installer_values_go_to_the_key_the_agent_reads_and_only_admins_may_read
         assert row["Component_"] == "InstallerValues"
     component = one(table(built.msi, "Component"), Component="InstallerValues")
     # Written only when given: an upgrade without properties keeps the agent's configuration.
-    assert component["Condition"] == "API_URL OR ENROLLMENT_SECRET"
+    assert component["Condition"] == "API_URL OR ENROLLMENT_SECRET OR TAGS"
+    # Every value the agent reads, and nothing else, is in the key.
+    assert sorted(row["Name"] for row in registry) == sorted(installer_values.VALUE_NAMES)
     locks = table(built.msi, "MsiLockPermissionsEx")
     for row in registry:
         lock = one(locks, LockObject=row["Registry"], Table="Registry")
