@@ -64,7 +64,9 @@ class AgentProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("LUNARIS_")}
         return env | {"XDG_STATE_HOME": str(self.home)} | (extra or {})
 
-    def configure(self, *, api_url: str, enrollment_secret: str, winget_path: Path) -> str:
+    def configure(
+        self, *, api_url: str, enrollment_secret: str, winget_path: Path, tags: str | None = None
+    ) -> str:
         """Writes the agent's config as an admin would; returns the device id it made."""
         done = self.cli(
             "configure",
@@ -72,6 +74,7 @@ class AgentProcess:
             api_url,
             "--winget-path",
             str(winget_path),
+            *(() if tags is None else ("--tags", tags)),
             env={"LUNARIS_ENROLLMENT_SECRET": enrollment_secret},
         )
         assert done.returncode == 0, done.stderr

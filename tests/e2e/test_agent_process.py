@@ -1,6 +1,7 @@
 """The real agent process against the real server process, with a winget stand-in that prints
 recorded winget output: the device appears with the right updates, a report made while the
-server is down arrives when it is back, and a revoked device stops with a clear error."""
+server is down arrives when it is back, a revoked device stops with a clear error, and the
+tags in the agent's config are the device's agent tags."""
 
 import json
 import sys
@@ -13,6 +14,8 @@ import pytest
 
 from tests.agent_process import AgentProcess, wait_until
 from tests.support import LiveServer, Seeded, seed_database, start_live_server
+
+pytestmark = pytest.mark.e2e
 
 SAMPLES = Path(__file__).parent.parent / "agent" / "winget_samples"
 STAND_IN = """\
@@ -187,3 +190,35 @@ def test_a_revoked_device_stops_with_a_clear_error(agent, servers, seeded, tmp_p
     assert agent.process is not None
     assert agent.process.wait(timeout=20) == 3
     assert "no longer accepts this device's token" in agent.log()
+
+
+def test_the_tags_in_the_agents_config_are_the_devices_agent_tags(agent, servers, seeded, tmp_path):
+    server = servers()
+    winget = Winget(tmp_path / "winget")
+    api_url = f"{server.base_url}/api"
+    device_id = agent.configure(
+        api_url=api_url,
+        enrollment_secret=seeded.enrollment_secret,
+        winget_path=winget.path,
+        tags="Kiosk, berlin",
+    )
+    assert agent.cli("once").returncode == 0
+    device = console_get(server, seeded, f"/api/devices/{device_id}")
+    assert device["agent_tags"] == ["berlin", "kiosk"]  # from the registration and the report
+
+    # An admin's tags are another kind: the agent's reports leave them alone.
+    admin_tags = httpx.put(
+        f"{server.base_url}/api/devices/{device_id}/tags",
+        json={"tags": ["vip"]},
+        headers=seeded.auth_headers,
+        timeout=5,
+    )
+    assert admin_tags.status_code == 200, admin_tags.text
+
+    for given, expected in [("finance", ["finance"]), ("", [])]:
+        configured = agent.cli("configure", "--api-url", api_url, "--tags", given)
+        assert configured.returncode == 0, configured.stderr
+        assert agent.cli("once").returncode == 0
+        device = console_get(server, seeded, f"/api/devices/{device_id}")
+        assert (device["agent_tags"], device["tags"]) == (expected, ["vip"])
+    assert "tags" not in json.loads(agent.config.read_text())
