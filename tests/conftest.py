@@ -1,49 +1,29 @@
 """Shared fixtures: a clean database per test (SQLite, or PostgreSQL when
-``LUNARIS_TEST_DATABASE_URL`` is set), the app in-process, and the real server as a process."""
+``LUNARIS_TEST_DATABASE_URL`` is set), the app in-process, the real server as a process, and
+one headless Chromium per test session. Helpers live in plain modules (tests/support.py,
+tests/databases.py, tests/browser.py, tests/<area>/helpers.py), never here."""
 
 import asyncio
-import os
-import shutil
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from fastapi import FastAPI
-from sqlalchemy import make_url, text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Settings
-from lunaris_server.db.engine import asyncpg_dsn
 from lunaris_server.db.migrate import upgrade_to_head
-from lunaris_server.migrations.tables import Base
+from tests.browser import launch_chromium
+from tests.databases import (
+    POSTGRES_URL,
+    create_postgres_database,
+    drop_postgres_database,
+    fresh_database,
+)
 from tests.support import FakeClock, LiveServer, start_live_server
-
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
-
-
-async def create_postgres_database(admin_url: str) -> str:
-    """A new, empty database beside the one in ``admin_url``; returns its SQLAlchemy URL."""
-    name = f"lunaris_test_{uuid.uuid4().hex[:12]}"
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-    return make_url(admin_url).set(database=name).render_as_string(hide_password=False)
-
-
-async def drop_postgres_database(admin_url: str, url: str) -> None:
-    name = make_url(url).database
-    connection = await asyncpg.connect(asyncpg_dsn(admin_url))
-    try:
-        await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await connection.close()
 
 
 @pytest.fixture(scope="session")
@@ -75,23 +55,6 @@ async def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> AsyncI
         url = f"sqlite+aiosqlite:///{path}"
         await asyncio.to_thread(upgrade_to_head, url)
         yield url
-
-
-async def fresh_database(template: str, directory: Path) -> str:
-    """A migrated database with no rows, from the run's template: on PostgreSQL the template
-    itself emptied (one test uses it at a time), on SQLite a copy in ``directory``."""
-    if POSTGRES_URL:
-        engine = create_async_engine(template)
-        tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-        async with engine.begin() as connection:
-            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
-        await engine.dispose()
-        return template
-    source = Path(make_url(template).database or "")
-    await asyncio.to_thread(directory.mkdir, parents=True, exist_ok=True)
-    target = directory / "lunaris.db"
-    shutil.copyfile(source, target)
-    return f"sqlite+aiosqlite:///{target}"
 
 
 @pytest.fixture
@@ -187,3 +150,10 @@ def live_server_for(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], LiveS
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+async def chromium() -> AsyncIterator[Any]:
+    """One headless Chromium for the whole session; each test opens its own context."""
+    async with launch_chromium() as browser:
+        yield browser

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from lunaris_server.commands.sweeper import sweep_once
 from lunaris_server.updates.models import UpdateEvent
-from tests.commands.conftest import (
+from tests.commands.helpers import (
     Events,
     Tokens,
     enrolled,

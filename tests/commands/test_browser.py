@@ -15,7 +15,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.commands.test_agent_process import STAND_IN, Winget, configure, package
-from tests.console.conftest import Agent, add_user_to, chromium  # noqa: F401 - a fixture
+from tests.console.helpers import Agent, add_user_to
 from tests.support import LiveServer, Seeded, seed_database, update_row
 
 AGENT_MS = 30_000
@@ -56,7 +56,7 @@ async def seeded(database_url: str) -> Seeded:
     return await seed_database(database_url)
 
 
-async def new_page(chromium: Any, server: LiveServer) -> Page:  # noqa: F811
+async def new_page(chromium: Any, server: LiveServer) -> Page:
     context = await chromium.new_context(
         base_url=server.base_url, viewport={"width": 1280, "height": 900}
     )
@@ -99,7 +99,7 @@ async def test_update_all_runs_on_a_real_agent_and_the_page_follows_it_live(
     seeded,
     agent,
     tmp_path,
-    chromium,  # noqa: F811
+    chromium,
 ):
     winget = GatedWinget(
         tmp_path / "winget",
@@ -185,7 +185,7 @@ async def test_update_all_runs_on_a_real_agent_and_the_page_follows_it_live(
     assert agent.stop() == 0
 
 
-async def test_update_on_every_device_asks_first(server, seeded, chromium):  # noqa: F811
+async def test_update_on_every_device_asks_first(server, seeded, chromium):
     agents = [Agent(server.base_url, seeded.enrollment_secret, f"PC-{n}") for n in range(2)]
     for one in agents:
         await one.register()
@@ -225,7 +225,7 @@ SCREENSHOTS = os.environ.get("LUNARIS_SCREENSHOTS_DIR")
 
 
 @pytest.mark.skipif(not SCREENSHOTS, reason="set LUNARIS_SCREENSHOTS_DIR to save screenshots")
-async def test_screenshots(server, seeded, database_url, chromium):  # noqa: F811
+async def test_screenshots(server, seeded, database_url, chromium):
     """The commands list and a device's commands panel: LUNARIS_SCREENSHOTS_DIR=docs/screenshots
     pytest tests/commands -k screenshots."""
     out = Path(SCREENSHOTS or ".")

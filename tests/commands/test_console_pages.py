@@ -12,8 +12,8 @@ import pytest
 from fastapi import FastAPI
 
 from lunaris_server.console.paging import PER_PAGE
-from tests.commands.conftest import Events, Tokens, enrolled, heartbeat, progress, result
-from tests.console.conftest import csrf_token, login
+from tests.commands.helpers import Events, Tokens, enrolled, heartbeat, progress, result
+from tests.console.helpers import csrf_token, login
 from tests.support import FakeClock, update_row
 
 HTMX = {"HX-Request": "true"}

@@ -20,7 +20,7 @@ from lunaris_server.realtime.bus import MemoryBus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.web.state import AppState
 from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
-from tests.commands.conftest import Statements, Tokens, enrolled, heartbeat, progress
+from tests.commands.helpers import Statements, Tokens, enrolled, heartbeat, progress
 from tests.support import RecordingApp, app_state
 
 HEARTBEAT = "/api/agent/heartbeat"

@@ -2,16 +2,14 @@
 covering a package gets no second one for it, from one click or two processes racing."""
 
 import asyncio
-import os
 
 import httpx
 import pytest
 
-from tests.commands.conftest import Tokens, enrolled, progress
-from tests.console.conftest import login, page_token
+from tests.commands.helpers import Tokens, enrolled, progress
+from tests.console.helpers import login, page_token
+from tests.databases import POSTGRES_URL
 from tests.support import create_user, register_body, seed_database, update_row
-
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
 
 async def run(client, tokens: Tokens, device_id: str, packages: list[str] | None):

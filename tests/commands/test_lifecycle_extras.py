@@ -21,7 +21,7 @@ from lunaris_server.commands.models import Command
 from lunaris_server.commands.sweeper import sweep_once
 from lunaris_server.core.settings import Settings
 from lunaris_server.updates.models import UpdateEvent
-from tests.commands.conftest import (
+from tests.commands.helpers import (
     Events,
     Tokens,
     enrolled,

@@ -4,7 +4,6 @@ heartbeat when it is closed, and followed live on ``/ws/console``."""
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import httpx
@@ -12,9 +11,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
 from lunaris_protocol import RunUpdatesMessage
+from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
 
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 # Only the bus can tell a process about a command created elsewhere: no periodic re-read.
 NO_RELOAD = {"LUNARIS_COMMAND_SWEEP_INTERVAL_S": "3600"}
 

@@ -8,7 +8,7 @@ import pytest
 
 from lunaris_agent.winget.text import clean_message
 from lunaris_protocol import CommandProgress
-from tests.commands.conftest import enrolled, heartbeat, progress, result
+from tests.commands.helpers import enrolled, heartbeat, progress, result
 from tests.commands.test_api import create, detail
 
 NUL, BELL, ESC, RLO = "\x00", "\x07", "\x1b", "\u202e"

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from lunaris_server.core.settings import Settings
 from lunaris_server.enrollment import installer
-from tests.console.conftest import login
+from tests.console.helpers import login
 from tests.support import create_user
 
 

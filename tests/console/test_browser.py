@@ -14,7 +14,7 @@ from sqlalchemy import insert
 
 from lunaris_server.db import Database
 from lunaris_server.devices.models import Device
-from tests.console.conftest import Agent, add_user_to
+from tests.console.helpers import Agent, add_user_to
 from tests.support import LiveServer, Seeded, seed_database, update_row
 
 HOSTNAMES = ("BER-LAPTOP-01", "BER-LAPTOP-02", "MUC-DESK-07", "HAM-KIOSK-03")

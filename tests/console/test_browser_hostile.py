@@ -7,7 +7,7 @@ import asyncio
 import httpx
 from playwright.async_api import Request, expect
 
-from tests.console.conftest import add_user_to
+from tests.console.helpers import add_user_to
 from tests.console.test_browser import log_in, new_page
 from tests.support import seed_database
 

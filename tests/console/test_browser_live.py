@@ -3,7 +3,6 @@ back, a console falls behind and is told to resync, a device is revoked while sh
 
 import asyncio
 import json
-import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -18,8 +17,9 @@ from sqlalchemy import update
 from lunaris_server.db import Database
 from lunaris_server.db.engine import asyncpg_dsn
 from lunaris_server.devices.models import Device
-from tests.console.conftest import Agent
+from tests.console.helpers import Agent
 from tests.console.test_browser import insert_devices, log_in, new_page
+from tests.databases import POSTGRES_URL
 from tests.support import (
     LiveServer,
     Seeded,
@@ -29,7 +29,6 @@ from tests.support import (
     update_row,
 )
 
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 LIVE_WITHIN_MS = 5000
 RECONNECTED_WITHIN_MS = 30_000
 """The page retries with backoff (up to 30 s between tries) while the server is away."""

@@ -33,7 +33,7 @@ from lunaris_server.app import create_app
 from lunaris_server.commands.models import Command
 from lunaris_server.core.settings import Settings
 from lunaris_server.devices.models import DeviceReenrollment
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import (
     app_state,
     create_api_token,

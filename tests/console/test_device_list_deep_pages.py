@@ -1,7 +1,6 @@
 """A page of the device list asked for by number: the same rows as walking to it, and on
 PostgreSQL its offset is skipped in the index alone (the list's index covers the places)."""
 
-import os
 from typing import Any
 
 import pytest
@@ -11,9 +10,8 @@ from lunaris_server.console.paging import PER_PAGE
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.queries import DeviceQuery, DeviceSort
 from tests.console.test_device_list_paging import DEVICES, expected_order, seed
+from tests.databases import POSTGRES_URL
 from tests.support import app_state
-
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from lunaris_server.console.paging import PER_PAGE, encode_cursor
 from lunaris_server.devices.models import Device
-from tests.console.conftest import login
+from tests.console.helpers import login
 from tests.support import FakeClock, app_state, create_user
 
 DEVICES = 2 * PER_PAGE + 17

@@ -5,7 +5,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.console.conftest import csrf_token, login
+from tests.console.helpers import csrf_token, login
 from tests.support import create_api_token, create_secret, create_user, register_device
 
 ABSENT = "00000000-0000-4000-8000-000000000000"

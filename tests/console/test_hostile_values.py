@@ -29,7 +29,7 @@ from lunaris_server.app import create_app
 from lunaris_server.console.web import TEMPLATES_DIR
 from lunaris_server.core.settings import Settings
 from lunaris_server.devices.last_seen import LastSeenWriter
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import (
     FakeClock,
     app_state,

@@ -9,7 +9,7 @@ import pytest
 from fastapi import FastAPI
 
 from lunaris_server.console.paging import PER_PAGE
-from tests.console.conftest import csrf_token, login, page_token
+from tests.console.helpers import csrf_token, login, page_token
 from tests.support import create_secret, create_user, register_device, update_row
 
 PAGES = ["/", "/devices", "/updates", "/settings", "/settings/tokens"]

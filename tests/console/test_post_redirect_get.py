@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from lunaris_server.accounts.flash import Flash, FlashSeal
 from lunaris_server.accounts.models import ApiToken, SessionFlash
 from lunaris_server.enrollment.models import EnrollmentSecret
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import FakeClock, app_state, create_user, register_body
 
 SECRET = re.compile(r"lne_[A-Za-z0-9_-]+")

@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from lunaris_server.core.settings import Settings, derived_public_url
-from tests.console.conftest import login
+from tests.console.helpers import login
 from tests.support import create_user, seed_database
 
 

@@ -5,7 +5,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import create_secret, create_user, register_body
 
 

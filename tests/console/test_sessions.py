@@ -11,7 +11,7 @@ from sqlalchemy import select
 from lunaris_server.accounts import service as accounts
 from lunaris_server.accounts.models import UserSession
 from lunaris_server.audit.service import CLI_ACTOR
-from tests.console.conftest import csrf_token, login, page_token
+from tests.console.helpers import csrf_token, login, page_token
 from tests.support import app_state, create_api_token, create_user
 
 SESSION_COOKIE = "lunaris_session"

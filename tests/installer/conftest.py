@@ -1,44 +1,17 @@
 """One MSI build for the session, with Debian's wixl/msitools and osslsigncode; the tests skip,
-saying why, where those are not installed (CI installs them)."""
+saying why, where those are not installed (CI installs them). Helpers:
+tests/installer/helpers.py."""
 
 import importlib
-import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-INSTALLER = ROOT / "infra" / "installer"
-TOOLS = ("wixl", "msibuild", "msiinfo", "osslsigncode")
-VERSION = "0.9.7"
-"""Not the agent's own version: the build must use the one it is given."""
-
-sys.path.insert(0, str(INSTALLER))  # the build's modules, for the tests of its parts
-
-
-def require_msi_tools() -> None:
-    missing = [tool for tool in TOOLS if shutil.which(tool) is None]
-    if missing:
-        pytest.skip(
-            f"{', '.join(missing)} not installed: apt-get install -y wixl msitools "
-            "osslsigncode (scripts/dev.py test installs them when run as root)"
-        )
-
-
-@dataclass(frozen=True)
-class Built:
-    msi: Path
-    work: Path
-    output: str
-
-    @property
-    def bundle(self) -> Path:
-        return self.work / "bundle"
+from tests.installer.helpers import INSTALLER, VERSION, Built, require_msi_tools
 
 
 @pytest.fixture(scope="session")

@@ -7,13 +7,14 @@ import tomllib
 import zipfile
 from pathlib import Path
 
-# build_msi and embedded_python: from infra/installer, which conftest puts on sys.path.
+# build_msi and embedded_python: from infra/installer, which tests/installer/helpers.py puts
+# on sys.path (the conftest imports it before this module).
 import build_msi
 import embedded_python
 import pytest
 from embedded_python import Trust, VerificationError
 
-from tests.installer.conftest import INSTALLER, Built
+from tests.installer.helpers import INSTALLER, Built
 
 PSF = "/C=US/ST=Oregon/L=Beaverton/O=Python Software Foundation/CN=Python Software Foundation"
 

@@ -17,6 +17,7 @@ from websockets.sync.client import connect as connect_sync
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Environment, Settings
 from lunaris_server.web.metrics import forget_dead_processes
+from tests.databases import POSTGRES_URL
 from tests.support import (
     BIN,
     LiveServer,
@@ -152,7 +153,7 @@ def test_the_live_figures_of_a_dead_process_are_forgotten(tmp_path: Path):
     assert alive.exists()
 
 
-@pytest.mark.skipif(not os.environ.get("LUNARIS_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL")
 def test_several_workers_answer_with_the_figures_of_all(database_url, tmp_path, seeded):
     port = free_port()
     env = server_env(database_url=database_url, data_dir=tmp_path / "data")

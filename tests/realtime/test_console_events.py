@@ -2,7 +2,6 @@
 
 import asyncio
 import json
-import os
 import secrets
 import socket
 from typing import Any
@@ -12,9 +11,9 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
+from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
 
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 FAST_LIVENESS = {
     "LUNARIS_HEARTBEAT_INTERVAL_S": "1",
     "LUNARIS_OFFLINE_AFTER_MISSED_HEARTBEATS": "2",

@@ -7,8 +7,8 @@ import pytest
 
 from lunaris_server.realtime.bus import MemoryBus, PayloadTooLarge, PostgresBus
 from lunaris_server.realtime.console_hub import RESYNC, ConsoleHub
+from tests.databases import POSTGRES_URL
 
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 needs_postgres = pytest.mark.skipif(not POSTGRES_URL, reason="needs LUNARIS_TEST_DATABASE_URL")
 
 

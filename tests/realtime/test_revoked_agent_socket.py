@@ -2,16 +2,14 @@
 a revoked token must not keep a channel that commands are pushed down."""
 
 import asyncio
-import os
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from tests.databases import POSTGRES_URL
 from tests.support import register_body, seed_database, ws_url
-
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 
 
 @pytest.mark.parametrize(

@@ -1,17 +1,16 @@
 """An ended session's console sockets close, on whichever server process holds them."""
 
 import asyncio
-import os
 
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
+from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, run_cli, seed_database, ws_url
 
-POSTGRES_URL = os.environ.get("LUNARIS_TEST_DATABASE_URL")
 SESSION_COOKIE = "lunaris_session"
 
 

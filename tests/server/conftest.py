@@ -1,21 +1,11 @@
-"""Helpers for the server tests: a settable monotonic clock for the rate limiters, and
-clients that reach the app from a given address."""
+"""Fixtures of the server tests: clients that reach the app from a given address (helpers:
+tests/server/helpers.py)."""
 
 from collections.abc import AsyncIterator, Callable
 
 import httpx
 import pytest
 from fastapi import FastAPI
-
-
-class Ticks:
-    """A monotonic clock the test sets."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

@@ -1,6 +1,5 @@
 """The administration CLI, run as the real ``lunaris-server`` process."""
 
-import os
 import subprocess
 import time
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.databases import POSTGRES_URL
 from tests.support import BIN, free_port, run_cli, server_env
 
 
@@ -97,7 +97,7 @@ def test_several_workers_need_postgresql(tmp_path):
     assert "needs PostgreSQL" in result.stderr
 
 
-@pytest.mark.skipif(not os.environ.get("LUNARIS_TEST_DATABASE_URL"), reason="needs PostgreSQL")
+@pytest.mark.skipif(not POSTGRES_URL, reason="needs PostgreSQL")
 def test_workers_share_one_port_on_postgresql(env, tmp_path):
     port = free_port()
     log_path = tmp_path / "workers.log"

@@ -8,7 +8,7 @@ import io
 import pytest
 
 from lunaris_server.console.csv_export import csv_lines
-from tests.console.conftest import login
+from tests.console.helpers import login
 from tests.support import create_secret, create_user, register_device, update_row
 
 DANGEROUS = [

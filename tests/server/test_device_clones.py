@@ -4,7 +4,7 @@ alternation: the device is flagged on its page, in the list and in the API."""
 import httpx
 import pytest
 
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import create_api_token, create_secret, create_user, register_body
 
 

@@ -4,7 +4,7 @@ speaks for; the old record is retired and its console link leads to the new one.
 
 import pytest
 
-from tests.console.conftest import login, page_token
+from tests.console.helpers import login, page_token
 from tests.support import (
     create_api_token,
     create_secret,

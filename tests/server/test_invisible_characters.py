@@ -70,7 +70,7 @@ async def test_names_of_secrets_and_tokens_refuse_them_in_the_api(app, client):
 
 
 async def test_names_of_secrets_refuse_them_in_the_console_too(app, client):
-    from tests.console.conftest import login, page_token
+    from tests.console.helpers import login, page_token
 
     await create_user(app, "admin")
     await login(client)

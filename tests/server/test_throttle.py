@@ -12,7 +12,7 @@ from lunaris_server.app import create_app
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.web.throttle import LoginThrottle, RateLimiter, RegistrationThrottle
-from tests.server.conftest import Ticks
+from tests.server.helpers import Ticks
 from tests.support import app_state, create_secret, create_user, register_body
 
 LOGIN = "/api/auth/login"

@@ -5,7 +5,7 @@ import httpx
 import pytest
 
 from lunaris_server.web.throttle import RegistrationThrottle
-from tests.server.conftest import Ticks
+from tests.server.helpers import Ticks
 from tests.support import create_secret, create_user, register_body
 
 LOGIN = "/api/auth/login"
