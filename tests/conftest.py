@@ -25,6 +25,8 @@ from tests.databases import (
 )
 from tests.support import FakeClock, LiveServer, start_live_server
 
+pytest_plugins = ["tests.process_guard"]  # a test that starts a process must be marked e2e
+
 
 @pytest.fixture(scope="session")
 def backend() -> str:

@@ -5,6 +5,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from lunaris_agent.commands import (
     PROGRESS_KIND,
     CommandLedger,
@@ -15,6 +17,8 @@ from lunaris_agent.spool import Spool
 from lunaris_agent.winget.outcome import InstallOutcome, InstallOutcomeKind
 from lunaris_agent.winget.upgrade import install_package
 from lunaris_protocol import CommandProgress, RunUpdatesCommand, ScanError, UpdateItem, UpdateReport
+
+pytestmark = pytest.mark.e2e
 
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 

@@ -22,6 +22,8 @@ from lunaris_agent.simulate.fleet import HOSTNAME_KEY, SimulationOptions, simula
 from lunaris_agent.simulate.inventory import Inventory
 from tests.support import LiveServer, create_api_token, create_secret, create_user, run_cli
 
+pytestmark = pytest.mark.e2e
+
 API = "http://testserver/api"
 
 
@@ -222,7 +224,6 @@ def test_the_cli_stops_on_a_corrupt_state_file(tmp_path, caplog):
     assert "agent-0000" in caplog.text
 
 
-@pytest.mark.e2e
 def test_the_cli_simulates_against_the_real_server(live_server: LiveServer, tmp_path):
     enrolled = run_cli(live_server.env, "enrollment", "add", "--name", "e2e")
     assert enrolled.returncode == 0, enrolled.stderr

@@ -32,6 +32,8 @@ from lunaris_agent.winget.upgrade import (
 )
 from tests.protocol.test_packages import NOT_TARGETABLE
 
+pytestmark = pytest.mark.e2e
+
 FAKE_WINGET = Path(__file__).parent / "fakes" / "fake_winget.py"
 SAMPLES = Path(__file__).parent / "winget_samples"
 BASELINE = SAMPLES / "001-upgrade-basic.txt"

@@ -17,6 +17,8 @@ import pytest
 from tests.agent_process import AgentProcess, wait_until
 from tests.support import LiveServer, Seeded, seed_database
 
+pytestmark = pytest.mark.e2e
+
 STAND_IN = """\
 import json
 import sys

@@ -18,6 +18,8 @@ from tests.commands.test_agent_process import STAND_IN, Winget, configure, packa
 from tests.console.helpers import Agent, add_user_to
 from tests.support import LiveServer, Seeded, seed_database, update_row
 
+pytestmark = pytest.mark.e2e
+
 AGENT_MS = 30_000
 """An agent process starts, connects and installs: more than an in-page refresh."""
 

@@ -11,6 +11,8 @@ from tests.console.helpers import login, page_token
 from tests.databases import POSTGRES_URL
 from tests.support import create_user, register_body, seed_database, update_row
 
+pytestmark = pytest.mark.e2e
+
 
 async def run(client, tokens: Tokens, device_id: str, packages: list[str] | None):
     return await client.post(

@@ -14,6 +14,8 @@ from lunaris_protocol import RunUpdatesMessage
 from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
 
+pytestmark = pytest.mark.e2e
+
 # Only the bus can tell a process about a command created elsewhere: no periodic re-read.
 NO_RELOAD = {"LUNARIS_COMMAND_SWEEP_INTERVAL_S": "3600"}
 

@@ -13,6 +13,8 @@ from playwright.async_api import expect
 from tests.console.test_browser import log_in, new_page
 from tests.support import Seeded, seed_database
 
+pytestmark = pytest.mark.e2e
+
 SWAGGER_UI_ASSET = re.compile(r'(?:href|src)="(/api/docs/static/[^"]+)"')
 
 

@@ -17,6 +17,8 @@ from lunaris_server.devices.models import Device
 from tests.console.helpers import Agent, add_user_to
 from tests.support import LiveServer, Seeded, seed_database, update_row
 
+pytestmark = pytest.mark.e2e
+
 HOSTNAMES = ("BER-LAPTOP-01", "BER-LAPTOP-02", "MUC-DESK-07", "HAM-KIOSK-03")
 LIVE_WITHIN_MS = 2000
 

@@ -5,11 +5,14 @@ must not send the request they name."""
 import asyncio
 
 import httpx
+import pytest
 from playwright.async_api import Request, expect
 
 from tests.console.helpers import add_user_to
 from tests.console.test_browser import log_in, new_page
 from tests.support import seed_database
+
+pytestmark = pytest.mark.e2e
 
 ATTACK_HOSTNAME = (
     "pc hx-post=/settings/users/2/disable hx-trigger=load "

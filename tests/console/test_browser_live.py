@@ -29,6 +29,8 @@ from tests.support import (
     update_row,
 )
 
+pytestmark = pytest.mark.e2e
+
 LIVE_WITHIN_MS = 5000
 RECONNECTED_WITHIN_MS = 30_000
 """The page retries with backoff (up to 30 s between tries) while the server is away."""

@@ -12,6 +12,8 @@ from lunaris_server.core.settings import Settings, derived_public_url
 from tests.console.helpers import login
 from tests.support import create_user, seed_database
 
+pytestmark = pytest.mark.e2e
+
 
 async def test_a_forged_host_header_does_not_reach_the_install_line(app, client):
     await create_user(app)

@@ -13,6 +13,8 @@ from lunaris_server.core.settings import Environment
 from tests.console.test_browser import enrolled, log_in, new_page
 from tests.support import Seeded, seed_database
 
+pytestmark = pytest.mark.e2e
+
 CONSOLE_PAGES = (
     "/",
     "/devices",

@@ -15,6 +15,8 @@ import pytest
 from tests.agent_process import wait_until
 from tests.support import BIN, LiveServer, Seeded, seed_database
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def seeded(database_url: str, live_server: LiveServer) -> Seeded:

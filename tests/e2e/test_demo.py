@@ -8,8 +8,11 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.support import BIN, server_env
+
+pytestmark = pytest.mark.e2e
 
 SUMMARY = re.compile(
     r"\d\d:\d\d:\d\d  devices: (\d+) online, (\d+) offline · \d+ heartbeats/min · "

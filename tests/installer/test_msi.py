@@ -11,6 +11,8 @@ from lunaris_agent import installer_values
 from lunaris_agent.windows.data_dir import ADMINISTRATORS_ONLY, protected_dacl_sddl
 from tests.installer.helpers import VERSION, Built
 
+pytestmark = pytest.mark.e2e
+
 UPGRADE_CODE = "{F46E01E0-BF3F-4B6F-AC51-ABFB2F95D599}"
 """Never changes: it is how a new version finds the old one to upgrade."""
 

@@ -16,6 +16,8 @@ from embedded_python import Trust, VerificationError
 
 from tests.installer.helpers import INSTALLER, Built
 
+pytestmark = pytest.mark.e2e
+
 PSF = "/C=US/ST=Oregon/L=Beaverton/O=Python Software Foundation/CN=Python Software Foundation"
 
 

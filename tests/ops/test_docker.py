@@ -15,6 +15,8 @@ import yaml
 
 from tests.support import free_port
 
+pytestmark = pytest.mark.e2e
+
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "infra" / "docker"
 SERVE = ["lunaris-server", "serve", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104

@@ -8,6 +8,8 @@ import pytest
 
 from tests.support import BIN, free_port, server_env, start_live_server
 
+pytestmark = pytest.mark.e2e
+
 FIT_SECRET_KEY = "k" * 48
 REFUSAL = "refusing to start with LUNARIS_ENV=prod"
 

@@ -4,9 +4,12 @@ device tokens, session cookies. Driven through the real server process."""
 import json
 
 import httpx
+import pytest
 from websockets.sync.client import connect
 
 from tests.support import register_body, start_live_server, ws_url
+
+pytestmark = pytest.mark.e2e
 
 
 def test_debug_logs_name_requests_and_devices_but_no_secret(database_url, tmp_path, seeded):

@@ -27,6 +27,8 @@ from tests.support import (
     ws_url,
 )
 
+pytestmark = pytest.mark.e2e
+
 TOKEN = "metrics-token-0123456789abcdef"
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
 

@@ -14,6 +14,8 @@ from websockets.exceptions import InvalidStatus
 from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
 
+pytestmark = pytest.mark.e2e
+
 FAST_LIVENESS = {
     "LUNARIS_HEARTBEAT_INTERVAL_S": "1",
     "LUNARIS_OFFLINE_AFTER_MISSED_HEARTBEATS": "2",

@@ -11,6 +11,8 @@ from websockets.exceptions import ConnectionClosed
 from tests.databases import POSTGRES_URL
 from tests.support import register_body, seed_database, ws_url
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.mark.parametrize(
     "replicas",

@@ -11,6 +11,8 @@ from tests.console.helpers import login, page_token
 from tests.databases import POSTGRES_URL
 from tests.support import LiveServer, Seeded, run_cli, seed_database, ws_url
 
+pytestmark = pytest.mark.e2e
+
 SESSION_COOKIE = "lunaris_session"
 
 

@@ -10,6 +10,8 @@ import pytest
 from tests.databases import POSTGRES_URL
 from tests.support import BIN, free_port, run_cli, server_env
 
+pytestmark = pytest.mark.e2e
+
 
 @pytest.fixture
 def env(database_url: str, tmp_path: Path) -> dict[str, str]:

@@ -13,6 +13,8 @@ import pytest
 
 from tests.support import LiveServer
 
+pytestmark = pytest.mark.e2e
+
 ANSWER_WITHIN_S = 5.0
 
 

@@ -4,12 +4,15 @@ import json
 from pathlib import Path
 
 import httpx
+import pytest
 from asgi_lifespan import LifespanManager
 
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Settings
 from lunaris_server.web.health import LivenessFastPath
 from tests.support import RecordingApp
+
+pytestmark = pytest.mark.e2e
 
 
 async def test_healthz_and_readyz(client):

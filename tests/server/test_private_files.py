@@ -12,6 +12,8 @@ import pytest
 
 from tests.support import run_cli, server_env, start_live_server
 
+pytestmark = pytest.mark.e2e
+
 HARNESS_FILES = {"server.log"}  # written by the test harness, not the server
 
 

@@ -8,6 +8,8 @@ from lunaris_server.web.throttle import RegistrationThrottle
 from tests.server.helpers import Ticks
 from tests.support import create_secret, create_user, register_body
 
+pytestmark = pytest.mark.e2e
+
 LOGIN = "/api/auth/login"
 REGISTER = "/api/agent/register"
 
