@@ -32,23 +32,26 @@ def simulators(
     started: list[subprocess.Popen[bytes]] = []
 
     def start(state_dir: Path, *options: str) -> subprocess.Popen[bytes]:
-        log = (state_dir.parent / f"{state_dir.name}.log").open("ab")
-        process = subprocess.Popen(
-            [
-                str(BIN / "lunaris-agent"),
-                "simulate",
-                "--api-url",
-                f"{live_server.base_url}/api",
-                "--count",
-                "1",
-                "--state-dir",
-                str(state_dir),
-                *options,
-            ],
-            env={"LUNARIS_ENROLLMENT_SECRET": seeded.enrollment_secret, "PATH": "/usr/bin:/bin"},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        with (state_dir.parent / f"{state_dir.name}.log").open("ab") as log:
+            process = subprocess.Popen(
+                [
+                    str(BIN / "lunaris-agent"),
+                    "simulate",
+                    "--api-url",
+                    f"{live_server.base_url}/api",
+                    "--count",
+                    "1",
+                    "--state-dir",
+                    str(state_dir),
+                    *options,
+                ],
+                env={
+                    "LUNARIS_ENROLLMENT_SECRET": seeded.enrollment_secret,
+                    "PATH": "/usr/bin:/bin",
+                },
+                stdout=log,  # the process has its own copy of the file
+                stderr=subprocess.STDOUT,
+            )
         started.append(process)
         return process
 
@@ -59,14 +62,18 @@ def simulators(
             process.wait()
 
 
-def test_a_cloned_identity_is_split_into_two_devices(
-    live_server: LiveServer, seeded: Seeded, simulators, tmp_path: Path
-):
-    api = httpx.Client(
+@pytest.fixture
+def api(live_server: LiveServer, seeded: Seeded) -> Iterator[httpx.Client]:
+    """The admin's API client."""
+    with httpx.Client(
         base_url=f"{live_server.base_url}/api",
         headers={"Authorization": f"Bearer {seeded.api_token}"},
         timeout=10,
-    )
+    ) as client:
+        yield client
+
+
+def test_a_cloned_identity_is_split_into_two_devices(api: httpx.Client, simulators, tmp_path: Path):
     golden = tmp_path / "golden"
     assert simulators(golden, "--once").wait(timeout=60) == 0
     (config_path,) = golden.glob("*/config.json")

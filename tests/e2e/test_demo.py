@@ -87,7 +87,8 @@ def test_demo_serves_and_fills_the_fleet_through_the_agent_api(database_url, tmp
         process.terminate()
         process.wait(timeout=20)
     assert process.stdout is not None
-    terminal += process.stdout.readlines()
+    with process.stdout:  # the pipe is ours to close
+        terminal += process.stdout.readlines()
     # The terminal: the banner (nine lines), then summary lines only.
     banner_end = next(n for n, line in enumerate(terminal) if "Stop with Ctrl+C" in line) + 2
     assert banner_end <= 10, terminal
