@@ -263,7 +263,10 @@ async def test_run_heartbeats_scans_at_start_and_stops_when_asked(app, server, t
     stop = asyncio.Event()
     running = asyncio.create_task(device.run(stop))
     for _ in range(200):
-        if Spool(config.spool_dir).pending_report() is None and scans.count:
+        # The report sent (the scan loop) and a heartbeat answered (the heartbeat loop, which
+        # then records the contact): the loops run side by side, so wait for both.
+        sent = Spool(config.spool_dir).pending_report() is None and scans.count
+        if sent and config.state_path.exists():
             break
         await asyncio.sleep(0.02)
     stop.set()
