@@ -8,7 +8,8 @@
 
 Set-up installs a pinned uv into .tools/ (with this Python's pip), then has uv build .venv
 from the lock file with this same interpreter; it never downloads a Python. Arguments after
-the command go to `lunaris-server demo` or to pytest.
+the command go to `lunaris-server demo` or to pytest; `test` runs the tests in parallel, one
+worker a core (at most MAX_TEST_WORKERS), unless they choose (`-n 0`: one process).
 
 `test` first makes sure of the Debian packages the suite uses (SYSTEM_PACKAGES): run as root
 where apt-get exists, it installs those missing; elsewhere, or with LUNARIS_NO_SYSTEM_INSTALL=1,
@@ -32,6 +33,9 @@ ROOT = Path(__file__).resolve().parent.parent
 BIN = "Scripts" if os.name == "nt" else "bin"
 EXE = ".exe" if os.name == "nt" else ""
 PYTEST_NO_TESTS = 5
+MAX_TEST_WORKERS = 4
+"""`test` runs pytest with one pytest-xdist worker per core, up to this many: each test may
+start server, agent and browser processes of its own, and the database shares the machine."""
 NO_INSTALL_VARIABLE = "LUNARIS_NO_SYSTEM_INSTALL"
 
 
@@ -201,6 +205,17 @@ def _replace_process(command: list[str | Path]) -> int:
     raise AssertionError("unreachable: execv returns only by raising")
 
 
+def _parallel(pytest_args: list[str]) -> list[str]:
+    """pytest's arguments with workers (``-n``) added, unless they choose (``-n 0``: none)."""
+    chosen = "no:xdist" in pytest_args or any(
+        arg.startswith(("-n", "--numprocesses", "--dist")) for arg in pytest_args
+    )
+    if chosen:
+        return pytest_args
+    workers = min(os.cpu_count() or 1, MAX_TEST_WORKERS)
+    return ["-n", str(workers), "--dist", "worksteal", *pytest_args]
+
+
 def main(argv: list[str]) -> int:
     command, rest = (argv[0], argv[1:]) if argv else ("", [])
     if command not in ("setup", "demo", "test", "system") or (
@@ -220,7 +235,7 @@ def main(argv: list[str]) -> int:
     os.chdir(ROOT)
     if command == "demo":
         return _replace_process([bin_dir / f"lunaris-server{EXE}", "demo", *rest])
-    code = subprocess.call([bin_dir / f"pytest{EXE}", *rest])
+    code = subprocess.call([bin_dir / f"pytest{EXE}", *_parallel(rest)])
     if code == PYTEST_NO_TESTS:
         print("error: pytest collected no tests", file=sys.stderr)
         return 1

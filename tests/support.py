@@ -21,6 +21,7 @@ from lunaris_server.enrollment import service as enrollment
 from lunaris_server.web.state import AppState
 
 BIN = Path(sys.executable).parent
+PORT_ATTEMPTS = 3
 
 
 @dataclass
@@ -175,21 +176,35 @@ def server_env(*, database_url: str, data_dir: Path, **extra: str) -> dict[str, 
 def start_live_server(
     *, database_url: str, data_dir: Path, port: int | None = None, **extra_env: str
 ) -> LiveServer:
-    """``port`` given: the same address again, as after a server restart."""
-    port = port or free_port()
+    """``port`` given: the same address again, as after a server restart. Otherwise a free
+    port, and another one if something else took it before the server bound it (tests run
+    in parallel, each picking ports)."""
     env = server_env(database_url=database_url, data_dir=data_dir, **extra_env)
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir / "server.log"
-    with log_path.open("ab") as log_file:
-        process = subprocess.Popen(
-            [str(BIN / "lunaris-server"), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = LiveServer(process, f"http://127.0.0.1:{port}", env, log_path)
-    wait_until_ready(server)
-    return server
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        chosen = port or free_port()
+        logged = log_path.stat().st_size if log_path.exists() else 0
+        with log_path.open("ab") as log_file:
+            process = subprocess.Popen(
+                [
+                    *(str(BIN / "lunaris-server"), "serve"),
+                    *("--host", "127.0.0.1", "--port", str(chosen)),
+                ],
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        server = LiveServer(process, f"http://127.0.0.1:{chosen}", env, log_path)
+        try:
+            wait_until_ready(server)
+        except RuntimeError:
+            taken = b"address already in use" in log_path.read_bytes()[logged:]
+            if port is None and taken and attempt < PORT_ATTEMPTS:
+                continue
+            raise
+        return server
+    raise AssertionError("unreachable: the last attempt returns or raises")
 
 
 def wait_until_ready(server: LiveServer, timeout_s: float = 30.0) -> None:

@@ -3,6 +3,7 @@ them with apt-get when run as root, and otherwise stops before the tests with on
 saying what to install. PATH points at a folder of our own, so nothing real is installed."""
 
 import os
+import runpy
 import subprocess
 import sys
 import textwrap
@@ -127,3 +128,14 @@ def test_when_the_install_fails_it_says_what_to_install(tmp_path):
     assert result.returncode == 1
     assert "E: no network" in result.stderr
     assert result.stderr.splitlines()[-1] == MISSING_CHROMIUM
+
+
+def test_the_tests_run_in_parallel_unless_the_caller_chooses(monkeypatch):
+    script = runpy.run_path(str(DEV), run_name="dev_script")
+    parallel = script["_parallel"]
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    assert parallel(["-q"]) == ["-n", "2", "--dist", "worksteal", "-q"]
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    assert parallel([])[:2] == ["-n", str(script["MAX_TEST_WORKERS"])]
+    for chosen in (["-n", "0"], ["-n0"], ["--numprocesses=3"], ["-p", "no:xdist"]):
+        assert parallel(["-q", *chosen]) == ["-q", *chosen]
