@@ -7,7 +7,7 @@ import re
 import pytest
 from playwright.async_api import expect
 
-from tests.console.conftest import Agent
+from tests.console.helpers import Agent
 from tests.console.test_browser import enrolled, log_in, new_page
 from tests.support import LiveServer, Seeded, seed_database
 

@@ -277,7 +277,7 @@ async def test_a_device_lists_its_groups_and_why(app, admin):
 
 
 async def test_the_console_form_refuses_bad_input_and_keeps_what_was_typed(app, client):
-    from tests.console.conftest import login, page_token
+    from tests.console.helpers import login, page_token
 
     await create_user(app)
     assert (await login(client)).status_code == 303

@@ -238,7 +238,7 @@ async def test_a_device_page_says_why_each_update_is_or_is_not_offered(app, admi
     assert 'data-package="Microsoft.Edge"' not in page
 
     # "Update all" installs only what the rules offer.
-    from tests.console.conftest import page_token
+    from tests.console.helpers import page_token
 
     token = await page_token(admin, f"/devices/{device.device_id}")
     ran = await admin.post(
