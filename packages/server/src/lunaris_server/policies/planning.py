@@ -16,8 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, case, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.commands.models import Command
@@ -75,10 +76,11 @@ async def places(
     policies: list[Policy],
     rings: dict[int, list[PolicyRing]],
     groups: dict[int, DeviceGroup],
-    device_ids: set[str],
+    within: Select[Any],
 ) -> dict[str, Place]:
-    """The policy and ring of each of these devices (those in no ring are left out): the
-    first matching ring in policy order decides, one statement per 1,000 devices."""
+    """The policy and ring of each device ``within`` selects (those in no ring are left out):
+    the first matching ring in policy order decides. One statement, so the database finds
+    each group's tagged devices once, however many devices are placed."""
     whens = [
         (member_condition(groups[ring.group_id]), literal(f"{policy.id}:{ring.position}"))
         for policy in policies
@@ -198,28 +200,31 @@ async def plan(
         )
         .exists()
     )
+    waiting = (
+        select(
+            DeviceUpdate.device_id,
+            DeviceUpdate.package_identifier,
+            DeviceUpdate.source,
+            DeviceUpdate.available_version,
+        )
+        .join(Device, Device.id == DeviceUpdate.device_id)
+        .where(
+            Device.revoked_at.is_(None),
+            DeviceUpdate.truncated.is_(False),
+            auto,
+            ~queued_before,
+        )
+    )
     rows = list(
         await session.execute(
-            select(
-                DeviceUpdate.device_id,
-                DeviceUpdate.package_identifier,
-                DeviceUpdate.source,
-                DeviceUpdate.available_version,
-            )
-            .join(Device, Device.id == DeviceUpdate.device_id)
-            .where(
-                Device.revoked_at.is_(None),
-                DeviceUpdate.truncated.is_(False),
-                auto,
-                ~queued_before,
-            )
-            .order_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
+            waiting.order_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
         )
     )
     if not rows:
         return result
     groups = {g.id: g for g in await session.scalars(select(DeviceGroup))}
-    placed = await places(session, policies, rings, groups, {row.device_id for row in rows})
+    within = waiting.with_only_columns(DeviceUpdate.device_id).distinct()
+    placed = await places(session, policies, rings, groups, within)
     placed = {d: p for d, p in placed.items() if p[0] in due_policies}
     rows = [row for row in rows if row.device_id in placed]
     member_of = await _group_members(session, book, groups, {row.device_id for row in rows})
