@@ -187,7 +187,7 @@ def mismatches(expected: dict[str, UpdateReport], stored: dict[str, StoredDevice
 
 
 async def eventually(
-    check: Callable[[], Awaitable[tuple[bool, str]]], what: str, *, timeout_s: float = 60.0
+    check: Callable[[], Awaitable[tuple[bool, str]]], what: str, *, timeout_s: float = 180.0
 ) -> None:
     """Polls ``check`` (which says whether it holds, and how things stand) until it holds.
     The limit only bounds a broken run; a healthy one goes on as soon as it holds."""
