@@ -108,3 +108,22 @@ class Statements:
 
     def touching(self, table: str) -> list[str]:
         return [s for s in self.seen if f" {table}" in s or f'"{table}"' in s]
+async def finish(
+    client: httpx.AsyncClient,
+    device: RegisteredDevice,
+    command_id: str,
+    outcomes: list[tuple[str, bool]],
+    status: str | None = None,
+) -> dict[str, Any]:
+    """The agent's steps: each package started and ended, then the last step (failed when a
+    package failed, as the agent says it)."""
+    sequence = 0
+    for package, succeeded in outcomes:
+        sequence += 1
+        await progress(client, device, command_id, sequence, package_started=package)
+        sequence += 1
+        await progress(client, device, command_id, sequence, result=result(package, succeeded))
+    final = status or ("succeeded" if all(ok for _, ok in outcomes) else "failed")
+    return await progress(client, device, command_id, sequence + 1, status=final)
+
+

@@ -366,12 +366,14 @@ async def test_results_show_in_the_panel_and_the_list(client, admin, viewer, tok
     )
     await progress(client, device, command_id, 4, status="failed", message="1 of 2 failed")
 
+    # One package installed, the other not: partial, with a pill of its own.
     for html in (
         (await viewer.get(f"/commands/{command_id}/row")).text,
         (await viewer.get(f"/devices/{device.device_id}/commands")).text,
         (await admin.get("/commands")).text,
     ):
-        assert 'data-status="failed"' in html
+        assert 'data-status="partial"' in html
+        assert 'class="badge status-partial"' in html
         assert 'data-package="Git.Git" data-outcome="success"' in html
         assert "reboot required" in html
         assert 'data-package="Vendor.Broken" data-outcome="installer_failed"' in html

@@ -9,6 +9,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from lunaris_protocol import (
     CommandProgress,
     CommandProgressResponse,
+    CommandStatus,
     HeartbeatRequest,
     HeartbeatResponse,
     RegisterRequest,
@@ -185,9 +186,19 @@ def test_command_progress_is_bounded_and_strict():
     for bad in (
         {"sequence": 0, "status": "running"},
         {"sequence": 1, "status": "queued"},  # only the agent's own states
+        {"sequence": 1, "status": "partial"},  # the server's to derive
         {"sequence": 1, "status": "running", "result": result | {"duration_s": -1}},
         {"sequence": 1, "status": "running", "result": result | {"outcome": "x" * 65}},
         {"sequence": 1, "status": "running", "surprise": 1},
     ):
         with pytest.raises(ValidationError):
             CommandProgress.model_validate(bad)
+
+
+def test_agents_are_never_answered_partial():
+    """Agents built before ``partial`` existed read the answer with the statuses they know:
+    a partial command is answered failed, as the agent reported it."""
+    assert CommandProgressResponse.of(CommandStatus.PARTIAL).status is CommandStatus.FAILED
+    for status in CommandStatus:
+        if status is not CommandStatus.PARTIAL:
+            assert CommandProgressResponse.of(status).status is status

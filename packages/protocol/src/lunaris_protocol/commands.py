@@ -20,13 +20,19 @@ CommandKind = Literal["RUN_UPDATES"]
 
 
 class CommandStatus(StrEnum):
-    """``queued -> sent -> running -> succeeded | failed``; a command nobody picked up in time
-    is ``expired``, one an admin withdrew while queued is ``cancelled``."""
+    """``queued -> sent -> running -> succeeded | partial | failed``; a command nobody picked
+    up in time is ``expired``, one an admin withdrew while queued is ``cancelled``.
+
+    ``partial``: some of its packages were installed and others were not. Agents never send
+    it (their last step says ``succeeded`` or ``failed``): the server derives it from the
+    per-package results, so agents built before it existed report it too. Like
+    ``succeeded`` and ``failed`` it is final."""
 
     QUEUED = "queued"
     SENT = "sent"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
+    PARTIAL = "partial"
     FAILED = "failed"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
@@ -89,4 +95,10 @@ class CommandProgress(WireModel):
 
 class CommandProgressResponse(WireReply):
     status: CommandStatus
-    """The command's status on the server after this step."""
+    """The command's status on the server after this step; never ``partial``, which agents
+    built before it existed cannot read: a partial command is answered ``failed`` (not
+    everything was installed), as the agent itself reported it."""
+
+    @classmethod
+    def of(cls, status: CommandStatus) -> "CommandProgressResponse":
+        return cls(status=CommandStatus.FAILED if status is CommandStatus.PARTIAL else status)

@@ -113,7 +113,8 @@ async def command_progress(
     now: NowDep,
 ) -> CommandProgressResponse:
     """One numbered step of a command; a step already applied is acknowledged and ignored.
-    The answer is the command's status on the server after the step."""
+    The answer is the command's status on the server after the step (``failed`` for a
+    partial one: agents that predate it could not read it)."""
     # Not the device row's lock: the command row is what this locks.
     device = await devices.authenticate(session, device_token=device_token(request), lock=False)
     command = await progress_steps.apply_progress(
@@ -121,4 +122,4 @@ async def command_progress(
     )
     status = CommandStatus(command.status)
     await work.commit()
-    return CommandProgressResponse(status=status)
+    return CommandProgressResponse.of(status)

@@ -4,7 +4,7 @@ recorded as results and update history, and announced."""
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
@@ -25,7 +25,8 @@ CLOSED_BY_SERVER: Final = frozenset(
 )
 """Final statuses a later step is noted on. ``failed`` is here because the server sets it
 too (no progress for too long, device revoked); when the agent reported it, that step was
-the command's last, so nothing arrives after it."""
+the command's last, so nothing arrives after it. ``succeeded`` and ``partial`` come only
+from the agent's last step: a step after it changes nothing but the record."""
 
 INT64: Final = range(-(2**63), 2**63)
 
@@ -95,8 +96,8 @@ async def apply_progress(
             command.sent_at = command.sent_at or now
             command.started_at = now
             changed = True
-    elif status in OPEN_STATUSES:  # the last step: succeeded or failed
-        command.status = target.value
+    elif status in OPEN_STATUSES:  # the last step: succeeded or failed, or partly
+        command.status = (await _final_status(session, command=command, reported=target)).value
         command.sent_at = command.sent_at or now
         command.finished_at = now
         command.current_package = None
@@ -106,6 +107,26 @@ async def apply_progress(
     if changed:
         announce_change(session, command, now=now)
     return command
+
+
+async def _final_status(
+    session: AsyncSession, *, command: Command, reported: CommandStatus
+) -> CommandStatus:
+    """How the command ended, from the agent's last word and each package's result: agents
+    say only succeeded or failed, so a command that installed some packages and not others
+    is ``partial`` whatever the agent's version. That covers a failed install beside good
+    ones, and a run that failed after some installs (an id it could not send, a restart
+    midway)."""
+    rows = await session.execute(
+        select(CommandResult.succeeded, func.count())
+        .where(CommandResult.command_id == command.id)
+        .group_by(CommandResult.succeeded)
+    )
+    counts = {bool(succeeded): count for succeeded, count in rows}
+    installed, failed = counts.get(True, 0), counts.get(False, 0)
+    if installed and (failed or reported is CommandStatus.FAILED):
+        return CommandStatus.PARTIAL
+    return reported
 
 
 async def _record_result(
