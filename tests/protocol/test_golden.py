@@ -38,6 +38,7 @@ CASES: dict[str, type[BaseModel]] = {
     "event_device_status_update.json": DeviceStatusUpdate,
     "event_device_updates_changed.json": DeviceUpdatesChanged,
     "event_command_updated.json": CommandUpdated,
+    "event_command_updated_partial.json": CommandUpdated,
     "agent_run_updates.json": RunUpdatesMessage,
     "command_progress_started.json": CommandProgress,
     "command_progress_result.json": CommandProgress,
@@ -75,6 +76,7 @@ def test_golden_round_trip(name: str, model: type[BaseModel]):
         "event_device_status_update.json",
         "event_device_updates_changed.json",
         "event_command_updated.json",
+        "event_command_updated_partial.json",
     ],
 )
 def test_console_events_dispatch_on_type(name: str):

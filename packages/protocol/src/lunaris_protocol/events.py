@@ -41,10 +41,17 @@ class DeviceUpdatesChangedData(WireReply):
 
 
 class CommandUpdatedData(WireReply):
+    """A command changed: its status (``partial`` included, see ``CommandStatus``), or a
+    package of it started or ended."""
+
     command_id: UUID
     device_id: UUID
     status: CommandStatus
     updated_at: datetime
+    deployment_id: UUID | None = None
+    """The deployment the command belongs to (commands queued together: a run on every
+    device waiting for a package, a run on a selection of devices, a retry of their
+    failures); null for a command queued for one device."""
 
 
 class DeviceStatusUpdate(WireReply):

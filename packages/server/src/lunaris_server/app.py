@@ -24,6 +24,7 @@ from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.agent_api.routes import router as agent_router
 from lunaris_server.agent_api.socket import router as agent_socket_router
 from lunaris_server.commands import api as commands_api
+from lunaris_server.commands import deployments_api
 from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
@@ -159,6 +160,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         rules_api.router,
         policies_api.router,
         commands_api.router,
+        deployments_api.router,
         enrollment_api.router,
         accounts_api.router,
         audit_api.router,

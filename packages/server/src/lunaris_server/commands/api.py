@@ -52,6 +52,10 @@ class CommandOut(BaseModel):
     current_package: str | None
     """The package being installed now."""
     message: str
+    deployment_id: str | None
+    """The deployment it was queued in (commands queued together); null for one device's."""
+    retry_of: str | None
+    """The command of its deployment whose failures it retries."""
 
     @classmethod
     def of(cls, command: Command, hostname: str) -> "CommandOut":
@@ -71,6 +75,8 @@ class CommandOut(BaseModel):
             updated_at=command.updated_at,
             current_package=command.current_package,
             message=command.message,
+            deployment_id=command.deployment_id,
+            retry_of=command.retry_of,
         )
 
 
@@ -103,6 +109,8 @@ class PackageRunOut(BaseModel):
     """Commands created: one per device waiting for the package."""
     skipped: int
     """Devices waiting for it that got none: an open command of theirs installs it already."""
+    deployment_id: str
+    """The deployment the commands make up (``GET /api/deployments/{id}``: its summary)."""
     items: list[CommandOut]
 
 
@@ -170,6 +178,7 @@ async def run_package(
         source=source,
         total=len(created.created),
         skipped=created.skipped,
+        deployment_id=created.deployment.id,
         items=[CommandOut.of(command, hostname) for command, hostname in created.created],
     )
 
@@ -180,11 +189,16 @@ async def list_commands(
     session: SessionDep,
     page: PageDep,
     device_id: UUID | None = None,
-    status: CommandStatus | None = None,
+    deployment_id: UUID | None = None,
+    status: Annotated[
+        CommandStatus | None,
+        Query(description="``partial``: some packages installed, others not"),
+    ] = None,
 ) -> Paginated[CommandOut]:
     rows, total = await commands.list_commands(
         session,
         device_id=str(device_id) if device_id else None,
+        deployment_id=str(deployment_id) if deployment_id else None,
         status=status,
         limit=page.limit,
         offset=page.offset,

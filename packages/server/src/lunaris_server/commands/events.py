@@ -25,6 +25,7 @@ def announce_change(session: AsyncSession, command: Command, *, now: datetime) -
                 device_id=uuid.UUID(command.device_id),
                 status=CommandStatus(command.status),
                 updated_at=now,
+                deployment_id=uuid.UUID(command.deployment_id) if command.deployment_id else None,
             )
         ),
     )

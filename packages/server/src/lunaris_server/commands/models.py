@@ -1,4 +1,5 @@
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import (
     JSON,
@@ -17,11 +18,49 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lunaris_server.db import Base
 
 
+class Deployment(Base):
+    """Commands queued together, with one summary: a person's bulk action (every device
+    waiting for a package, a selection of devices) or, later, a policy's commands for one
+    package version in one ring, which join it across scheduler ticks. Retrying its failures
+    adds commands to it. Its figures are never stored: they are its commands' statuses,
+    counted when asked."""
+
+    __tablename__ = "deployments"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    """``manual`` (an admin's bulk action); ``policy`` is for the scheduler."""
+    title: Mapped[str] = mapped_column(String(300))
+    """What it does, in words, for its lists and pages."""
+    packages: Mapped[list[str] | None] = mapped_column(JSON)
+    """The package ids it installs; null for every update each device reports waiting."""
+    source: Mapped[str | None] = mapped_column(String(16))
+    """The source a package run was limited to; null for every source."""
+    selection: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """How its devices were chosen (ids picked, or the device list's filters), as audited."""
+    created_by: Mapped[str] = mapped_column(String(128))
+    """The actor (``user:NAME``), as the audit log names it."""
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+    """The last time commands joined it (its creation, a retry)."""
+    skipped_busy: Mapped[int] = mapped_column(Integer, default=0)
+    """Devices that got no command: an open command of theirs installs the same already."""
+    skipped_up_to_date: Mapped[int] = mapped_column(Integer, default=0)
+    """Selected devices that got no command: they report nothing (of its packages) waiting."""
+
+    __table_args__ = (
+        # The list, newest first, and filtered by kind.
+        Index("ix_deployments_created_at", "created_at"),
+        Index("ix_deployments_kind_created_at", "kind", "created_at"),
+    )
+
+
 class Command(Base):
-    """A remote action for one device: ``queued -> sent -> running -> succeeded | failed``,
-    or ``expired`` (nobody picked it up in time) / ``cancelled`` (withdrawn while queued, or
-    its device revoked). The server fails a running command whose agent stopped reporting
-    on it, or whose device was revoked.
+    """A remote action for one device: ``queued -> sent -> running -> succeeded | partial |
+    failed`` (``partial``: some packages installed, others not), or ``expired`` (nobody
+    picked it up in time) / ``cancelled`` (withdrawn while queued, or its device revoked).
+    The server fails a running command whose agent stopped reporting on it, or whose device
+    was revoked.
 
     ``id`` is the idempotency key the agent sees (canonical UUID text)."""
 
@@ -49,6 +88,15 @@ class Command(Base):
     current_package: Mapped[str | None] = mapped_column(String(256))
     """The package being installed now (between its start and its result)."""
     message: Mapped[str] = mapped_column(Text, default="")
+    deployment_id: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("deployments.id", ondelete="SET NULL")
+    )
+    """The deployment it was queued in; null for a command queued for one device."""
+    retry_of: Mapped[str | None] = mapped_column(
+        String(36), ForeignKey("commands.id", ondelete="SET NULL")
+    )
+    """The command of its deployment whose failures it retries: that one no longer counts
+    in the deployment's summary, this one does."""
 
     __table_args__ = (
         # What a device has waiting (heartbeat handover, socket push).
@@ -61,6 +109,11 @@ class Command(Base):
         Index("ix_commands_status_created_at", "status", "created_at"),
         # The whole list, newest first.
         Index("ix_commands_created_at", "created_at"),
+        # A deployment's commands by status (its summary), and newest first (its page).
+        Index("ix_commands_deployment_id_status", "deployment_id", "status"),
+        Index("ix_commands_deployment_id_created_at", "deployment_id", "created_at"),
+        # Whether a command was retried (a deployment's summary counts the retry instead).
+        Index("ix_commands_retry_of", "retry_of"),
     )
 
 

@@ -9,7 +9,7 @@ revocation takes it: it lets a command's progress write history about the device
 SQLite runs one writing transaction at a time anyway.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -43,6 +43,15 @@ async def open_overlaps(
 ) -> dict[str, Command]:
     """For each device with an open command that would install one of ``packages`` too (all
     of them for ``None``; an open "every update" covers every package), that command."""
+    return await open_overlaps_each(session, dict.fromkeys(device_ids, packages))
+
+
+async def open_overlaps_each(
+    session: AsyncSession, wanted: Mapping[str, list[str] | None]
+) -> dict[str, Command]:
+    """As ``open_overlaps``, with the packages each device is to install (a run on a
+    selection installs what each device waits for)."""
+    device_ids = list(wanted)
     found: dict[str, Command] = {}
     for start in range(0, len(device_ids), 1000):
         rows = await session.scalars(
@@ -54,8 +63,9 @@ async def open_overlaps(
             .order_by(Command.created_at, Command.id)
         )
         for command in rows:
-            if command.device_id not in found and covers(command, packages):
-                found[command.device_id] = command
+            device_id = command.device_id
+            if device_id not in found and covers(command, wanted[device_id]):
+                found[device_id] = command
     return found
 
 

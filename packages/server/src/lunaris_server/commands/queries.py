@@ -57,6 +57,7 @@ class CommandRow:
 class CommandQuery:
     status: CommandStatus | None = None
     device_id: str | None = None
+    deployment_id: str | None = None
     hostname: str | None = None
     """Commands of devices whose hostname contains this (case-folded)."""
     limit: int = 50
@@ -115,6 +116,8 @@ async def command_page(session: AsyncSession, *, query: CommandQuery) -> Command
         conditions.append(Command.status == query.status.value)
     if query.device_id is not None:
         conditions.append(Command.device_id == query.device_id)
+    if query.deployment_id is not None:
+        conditions.append(Command.deployment_id == query.deployment_id)
     counted = select(func.count()).select_from(Command)
     if query.hostname:
         conditions.append(

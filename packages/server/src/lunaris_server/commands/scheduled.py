@@ -10,7 +10,7 @@ from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
 from lunaris_server.commands.events import announce_change
 from lunaris_server.commands.models import Command
-from lunaris_server.commands.service import announce_waiting, new_command
+from lunaris_server.commands.queueing import announce_waiting, new_command
 from lunaris_server.realtime.outbox import announce
 
 ANNOUNCED_ONE_BY_ONE = 200

@@ -1,51 +1,49 @@
 """Remote actions: create, cancel and list commands, hand them to agents, apply their progress,
 expire the ones nobody picked up.
 
-Statuses only move forward: ``queued -> sent -> running -> succeeded | failed``. A command is
-``expired`` by the sweeper when no agent started it before ``expires_at``, and ``cancelled``
-by an admin while still queued, or when its device is revoked. The server also fails a
-running command on its own: when the agent has reported nothing for too long, or when the
-device is revoked (its agent can no longer report). All of these are final, and progress
-that arrives for them later is recorded (results, history) without bringing them back. Every
-change of status, and every package that starts or ends, is announced as ``COMMAND_UPDATED``
-after the commit.
+Statuses only move forward: ``queued -> sent -> running -> succeeded | partial | failed``
+(``partial``: some packages were installed, others not). A command is ``expired`` by the
+sweeper when no agent started it before ``expires_at``, and ``cancelled`` by an admin while
+still queued, or when its device is revoked. The server also fails a running command on its
+own: when the agent has reported nothing for too long, or when the device is revoked (its
+agent can no longer report). All of these are final, and progress that arrives for them
+later is recorded (results, history) without bringing them back. Every change of status,
+and every package that starts or ends, is announced as ``COMMAND_UPDATED`` after the commit.
+Commands queued for several devices at once make up a deployment (``deployments.py``).
 """
 
-import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Integer, cast, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
     CommandStatus,
 )
-from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
-from lunaris_protocol.packages import SOURCES, is_targetable_id
+from lunaris_protocol.limits import MAX_PACKAGES_PER_COMMAND
+from lunaris_protocol.packages import SOURCES
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
-from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.events import announce_change
-from lunaris_server.commands.models import Command, CommandResult
+from lunaris_server.commands.models import Command, CommandResult, Deployment
 from lunaris_server.commands.overlap import OPEN_STATUSES
+from lunaris_server.commands.queueing import (
+    ALL_TRUNCATED,
+    check_expiry,
+    check_package_id,
+    new_command,
+    new_deployment,
+    queue,
+)
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
-from lunaris_server.realtime import outbox
 from lunaris_server.updates.models import DeviceUpdate
-
-RUN_UPDATES: Final = "RUN_UPDATES"
 
 OPEN: Final = frozenset(OPEN_STATUSES)
 
-"""The winget sources a per-package run can be limited to."""
-
-
-_all_truncated = func.min(cast(DeviceUpdate.truncated, Integer))
-"""Over a package's rows: 1 when winget cut every one of them short (one intact row is enough
-to target the id)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,46 +51,6 @@ class CommandDetail:
     command: Command
     hostname: str
     results: list[CommandResult]
-
-
-def new_command(
-    *,
-    device_id: str,
-    packages: list[str] | None,
-    actor: audit.Actor,
-    now: datetime,
-    expires_in: timedelta,
-) -> Command:
-    return Command(
-        id=str(uuid.uuid4()),
-        device_id=device_id,
-        kind=RUN_UPDATES,
-        packages=packages,
-        status=CommandStatus.QUEUED.value,
-        created_by=actor.name,
-        created_at=now,
-        updated_at=now,
-        expires_at=now + expires_in,
-        last_sequence=0,
-        message="",
-    )
-
-
-def _check_expiry(expires_in: timedelta) -> None:
-    if expires_in <= timedelta(0):
-        raise InvalidInput("a command's expiry must be in the future")
-
-
-def _check_package_id(package: str) -> None:
-    """What the agent can give to ``winget upgrade --id`` (it refuses anything else; the one
-    rule both sides apply is ``lunaris_protocol.packages.is_targetable_id``)."""
-    if not is_targetable_id(package):
-        raise InvalidInput(
-            f"{package[:80]!r} cannot be installed by id: a winget id has 1 to "
-            f"{MAX_IDENTIFIER} characters, no spaces or invisible characters, does not start "
-            "with '-' and was not cut short by winget",
-            details={"package": package[:MAX_IDENTIFIER]},
-        )
 
 
 async def create_for_device(
@@ -111,7 +69,7 @@ async def create_for_device(
     the console only offers those, a typo is refused here instead of failing on the PC hours
     later, and a truncated id could never be given to ``winget upgrade --id``.
     """
-    _check_expiry(expires_in)
+    check_expiry(expires_in)
     device = await devices.get_device(session, device_id=device_id)
     if packages is not None:
         packages = list(dict.fromkeys(packages))
@@ -120,9 +78,9 @@ async def create_for_device(
                 f"list 1 to {MAX_PACKAGES_PER_COMMAND} packages, or null for every update"
             )
         for package in packages:
-            _check_package_id(package)
+            check_package_id(package)
         rows = await session.execute(
-            select(DeviceUpdate.package_identifier, _all_truncated)
+            select(DeviceUpdate.package_identifier, ALL_TRUNCATED)
             .where(
                 DeviceUpdate.device_id == device.id,
                 DeviceUpdate.package_identifier.in_(packages),
@@ -158,9 +116,7 @@ async def create_for_device(
     command = new_command(
         device_id=device.id, packages=packages, actor=actor, now=now, expires_in=expires_in
     )
-    session.add(command)
-    await session.flush()
-    announce_change(session, command, now=now)
+    await queue(session, [command], now=now)
     await audit.record(
         session,
         actor=actor,
@@ -174,7 +130,6 @@ async def create_for_device(
         },
         now=now,
     )
-    announce_waiting(session, [command.device_id])
     return command, device.hostname
 
 
@@ -190,8 +145,8 @@ async def create_for_package(
     """One RUN_UPDATES of ``package`` for every listed device that reports it waiting and has
     no open command that installs it already; with ``source``, only the devices that report
     it from that source (the same id can be a different app in another source)."""
-    _check_expiry(expires_in)
-    _check_package_id(package)
+    check_expiry(expires_in)
+    check_package_id(package)
     conditions = [DeviceUpdate.package_identifier == package, Device.revoked_at.is_(None)]
     if source is not None:
         if source not in SOURCES:
@@ -202,7 +157,7 @@ async def create_for_package(
             )
         conditions.append(DeviceUpdate.source == source)
     rows = await session.execute(
-        select(DeviceUpdate.device_id, Device.hostname, _all_truncated)
+        select(DeviceUpdate.device_id, Device.hostname, ALL_TRUNCATED)
         .join(Device, Device.id == DeviceUpdate.device_id)
         .where(*conditions)
         .group_by(DeviceUpdate.device_id, Device.hostname)
@@ -221,26 +176,38 @@ async def create_for_package(
     locked = await overlap.lock_devices(session, [device_id for device_id, _ in targets])
     targets = [(device_id, hostname) for device_id, hostname in targets if device_id in locked]
     covered = await overlap.open_overlaps(session, [d for d, _ in targets], [package])
-    created = [
-        (
-            new_command(
-                device_id=device_id, packages=[package], actor=actor, now=now, expires_in=expires_in
-            ),
-            hostname,
-        )
-        for device_id, hostname in targets
-        if device_id not in covered
-    ]
-    if not created:
+    targets = [(device_id, hostname) for device_id, hostname in targets if device_id not in covered]
+    if not targets:
         raise Conflict(
             f"every device waiting for {package} has an open command that installs it already",
             details={"skipped": len(covered)},
         )
-    commands = [command for command, _ in created]
-    session.add_all(commands)
-    await session.flush()
-    for command in commands:
-        announce_change(session, command, now=now)
+    from_source = f" from {source}" if source is not None else ""
+    deployment = new_deployment(
+        title=f"{package}{from_source} on every device waiting for it",
+        packages=[package],
+        source=source,
+        actor=actor,
+        now=now,
+    )
+    deployment.skipped_busy = len(covered)
+    session.add(deployment)
+    await session.flush()  # before the commands that refer to it
+    created = [
+        (
+            new_command(
+                device_id=device_id,
+                packages=[package],
+                actor=actor,
+                now=now,
+                expires_in=expires_in,
+                deployment_id=deployment.id,
+            ),
+            hostname,
+        )
+        for device_id, hostname in targets
+    ]
+    await queue(session, [command for command, _ in created], now=now)
     await audit.record(
         session,
         actor=actor,
@@ -249,26 +216,13 @@ async def create_for_package(
         details={
             "package": package,
             "source": source,
-            "commands": len(commands),
+            "deployment_id": deployment.id,
+            "commands": len(created),
             "skipped": len(covered),
         },
         now=now,
     )
-    announce_waiting(session, [command.device_id for command, _ in created])
-    return PackageRun(created, skipped=len(covered))
-
-
-def announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:
-    """Once the commands are committed (never before: another process could look for them
-    and find nothing), every process learns that these devices have commands waiting, and
-    the one holding a device's socket pushes them."""
-    if not device_ids:
-        return
-
-    async def announce(process: outbox.Process) -> None:
-        await process.part(CommandDelivery).announce(device_ids)
-
-    outbox.after_commit(session, announce)
+    return PackageRun(created, skipped=len(covered), deployment=deployment)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +231,8 @@ class PackageRun:
     """Each new command with its device's hostname."""
     skipped: int
     """Devices left out: an open command of theirs installs the package already."""
+    deployment: Deployment
+    """The deployment the new commands make up."""
 
 
 async def cancel(
@@ -320,6 +276,7 @@ async def list_commands(
     session: AsyncSession,
     *,
     device_id: str | None = None,
+    deployment_id: str | None = None,
     status: CommandStatus | None = None,
     limit: int,
     offset: int,
@@ -328,6 +285,8 @@ async def list_commands(
     conditions = []
     if device_id is not None:
         conditions.append(Command.device_id == device_id)
+    if deployment_id is not None:
+        conditions.append(Command.deployment_id == deployment_id)
     if status is not None:
         conditions.append(Command.status == status.value)
     total = await session.scalar(select(func.count()).select_from(Command).where(*conditions))

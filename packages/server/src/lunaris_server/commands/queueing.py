@@ -1,0 +1,139 @@
+"""What every way of queueing commands shares: a new command and a new deployment, the checks
+on what they install, and telling every process (after the commit) that commands wait."""
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any, Final, Literal
+
+from sqlalchemy import ColumnElement, Integer, cast, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from lunaris_protocol import CommandStatus
+from lunaris_protocol.limits import MAX_IDENTIFIER
+from lunaris_protocol.packages import is_targetable_id
+from lunaris_server.audit import service as audit
+from lunaris_server.commands.delivery import CommandDelivery
+from lunaris_server.commands.events import announce_change
+from lunaris_server.commands.models import Command, Deployment
+from lunaris_server.core.errors import InvalidInput
+from lunaris_server.realtime import outbox
+from lunaris_server.updates.models import DeviceUpdate
+
+RUN_UPDATES: Final = "RUN_UPDATES"
+
+DeploymentKind = Literal["manual", "policy"]
+MANUAL: Final = "manual"
+
+ALL_TRUNCATED: Final = func.min(cast(DeviceUpdate.truncated, Integer))
+"""Over a package's rows: 1 when winget cut every one of them short (one intact row is enough
+to target the id)."""
+
+
+RETRYABLE: Final = (
+    CommandStatus.FAILED.value,
+    CommandStatus.PARTIAL.value,
+    CommandStatus.EXPIRED.value,
+)
+"""What "retry the failed ones" retries: what did not install (a cancelled command was
+withdrawn on purpose, or its device revoked)."""
+
+
+def not_retried() -> ColumnElement[bool]:
+    """A deployment's commands that count: those no retry of the deployment replaced (for
+    each device, its latest attempt)."""
+    retry = aliased(Command)
+    return ~exists(select(retry.id).where(retry.retry_of == Command.id))
+
+
+def new_command(
+    *,
+    device_id: str,
+    packages: list[str] | None,
+    actor: audit.Actor,
+    now: datetime,
+    expires_in: timedelta,
+    deployment_id: str | None = None,
+    retry_of: str | None = None,
+) -> Command:
+    return Command(
+        id=str(uuid.uuid4()),
+        device_id=device_id,
+        kind=RUN_UPDATES,
+        packages=packages,
+        status=CommandStatus.QUEUED.value,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+        expires_at=now + expires_in,
+        last_sequence=0,
+        message="",
+        deployment_id=deployment_id,
+        retry_of=retry_of,
+    )
+
+
+def new_deployment(
+    *,
+    title: str,
+    packages: list[str] | None,
+    actor: audit.Actor,
+    now: datetime,
+    source: str | None = None,
+    selection: dict[str, Any] | None = None,
+    kind: DeploymentKind = MANUAL,
+) -> Deployment:
+    return Deployment(
+        id=str(uuid.uuid4()),
+        kind=kind,
+        title=title[:300],
+        packages=packages,
+        source=source,
+        selection=selection,
+        created_by=actor.name,
+        created_at=now,
+        updated_at=now,
+        skipped_busy=0,
+        skipped_up_to_date=0,
+    )
+
+
+def check_expiry(expires_in: timedelta) -> None:
+    if expires_in <= timedelta(0):
+        raise InvalidInput("a command's expiry must be in the future")
+
+
+def check_package_id(package: str) -> None:
+    """What the agent can give to ``winget upgrade --id`` (it refuses anything else; the one
+    rule both sides apply is ``lunaris_protocol.packages.is_targetable_id``)."""
+    if not is_targetable_id(package):
+        raise InvalidInput(
+            f"{package[:80]!r} cannot be installed by id: a winget id has 1 to "
+            f"{MAX_IDENTIFIER} characters, no spaces or invisible characters, does not start "
+            "with '-' and was not cut short by winget",
+            details={"package": package[:MAX_IDENTIFIER]},
+        )
+
+
+async def queue(session: AsyncSession, commands: Sequence[Command], *, now: datetime) -> None:
+    """Writes the new commands, announces each to the consoles and, once committed, to the
+    processes that hand them over."""
+    session.add_all(commands)
+    await session.flush()
+    for command in commands:
+        announce_change(session, command, now=now)
+    announce_waiting(session, [command.device_id for command in commands])
+
+
+def announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:
+    """Once the commands are committed (never before: another process could look for them
+    and find nothing), every process learns that these devices have commands waiting, and
+    the one holding a device's socket pushes them."""
+    if not device_ids:
+        return
+
+    async def announce(process: outbox.Process) -> None:
+        await process.part(CommandDelivery).announce(device_ids)
+
+    outbox.after_commit(session, announce)

@@ -1,0 +1,447 @@
+"""Deployments through the console API and the agent API, in-process: each bulk action is one
+deployment with the right commands and counts of the devices it left out, its summary
+follows its commands' statuses (offline devices' waiting ones apart), a retry queues only
+what failed, and bad input, viewers and unknown ids are refused without a change."""
+
+from typing import Any
+
+import httpx
+from fastapi import FastAPI
+
+from lunaris_server.commands.sweeper import sweep_once
+from tests.commands.conftest import Events, Tokens, enrolled, finish, heartbeat, progress
+from tests.support import FakeClock, app_state
+
+
+async def deploy(
+    client: httpx.AsyncClient,
+    tokens: Tokens,
+    selection: dict[str, Any],
+    packages: list[str] | None = None,
+    expect: int = 201,
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/deployments",
+        json={"selection": selection, "packages": packages},
+        headers=tokens.admin,
+    )
+    assert response.status_code == expect, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def shown(client: httpx.AsyncClient, tokens: Tokens, deployment_id: str) -> dict[str, Any]:
+    response = await client.get(
+        f"/api/deployments/{deployment_id}", headers=tokens.viewer, params={"limit": 500}
+    )
+    assert response.status_code == 200, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+async def retry(
+    client: httpx.AsyncClient, tokens: Tokens, deployment_id: str, expect: int = 201
+) -> dict[str, Any]:
+    response = await client.post(f"/api/deployments/{deployment_id}/retry", headers=tokens.admin)
+    assert response.status_code == expect, response.text
+    answer: dict[str, Any] = response.json()
+    return answer
+
+
+def commands_by_device(detail: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Each device's commands, oldest first (the tests move the clock between attempts)."""
+    found: dict[str, list[dict[str, Any]]] = {}
+    for command in reversed(detail["commands"]["items"]):  # oldest first
+        found.setdefault(command["device_id"], []).append(command)
+    return found
+
+
+async def audit_entries(client: httpx.AsyncClient, tokens: Tokens) -> list[dict[str, Any]]:
+    response = await client.get("/api/audit", headers=tokens.admin, params={"limit": 500})
+    items: list[dict[str, Any]] = response.json()["items"]
+    return items
+
+
+async def test_updates_on_a_selection_are_one_deployment(client, tokens, secret, events: Events):
+    both = await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname="PC-BOTH")
+    one = await enrolled(client, secret, ["Git.Git"], hostname="PC-ONE")
+    none = await enrolled(client, secret, [], hostname="PC-NONE")
+    busy = await enrolled(client, secret, ["Git.Git"], hostname="PC-BUSY")
+    other = await enrolled(client, secret, ["Git.Git"], hostname="PC-NOT-SELECTED")
+    open_one = await client.post(
+        f"/api/devices/{busy.device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": ["Git.Git"]},
+        headers=tokens.admin,
+    )
+    assert open_one.status_code == 201
+    assert open_one.json()["deployment_id"] is None  # one device's command is in none
+    await events.drain()
+
+    picked = [d.device_id for d in (both, one, none, busy)]
+    run = await deploy(client, tokens, {"device_ids": picked}, packages=None)
+    assert (run["created"], run["skipped_busy"], run["skipped_up_to_date"]) == (2, 1, 1)
+    deployment = run["deployment"]
+    assert deployment["kind"] == "manual"
+    assert deployment["title"] == "Every waiting update on 4 selected devices"
+    assert deployment["packages"] is None
+    assert deployment["selection"] == {"device_ids": 4}
+    assert (deployment["skipped_busy"], deployment["skipped_up_to_date"]) == (1, 1)
+    assert deployment["created_by"] == "user:admin"
+    summary = deployment["summary"]
+    assert (summary["total"], summary["waiting"], summary["finished"]) == (2, 2, False)
+    assert summary["by_status"]["queued"] == 2
+    assert summary["by_status"]["partial"] == 0
+    assert summary["text"] == "0 of 2 succeeded, 2 waiting"
+
+    detail = await shown(client, tokens, deployment["id"])
+    by_device = commands_by_device(detail)
+    assert set(by_device) == {both.device_id, one.device_id}
+    for (command,) in by_device.values():
+        assert (command["packages"], command["status"]) == (None, "queued")
+        assert (command["deployment_id"], command["retry_of"]) == (deployment["id"], None)
+    assert detail["commands"]["total"] == 2
+    # Each change is announced with its deployment, so the console's summary follows it.
+    announced = [e["data"] for e in await events.drain() if e["type"] == "COMMAND_UPDATED"]
+    assert {e["deployment_id"] for e in announced} == {deployment["id"]}
+    assert len(announced) == 2
+    # Handed over like any command; the device left out keeps only its own.
+    answer = await heartbeat(client, both)
+    assert [c["command_id"] for c in answer["commands"]] == [by_device[both.device_id][0]["id"]]
+    assert len((await heartbeat(client, busy))["commands"]) == 1
+    assert (await heartbeat(client, other))["commands"] == []
+    # The commands list names the deployment and filters by it.
+    listed = await client.get(
+        "/api/commands", params={"deployment_id": deployment["id"]}, headers=tokens.viewer
+    )
+    assert listed.json()["total"] == 2
+
+    entry = next(
+        e for e in await audit_entries(client, tokens) if e["action"] == "deployment.create"
+    )
+    assert entry["target"] == f"deployment:{deployment['id']}"
+    assert entry["details"]["commands"] == 2
+    assert entry["details"]["skipped_busy"] == 1
+    assert entry["details"]["skipped_up_to_date"] == 1
+    assert entry["details"]["selection"] == {"device_ids": 4}
+
+
+async def test_listed_packages_go_to_the_devices_waiting_for_them(client, tokens, secret):
+    both = await enrolled(client, secret, ["Git.Git", "7zip.7zip", "Mozilla.Firefox"])
+    git_only = await enrolled(client, secret, ["Git.Git"], hostname="PC-GIT")
+    await enrolled(client, secret, ["Mozilla.Firefox"], hostname="PC-FOX")
+    run = await deploy(
+        client, tokens, {"matching": {}}, packages=["7zip.7zip", "Git.Git", "7zip.7zip"]
+    )
+    assert (run["created"], run["skipped_up_to_date"]) == (2, 1)
+    assert run["deployment"]["packages"] == ["7zip.7zip", "Git.Git"]
+    assert run["deployment"]["title"] == "7zip.7zip, Git.Git on 3 selected devices"
+    assert run["deployment"]["selection"] == {"matching": {}}
+    by_device = commands_by_device(await shown(client, tokens, run["deployment"]["id"]))
+    assert by_device[both.device_id][0]["packages"] == ["7zip.7zip", "Git.Git"]
+    assert by_device[git_only.device_id][0]["packages"] == ["Git.Git"]
+
+    # The same again: every device waiting has an open command that installs it already.
+    again = await deploy(client, tokens, {"matching": {}}, ["Git.Git"], expect=409)
+    assert again["error"]["details"] == {"skipped_busy": 2, "skipped_up_to_date": 1}
+    nothing = await deploy(client, tokens, {"matching": {"q": "PC-FOX"}}, ["Git.Git"], expect=409)
+    assert nothing["error"]["details"] == {"skipped_busy": 0, "skipped_up_to_date": 1}
+    listed = await client.get("/api/deployments", headers=tokens.viewer)
+    assert listed.json()["total"] == 1
+
+
+async def test_an_update_on_every_device_waiting_is_a_deployment(client, tokens, secret):
+    devices = [await enrolled(client, secret, ["Git.Git"], hostname=f"PC-{n}") for n in range(3)]
+    ran = await client.post("/api/updates/Git.Git/run?source=winget", headers=tokens.admin)
+    assert ran.status_code == 201, ran.text
+    deployment_id = ran.json()["deployment_id"]
+    assert {c["deployment_id"] for c in ran.json()["items"]} == {deployment_id}
+    detail = await shown(client, tokens, deployment_id)
+    assert detail["title"] == "Git.Git from winget on every device waiting for it"
+    assert (detail["packages"], detail["source"]) == (["Git.Git"], "winget")
+    assert set(commands_by_device(detail)) == {d.device_id for d in devices}
+    assert detail["summary"]["text"] == "0 of 3 succeeded, 3 waiting"
+    entry = next(
+        e
+        for e in await audit_entries(client, tokens)
+        if e["action"] == "command.create_for_package"
+    )
+    assert entry["details"]["deployment_id"] == deployment_id
+
+
+async def test_the_summary_follows_the_commands_and_tells_offline_devices_apart(
+    app: FastAPI, client, tokens, secret, clock: FakeClock
+):
+    done, broken, gone, slow = [
+        await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname=f"PC-{n}")
+        for n in range(4)
+    ]
+    run = await deploy(
+        client, tokens, {"device_ids": [d.device_id for d in (done, broken, gone, slow)]}
+    )
+    deployment_id = run["deployment"]["id"]
+    ids = {
+        d: c[0]["id"]
+        for d, c in commands_by_device(await shown(client, tokens, deployment_id)).items()
+    }
+
+    for device in (done, broken):
+        await heartbeat(client, device)
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "0 of 4 succeeded, 4 waiting"  # queued and sent alike
+    assert summary["by_status"]["sent"] == 2
+
+    await progress(client, done, ids[done.device_id], 1, package_started="Git.Git")
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "0 of 4 succeeded, 1 running, 3 waiting"
+
+    await finish(client, done, ids[done.device_id], [("Git.Git", True), ("7zip.7zip", True)])
+    answer = await finish(
+        client, broken, ids[broken.device_id], [("Git.Git", True), ("7zip.7zip", False)]
+    )
+    assert answer == {"status": "failed"}  # as the agent reported it; partial on the server
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "1 of 4 succeeded, 1 partly succeeded, 2 waiting"
+    assert (summary["by_status"]["succeeded"], summary["by_status"]["partial"]) == (1, 1)
+
+    # Ten minutes on, only one of the two waiting devices is still heard from.
+    last_seen = clock.now
+    clock.advance(minutes=10)
+    await client.post("/api/agent/update-report", json={"updates": []}, headers=slow.headers)
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert (summary["waiting"], summary["waiting_offline"]) == (2, 1)
+    assert summary["offline_since"].startswith(last_seen.isoformat()[:19])
+    assert summary["text"] == (
+        "1 of 4 succeeded, 1 partly succeeded, 2 waiting (1 offline since 09:00 UTC)"
+    )
+    clock.advance(minutes=10)
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == (
+        "1 of 4 succeeded, 1 partly succeeded, 2 waiting (offline since 09:10 UTC)"
+    )
+    # Still silent the next day: the summary says which day.
+    clock.advance(hours=20)
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"].endswith("2 waiting (offline since Nov 02 09:10 UTC)")
+
+    # Nobody picked them up: expired, and the deployment is finished.
+    clock.advance(hours=5)
+    await sweep_once(app_state(app))
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "1 of 4 succeeded, 1 partly succeeded, 2 expired"
+    assert (summary["finished"], summary["waiting_offline"], summary["offline_since"]) == (
+        True,
+        0,
+        None,
+    )
+    finished = await client.get(
+        "/api/deployments", params={"active": "false"}, headers=tokens.viewer
+    )
+    assert [d["id"] for d in finished.json()["items"]] == [deployment_id]
+    active = await client.get("/api/deployments", params={"active": "true"}, headers=tokens.viewer)
+    assert active.json()["total"] == 0
+
+
+async def test_a_retry_queues_only_what_failed_in_the_same_deployment(
+    app: FastAPI, client, tokens, secret, clock: FakeClock, events: Events
+):
+    done = await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname="PC-DONE")
+    partly = await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname="PC-PARTLY")
+    failed = await enrolled(client, secret, ["Git.Git"], hostname="PC-FAILED")
+    expired = await enrolled(client, secret, ["Git.Git"], hostname="PC-EXPIRED")
+    devices = (done, partly, failed, expired)
+    deployment_id = (await deploy(client, tokens, {"device_ids": [d.device_id for d in devices]}))[
+        "deployment"
+    ]["id"]
+    first = {
+        d: c[0]["id"]
+        for d, c in commands_by_device(await shown(client, tokens, deployment_id)).items()
+    }
+    # Nothing has failed yet: there is nothing to retry.
+    refused = await retry(client, tokens, deployment_id, expect=409)
+    assert "nothing to retry" in refused["error"]["message"]
+
+    await finish(client, done, first[done.device_id], [("Git.Git", True), ("7zip.7zip", True)])
+    await finish(client, partly, first[partly.device_id], [("Git.Git", True), ("7zip.7zip", False)])
+    await finish(client, failed, first[failed.device_id], [("Git.Git", False)])
+    clock.advance(hours=25)
+    await sweep_once(app_state(app))
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "1 of 4 succeeded, 1 partly succeeded, 1 failed, 1 expired"
+    await events.drain()
+
+    retried = await retry(client, tokens, deployment_id)
+    assert (retried["created"], retried["skipped_busy"], retried["skipped_up_to_date"]) == (3, 0, 0)
+    detail = await shown(client, tokens, deployment_id)
+    by_device = commands_by_device(detail)
+    assert len(by_device[done.device_id]) == 1  # nothing of it failed
+    # What did not install, and nothing else; every update again where none of it ran.
+    assert [(c["packages"], c["retry_of"]) for c in by_device[partly.device_id][1:]] == [
+        (["7zip.7zip"], first[partly.device_id])
+    ]
+    assert [(c["packages"], c["retry_of"]) for c in by_device[failed.device_id][1:]] == [
+        (["Git.Git"], first[failed.device_id])
+    ]
+    assert [(c["packages"], c["retry_of"]) for c in by_device[expired.device_id][1:]] == [
+        (None, first[expired.device_id])
+    ]
+    # The retries replace what they retry in the summary; the earlier attempts stay listed.
+    summary = detail["summary"]
+    assert (summary["total"], summary["commands"]) == (4, 7)
+    # (Silent for a day: every device is offline now.)
+    assert summary["text"] == "1 of 4 succeeded, 3 waiting (offline since Nov 02 09:00 UTC)"
+    assert detail["updated_at"] != detail["created_at"]
+    announced = {e["data"]["deployment_id"] for e in await events.drain()}
+    assert announced == {deployment_id}
+    # The retries are open: a second retry finds nothing failed.
+    assert (
+        "nothing to retry"
+        in (await retry(client, tokens, deployment_id, expect=409))["error"]["message"]
+    )
+
+    second = {d: c[-1]["id"] for d, c in by_device.items()}
+    await finish(client, partly, second[partly.device_id], [("7zip.7zip", True)])
+    await finish(client, failed, second[failed.device_id], [("Git.Git", False)])
+    await finish(client, expired, second[expired.device_id], [("Git.Git", True)])
+    summary = (await shown(client, tokens, deployment_id))["summary"]
+    assert summary["text"] == "3 of 4 succeeded, 1 failed"
+    # Only the device that failed again; the one retried with success is left alone.
+    clock.advance(seconds=1)
+    third = await retry(client, tokens, deployment_id)
+    assert third["created"] == 1
+    assert (
+        commands_by_device(await shown(client, tokens, deployment_id))[failed.device_id][-1][
+            "retry_of"
+        ]
+        == second[failed.device_id]
+    )
+
+    retries = [e for e in await audit_entries(client, tokens) if e["action"] == "deployment.retry"]
+    assert [(e["details"]["failed"], e["details"]["commands"]) for e in retries] == [(1, 1), (3, 3)]
+    assert {e["target"] for e in retries} == {f"deployment:{deployment_id}"}
+    assert {e["actor"] for e in retries} == {"user:admin"}
+
+
+async def test_a_retry_leaves_out_devices_that_moved_on(client, tokens, secret):
+    """A failed device that has an open command for it again, or that no longer reports the
+    package (updated by hand meanwhile), gets no retry: counted, and 409 when none does."""
+    busy = await enrolled(client, secret, ["Git.Git"], hostname="PC-BUSY")
+    fixed = await enrolled(client, secret, ["Git.Git"], hostname="PC-FIXED")
+    deployment_id = (
+        await deploy(client, tokens, {"device_ids": [busy.device_id, fixed.device_id]}, ["Git.Git"])
+    )["deployment"]["id"]
+    first = {
+        d: c[0]["id"]
+        for d, c in commands_by_device(await shown(client, tokens, deployment_id)).items()
+    }
+    for device in (busy, fixed):
+        await finish(client, device, first[device.device_id], [("Git.Git", False)])
+    own = await client.post(
+        f"/api/devices/{busy.device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": None},
+        headers=tokens.admin,
+    )
+    assert own.status_code == 201
+    report = await client.post(
+        "/api/agent/update-report", json={"updates": []}, headers=fixed.headers
+    )
+    assert report.status_code == 200
+    refused = await retry(client, tokens, deployment_id, expect=409)
+    assert refused["error"]["details"] == {
+        "skipped_busy": 1,
+        "skipped_up_to_date": 1,
+        "skipped_revoked": 0,
+    }
+    assert (await shown(client, tokens, deployment_id))["summary"]["commands"] == 2
+
+
+async def test_the_list_is_newest_first_filtered_and_paged(client, tokens, secret, clock):
+    devices = [
+        await enrolled(client, secret, [f"Vendor.P{n}"], hostname=f"PC-{n}") for n in range(3)
+    ]
+    made = []
+    for n, device in enumerate(devices):
+        made.append(
+            (await deploy(client, tokens, {"device_ids": [device.device_id]}))["deployment"]["id"]
+        )
+        clock.advance(seconds=1 + n)
+
+    def listed(**params: Any) -> Any:
+        return client.get("/api/deployments", params=params, headers=tokens.viewer)
+
+    page = (await listed()).json()
+    assert [d["id"] for d in page["items"]] == made[::-1]
+    assert (page["total"], page["limit"], page["offset"]) == (3, 50, 0)
+    second = (await listed(limit=1, offset=1)).json()
+    assert [d["id"] for d in second["items"]] == [made[1]]
+    assert (await listed(kind="manual")).json()["total"] == 3
+    assert (await listed(kind="policy")).json()["total"] == 0
+    assert (await listed(active="true")).json()["total"] == 3
+    for bad in ({"kind": "other"}, {"active": "maybe"}, {"limit": 0}, {"order": "asc"}):
+        response = await listed(**bad)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["error"]["code"] == "invalid_request"
+    assert (
+        await client.get(f"/api/deployments/{made[0]}", params={"x": 1}, headers=tokens.viewer)
+    ).status_code == 422
+
+
+async def commands_and_deployments(client: httpx.AsyncClient, tokens: Tokens) -> tuple[int, int]:
+    commands = await client.get("/api/commands", headers=tokens.viewer)
+    deployments = await client.get("/api/deployments", headers=tokens.viewer)
+    return commands.json()["total"], deployments.json()["total"]
+
+
+async def test_bad_input_is_refused_and_changes_nothing(client, tokens, secret):
+    device = await enrolled(client, secret, ["Git.Git"])
+    picked = {"device_ids": [device.device_id]}
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for body in (
+        {"selection": picked},  # packages must be given (null for every update)
+        {"packages": None},
+        {"selection": {}, "packages": None},
+        {"selection": {"device_ids": [], "packages": None}},
+        {"selection": {"device_ids": [device.device_id], "matching": {}}, "packages": None},
+        {"selection": {"device_ids": ["not-a-uuid"]}, "packages": None},
+        {"selection": {"matching": {"colour": "red"}}, "packages": None},
+        {"selection": picked, "packages": []},
+        {"selection": picked, "packages": ["has space"]},
+        {"selection": picked, "packages": ["x" * 257]},
+        {"selection": picked, "packages": None, "surprise": 1},
+        {"selection": {"device_ids": [unknown]}, "packages": None},
+        {"selection": {"matching": {"group_id": 99}}, "packages": None},
+    ):
+        response = await client.post("/api/deployments", json=body, headers=tokens.admin)
+        assert response.status_code in (404, 422), (body, response.text)
+        assert response.json()["error"]["code"] in ("invalid_request", "invalid_input", "not_found")
+    not_json = await client.post(
+        "/api/deployments",
+        content=b"{",
+        headers={**tokens.admin, "Content-Type": "application/json"},
+    )
+    assert not_json.status_code == 400
+    assert await commands_and_deployments(client, tokens) == (0, 0)
+
+    missing = await client.get(f"/api/deployments/{unknown}", headers=tokens.viewer)
+    assert missing.status_code == 404
+    assert (
+        await client.post(f"/api/deployments/{unknown}/retry", headers=tokens.admin)
+    ).status_code == 404
+    assert (await client.get("/api/deployments/nope", headers=tokens.viewer)).status_code == 422
+
+
+async def test_viewers_read_and_cannot_write(client, tokens, secret):
+    device = await enrolled(client, secret, ["Git.Git"])
+    body = {"selection": {"device_ids": [device.device_id]}, "packages": None}
+    refused = await client.post("/api/deployments", json=body, headers=tokens.viewer)
+    assert refused.status_code == 403
+    assert await commands_and_deployments(client, tokens) == (0, 0)
+    deployment_id = (await deploy(client, tokens, body["selection"]))["deployment"]["id"]
+    assert (
+        await client.post(f"/api/deployments/{deployment_id}/retry", headers=tokens.viewer)
+    ).status_code == 403
+    assert (await client.get("/api/deployments", headers=tokens.viewer)).status_code == 200
+    assert (
+        await client.get(f"/api/deployments/{deployment_id}", headers=tokens.viewer)
+    ).status_code == 200
+    assert (await client.get("/api/deployments")).status_code == 401
+    assert await commands_and_deployments(client, tokens) == (1, 1)
