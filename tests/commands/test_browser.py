@@ -215,7 +215,8 @@ async def test_update_on_every_device_asks_first(server, seeded, chromium):
 
     page.once("dialog", answer(True))
     await button.click()
-    await expect(page).to_have_url(re.compile(r"/commands$"))
+    await expect(page).to_have_url(re.compile(r"/commands\?deployment=[0-9a-f-]{36}$"))
+    await expect(page.locator("#deployment-link")).to_be_visible()
     rows = page.locator("#commands-table tbody tr")
     await expect(rows).to_have_count(2)
     await expect(rows.first).to_contain_text("Git.Git")

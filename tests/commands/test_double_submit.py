@@ -2,6 +2,7 @@
 covering a package gets no second one for it, from one click or two processes racing."""
 
 import asyncio
+import re
 
 import httpx
 import pytest
@@ -91,6 +92,15 @@ async def test_the_console_says_how_many_devices_a_run_skipped(app, client, toke
     ran = await client.post(
         "/updates/run", data={"package": "Git.Git", "confirmed": "yes", "csrf_token": token}
     )
-    assert (ran.status_code, ran.headers["location"]) == (303, "/commands?skipped=1")
+    assert ran.status_code == 303
+    deployment_id = re.fullmatch(
+        r"/commands\?deployment=([0-9a-f-]{36})&skipped=1", ran.headers["location"]
+    )
+    assert deployment_id, ran.headers["location"]
     page = (await client.get(ran.headers["location"])).text
     assert "1 device got no new command: it has an open command" in page
+    # The commands are one deployment, linked from the page: one queued, one left out.
+    assert f'href="/deployments/{deployment_id.group(1)}" id="deployment-link"' in page
+    shown = await client.get(f"/api/deployments/{deployment_id.group(1)}")
+    assert shown.status_code == 200, shown.text
+    assert (shown.json()["skipped_busy"], shown.json()["summary"]["total"]) == (1, 1)

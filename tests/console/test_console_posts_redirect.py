@@ -30,7 +30,7 @@ from sqlalchemy import select
 
 from lunaris_server.accounts.models import UserSession
 from lunaris_server.app import create_app
-from lunaris_server.commands.models import Command
+from lunaris_server.commands.models import Command, Deployment
 from lunaris_server.core.settings import Settings
 from lunaris_server.devices.models import DeviceReenrollment
 from tests.console.helpers import login, page_token
@@ -214,6 +214,26 @@ async def run_package(c: Console) -> Submission:
     return "/updates/run", {"package": "Git.Git", "source": "winget", "confirmed": "yes"}
 
 
+async def run_on_selection(c: Console) -> Submission:
+    device_id, _, _ = await _device(c, updates=True)
+    return "/deployments", {"device_id": device_id, "confirmed": "yes"}
+
+
+async def retry_deployment(c: Console) -> Submission:
+    _, headers, _ = await _device(c, updates=True)
+    ran = await c.http.post(
+        "/updates/run", data={"package": "Git.Git", "confirmed": "yes", "csrf_token": c.token}
+    )
+    assert ran.status_code == 303, ran.text
+    command_id = await _one_id(c, Command.id)
+    step = {"sequence": 1, "status": "failed", "message": "winget not found"}
+    failed = await c.http.post(
+        f"/api/agent/commands/{command_id}/progress", json=step, headers=headers
+    )
+    assert failed.status_code == 200, failed.text
+    return f"/deployments/{await _one_id(c, Deployment.id)}/retry", {}
+
+
 async def set_device_tags(c: Console) -> Submission:
     device_id, _, _ = await _device(c)
     return f"/devices/{device_id}/tags", {"tags": "berlin, kiosk"}
@@ -323,6 +343,8 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/devices/{device_id}/commands": run_on_device,
     "/commands/{command_id}/cancel": cancel_command,
     "/updates/run": run_package,
+    "/deployments": run_on_selection,
+    "/deployments/{deployment_id}/retry": retry_deployment,
     "/devices/{device_id}/tags": set_device_tags,
     "/devices/bulk-tags": bulk_tags,
     "/groups": create_group,

@@ -87,6 +87,7 @@ class World:
     source: str
     command_ids: list[str]
     search: str
+    deployment_ids: list[str]
 
 
 async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeClock) -> World:
@@ -161,6 +162,22 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         )
         assert response.status_code == 200, response.text
 
+    # Two deployments: the package on every device waiting for it (the second device has an
+    # open command already: left out), and the other package on a selection.
+    deployment_ids = []
+    run = await http.post(f"/api/updates/{quote(package, safe='')}/run", headers=api)
+    assert run.status_code == 201, run.text
+    deployment_ids.append(run.json()["deployment_id"])
+    clock.advance(seconds=1)
+    selection = {
+        "selection": {"device_ids": [DEVICE_IDS[0]]},
+        "packages": [rows[1]["package_identifier"]],
+    }
+    run = await http.post("/api/deployments", json=selection, headers=api)
+    assert run.status_code == 201, run.text
+    deployment_ids.append(run.json()["deployment"]["id"])
+    clock.advance(seconds=1)
+
     # The clone is to be split: the other PC is named on the device's page.
     split = await http.post(
         f"/api/devices/{DEVICE_IDS[1]}/split", json={"hostname": v.text("clone host")}, headers=api
@@ -226,7 +243,7 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
     assert failed.status_code == 401
     http.headers["User-Agent"] = v.text("user agent")  # shown in Settings > Sessions
     assert (await login(http)).status_code == 303
-    return World(package, source, command_ids, v.text("search"))
+    return World(package, source, command_ids, v.text("search"), deployment_ids)
 
 
 def page_urls(world: World) -> dict[str, list[str]]:
@@ -267,6 +284,12 @@ def page_urls(world: World) -> dict[str, list[str]]:
         ],
         "/commands": ["/commands", f"/commands?device={DEVICE_IDS[0]}"],
         "/commands/{command_id}/row": [f"/commands/{c}/row" for c in world.command_ids],
+        "/deployments": ["/deployments", "/deployments?active=yes"],
+        "/deployments/{deployment_id}": [f"/deployments/{d}" for d in world.deployment_ids],
+        "/deployments/{deployment_id}/summary": [
+            f"/deployments/{d}/summary" for d in world.deployment_ids
+        ],
+        "/deployments/{deployment_id}/row": [f"/deployments/{d}/row" for d in world.deployment_ids],
         "/settings": ["/settings"],
         "/settings/users": ["/settings/users"],
         "/settings/tokens": ["/settings/tokens"],
@@ -393,6 +416,16 @@ async def build_and_render(settings: Settings, v: Values) -> tuple[Rendered, dic
             )
             assert confirm.status_code == 200, confirm.text[:300]
             rendered.add("POST /updates/run", confirm)
+            # So is the one of "Run updates" on the devices a search matches (its filters are
+            # sent again, in the form that confirms).
+            form = {"scope": "matching", "filter_q": v.text("renamed host"), "filter_tag": "berlin"}
+            confirm = await http.post(
+                "/deployments", data={**form, "csrf_token": await page_token(http)}
+            )
+            assert confirm.status_code == 200, confirm.text[:300]
+            assert "Run updates on 1 device?" in confirm.text
+            assert 'name="filter_q"' in confirm.text
+            rendered.add("POST /deployments", confirm)
         async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as anon:
             await render(anon, {"/login": urls["/login"]}, rendered)
     return rendered, urls

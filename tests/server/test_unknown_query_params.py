@@ -16,6 +16,7 @@ def api_get_routes(app: FastAPI) -> list[str]:
     fill = {
         "device_id": "00000000-0000-4000-8000-000000000000",
         "command_id": "00000000-0000-4000-8000-000000000000",
+        "deployment_id": "00000000-0000-4000-8000-000000000000",
         "package": "Git.Git",
         "group_id": "1",
         "rule_id": "1",
@@ -54,6 +55,7 @@ async def test_every_api_get_route_refuses_an_unknown_parameter(app, client):
     paths = api_get_routes(app)
     assert "/api/devices" in paths
     assert "/api/commands" in paths
+    assert "/api/deployments" in paths
     assert len(paths) > 10
     for path in paths:
         response = await client.get(path, params={UNKNOWN: "1"})

@@ -24,7 +24,7 @@ from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.agent_api.routes import router as agent_router
 from lunaris_server.agent_api.socket import router as agent_socket_router
 from lunaris_server.commands import api as commands_api
-from lunaris_server.commands import deployments_api
+from lunaris_server.commands import deployments_api, deployments_views
 from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
@@ -180,6 +180,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         rules_views.router,
         policies_views.router,
         commands_views.router,
+        deployments_views.router,
         enrollment_views.router,
         audit_views.router,
     ):

@@ -82,12 +82,15 @@ async def commands_page(
     session: SessionDep,
     query: CommandQueryDep,
     skipped: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    deployment: UUID | None = None,
 ) -> Response:
     """``skipped``: a fleet-wide run just left out this many devices (an open command of
-    theirs installs the package already), said above the list."""
+    theirs installs the package already), said above the list; ``deployment``: the
+    deployment it queued, linked there."""
     found = await queries.command_page(session, query=query)
     context = {
         "skipped": skipped,
+        "deployment_id": str(deployment) if deployment else None,
         "rows": found.rows,
         "pager": Pager.seeking(
             offset=query.offset, total=found.total, first=found.first, last=found.last
@@ -273,8 +276,11 @@ async def run_package(
             request, "partials/commands/run_refused.html", {"message": refused.message}
         )
     await work.commit()
-    # The list, where the new commands show their progress (and how many were skipped).
-    target = f"/commands?skipped={created.skipped}" if created.skipped else "/commands"
+    # The list, where the new commands show their progress (how many were skipped, and a
+    # link to their deployment's summary).
+    target = f"/commands?deployment={created.deployment.id}"
+    if created.skipped:
+        target += f"&skipped={created.skipped}"
     if wants_fragment(request):
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

@@ -196,18 +196,10 @@ async def revoke_device(
     return RedirectResponse("/devices", status_code=303)
 
 
-@router.post("/devices/bulk-tags")
-async def bulk_tags(
-    request: Request,
-    fields: CheckedFields,
-    admin: ConsoleAdmin,
-    session: SessionDep,
-    work: WorkDep,
-    state: StateDep,
-    now: NowDep,
-) -> Response:
-    """Adds or removes admin tags on the devices ticked, or on all the list's filters match
-    (``scope=matching``, the filters as ``filter_<name>`` fields); back to the same list."""
+def selection_of_form(fields: list[tuple[str, str]]) -> tuple[DeviceSelection, dict[str, str]]:
+    """The devices a bulk form names: those ticked (``device_id`` fields), or all that the
+    list's filters match (``scope=matching``, the filters as ``filter_<name>`` fields); and
+    those filters, to go back to the same list."""
     form = dict(fields)
     filters = {
         name: form[f"filter_{name}"] for name in FILTERS if form.get(f"filter_{name}", "").strip()
@@ -223,6 +215,23 @@ async def bulk_tags(
             raise InvalidInput("tick some devices first, or choose all matching")
         data = {"device_ids": ticked}
     selection = parsed(DeviceSelection, data, {"matching": "Filters", "device_ids": "Devices"})
+    return selection, filters
+
+
+@router.post("/devices/bulk-tags")
+async def bulk_tags(
+    request: Request,
+    fields: CheckedFields,
+    admin: ConsoleAdmin,
+    session: SessionDep,
+    work: WorkDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """Adds or removes admin tags on the devices ticked, or on all the list's filters match
+    (``scope=matching``, the filters as ``filter_<name>`` fields); back to the same list."""
+    form = dict(fields)
+    selection, filters = selection_of_form(fields)
     change = form.get("change")
     if change not in ("add", "remove"):
         raise InvalidInput("change is add or remove")

@@ -2,7 +2,8 @@
 // event touched. Elements opt in with data-live="<topic> ..." (and data-live-src, the URL of
 // their fragment; without it, the current page's URL, which answers htmx with the fragment).
 // Topics: "device:<id>" (that device's row or panels), "devices" (a device list, refreshed
-// when an event names a device it does not show), "fleet" (figures about the whole fleet).
+// when an event names a device it does not show), "fleet" (figures about the whole fleet);
+// commands and deployments have theirs (see onCommandEvent).
 // Nothing here builds HTML: htmx swaps in what the server renders.
 (function () {
   "use strict";
@@ -77,30 +78,43 @@
     });
   }
 
+  // A list (elements with the topic "listTopic") is refreshed when an event names something
+  // it does not show ("shown": the elements of that thing), e.g. a new one.
+  function scheduleListsWithout(listTopic, shown) {
+    byTopic(listTopic).forEach(function (list) {
+      var inList = shown.some(function (el) { return list.contains(el); });
+      if (!inList) schedule(listTopic);
+    });
+  }
+
   function onDeviceEvent(deviceId) {
     var topic = "device:" + deviceId;
     var shown = byTopic(topic);
     schedule(topic);
-    byTopic("devices").forEach(function (list) {
-      var inList = shown.some(function (el) { return list.contains(el); });
-      if (!inList) schedule("devices");
-    });
+    scheduleListsWithout("devices", shown);
     scheduleFleet();
   }
 
   // Commands: "command:<id>" (its row in the list), "device-commands:<device id>" (a
   // device's commands panel), "commands" (the list: refreshed when an event names a command
   // it does not show, e.g. a new one). The device's panels follow too (history, updates).
+  // A command of a deployment also refreshes "deployment:<id>" (its summary, its row in the
+  // list of deployments), "deployment-commands:<id>" (its commands, when the command is not
+  // among those shown) and "deployments" (the list, when it does not show the deployment).
   function onCommandEvent(data) {
     var topic = "command:" + data.command_id;
     var shown = byTopic(topic);
     schedule(topic);
     schedule("device-commands:" + data.device_id);
     schedule("device:" + data.device_id);
-    byTopic("commands").forEach(function (list) {
-      var inList = shown.some(function (el) { return list.contains(el); });
-      if (!inList) schedule("commands");
-    });
+    scheduleListsWithout("commands", shown);
+    if (data.deployment_id) {
+      var deployment = "deployment:" + data.deployment_id;
+      var shownDeployment = byTopic(deployment);
+      schedule(deployment);
+      scheduleListsWithout("deployment-commands:" + data.deployment_id, shown);
+      scheduleListsWithout("deployments", shownDeployment);
+    }
   }
 
   function onMessage(message) {
