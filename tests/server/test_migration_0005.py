@@ -2,7 +2,6 @@
 NULL) with an index, on a database that already holds events; and goes back."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic import command
@@ -14,9 +13,8 @@ from lunaris_server.db.engine import make_engine
 from lunaris_server.db.migrate import alembic_config, current_revision, head_revision
 from lunaris_server.devices.models import Device
 from lunaris_server.updates.models import UpdateEvent
+from tests.server.migration_rows import DEVICE, NOW, command_row, device_row
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-DEVICE = "5d4c3b2a-0000-4000-8000-000000000001"
 COMMAND = "5d4c3b2a-0000-4000-8000-00000000c0de"
 GONE = "5d4c3b2a-0000-4000-8000-0000000000ff"
 """A command id no commands row has (the column predates the table)."""
@@ -28,36 +26,8 @@ def migrate(url: str, revision: str, *, down: bool = False) -> None:
 
 async def seed(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await connection.execute(
-            insert(Device),
-            {
-                "id": DEVICE,
-                "hostname": "PC-0001",
-                "os_version": "",
-                "agent_version": "",
-                "token_hash": "0" * 64,
-                "enrolled_at": NOW,
-                "last_seen_at": NOW,
-                "announced_status": "online",
-                "updates_count": 0,
-            },
-        )
-        await connection.execute(
-            insert(Command),
-            {
-                "id": COMMAND,
-                "device_id": DEVICE,
-                "kind": "RUN_UPDATES",
-                "packages": ["Git.Git"],
-                "status": "succeeded",
-                "created_by": "user:admin",
-                "created_at": NOW,
-                "expires_at": NOW + timedelta(days=1),
-                "updated_at": NOW,
-                "last_sequence": 3,
-                "message": "",
-            },
-        )
+        await connection.execute(insert(Device), device_row())
+        await connection.execute(insert(Command), command_row(COMMAND, "succeeded"))
         await connection.execute(
             insert(UpdateEvent),
             [

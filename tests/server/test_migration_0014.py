@@ -1,22 +1,23 @@
-"""Migration 0014: deployments, and commands.deployment_id and retry_of (foreign keys, ON
-DELETE SET NULL, indexed), on a database that already holds commands; and goes back, where
-a partial command becomes a failed one (what it was before partial existed)."""
+"""Migration 0014: deployments, and commands.deployment_id and retry_of (indexed), on a
+database that already holds commands with results and history: every row stays, linked as
+before (a rebuild of the commands table on SQLite, foreign keys on, would have deleted the
+results and unlinked the history). And back, where a partial command becomes a failed one
+(what it was before partial existed)."""
 
 import asyncio
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from alembic import command
 from sqlalchemy import insert, inspect, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from lunaris_server.commands.models import Command, Deployment
+from lunaris_server.commands.models import Command, CommandResult, Deployment
 from lunaris_server.db.engine import make_engine
 from lunaris_server.db.migrate import alembic_config, current_revision, head_revision
 from lunaris_server.devices.models import Device
+from lunaris_server.updates.models import UpdateEvent
+from tests.server.migration_rows import DEVICE, NOW, command_row, device_row
 
-NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
-DEVICE = "5d4c3b2a-0000-4000-8000-000000000001"
 OLD = "5d4c3b2a-0000-4000-8000-00000000c001"
 NEW = "5d4c3b2a-0000-4000-8000-00000000c002"
 DEPLOYMENT = "5d4c3b2a-0000-4000-8000-0000000000d1"
@@ -26,42 +27,42 @@ def migrate(url: str, revision: str, *, down: bool = False) -> None:
     (command.downgrade if down else command.upgrade)(alembic_config(url), revision)
 
 
-def a_command(command_id: str, status: str) -> dict[str, Any]:
-    return {
-        "id": command_id,
-        "device_id": DEVICE,
-        "kind": "RUN_UPDATES",
-        "packages": ["Git.Git"],
-        "status": status,
-        "created_by": "user:admin",
-        "created_at": NOW,
-        "expires_at": NOW + timedelta(days=1),
-        "updated_at": NOW,
-        "last_sequence": 3,
-        "message": "",
-    }
-
-
 async def seed(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
-        await connection.execute(
-            insert(Device),
-            {
-                "id": DEVICE,
-                "hostname": "PC-0001",
-                "os_version": "",
-                "agent_version": "",
-                "token_hash": "0" * 64,
-                "enrolled_at": NOW,
-                "last_seen_at": NOW,
-                "announced_status": "online",
-                "updates_count": 0,
-            },
-        )
+        await connection.execute(insert(Device), device_row())
         # Only the columns of 0013 are named (those 0014 adds have no default to send).
         await connection.execute(
-            insert(Command), [a_command(OLD, "failed"), a_command(NEW, "succeeded")]
+            insert(Command), [command_row(OLD, "failed"), command_row(NEW, "succeeded")]
         )
+        await connection.execute(
+            insert(CommandResult),
+            {
+                "command_id": OLD,
+                "package_identifier": "Git.Git",
+                "outcome": "installer_failed",
+                "succeeded": False,
+                "finished_at": NOW,
+            },
+        )
+        await connection.execute(
+            insert(UpdateEvent),
+            {
+                "id": 1,
+                "device_id": DEVICE,
+                "package_identifier": "Git.Git",
+                "kind": "install_failed",
+                "at": NOW,
+                "command_id": OLD,
+            },
+        )
+
+
+async def kept(engine: AsyncEngine) -> tuple[list[str], list[str | None]]:
+    """The results' commands and the history's links to commands."""
+    async with engine.connect() as connection:
+        results = await connection.scalars(select(CommandResult.command_id))
+        links = await connection.scalars(select(UpdateEvent.command_id))
+        return list(results), list(links)
 
 
 async def schema(
@@ -89,20 +90,14 @@ async def test_commands_join_deployments_and_go_back(empty_database_url):
     engine = make_engine(url)  # SQLite with foreign keys enforced, as the server runs it
     try:
         await seed(engine)
-        tables, keys, _ = await schema(engine)
+        tables, _, _ = await schema(engine)
         assert "deployments" not in tables
-        assert set(keys) == {"device_id"}
 
         await asyncio.to_thread(migrate, url, "head")
         assert await current_revision(url) == head_revision()
         tables, keys, indexes = await schema(engine)
         assert "deployments" in tables
-        assert keys["deployment_id"][0] == "deployments"
-        assert keys["retry_of"][0] == "commands"
-        assert {keys["deployment_id"][1].upper(), keys["retry_of"][1].upper()} == {"SET NULL"}
-        # Rebuilt on SQLite: the device's key and the other indexes came along.
-        assert keys["device_id"] == ("devices", keys["device_id"][1])
-        assert keys["device_id"][1].upper() == "CASCADE"
+        assert set(keys) == {"device_id"}  # plain columns: see the migration
         assert {
             "ix_commands_deployment_id_status",
             "ix_commands_deployment_id_created_at",
@@ -110,6 +105,7 @@ async def test_commands_join_deployments_and_go_back(empty_database_url):
             "ix_commands_device_id_status",
             "ix_commands_created_at",
         } <= indexes
+        assert await kept(engine) == ([OLD], [OLD])
         async with engine.begin() as connection:
             rows = await connection.execute(
                 select(Command.id, Command.deployment_id, Command.retry_of).order_by(Command.id)
@@ -148,8 +144,9 @@ async def test_commands_join_deployments_and_go_back(empty_database_url):
         async with engine.connect() as connection:
             rows = await connection.execute(text("SELECT id, status FROM commands ORDER BY id"))
             assert [tuple(row) for row in rows] == [(OLD, "failed"), (NEW, "failed")]
+        assert await kept(engine) == ([OLD], [OLD])
 
         await asyncio.to_thread(migrate, url, "head")
-        assert "deployment_id" in (await schema(engine))[1]
+        assert "ix_commands_retry_of" in (await schema(engine))[2]
     finally:
         await engine.dispose()

@@ -109,7 +109,6 @@ async def run_on_devices(
     deployment.skipped_busy = len(covered)
     deployment.skipped_up_to_date = up_to_date
     session.add(deployment)
-    await session.flush()  # before the commands that refer to it
     created = [
         new_command(
             device_id=device_id,

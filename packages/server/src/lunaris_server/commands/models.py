@@ -88,13 +88,10 @@ class Command(Base):
     current_package: Mapped[str | None] = mapped_column(String(256))
     """The package being installed now (between its start and its result)."""
     message: Mapped[str] = mapped_column(Text, default="")
-    deployment_id: Mapped[str | None] = mapped_column(
-        String(36), ForeignKey("deployments.id", ondelete="SET NULL")
-    )
-    """The deployment it was queued in; null for a command queued for one device."""
-    retry_of: Mapped[str | None] = mapped_column(
-        String(36), ForeignKey("commands.id", ondelete="SET NULL")
-    )
+    deployment_id: Mapped[str | None] = mapped_column(String(36))
+    """The deployment it was queued in (``deployments.id``); null for a command queued for
+    one device. No foreign key: see migration 0014 (nothing deletes a deployment)."""
+    retry_of: Mapped[str | None] = mapped_column(String(36))
     """The command of its deployment whose failures it retries: that one no longer counts
     in the deployment's summary, this one does."""
 

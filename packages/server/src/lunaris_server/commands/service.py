@@ -192,7 +192,6 @@ async def create_for_package(
     )
     deployment.skipped_busy = len(covered)
     session.add(deployment)
-    await session.flush()  # before the commands that refer to it
     created = [
         (
             new_command(

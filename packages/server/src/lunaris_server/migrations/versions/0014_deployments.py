@@ -1,5 +1,5 @@
-"""Deployments: commands queued together (a bulk action), with the command of a deployment
-that a retry replaces; and the ``partial`` status, which needs no change to the schema (a
+"""Deployments: commands queued together (a bulk action); each command's deployment and the
+command of it a retry replaces. The ``partial`` status needs no change to the schema (a
 command's status is a string).
 
 Revision ID: 0014
@@ -16,8 +16,6 @@ revision: str = "0014"
 down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
-
-_NO_REFERRED = {"resolve_fks": False}
 
 
 def upgrade() -> None:
@@ -40,44 +38,33 @@ def upgrade() -> None:
     op.create_index(
         "ix_deployments_kind_created_at", "deployments", ["kind", "created_at"], unique=False
     )
-    # SQLite cannot add a constraint to a table: batch mode rebuilds it (rows, indexes and
-    # the device foreign key included); PostgreSQL alters it in place. The new columns are
-    # null for every command queued before: none of them belongs to a deployment.
-    with op.batch_alter_table("commands", reflect_kwargs=_NO_REFERRED) as batch_op:
-        batch_op.add_column(sa.Column("deployment_id", sa.String(length=36), nullable=True))
-        batch_op.add_column(sa.Column("retry_of", sa.String(length=36), nullable=True))
-        batch_op.create_foreign_key(
-            op.f("fk_commands_deployment_id_deployments"),
-            "deployments",
-            ["deployment_id"],
-            ["id"],
-            ondelete="SET NULL",
-        )
-        batch_op.create_foreign_key(
-            op.f("fk_commands_retry_of_commands"),
-            "commands",
-            ["retry_of"],
-            ["id"],
-            ondelete="SET NULL",
-        )
-        batch_op.create_index(
-            "ix_commands_deployment_id_status", ["deployment_id", "status"], unique=False
-        )
-        batch_op.create_index(
-            "ix_commands_deployment_id_created_at", ["deployment_id", "created_at"], unique=False
-        )
-        batch_op.create_index("ix_commands_retry_of", ["retry_of"], unique=False)
+    # Plain columns, no foreign keys, added in place (as devices.merged_into_id in 0012). On
+    # SQLite a constraint means rebuilding the table (batch mode), and dropping the old
+    # commands table, foreign keys on, would delete every command's results (ON DELETE
+    # CASCADE) and unlink its history (SET NULL); a reference added with the column is one
+    # SQLAlchemy cannot read back. Nothing deletes a deployment, and a retry refers to a
+    # command of its own deployment. Null for every command queued before: none of them
+    # belongs to a deployment.
+    op.add_column("commands", sa.Column("deployment_id", sa.String(length=36), nullable=True))
+    op.add_column("commands", sa.Column("retry_of", sa.String(length=36), nullable=True))
+    op.create_index(
+        "ix_commands_deployment_id_status", "commands", ["deployment_id", "status"], unique=False
+    )
+    op.create_index(
+        "ix_commands_deployment_id_created_at",
+        "commands",
+        ["deployment_id", "created_at"],
+        unique=False,
+    )
+    op.create_index("ix_commands_retry_of", "commands", ["retry_of"], unique=False)
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("commands", reflect_kwargs=_NO_REFERRED) as batch_op:
-        batch_op.drop_index("ix_commands_retry_of")
-        batch_op.drop_index("ix_commands_deployment_id_created_at")
-        batch_op.drop_index("ix_commands_deployment_id_status")
-        batch_op.drop_constraint(op.f("fk_commands_retry_of_commands"), type_="foreignkey")
-        batch_op.drop_constraint(op.f("fk_commands_deployment_id_deployments"), type_="foreignkey")
-        batch_op.drop_column("retry_of")
-        batch_op.drop_column("deployment_id")
+    op.drop_index("ix_commands_retry_of", table_name="commands")
+    op.drop_index("ix_commands_deployment_id_created_at", table_name="commands")
+    op.drop_index("ix_commands_deployment_id_status", table_name="commands")
+    op.execute("ALTER TABLE commands DROP COLUMN retry_of")
+    op.execute("ALTER TABLE commands DROP COLUMN deployment_id")
     # A partial command was a failed one before: nothing installed all it was asked to.
     op.execute(sa.text("UPDATE commands SET status = 'failed' WHERE status = 'partial'"))
     op.drop_index("ix_deployments_kind_created_at", table_name="deployments")
