@@ -150,8 +150,10 @@ def test_a_command_runs_on_the_agent_and_the_updates_shrink(agent, server, seede
             },
         )
         command_path = f"/api/commands/{created['id']}"
+        # Two of three installed: partial on the server, though the agent says failed (and
+        # reads the server's answer, "failed", as it always has).
         wait_for(
-            lambda: console(server, seeded, "GET", command_path)["status"] == "failed",
+            lambda: console(server, seeded, "GET", command_path)["status"] == "partial",
             f"the command to finish\n{agent.log()}",
         )
         wait_for(
