@@ -177,6 +177,8 @@ async def test_retry_the_failed_ones_from_the_summary(
     await finish(client, bad, ids[bad.device_id], [("Git.Git", False)])
     summary = (await admin.get(f"/deployments/{deployment_id}/summary")).text
     assert "1 of 2 succeeded, 1 failed" in summary
+    # Nothing waits: a device going offline can no longer change it.
+    assert f'data-live="deployment:{deployment_id}" ' in summary
     assert 'id="retry-failed"' in summary
     assert "Retry the failed ones (1)" in summary
     assert 'data-retryable="1"' in summary

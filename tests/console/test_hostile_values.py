@@ -286,10 +286,11 @@ def page_urls(world: World) -> dict[str, list[str]]:
         "/commands/{command_id}/row": [f"/commands/{c}/row" for c in world.command_ids],
         "/deployments": ["/deployments", "/deployments?active=yes"],
         "/deployments/{deployment_id}": [f"/deployments/{d}" for d in world.deployment_ids],
-        "/deployments/{deployment_id}/summary": [
-            f"/deployments/{d}/summary" for d in world.deployment_ids
+        "/deployments/{deployment_id}/{fragment}": [
+            f"/deployments/{d}/{fragment}"
+            for d in world.deployment_ids
+            for fragment in ("summary", "row")
         ],
-        "/deployments/{deployment_id}/row": [f"/deployments/{d}/row" for d in world.deployment_ids],
         "/settings": ["/settings"],
         "/settings/users": ["/settings/users"],
         "/settings/tokens": ["/settings/tokens"],

@@ -37,7 +37,7 @@ _NOTED: Final = (
 @dataclass(frozen=True, slots=True)
 class DeploymentSummary:
     as_of: datetime
-    counts: dict[CommandStatus, int] = field(default_factory=dict)
+    by_status: dict[CommandStatus, int] = field(default_factory=dict)
     """Each device's latest attempt, by status (every status is a key)."""
     commands: int = 0
     """All its commands, the retried attempts included."""
@@ -47,11 +47,11 @@ class DeploymentSummary:
     """The last time any of those devices was seen: all of them have been silent since."""
 
     def count(self, *statuses: str) -> int:
-        return sum(self.counts.get(CommandStatus(status), 0) for status in statuses)
+        return sum(self.by_status.get(CommandStatus(status), 0) for status in statuses)
 
     @property
     def total(self) -> int:
-        return sum(self.counts.values())
+        return sum(self.by_status.values())
 
     @property
     def waiting(self) -> int:
@@ -135,7 +135,7 @@ async def summaries(
     return {
         deployment_id: DeploymentSummary(
             as_of=now,
-            counts=counts[deployment_id],
+            by_status=counts[deployment_id],
             commands=commands[deployment_id],
             waiting_offline=offline.get(deployment_id, (0, None))[0],
             offline_since=offline.get(deployment_id, (0, None))[1],

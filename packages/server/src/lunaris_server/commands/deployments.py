@@ -18,7 +18,6 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol.limits import MAX_PACKAGES_PER_COMMAND
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
 from lunaris_server.commands.models import Command, CommandResult, Deployment
@@ -26,13 +25,13 @@ from lunaris_server.commands.queueing import (
     ALL_TRUNCATED,
     RETRYABLE,
     check_expiry,
-    check_package_id,
+    checked_packages,
     new_command,
     new_deployment,
     not_retried,
     queue,
 )
-from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.core.errors import Conflict, NotFound
 from lunaris_server.updates.models import DeviceUpdate
 
 Wanted = Mapping[str, list[str] | None]
@@ -58,19 +57,6 @@ def _title(packages: list[str] | None, devices: int) -> str:
     return f"{what} on {devices:,} selected device{'s' if devices != 1 else ''}"
 
 
-def _checked_packages(packages: list[str] | None) -> list[str] | None:
-    if packages is None:
-        return None
-    packages = list(dict.fromkeys(packages))
-    if not 1 <= len(packages) <= MAX_PACKAGES_PER_COMMAND:
-        raise InvalidInput(
-            f"list 1 to {MAX_PACKAGES_PER_COMMAND} packages, or null for every update"
-        )
-    for package in packages:
-        check_package_id(package)
-    return packages
-
-
 async def run_on_devices(
     session: AsyncSession,
     *,
@@ -85,7 +71,7 @@ async def run_on_devices(
     were chosen, for the record): ``packages`` (each device gets those it reports waiting),
     or every update each reports (``None``). 409 when no device gets a command."""
     check_expiry(expires_in)
-    packages = _checked_packages(packages)
+    packages = checked_packages(packages)
     locked = await overlap.lock_devices(session, device_ids)
     waiting = await _waiting(session, dict.fromkeys(sorted(locked), packages))
     covered = await overlap.open_overlaps_each(session, waiting)
@@ -109,18 +95,9 @@ async def run_on_devices(
     deployment.skipped_busy = len(covered)
     deployment.skipped_up_to_date = up_to_date
     session.add(deployment)
-    created = [
-        new_command(
-            device_id=device_id,
-            packages=wanted,
-            actor=actor,
-            now=now,
-            expires_in=expires_in,
-            deployment_id=deployment.id,
-        )
-        for device_id, wanted in targets.items()
-    ]
-    await queue(session, created, now=now)
+    created = await _queue_into(
+        session, deployment, targets, actor=actor, now=now, expires_in=expires_in
+    )
     await audit.record(
         session,
         actor=actor,
@@ -199,20 +176,15 @@ async def retry_failed(
                 "skipped_revoked": revoked,
             },
         )
-    created = [
-        new_command(
-            device_id=device_id,
-            packages=packages,
-            actor=actor,
-            now=now,
-            expires_in=expires_in,
-            deployment_id=deployment.id,
-            retry_of=latest[device_id].id,
-        )
-        for device_id, packages in targets.items()
-    ]
-    deployment.updated_at = now
-    await queue(session, created, now=now)
+    created = await _queue_into(
+        session,
+        deployment,
+        targets,
+        actor=actor,
+        now=now,
+        expires_in=expires_in,
+        retries={device_id: latest[device_id].id for device_id in targets},
+    )
     await audit.record(
         session,
         actor=actor,
@@ -229,6 +201,35 @@ async def retry_failed(
         now=now,
     )
     return DeploymentRun(deployment, created, len(covered), up_to_date, revoked)
+
+
+async def _queue_into(
+    session: AsyncSession,
+    deployment: Deployment,
+    targets: Wanted,
+    *,
+    actor: audit.Actor,
+    now: datetime,
+    expires_in: timedelta,
+    retries: Mapping[str, str] | None = None,
+) -> list[Command]:
+    """A command in the deployment for each device of ``targets`` (retrying, per device, the
+    command ``retries`` names)."""
+    created = [
+        new_command(
+            device_id=device_id,
+            packages=packages,
+            actor=actor,
+            now=now,
+            expires_in=expires_in,
+            deployment_id=deployment.id,
+            retry_of=(retries or {}).get(device_id),
+        )
+        for device_id, packages in targets.items()
+    ]
+    deployment.updated_at = now
+    await queue(session, created, now=now)
+    return created
 
 
 async def _results(session: AsyncSession, command_ids: list[str]) -> dict[str, dict[str, bool]]:

@@ -63,18 +63,7 @@ class SummaryOut(BaseModel):
     text: str
     """In words: "7 of 9 succeeded, 1 failed, 1 waiting (offline since 14:02 UTC)"."""
 
-    @classmethod
-    def of(cls, summary: DeploymentSummary) -> "SummaryOut":
-        return cls(
-            total=summary.total,
-            commands=summary.commands,
-            by_status=summary.counts,
-            waiting=summary.waiting,
-            waiting_offline=summary.waiting_offline,
-            offline_since=summary.offline_since,
-            finished=summary.finished,
-            text=summary.text,
-        )
+    model_config = ConfigDict(from_attributes=True)
 
 
 class DeploymentOut(BaseModel):
@@ -100,20 +89,8 @@ class DeploymentOut(BaseModel):
 
     @classmethod
     def of(cls, deployment: Deployment, summary: DeploymentSummary) -> "DeploymentOut":
-        return cls(
-            id=deployment.id,
-            kind="policy" if deployment.kind == "policy" else "manual",
-            title=deployment.title,
-            packages=deployment.packages,
-            source=deployment.source,
-            selection=deployment.selection,
-            created_by=deployment.created_by,
-            created_at=deployment.created_at,
-            updated_at=deployment.updated_at,
-            skipped_busy=deployment.skipped_busy,
-            skipped_up_to_date=deployment.skipped_up_to_date,
-            summary=SummaryOut.of(summary),
-        )
+        row = {name: getattr(deployment, name) for name in cls.model_fields if name != "summary"}
+        return cls.model_validate({**row, "summary": SummaryOut.model_validate(summary)})
 
 
 class DeploymentDetailOut(DeploymentOut):

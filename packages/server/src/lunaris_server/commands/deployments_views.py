@@ -4,7 +4,6 @@ The forms call the same service functions as the JSON API; viewers see no forms 
 refused anyway."""
 
 from typing import Annotated, Any, Literal
-from uuid import UUID
 
 from fastapi import APIRouter, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -14,10 +13,11 @@ from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.commands import deployment_queries, deployments, queries
 from lunaris_server.commands.deployment_queries import DeploymentQuery
 from lunaris_server.commands.queries import CommandQuery
+from lunaris_server.commands.views import canonical_id
 from lunaris_server.console.deps import CheckedFields, ConsoleDep
-from lunaris_server.console.htmx import wants_fragment
+from lunaris_server.console.htmx import refusal_for_fragment, wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
-from lunaris_server.core.errors import DomainError, NotFound
+from lunaris_server.core.errors import DomainError
 from lunaris_server.devices import queries as device_queries
 from lunaris_server.devices.views import selection_of_form
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
@@ -30,10 +30,7 @@ YesNo = Literal["yes", "no", ""]
 
 
 def _canonical_id(text: str) -> str:
-    try:
-        return str(UUID(text))
-    except ValueError:
-        raise NotFound(f"no deployment with id {text}") from None
+    return canonical_id(text, "deployment")
 
 
 @router.get("/deployments")
@@ -114,32 +111,20 @@ async def deployment_page(
     return console.render(request, template, context)
 
 
-@router.get("/deployments/{deployment_id}/summary")
-async def deployment_summary(
+@router.get("/deployments/{deployment_id}/{fragment}")
+async def deployment_fragment(
     deployment_id: str,
+    fragment: Literal["summary", "row"],
     request: Request,
     _user: ConsoleUser,
     console: ConsoleDep,
     session: SessionDep,
     state: StateDep,
 ) -> Response:
-    """The summary, for the live refresh after an event about one of its commands."""
+    """The summary, or the deployment's row in the list: for the live refresh after an
+    event about one of its commands."""
     context = await _summary(session, state, _canonical_id(deployment_id))
-    return console.render(request, "partials/deployments/summary.html", context)
-
-
-@router.get("/deployments/{deployment_id}/row")
-async def deployment_row(
-    deployment_id: str,
-    request: Request,
-    _user: ConsoleUser,
-    console: ConsoleDep,
-    session: SessionDep,
-    state: StateDep,
-) -> Response:
-    """One row of the list, for the live refresh."""
-    context = await _summary(session, state, _canonical_id(deployment_id))
-    return console.render(request, "partials/deployments/row.html", context)
+    return console.render(request, f"partials/deployments/{fragment}.html", context)
 
 
 @router.post("/deployments/{deployment_id}/retry")
@@ -167,9 +152,7 @@ async def retry_deployment(
             expires_in=state.settings.command_expiry,
         )
     except DomainError as refused:
-        if not wants_fragment(request) or isinstance(refused, NotFound):
-            raise
-        error = refused.message
+        error = refusal_for_fragment(request, refused)
     else:
         await work.commit()
     if not wants_fragment(request):

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from lunaris_protocol import CommandStatus
-from lunaris_protocol.limits import MAX_IDENTIFIER
+from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
 from lunaris_protocol.packages import is_targetable_id
 from lunaris_server.audit import service as audit
 from lunaris_server.commands.delivery import CommandDelivery
@@ -114,6 +114,21 @@ def check_package_id(package: str) -> None:
             "with '-' and was not cut short by winget",
             details={"package": package[:MAX_IDENTIFIER]},
         )
+
+
+def checked_packages(packages: list[str] | None) -> list[str] | None:
+    """The packages a command is to install, each once in the order given, all of them ids
+    the agent can install; ``None`` (every update) as it is."""
+    if packages is None:
+        return None
+    packages = list(dict.fromkeys(packages))
+    if not 1 <= len(packages) <= MAX_PACKAGES_PER_COMMAND:
+        raise InvalidInput(
+            f"list 1 to {MAX_PACKAGES_PER_COMMAND} packages, or null for every update"
+        )
+    for package in packages:
+        check_package_id(package)
+    return packages
 
 
 async def queue(session: AsyncSession, commands: Sequence[Command], *, now: datetime) -> None:

@@ -22,7 +22,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_protocol import (
     CommandStatus,
 )
-from lunaris_protocol.limits import MAX_PACKAGES_PER_COMMAND
 from lunaris_protocol.packages import SOURCES
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import overlap
@@ -31,8 +30,10 @@ from lunaris_server.commands.models import Command, CommandResult, Deployment
 from lunaris_server.commands.overlap import OPEN_STATUSES
 from lunaris_server.commands.queueing import (
     ALL_TRUNCATED,
+    RUN_UPDATES,
     check_expiry,
     check_package_id,
+    checked_packages,
     new_command,
     new_deployment,
     queue,
@@ -41,6 +42,8 @@ from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.updates.models import DeviceUpdate
+
+__all__ = ["RUN_UPDATES", "CommandDetail", "PackageRun"]
 
 OPEN: Final = frozenset(OPEN_STATUSES)
 
@@ -71,14 +74,8 @@ async def create_for_device(
     """
     check_expiry(expires_in)
     device = await devices.get_device(session, device_id=device_id)
+    packages = checked_packages(packages)
     if packages is not None:
-        packages = list(dict.fromkeys(packages))
-        if not 1 <= len(packages) <= MAX_PACKAGES_PER_COMMAND:
-            raise InvalidInput(
-                f"list 1 to {MAX_PACKAGES_PER_COMMAND} packages, or null for every update"
-            )
-        for package in packages:
-            check_package_id(package)
         rows = await session.execute(
             select(DeviceUpdate.package_identifier, ALL_TRUNCATED)
             .where(

@@ -16,7 +16,7 @@ from lunaris_server.commands import queries
 from lunaris_server.commands import service as commands
 from lunaris_server.commands.queries import CommandQuery
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
-from lunaris_server.console.htmx import wants_fragment
+from lunaris_server.console.htmx import refusal_for_fragment, wants_fragment
 from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
@@ -34,7 +34,7 @@ DEVICE_VIEW: Final = "device"
 panel. An htmx request gets that piece back; a plain form post goes back to its page."""
 
 
-def _canonical_id(text: str, what: str) -> str:
+def canonical_id(text: str, what: str) -> str:
     try:
         return str(UUID(text))
     except ValueError:
@@ -114,7 +114,7 @@ async def command_row(
     session: SessionDep,
 ) -> Response:
     """One row of the list, for the live refresh after an event about the command."""
-    row = await queries.command_row(session, command_id=_canonical_id(command_id, "command"))
+    row = await queries.command_row(session, command_id=canonical_id(command_id, "command"))
     return console.render(request, "partials/commands/row.html", {"row": row})
 
 
@@ -141,7 +141,7 @@ async def device_commands(
     """A device's commands panel, for the live refresh after an event about one of them.
     A device revoked since the page was shown gets a hidden panel (200, so that htmx swaps
     it) that comes back if the device is enrolled again."""
-    canonical = _canonical_id(device_id, "device")
+    canonical = canonical_id(device_id, "device")
     try:
         return await _device_panel(request, console, session, canonical)
     except NotFound:
@@ -164,7 +164,7 @@ async def create_command(
 ) -> Response:
     """RUN_UPDATES for one device: ``package`` (one of its updates), or ``all=yes``: every
     update its package rules offer (those ignored, held or skipped stay)."""
-    device_id = _canonical_id(device_id, "device")
+    device_id = canonical_id(device_id, "device")
     if form.get("all") == "yes":
         packages = await rule_store.offered_packages(session, device_id=device_id)
         if packages == []:
@@ -185,10 +185,8 @@ async def create_command(
             expires_in=state.settings.command_expiry,
         )
     except DomainError as refused:
-        if not wants_fragment(request) or isinstance(refused, NotFound):
-            raise
-        # htmx swaps only 2xx answers: the panel says what was refused instead.
-        return await _device_panel(request, console, session, device_id, error=refused.message)
+        error = refusal_for_fragment(request, refused)  # the panel says what was refused
+        return await _device_panel(request, console, session, device_id, error=error)
     await work.commit()
     if wants_fragment(request):
         return await _device_panel(request, console, session, device_id)
@@ -207,7 +205,7 @@ async def cancel_command(
     state: StateDep,
     now: NowDep,
 ) -> Response:
-    command_id = _canonical_id(command_id, "command")
+    command_id = canonical_id(command_id, "command")
     view = form.get("view", LIST_VIEW)
     error: str | None = None
     try:
@@ -215,9 +213,7 @@ async def cancel_command(
             session, command_id=command_id, actor=user_actor(request, admin), now=now
         )
     except DomainError as refused:
-        if not wants_fragment(request) or isinstance(refused, NotFound):
-            raise
-        error = refused.message
+        error = refusal_for_fragment(request, refused)
     else:
         await work.commit()
     row = await queries.command_row(session, command_id=command_id)
