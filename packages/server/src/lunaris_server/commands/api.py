@@ -192,7 +192,10 @@ async def list_commands(
     deployment_id: UUID | None = None,
     status: Annotated[
         CommandStatus | None,
-        Query(description="``partial``: some packages installed, others not"),
+        Query(
+            description="only commands in this status (``partial``: some packages "
+            "installed, others not)"
+        ),
     ] = None,
 ) -> Paginated[CommandOut]:
     rows, total = await commands.list_commands(
