@@ -108,6 +108,8 @@ class Statements:
 
     def touching(self, table: str) -> list[str]:
         return [s for s in self.seen if f" {table}" in s or f'"{table}"' in s]
+
+
 async def finish(
     client: httpx.AsyncClient,
     device: RegisteredDevice,
@@ -125,5 +127,3 @@ async def finish(
         await progress(client, device, command_id, sequence, result=result(package, succeeded))
     final = status or ("succeeded" if all(ok for _, ok in outcomes) else "failed")
     return await progress(client, device, command_id, sequence + 1, status=final)
-
-

@@ -48,7 +48,6 @@ __all__ = ["RUN_UPDATES", "CommandDetail", "PackageRun"]
 OPEN: Final = frozenset(OPEN_STATUSES)
 
 
-
 @dataclass(frozen=True, slots=True)
 class CommandDetail:
     command: Command

@@ -1,4 +1,4 @@
-"""Migration 0014: deployments, and commands.deployment_id and retry_of (indexed), on a
+"""Migration 0016: deployments, and commands.deployment_id and retry_of (indexed), on a
 database that already holds commands with results and history: every row stays, linked as
 before (a rebuild of the commands table on SQLite, foreign keys on, would have deleted the
 results and unlinked the history). And back, where a partial command becomes a failed one
@@ -30,7 +30,7 @@ def migrate(url: str, revision: str, *, down: bool = False) -> None:
 async def seed(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         await connection.execute(insert(Device), device_row())
-        # Only the columns of 0013 are named (those 0014 adds have no default to send).
+        # Only the columns of 0015 are named (those 0016 adds have no default to send).
         await connection.execute(
             insert(Command), [command_row(OLD, "failed"), command_row(NEW, "succeeded")]
         )
@@ -86,7 +86,7 @@ async def schema(
 
 async def test_commands_join_deployments_and_go_back(empty_database_url):
     url = empty_database_url
-    await asyncio.to_thread(migrate, url, "0013")
+    await asyncio.to_thread(migrate, url, "0015")
     engine = make_engine(url)  # SQLite with foreign keys enforced, as the server runs it
     try:
         await seed(engine)
@@ -135,7 +135,7 @@ async def test_commands_join_deployments_and_go_back(empty_database_url):
                 .values(deployment_id=DEPLOYMENT, retry_of=OLD, status="partial")
             )
 
-        await asyncio.to_thread(migrate, url, "0013", down=True)
+        await asyncio.to_thread(migrate, url, "0015", down=True)
         tables, keys, indexes = await schema(engine)
         assert "deployments" not in tables
         assert set(keys) == {"device_id"}
