@@ -5,7 +5,7 @@ from typing import Any
 
 import httpx
 
-from tests.commands.conftest import Tokens
+from tests.commands.helpers import Tokens
 
 
 async def deploy(

@@ -9,7 +9,7 @@ from urllib.parse import urlencode
 import httpx
 
 from lunaris_server.commands.sweeper import sweep_once
-from tests.commands.conftest import Tokens, enrolled, finish
+from tests.commands.helpers import Tokens, enrolled, finish
 from tests.commands.test_console_pages import (
     HTMX,
     admin,

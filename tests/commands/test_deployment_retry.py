@@ -5,8 +5,8 @@ command now; audited."""
 from fastapi import FastAPI
 
 from lunaris_server.commands.sweeper import sweep_once
-from tests.commands.conftest import Events, enrolled, finish
 from tests.commands.deploying import audit_entries, commands_by_device, deploy, retry, shown
+from tests.commands.helpers import Events, enrolled, finish
 from tests.support import FakeClock, app_state
 
 

@@ -9,8 +9,8 @@ import httpx
 from fastapi import FastAPI
 
 from lunaris_server.commands.sweeper import sweep_once
-from tests.commands.conftest import Events, Tokens, enrolled, finish, heartbeat, progress
 from tests.commands.deploying import audit_entries, commands_by_device, deploy, shown
+from tests.commands.helpers import Events, Tokens, enrolled, finish, heartbeat, progress
 from tests.support import FakeClock, app_state
 
 
