@@ -10,7 +10,7 @@ from sqlalchemy import ColumnElement, Integer, cast, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from lunaris_protocol import CommandStatus
+from lunaris_protocol import CommandStatus, Resync
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
 from lunaris_protocol.packages import is_targetable_id
 from lunaris_server.audit import service as audit
@@ -19,6 +19,7 @@ from lunaris_server.commands.events import announce_change
 from lunaris_server.commands.models import Command, Deployment
 from lunaris_server.core.errors import InvalidInput
 from lunaris_server.realtime import outbox
+from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates.models import DeviceUpdate
 
 RUN_UPDATES: Final = "RUN_UPDATES"
@@ -131,13 +132,21 @@ def checked_packages(packages: list[str] | None) -> list[str] | None:
     return packages
 
 
+ANNOUNCED_ONE_BY_ONE = 200
+"""Up to this many new commands, each is announced; more, and consoles are told to resync."""
+
+
 async def queue(session: AsyncSession, commands: Sequence[Command], *, now: datetime) -> None:
-    """Writes the new commands, announces each to the consoles and, once committed, to the
-    processes that hand them over."""
+    """Writes the new commands, announces them to the consoles (each, or for many one resync
+    instead of thousands of refreshes) and, once committed, to the processes that hand them
+    over."""
     session.add_all(commands)
     await session.flush()
-    for command in commands:
-        announce_change(session, command, now=now)
+    if len(commands) <= ANNOUNCED_ONE_BY_ONE:
+        for command in commands:
+            announce_change(session, command, now=now)
+    else:
+        announce(session, Resync())
     announce_waiting(session, [command.device_id for command in commands])
 
 

@@ -5,16 +5,10 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol import Resync
 from lunaris_server.audit import service as audit
-from lunaris_server.commands import overlap
-from lunaris_server.commands.events import announce_change
+from lunaris_server.commands import overlap, queueing
 from lunaris_server.commands.models import Command
-from lunaris_server.commands.queueing import announce_waiting, new_command
-from lunaris_server.realtime.outbox import announce
-
-ANNOUNCED_ONE_BY_ONE = 200
-"""Up to this many new commands, each is announced; more, and consoles are told to resync."""
+from lunaris_server.commands.queueing import new_command
 
 
 async def queue(
@@ -45,12 +39,5 @@ async def queue(
                 now=now,
                 expires_in=expires_at - now,
             )
-    session.add_all(created.values())
-    await session.flush()
-    if len(created) <= ANNOUNCED_ONE_BY_ONE:
-        for command in created.values():
-            announce_change(session, command, now=now)
-    else:  # consoles read everything again once, instead of thousands of refreshes
-        announce(session, Resync())
-    announce_waiting(session, list(created))
+    await queueing.queue(session, list(created.values()), now=now)
     return created
