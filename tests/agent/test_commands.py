@@ -23,9 +23,19 @@ pytestmark = pytest.mark.e2e
 NOW = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 
 
-def command(packages: list[str] | None, *, expires_in: timedelta = timedelta(hours=1)):
+def command(
+    packages: list[str] | None,
+    *,
+    expires_in: timedelta = timedelta(hours=1),
+    versions: dict[str, str] | None = None,
+    window_ends_at: datetime | None = None,
+):
     return RunUpdatesCommand(
-        command_id=uuid.uuid4(), packages=packages, expires_at=NOW + expires_in
+        command_id=uuid.uuid4(),
+        packages=packages,
+        expires_at=NOW + expires_in,
+        versions=versions,
+        window_ends_at=window_ends_at,
     )
 
 
@@ -50,13 +60,18 @@ class Fixture:
         self.spool = Spool(directory / "spool")
         self.outcomes = outcomes or {}
         self.installed: list[str] = []
+        self.versions: list[str | None] = []
+        self.now = NOW
+        self.minutes_per_install = 0
         self.sends = 0
         self.rescans = 0
         self.listing = available("Git.Git", "Mozilla.Firefox")
 
     def runner(self) -> CommandRunner:
-        async def install(package: str) -> InstallOutcome:
+        async def install(package: str, version: str | None) -> InstallOutcome:
             self.installed.append(package)
+            self.versions.append(version)
+            self.now += timedelta(minutes=self.minutes_per_install)
             kind = self.outcomes.get(package, "success")
             return InstallOutcome(kind, package, 1603 if kind == "installer_failed" else None, None)
 
@@ -76,7 +91,7 @@ class Fixture:
             list_updates=list_updates,
             send=send,
             after_command=rescan,
-            clock=lambda: NOW,
+            clock=lambda: self.now,
         )
 
     def steps(self) -> list[tuple[uuid.UUID, CommandProgress]]:
@@ -195,7 +210,7 @@ async def test_an_install_that_cannot_start_is_a_failed_result_and_the_runner_go
     winget.chmod(0o755)
     fixture = Fixture(tmp_path)
     runner = fixture.runner()
-    runner._install = lambda package: install_package(winget, package, timeout_s=10)
+    runner._install = lambda package, version: install_package(winget, package, timeout_s=10)
     odd = ["Git\x00Git", "\u202etiG.tiG", "Git\u200b.Git"]
     first = command([*odd, "--force"])  # the last one is sent, and refused
     assert runner.offer(first)
@@ -215,3 +230,43 @@ async def test_an_install_that_cannot_start_is_a_failed_result_and_the_runner_go
     after = command(["Git.Git"])
     assert runner.offer(after)
     assert await runner.run_queued() == 1
+
+
+async def test_each_package_is_installed_at_the_version_the_command_names(tmp_path):
+    fixture = Fixture(tmp_path)
+    runner = fixture.runner()
+    runner.offer(command(["Git.Git", "Mozilla.Firefox"], versions={"Git.Git": "2.47.1"}))
+    await runner.run_queued()
+    assert fixture.installed == ["Git.Git", "Mozilla.Firefox"]
+    assert fixture.versions == ["2.47.1", None]  # a package it does not name: the newest
+
+
+async def test_no_install_starts_after_the_maintenance_window_closed(tmp_path):
+    fixture = Fixture(tmp_path)
+    fixture.minutes_per_install = 40  # each install takes 40 minutes
+    runner = fixture.runner()
+    closes = NOW + timedelta(hours=1)
+    run = command(["A.One", "B.Two", "C.Three"], window_ends_at=closes)
+    runner.offer(run)
+    await runner.run_queued()
+    # A.One starts at 9:00, B.Two at 9:40; at 10:20 the window has closed.
+    assert fixture.installed == ["A.One", "B.Two"]
+    steps = [step for _, step in fixture.steps()]
+    assert [s.package_started for s in steps if s.package_started] == ["A.One", "B.Two"]
+    results = {s.result.package_identifier: s.result for s in steps if s.result is not None}
+    assert results["C.Three"].outcome == "window_closed"
+    assert not results["C.Three"].succeeded
+    assert results["C.Three"].message == (
+        "not started: the maintenance window closed at 2026-11-28T10:00+00:00"
+    )
+    assert steps[-1].status == "failed"  # not everything was installed
+
+
+async def test_a_command_whose_window_closed_before_it_ran_installs_nothing(tmp_path):
+    fixture = Fixture(tmp_path)
+    runner = fixture.runner()
+    runner.offer(command(["A.One"], window_ends_at=NOW - timedelta(minutes=1)))
+    await runner.run_queued()
+    assert fixture.installed == []
+    results = [step.result for _, step in fixture.steps() if step.result is not None]
+    assert [(r.package_identifier, r.outcome) for r in results] == [("A.One", "window_closed")]

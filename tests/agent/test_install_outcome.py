@@ -318,3 +318,31 @@ def test_an_upgrade_all_run_that_succeeded() -> None:
         "Microsoft.Office",
     ]
     assert all(package.succeeded for package in result.packages)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "No version found matching: 7.0.0",
+        "Es wurde keine übereinstimmende Version gefunden: 7.0.0",
+        "Aucune version correspondante trouvée : 7.0.0",
+        "一致するバージョンが見つかりません: 7.0.0",
+        "找不到匹配的版本: 7.0.0",
+    ],
+)
+def test_a_version_not_in_the_source_in_every_language(line: str) -> None:
+    # On POSIX an exit code keeps its low byte only (0x17): the text decides.
+    for exit_code, hresult in ((0x8A150017, "0x8A150017"), (0x17, "0x00000017"), (None, None)):
+        outcome = classify_install_output(line + "\n", exit_code, "Vendor.App", version="7.0.0")
+        assert outcome.install_outcome == "version_unavailable", exit_code
+        assert outcome.hresult == (hresult or "0x8A150017")  # without a code, the implied one
+        assert outcome.message == line
+        assert not outcome.succeeded
+
+
+def test_no_manifest_found_is_version_unavailable_only_when_a_version_was_asked_for() -> None:
+    silent = "Found Vendor App [Vendor.App]\n"
+    exact = classify_install_output(silent, 0x8A150017, "Vendor.App", version="7.0.0")
+    assert exact.install_outcome == "version_unavailable"
+    newest = classify_install_output(silent, 0x8A150017, "Vendor.App")
+    assert newest.install_outcome == "not_found"

@@ -403,6 +403,43 @@ async def test_install_package_success(fake: FakeWinget) -> None:
     }
 
 
+async def test_install_package_asks_winget_for_exactly_the_version_given(fake: FakeWinget) -> None:
+    winget = fake.prints(SAMPLES / "033-upgrade-id-success-progress.txt")
+    outcome = await install_package(winget, "OpenWhisperSystems.Signal", version="7.1.0")
+    args = fake.received_args()
+    assert args is not None
+    assert args == list(UPGRADE_PACKAGE_ARGS("OpenWhisperSystems.Signal", "7.1.0"))
+    assert args[args.index("--version") + 1] == "7.1.0"
+    assert args[args.index("--id") + 1] == "OpenWhisperSystems.Signal"
+    assert outcome.install_outcome == "success"
+
+
+async def test_a_version_no_longer_in_the_source_is_version_unavailable(
+    fake: FakeWinget, tmp_path: Path
+) -> None:
+    # What winget prints and exits with (NO_MANIFEST_FOUND) for --version of a version the
+    # source no longer has (GetManifestResultVersionNotFound, WorkflowBase.cpp).
+    output = tmp_path / "no-version.txt"
+    output.write_text("No version found matching: 7.0.0\n", encoding="utf-8")
+    winget = fake.prints(output, exit_code=0x8A150017)
+    outcome = await install_package(winget, "OpenWhisperSystems.Signal", version="7.0.0")
+    assert outcome.install_outcome == "version_unavailable"
+    assert outcome.message == "No version found matching: 7.0.0"
+    assert not outcome.succeeded
+
+
+@pytest.mark.parametrize("version", ["", "1.0 beta", "-1", "< 2.0", "Unknown", "1.2\x00", "9.…"])
+async def test_a_version_winget_cannot_take_is_refused_without_running_winget(
+    fake: FakeWinget, version: str
+) -> None:
+    winget = fake.prints(SAMPLES / "033-upgrade-id-success-progress.txt")
+    outcome = await install_package(winget, "Vendor.App", version=version, timeout_s=30)
+    assert outcome.install_outcome == "error"
+    assert fake.received_args() is None
+    with pytest.raises(ValueError, match="not a version"):
+        UPGRADE_PACKAGE_ARGS("Vendor.App", version)
+
+
 async def test_install_package_failure_carries_the_exit_code(fake: FakeWinget) -> None:
     winget = fake.prints(SAMPLES / "051-upgrade-one-row-then-id-failed-2008-b-upgrade.txt")
     outcome = await install_package(winget, "Microsoft.WindowsADK", timeout_s=30)

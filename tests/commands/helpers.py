@@ -33,6 +33,20 @@ async def enrolled(
     return device
 
 
+async def create_command(
+    client: httpx.AsyncClient, tokens: Tokens, device_id: str, packages: list[str] | None = None
+) -> dict[str, Any]:
+    """An admin queues RUN_UPDATES for one device through the API; its JSON."""
+    response = await client.post(
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": packages},
+        headers=tokens.admin,
+    )
+    assert response.status_code == 201, response.text
+    command: dict[str, Any] = response.json()
+    return command
+
+
 async def heartbeat(client: httpx.AsyncClient, device: RegisteredDevice) -> dict[str, Any]:
     response = await client.post("/api/agent/heartbeat", json={}, headers=device.headers)
     assert response.status_code == 200, response.text

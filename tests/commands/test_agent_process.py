@@ -44,13 +44,19 @@ if "--id" not in args:
     sys.exit(0)
 
 wanted = args[args.index("--id") + 1]
+version = args[args.index("--version") + 1] if "--version" in args else None
 with (here / "installs.log").open("a") as log:
     log.write(wanted + "\\n")
+with (here / "versions.log").open("a") as log:
+    log.write(f"{wanted} {version or 'newest'}\\n")
 package = next((p for p in packages if p["id"] == wanted), None)
 if package is None:
     print("No available upgrade found.")
     sys.exit(1)
-print(f"Found {package['name']} [{package['id']}] Version {package['available']}")
+if version is not None and version not in package.get("in_source", [package["available"]]):
+    print(f"No version found matching: {version}")
+    sys.exit(0x8A150017)  # NO_MANIFEST_FOUND (POSIX keeps its low byte)
+print(f"Found {package['name']} [{package['id']}] Version {version or package['available']}")
 print("Starting package install...")
 if package["behaviour"] == "fail":
     print("Installer failed with exit code: 1603")
@@ -77,6 +83,20 @@ class Winget:
         if not self.installs_path.exists():
             return []
         return self.installs_path.read_text().split()
+
+    def versions_asked(self) -> list[str]:
+        """``<id> <version>`` (``newest`` when no ``--version`` was given) per install."""
+        path = self.installs_path.with_name("versions.log")
+        return path.read_text().splitlines() if path.exists() else []
+
+    def publish(self, identifier: str, *, newest: str, in_source: list[str]) -> None:
+        """The source changes: ``newest`` is listed as available, ``in_source`` installable."""
+        state = self.installs_path.with_name("state.json")
+        packages = json.loads(state.read_text())
+        for entry in packages:
+            if entry["id"] == identifier:
+                entry.update(available=newest, in_source=in_source)
+        state.write_text(json.dumps(packages))
 
 
 def package(identifier: str, behaviour: str = "success") -> dict[str, str]:
@@ -222,3 +242,35 @@ def test_a_command_queued_while_the_agent_was_away_runs_at_its_next_heartbeat(
     # The next run is handed nothing (the command finished) and installs nothing again.
     assert agent.cli("once").returncode == 0
     assert sorted(winget.installs()) == ["7zip.7zip", "Git.Git"]
+
+
+def test_the_agent_installs_the_version_queued_not_one_published_since(
+    agent, server, seeded, tmp_path
+):
+    winget = Winget(tmp_path / "winget", [package("Git.Git"), package("Vendor.Pulled")])
+    device_id = configure(agent, server, seeded, winget)
+    assert agent.cli("once").returncode == 0  # reports both at 2.0.0
+    created = console(
+        server,
+        seeded,
+        "POST",
+        f"/api/devices/{device_id}/commands",
+        json={"kind": "RUN_UPDATES", "packages": ["Git.Git", "Vendor.Pulled"]},
+    )
+    assert created["versions"] == {"Git.Git": "2.0.0", "Vendor.Pulled": "2.0.0"}
+    # Before the agent runs it, Git 3.0.0 is published, and Vendor pulls its 2.0.0.
+    winget.publish("Git.Git", newest="3.0.0", in_source=["2.0.0", "3.0.0"])
+    winget.publish("Vendor.Pulled", newest="2.0.1", in_source=["2.0.1"])
+    once = agent.cli("once")
+    assert once.returncode == 0, once.stderr
+
+    assert winget.versions_asked() == ["Git.Git 2.0.0", "Vendor.Pulled 2.0.0"]
+    shown = console(server, seeded, "GET", f"/api/commands/{created['id']}")
+    outcomes = {r["package_identifier"]: (r["outcome"], r["succeeded"]) for r in shown["results"]}
+    assert outcomes == {
+        "Git.Git": ("success", True),
+        "Vendor.Pulled": ("version_unavailable", False),
+    }
+    assert shown["status"] == "partial"
+    device = console(server, seeded, "GET", f"/api/devices/{device_id}")
+    assert device["capabilities"] == ["exact_versions", "window_end"]

@@ -14,6 +14,7 @@ from lunaris_server.updates.models import UpdateEvent
 from tests.commands.helpers import (
     Events,
     Tokens,
+    create_command,
     enrolled,
     heartbeat,
     progress,
@@ -21,17 +22,7 @@ from tests.commands.helpers import (
 )
 from tests.support import FakeClock, api_login, app_state
 
-
-async def create(
-    client: httpx.AsyncClient, tokens: Tokens, device_id: str, packages: list[str] | None
-) -> dict:
-    response = await client.post(
-        f"/api/devices/{device_id}/commands",
-        json={"kind": "RUN_UPDATES", "packages": packages},
-        headers=tokens.admin,
-    )
-    assert response.status_code == 201, response.text
-    return response.json()
+create = create_command
 
 
 async def detail(client: httpx.AsyncClient, tokens: Tokens, command_id: str) -> dict:

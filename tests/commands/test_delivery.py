@@ -20,20 +20,14 @@ from lunaris_server.realtime.bus import MemoryBus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.web.state import AppState
 from lunaris_server.web.throttle import LoginThrottle, RegistrationThrottle
-from tests.commands.helpers import Statements, Tokens, enrolled, heartbeat, progress
+from tests.commands.helpers import Statements, Tokens, create_command, enrolled, heartbeat, progress
 from tests.support import RecordingApp, app_state
 
 HEARTBEAT = "/api/agent/heartbeat"
 
 
 async def create(client: httpx.AsyncClient, tokens: Tokens, device_id: str) -> str:
-    response = await client.post(
-        f"/api/devices/{device_id}/commands",
-        json={"kind": "RUN_UPDATES", "packages": None},
-        headers=tokens.admin,
-    )
-    assert response.status_code == 201, response.text
-    command_id: str = response.json()["id"]
+    command_id: str = (await create_command(client, tokens, device_id))["id"]
     return command_id
 
 

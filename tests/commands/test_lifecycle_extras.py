@@ -24,6 +24,7 @@ from lunaris_server.updates.models import UpdateEvent
 from tests.commands.helpers import (
     Events,
     Tokens,
+    create_command,
     enrolled,
     heartbeat,
     progress,
@@ -42,13 +43,7 @@ def settings(settings: Settings) -> Settings:
 async def create(
     client: httpx.AsyncClient, tokens: Tokens, device_id: str, packages: list[str] | None = None
 ) -> str:
-    response = await client.post(
-        f"/api/devices/{device_id}/commands",
-        json={"kind": "RUN_UPDATES", "packages": packages},
-        headers=tokens.admin,
-    )
-    assert response.status_code == 201, response.text
-    command_id: str = response.json()["id"]
+    command_id: str = (await create_command(client, tokens, device_id, packages))["id"]
     return command_id
 
 

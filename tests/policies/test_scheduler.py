@@ -90,8 +90,12 @@ async def test_in_its_window_a_policy_queues_the_auto_updates_once(app, admin, c
     assert sorted(c.device_id for c in queued) == sorted(d.device_id for d in devices)
     assert {tuple(c.packages or []) for c in queued} == {("Zoom.Zoom",)}  # Git is manual
     assert {c.created_by for c in queued} == {f"policy:{policy['id']}"}
-    # Expires when the window closes: 02:00 in Berlin.
-    assert {c.expires_at for c in queued} == {datetime(2026, 11, 3, 1, 0, tzinfo=UTC)}
+    # Expires when the window closes, 02:00 in Berlin, and tells the agent to start no
+    # install after that; it installs the version the policy decided on, exactly.
+    closes = datetime(2026, 11, 3, 1, 0, tzinfo=UTC)
+    assert {c.expires_at for c in queued} == {closes}
+    assert {c.window_ends_at for c in queued} == {closes}
+    assert [c.versions for c in queued] == [{"Zoom.Zoom": "6.3"}] * 2
 
     # The same tick again (another process, a restart) is not this process's to run, and
     # later ticks find nothing new to queue.
@@ -127,6 +131,7 @@ async def test_concurrency_counts_devices_installing_not_offline_ones(app, admin
     await setup_policy(admin, max_concurrent=1, window=None)
     state = app_state(app)
     assert await scheduler.tick_once(state) == 1  # PC-1 is online: its command holds the slot
+    assert (await commands(app))[0].window_ends_at is None  # always open: no window to end
     clock.advance(minutes=1)
     assert await scheduler.tick_once(state) == 0
     # PC-1 takes and runs it; finished, the slot is free again.

@@ -28,7 +28,13 @@ from lunaris_agent.config import write_private_file
 from lunaris_agent.spool import Spool
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_agent.winget.text import clean_message
-from lunaris_protocol import CommandProgress, PackageResult, RunUpdatesCommand, UpdateReport
+from lunaris_protocol import (
+    Capability,
+    CommandProgress,
+    PackageResult,
+    RunUpdatesCommand,
+    UpdateReport,
+)
 from lunaris_protocol.limits import MAX_MESSAGE, MAX_OUTCOME
 from lunaris_protocol.packages import is_targetable_id
 from lunaris_protocol.text import invisible_character
@@ -40,8 +46,15 @@ LEDGER_FILE: Final = "commands.json"
 LEDGER_SIZE: Final = 1_000
 """Command ids remembered; a duplicate arrives within hours, not after a thousand commands."""
 
-Installer = Callable[[str], Awaitable[InstallOutcome]]
-"""Installs one package (``winget upgrade --id``) and says what happened."""
+Installer = Callable[[str, str | None], Awaitable[InstallOutcome]]
+"""Installs one package (``winget upgrade --id``; exactly the version given, if one is) and
+says what happened."""
+
+AGENT_CAPABILITIES: Final = [
+    Capability.EXACT_VERSIONS.value,  # CommandRunner installs RunUpdatesCommand.versions
+    Capability.WINDOW_END.value,  # and starts no install after window_ends_at
+]
+"""What this agent tells the server it understands (registration and every heartbeat)."""
 Lister = Callable[[], Awaitable[UpdateReport]]
 """What can be upgraded now: for a command that asks for every available update."""
 
@@ -178,13 +191,20 @@ class CommandRunner:
         # a result for it could never be reported. The command's last step names it, escaped.
         unsendable = [package for package in packages if invisible_character(package)]
         packages = [package for package in packages if package not in unsendable]
+        versions = command.versions or {}
         results = []
         for package in packages:
+            if command.window_ends_at is not None and self._clock() >= command.window_ends_at:
+                # A policy's window closed while earlier packages installed: none starts late.
+                result = _package_result(package, _window_closed(package, command), 0.0)
+                results.append(result)
+                self._step(command_id, "running", result=result)
+                continue
             self._step(command_id, "running", package_started=package)
             await self._send()
             started = time.monotonic()
             try:
-                outcome = await self._install(package)
+                outcome = await self._install(package, versions.get(package))
             except Exception as error:  # one package that cannot be run fails, not the loop
                 log.exception("installing %r failed to start", package)
                 outcome = InstallOutcome.not_run(package, f"could not start: {error}")
@@ -262,6 +282,13 @@ def _package_result(package: str, outcome: InstallOutcome, duration_s: float) ->
     )
 
 
+def _window_closed(package: str, command: RunUpdatesCommand) -> InstallOutcome:
+    assert command.window_ends_at is not None
+    closed = command.window_ends_at.isoformat(timespec="minutes")
+    message = f"not started: the maintenance window closed at {closed}"
+    return InstallOutcome.not_run(package, message, outcome="window_closed")
+
+
 def _not_installed(unsendable: list[str]) -> str:
     if not unsendable:
         return ""
@@ -272,7 +299,12 @@ def _not_installed(unsendable: list[str]) -> str:
 def _describe(command: RunUpdatesCommand) -> str:
     if command.packages is None:
         return "every available update"
-    return ", ".join(command.packages[:5]) + (" ..." if len(command.packages) > 5 else "")
+    versions = command.versions or {}
+    named = [
+        f"{package} {versions[package]}" if package in versions else package
+        for package in command.packages[:5]
+    ]
+    return ", ".join(named) + (" ..." if len(command.packages) > 5 else "")
 
 
 def _now() -> str:

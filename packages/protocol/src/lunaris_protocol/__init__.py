@@ -4,6 +4,7 @@ which ids winget can target). No I/O; the server and the agent import this and n
 each other."""
 
 from lunaris_protocol.agent import (
+    Capability,
     HeartbeatRequest,
     HeartbeatResponse,
     NewIdentity,
@@ -36,6 +37,7 @@ from lunaris_protocol.events import (
 )
 
 __all__ = [
+    "Capability",
     "CommandProgress",
     "CommandProgressResponse",
     "CommandStatus",

@@ -1,6 +1,7 @@
 """Bodies the agent and the server exchange over REST under ``/api/agent``."""
 
-from typing import Annotated
+from enum import StrEnum
+from typing import Annotated, Final
 from uuid import UUID
 
 from pydantic import Field, StringConstraints
@@ -31,6 +32,34 @@ PackageIdentifier = Annotated[
 IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
 
 
+class Capability(StrEnum):
+    """What an agent can do beyond what every agent does: it lists these in its registration
+    and heartbeats, and the server (and the device page) knows from them what each agent
+    understands. Newer agents may list names this server does not know; they are kept."""
+
+    EXACT_VERSIONS = "exact_versions"
+    """Installs the version a command names (``RunUpdatesCommand.versions``)."""
+    WINDOW_END = "window_end"
+    """Starts no install after a command's ``window_ends_at``."""
+
+
+MAX_CAPABILITIES: Final = 16
+MAX_CAPABILITY: Final = 31
+Capabilities = Annotated[
+    list[
+        Annotated[
+            str,
+            StringConstraints(
+                min_length=1, max_length=MAX_CAPABILITY, pattern=r"^[a-z][a-z0-9_]*$"
+            ),
+        ]
+    ],
+    Field(max_length=MAX_CAPABILITIES),
+]
+"""Lower-case names (``exact_versions``). Null from agents built before capabilities existed:
+they understand none of them."""
+
+
 class RegisterRequest(WireModel):
     device_id: UUID
     hostname: Hostname
@@ -45,6 +74,7 @@ class RegisterRequest(WireModel):
     tags: TagList | None = None
     """The tags in the agent's config (``berlin,finance``); null from agents that have none
     to say (older ones): the device's agent tags stay as they are."""
+    capabilities: Capabilities | None = None
 
 
 class RegisterResponse(WireReply):
@@ -59,6 +89,7 @@ class HeartbeatRequest(WireModel):
     hostname: Hostname | None = None
     os_version: OsVersion | None = None
     agent_version: AgentVersion | None = None
+    capabilities: Capabilities | None = None
 
 
 class NewIdentity(WireReply):

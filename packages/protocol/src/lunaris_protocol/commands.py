@@ -13,6 +13,7 @@ from lunaris_protocol.limits import (
     MAX_MESSAGE,
     MAX_OUTCOME,
     MAX_PACKAGES_PER_COMMAND,
+    MAX_VERSION,
 )
 from lunaris_protocol.text import IDENTIFIER, MESSAGE_TEXT
 
@@ -52,6 +53,22 @@ class RunUpdatesCommand(WireReply):
         | None
     ) = None
     expires_at: datetime
+    versions: (
+        dict[
+            Annotated[str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER)],
+            Annotated[str, StringConstraints(min_length=1, max_length=MAX_VERSION)],
+        ]
+        | None
+    ) = None
+    """The version to install of each listed package (``winget upgrade --version``): the one
+    the device reported available when the command was queued, so a release published
+    since cannot overtake a pin, a skipped version or a ring. A package it does not name is
+    upgraded to the newest. Agents that install exact versions say so with the
+    ``exact_versions`` capability; older ones ignore the field and install the newest."""
+    window_ends_at: datetime | None = None
+    """A policy's maintenance window closes then: no package install starts after it (those
+    left are reported ``window_closed``). Agents with the ``window_end`` capability honour
+    it; for older ones the command still expires then, so none starts it late."""
 
 
 class PackageResult(WireModel):
@@ -62,7 +79,9 @@ class PackageResult(WireModel):
     ]
     outcome: Annotated[str, StringConstraints(min_length=1, max_length=MAX_OUTCOME), IDENTIFIER]
     """``success``, ``success_reboot_required``, ``no_applicable_upgrade``, ``not_found``,
-    ``hash_mismatch``, ``installer_failed``, ``refused_unknown_version``, ``timeout``,
+    ``hash_mismatch``, ``installer_failed``, ``refused_unknown_version``,
+    ``version_unavailable`` (the exact version asked for is no longer in the source),
+    ``window_closed`` (not started: the maintenance window had closed), ``timeout``,
     ``error``...: a code to group by; new agents may send new ones."""
     succeeded: bool
     reboot_required: bool = False

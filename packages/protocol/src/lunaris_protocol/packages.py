@@ -6,7 +6,7 @@ refuses to hand winget an id it cannot take: both ask :func:`is_targetable_id`.
 
 from typing import Final
 
-from lunaris_protocol.limits import MAX_IDENTIFIER
+from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_VERSION
 from lunaris_protocol.text import invisible_character
 
 TRUNCATION_MARKS: Final = ("\u2026", "â€¦", "ΓÇª", "???")
@@ -28,6 +28,23 @@ def is_targetable_id(package_id: str) -> bool:
         and not package_id.startswith("-")
         and not any(char.isspace() for char in package_id)
         and not package_id.endswith(TRUNCATION_MARKS)
+    )
+
+
+def is_targetable_version(version: str) -> bool:
+    """Can ``winget upgrade --version`` be given this version?
+
+    What the agent installs exactly: a version as winget listed it available, not cut short,
+    without spaces, control or format characters, and not one winget prints for a version it
+    cannot tell (``Unknown``) or a range (``< 1.4``).
+    """
+    return (
+        0 < len(version) <= MAX_VERSION
+        and invisible_character(version) is None
+        and not version.startswith(("-", "<", ">"))
+        and not any(char.isspace() for char in version)
+        and not version.endswith(TRUNCATION_MARKS)
+        and version.casefold() != "unknown"
     )
 
 

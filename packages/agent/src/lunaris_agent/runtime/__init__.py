@@ -66,10 +66,12 @@ def winget_scanner(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_
 def winget_installer(
     winget_path: Path | None, *, timeout_s: float = INSTALL_TIMEOUT_S
 ) -> Installer:
-    async def install(package: str) -> InstallOutcome:
+    async def install(package: str, version: str | None) -> InstallOutcome:
         from lunaris_agent.winget import upgrade
 
-        return await upgrade.install_package(winget_path, package, timeout_s=timeout_s)
+        return await upgrade.install_package(
+            winget_path, package, version=version, timeout_s=timeout_s
+        )
 
     return install
 

@@ -17,6 +17,7 @@ from uuid import UUID
 from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentApiError, AgentClient, RequestRefused, ServerUnavailable
 from lunaris_agent.commands import (
+    AGENT_CAPABILITIES,
     LEDGER_FILE,
     PROGRESS_KIND,
     CommandLedger,
@@ -44,7 +45,7 @@ JITTER: Final = 0.1
 """Intervals vary by ±10% so a fleet started together does not pulse."""
 
 
-async def _no_installs(package: str) -> InstallOutcome:
+async def _no_installs(package: str, version: str | None) -> InstallOutcome:
     return InstallOutcome.not_run(package, "this agent does not run installs")
 
 
@@ -123,6 +124,7 @@ class Agent:
             hostname=self._facts.hostname,
             os_version=self._facts.os_version,
             agent_version=self._facts.agent_version,
+            capabilities=AGENT_CAPABILITIES,
         )
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)

@@ -16,6 +16,7 @@ from dataclasses import replace
 from typing import TypeVar
 
 from lunaris_agent.client import AgentClient, AuthRejected, ReenrollmentPending, RequestRefused
+from lunaris_agent.commands import AGENT_CAPABILITIES
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts, new_registration_key
 from lunaris_agent.runtime.contact import ContactRecorder
@@ -91,6 +92,7 @@ class Registration:
                 device_token=config.device_token,  # proof that this id is ours
                 registration_key=config.registration_key,
                 tags=list(config.tags),  # none clears the device's agent tags
+                capabilities=AGENT_CAPABILITIES,
             )
             try:
                 response = await self._client.register(request)

@@ -38,11 +38,14 @@ class Inventory:
             return UpdateReport(scan_error=self._rng.choice(SCAN_ERRORS))
         return UpdateReport(updates=list(self._pending.values()))
 
-    async def install(self, package: str) -> InstallOutcome:
+    async def install(self, package: str, version: str | None = None) -> InstallOutcome:
         """A remote action on the virtual PC: takes a few seconds, mostly works."""
         await asyncio.sleep(self._rng.uniform(*INSTALL_SECONDS))
         if package not in self._pending:
             return InstallOutcome("no_applicable_upgrade", package, None, "0x8A15002B")
+        if version is not None and version != self._pending[package].available_version:
+            message = f"No version found matching: {version}"
+            return InstallOutcome("version_unavailable", package, None, "0x8A150017", message)
         roll = self._rng.random()
         if roll < INSTALL_FAILURE_RATE:
             message = "Installer failed with exit code: 1603"

@@ -19,6 +19,7 @@ from lunaris_agent.winget.words import (
     NO_INSTALLED_PACKAGE,
     NOTHING_MESSAGES,
     TRAILER_FLAGS,
+    VERSION_NOT_FOUND,
     fold_message,
 )
 
@@ -74,6 +75,12 @@ def is_no_installed_package_message(line: str) -> bool:
 def is_no_applicable_upgrade_message(line: str) -> bool:
     """``No applicable upgrade found.``, ``No available upgrade found.`` and their reasons."""
     return fold_message(line) in NO_APPLICABLE_UPGRADE
+
+
+def is_version_not_found_message(line: str) -> bool:
+    """``No version found matching: 1.2.3`` (localised): the exact version asked for is not in
+    the source."""
+    return fold_message(line).startswith(VERSION_NOT_FOUND)
 
 
 def _is_fatal_line(line: str) -> bool:

@@ -20,6 +20,7 @@ from lunaris_agent.winget.hresults import WINGET_HRESULTS, describe_hresult, for
 from lunaris_agent.winget.lines import (
     is_no_applicable_upgrade_message,
     is_no_installed_package_message,
+    is_version_not_found_message,
     parse_hresult_line,
 )
 from lunaris_agent.winget.results import json_dict
@@ -36,11 +37,15 @@ InstallOutcomeKind = Literal[
     "hash_mismatch",
     "installer_failed",
     "refused_unknown_version",
+    "version_unavailable",
+    "window_closed",
     "timeout",
     "error",
 ]
-"""The contract's outcomes (winget_samples/README.md), plus ``timeout``: winget was stopped
-after the agent's time limit, so there is no output to classify."""
+"""The contract's outcomes (winget_samples/README.md), plus ``version_unavailable`` (the exact
+version a command named is no longer in the source), ``window_closed`` (not started: the
+command's maintenance window had closed) and ``timeout`` (winget was stopped after the
+agent's time limit, so there is no output to classify)."""
 
 _MAX_MESSAGE: Final = 1000
 
@@ -103,7 +108,7 @@ _OUTCOME_BY_HRESULT: Final[Mapping[int, InstallOutcomeKind]] = {
     0x8A150010: "no_applicable_upgrade",  # NO_APPLICABLE_INSTALLER for this system
     0x8A150050: "refused_unknown_version",  # UPGRADE_VERSION_UNKNOWN (COM API / PowerShell)
     0x8A150014: "not_found",  # NO_APPLICATIONS_FOUND
-    0x8A150017: "not_found",  # NO_MANIFEST_FOUND
+    0x8A150017: "not_found",  # NO_MANIFEST_FOUND; after --version: version_unavailable
     0x8A150035: "not_found",  # NOT_ALL_PACKAGES_FOUND
     0x8A150011: "hash_mismatch",  # INSTALLER_HASH_MISMATCH
     0x8A150006: "installer_failed",  # SHELLEXEC_INSTALL_FAILED: an exe installer's failure
@@ -124,7 +129,10 @@ _IMPLIED_HRESULT: Final[Mapping[InstallOutcomeKind, int]] = {
     "refused_unknown_version": 0x8A15002B,  # the CLI's refusal; see UpdateFlow.cpp
     "not_found": 0x8A150014,
     "hash_mismatch": 0x8A150011,
+    "version_unavailable": 0x8A150017,
 }
+
+_NO_MANIFEST_FOUND: Final = 0x8A150017
 
 # The messages of the mapped installer exit codes (InstallFlow.cpp prints them before
 # "Installer failed with exit code: N"): these texts are returnCodes.md's.
@@ -149,19 +157,24 @@ _PACKAGE_STEP_RE: Final = re.compile(r"^\s*\(\d+/\d+\)\s")
 
 
 def classify_install_output(
-    text: str, exit_code: int | None = None, package_id: str | None = None
+    text: str,
+    exit_code: int | None = None,
+    package_id: str | None = None,
+    *,
+    version: str | None = None,
 ) -> InstallOutcome:
     """Classify one ``winget upgrade --id`` / ``winget install`` run.
 
     ``exit_code`` is winget's, signed or unsigned; ``package_id`` the id that was asked for,
     reported when the output does not print one (and, in a multi-package run, the package
-    whose result leads). Output of ``upgrade --all`` gives one outcome per package in
-    ``packages``; the first failure (or the combined success) leads.
+    whose result leads); ``version`` the exact version asked for (``--version``), if any.
+    Output of ``upgrade --all`` gives one outcome per package in ``packages``; the first
+    failure (or the combined success) leads.
     """
     lines = clean_lines(text)
     blocks = _package_blocks(lines)
     if blocks is None:
-        return _decide(_read(lines), exit_code, package_id)
+        return _decide(_read(lines), exit_code, package_id, exact=version is not None)
 
     # A whole-run code belongs to the one package of a one-package run only. With more, it is
     # a summary (UPDATE_ALL_HAS_FAILURE) and each package is read from its text.
@@ -250,6 +263,8 @@ def _read(lines: Sequence[str]) -> _Reading:
             line_outcome = "hash_mismatch"
         elif is_no_applicable_upgrade_message(line):
             line_outcome = "no_applicable_upgrade"
+        elif is_version_not_found_message(line):
+            line_outcome = "version_unavailable"
         elif is_no_installed_package_message(line) or folded in _NO_PACKAGE_FOUND:
             line_outcome = "not_found"
         elif _is_unknown_version_refusal(line):
@@ -302,13 +317,21 @@ def _is_unknown_version_refusal(line: str) -> bool:
     return "--include-unknown" in line and not any(char.isdigit() for char in line)
 
 
-def _decide(reading: _Reading, exit_code: int | None, package_id: str | None) -> InstallOutcome:
-    """Weigh the exit code (language-independent) against what the text said."""
+def _decide(
+    reading: _Reading, exit_code: int | None, package_id: str | None, *, exact: bool = False
+) -> InstallOutcome:
+    """Weigh the exit code (language-independent) against what the text said. ``exact``: the
+    run asked for one version (``--version``)."""
     code = None if exit_code is None else exit_code & 0xFFFFFFFF
     outcome = reading.outcome
     hresult = reading.hresult
     message = reading.message
-    if code:
+    if code == _NO_MANIFEST_FOUND and (exact or outcome == "version_unavailable"):
+        # The one manifest a run looks for by version (GetManifest in WorkflowBase.cpp).
+        outcome = "version_unavailable"
+        hresult = format_hresult(code)
+        message = message or "the version asked for is not in the source"
+    elif code:
         # winget exits with the HRESULT it terminated with; a code it is known to use for an
         # outcome decides, any other leaves the decision to the text.
         outcome = _OUTCOME_BY_HRESULT.get(code, outcome or "error")

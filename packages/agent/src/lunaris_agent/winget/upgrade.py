@@ -25,7 +25,7 @@ from lunaris_agent.winget.run import (
     not_found_message,
     run_winget,
 )
-from lunaris_protocol.packages import is_targetable_id
+from lunaris_protocol.packages import is_targetable_id, is_targetable_version
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +47,9 @@ UPGRADE_SCAN_ARGS: Final = (
 _NO_APPLICATIONS_FOUND: Final = 0x8A150014
 
 
-def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
-    """Arguments that upgrade exactly one package, silently and without any prompt.
+def UPGRADE_PACKAGE_ARGS(package_id: str, version: str | None = None) -> tuple[str, ...]:
+    """Arguments that upgrade exactly one package, silently and without any prompt: to
+    ``version`` when one is given (``--version``), else to the newest.
 
     Named like :data:`UPGRADE_SCAN_ARGS`, whose role it shares: the fixed command line.
     ``--include-unknown``: the scan lists packages whose installed version winget cannot
@@ -58,11 +59,14 @@ def UPGRADE_PACKAGE_ARGS(package_id: str) -> tuple[str, ...]:
     """
     if not is_targetable_id(package_id):
         raise ValueError(f"not a package id winget can be asked to upgrade: {package_id!r}")
+    if version is not None and not is_targetable_version(version):
+        raise ValueError(f"not a version winget can be asked to install: {version!r}")
     return (
         "upgrade",
         "--id",
         package_id,
         "--exact",
+        *(("--version", version) if version is not None else ()),
         "--include-unknown",
         "--silent",
         "--accept-package-agreements",
@@ -133,20 +137,30 @@ def _signal_name(number: int) -> str:
 
 
 async def install_package(
-    winget_path: Path | None, package_id: str, *, timeout_s: float = 3600.0
+    winget_path: Path | None,
+    package_id: str,
+    *,
+    version: str | None = None,
+    timeout_s: float = 3600.0,
 ) -> InstallOutcome:
-    """Upgrade one package with ``winget upgrade --id`` and classify what happened."""
+    """Upgrade one package with ``winget upgrade --id`` (to exactly ``version`` when one is
+    given) and classify what happened."""
     if not is_targetable_id(package_id):
         return InstallOutcome.not_run(package_id, "refused: not a package id winget can target")
+    if version is not None and not is_targetable_version(version):
+        return InstallOutcome.not_run(
+            package_id, f"refused: {version[:40]!r} is not a version winget can install"
+        )
     winget = find_winget(winget_path)
     if winget is None:
         return InstallOutcome.not_run(package_id, not_found_message(winget_path))
     try:
-        run = await run_winget(winget, UPGRADE_PACKAGE_ARGS(package_id), timeout_s=timeout_s)
+        args = UPGRADE_PACKAGE_ARGS(package_id, version)
+        run = await run_winget(winget, args, timeout_s=timeout_s)
     except WingetTimeoutError as exc:
         return InstallOutcome.not_run(package_id, str(exc), outcome="timeout")
     except (OSError, ValueError) as exc:  # ValueError: an argument a process cannot take
         return InstallOutcome.not_run(package_id, f"could not start {winget}: {exc}")
-    outcome = classify_install_output(run.output, run.exit_code, package_id)
-    log.info("winget upgrade %s: %s", package_id, outcome.install_outcome)
+    outcome = classify_install_output(run.output, run.exit_code, package_id, version=version)
+    log.info("winget upgrade %s %s: %s", package_id, version or "", outcome.install_outcome)
     return outcome

@@ -108,8 +108,26 @@ NO_APPLICABLE_UPGRADE_MESSAGES: Final = (
     "找不到適用的升級。",
     "找不到可用的升級。",
 )
+# `upgrade --id X --version V` when V is not in the source: "No version found matching: V"
+# (GetManifestResultVersionNotFound, WorkflowBase.cpp; terminated with NO_MANIFEST_FOUND). The
+# text before the version, in each language.
+VERSION_NOT_FOUND_PREFIXES: Final = (
+    "No version found matching",
+    "Es wurde keine übereinstimmende Version gefunden",
+    "No se encontró ninguna versión que coincida",
+    "Aucune version correspondante trouvée",
+    "Non sono state trovate versioni corrispondenti",
+    "一致するバージョンが見つかりません",
+    "일치하는 버전을 찾을 수 없는 경우",
+    "Nenhuma versão correspondente foi encontrada",
+    "Не найдены совпадающие версии",
+    "找不到匹配的版本",
+    "找不到相符的版本",
+)
+
 NO_INSTALLED_PACKAGE: Final = frozenset(map(fold_message, NO_INSTALLED_PACKAGE_MESSAGES))
 NO_APPLICABLE_UPGRADE: Final = frozenset(map(fold_message, NO_APPLICABLE_UPGRADE_MESSAGES))
+VERSION_NOT_FOUND: Final = tuple(map(fold_message, VERSION_NOT_FOUND_PREFIXES))
 NOTHING_MESSAGES: Final = NO_INSTALLED_PACKAGE | NO_APPLICABLE_UPGRADE
 
 EXPLICIT_TITLES: Final = frozenset(

@@ -41,6 +41,12 @@ class CommandOut(BaseModel):
     hostname: str
     kind: str
     packages: list[str] | None
+    versions: dict[str, str] | None = None
+    """The version it installs of each package (what the device reported available when it
+    was queued); a package it does not name goes to the newest, and so does every package on
+    an agent without the ``exact_versions`` capability (see the device's ``capabilities``)."""
+    window_ends_at: datetime | None = None
+    """A policy's command: no install starts after its maintenance window closes then."""
     status: CommandStatus
     created_by: str
     created_at: datetime
@@ -65,6 +71,8 @@ class CommandOut(BaseModel):
             hostname=hostname,
             kind=command.kind,
             packages=command.packages,
+            versions=command.versions,
+            window_ends_at=command.window_ends_at,
             status=CommandStatus(command.status),
             created_by=command.created_by,
             created_at=command.created_at,

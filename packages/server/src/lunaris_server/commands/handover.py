@@ -29,6 +29,8 @@ def to_wire(command: Command) -> RunUpdatesCommand:
         command_id=uuid.UUID(command.id),
         packages=command.packages,
         expires_at=command.expires_at,
+        versions=command.versions,
+        window_ends_at=command.window_ends_at,
     )
 
 

@@ -71,6 +71,12 @@ class Command(Base):
     kind: Mapped[str] = mapped_column(String(32))
     packages: Mapped[list[str] | None] = mapped_column(JSON)
     """The package ids to install, in order; null for every update available when it runs."""
+    versions: Mapped[dict[str, str] | None] = mapped_column(JSON)
+    """The version to install of each package (id: version): what the device reported
+    available when the command was queued, so a newer release cannot overtake a pin, a
+    skipped version or a ring. A package it does not name goes to the newest."""
+    window_ends_at: Mapped[datetime | None]
+    """A policy's command: its maintenance window closes then, and no install starts after."""
     status: Mapped[str] = mapped_column(String(16))
     created_by: Mapped[str] = mapped_column(String(128))
     """The actor (``user:NAME``), as the audit log names it."""

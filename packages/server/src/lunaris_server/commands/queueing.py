@@ -12,7 +12,7 @@ from sqlalchemy.orm import aliased
 
 from lunaris_protocol import CommandStatus, Resync
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_PACKAGES_PER_COMMAND
-from lunaris_protocol.packages import is_targetable_id
+from lunaris_protocol.packages import is_targetable_id, is_targetable_version
 from lunaris_server.audit import service as audit
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.events import announce_change
@@ -57,7 +57,9 @@ def new_command(
     expires_in: timedelta,
     deployment_id: str | None = None,
     retry_of: str | None = None,
+    window_ends_at: datetime | None = None,
 ) -> Command:
+    """A RUN_UPDATES command; :func:`queue` gives it the versions to install."""
     return Command(
         id=str(uuid.uuid4()),
         device_id=device_id,
@@ -72,6 +74,7 @@ def new_command(
         message="",
         deployment_id=deployment_id,
         retry_of=retry_of,
+        window_ends_at=window_ends_at,
     )
 
 
@@ -140,6 +143,7 @@ async def queue(session: AsyncSession, commands: Sequence[Command], *, now: date
     """Writes the new commands, announces them to the consoles (each, or for many one resync
     instead of thousands of refreshes) and, once committed, to the processes that hand them
     over."""
+    await _pin_versions(session, commands)
     session.add_all(commands)
     await session.flush()
     if len(commands) <= ANNOUNCED_ONE_BY_ONE:
@@ -148,6 +152,35 @@ async def queue(session: AsyncSession, commands: Sequence[Command], *, now: date
     else:
         announce(session, Resync())
     announce_waiting(session, [command.device_id for command in commands])
+
+
+async def _pin_versions(session: AsyncSession, commands: Sequence[Command]) -> None:
+    """Gives each command that lists packages the version of each to install: the one its
+    device reports available now (read in the transaction that queues it, so the version a
+    rule or a policy decided on). A package whose rows disagree (two sources offering two
+    versions) or whose version winget could not be given is left to the newest."""
+    listed = [c for c in commands if c.packages and c.versions is None]
+    for start in range(0, len(listed), 1000):
+        chunk = listed[start : start + 1000]
+        wanted = {package for c in chunk for package in c.packages or ()}
+        rows = await session.execute(
+            select(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
+            .add_columns(func.min(DeviceUpdate.available_version))
+            .where(
+                DeviceUpdate.device_id.in_({c.device_id for c in chunk}),
+                DeviceUpdate.package_identifier.in_(wanted),
+            )
+            .group_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
+            .having(func.count(func.distinct(DeviceUpdate.available_version)) == 1)
+        )
+        available: dict[str, dict[str, str]] = {}
+        for device_id, package, version in rows:
+            if is_targetable_version(version):
+                available.setdefault(device_id, {})[package] = version
+        for command in chunk:
+            on_device = available.get(command.device_id, {})
+            versions = {p: on_device[p] for p in command.packages or () if p in on_device}
+            command.versions = versions or None
 
 
 def announce_waiting(session: AsyncSession, device_ids: list[str]) -> None:

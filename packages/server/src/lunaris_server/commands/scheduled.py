@@ -1,5 +1,6 @@
 """Commands a scheduler queues for many devices at once (a policy's installs): one RUN_UPDATES
-per device with the packages due on it, expiring when the window closes."""
+per device with the packages due on it, expiring when the window closes; agents that can
+start no install after the window's end are told it too."""
 
 from datetime import datetime
 
@@ -18,6 +19,7 @@ async def queue(
     actor: audit.Actor,
     now: datetime,
     expires_at: datetime,
+    window_ends_at: datetime | None = None,
 ) -> dict[str, Command]:
     """One command per device of ``due`` (device id: package ids), for the devices still
     enrolled once locked, and with no open command that installs one of the packages (a
@@ -38,6 +40,7 @@ async def queue(
                 actor=actor,
                 now=now,
                 expires_in=expires_at - now,
+                window_ends_at=window_ends_at,
             )
     await queueing.queue(session, list(created.values()), now=now)
     return created

@@ -68,6 +68,10 @@ class DeviceOut(BaseModel):
     """Tags set by admins (``PUT /api/devices/{id}/tags``)."""
     agent_tags: list[str] = []
     """Tags the agent's config claims (any PC can claim any of these)."""
+    capabilities: list[str] = []
+    """What its agent said it understands (``exact_versions``: installs the version a
+    command names; ``window_end``: starts no install after a policy window closed). Empty
+    for agents built before capabilities: they install the newest version of a package."""
 
     @classmethod
     def of(
@@ -103,6 +107,7 @@ class DeviceOut(BaseModel):
             split_pending=device.split_pending,
             tags=tags.admin,
             agent_tags=tags.agent,
+            capabilities=device.capabilities,
         )
 
 

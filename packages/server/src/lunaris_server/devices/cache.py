@@ -25,6 +25,7 @@ class KnownDevice:
     hostname: str
     os_version: str
     agent_version: str
+    agent_capabilities: str
     announced_status: str
     token_used: bool
     """False until the device first spoke with its token (then it must be recorded)."""
@@ -76,6 +77,7 @@ class DeviceCache:
             device.hostname,
             device.os_version,
             device.agent_version,
+            device.agent_capabilities,
             device.announced_status,
             device.token_used_at is not None,
             device.last_ip,

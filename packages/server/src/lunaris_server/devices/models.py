@@ -19,6 +19,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 from lunaris_server.db import Base
 
 
+def capability_text(capabilities: list[str]) -> str:
+    """How a device keeps its agent's capabilities (``Device.agent_capabilities``): each once,
+    sorted, comma-separated; the protocol's bounds keep it within the column."""
+    return ",".join(sorted(set(capabilities)))
+
+
 class Device(Base):
     """A PC running the agent. ``id`` is the UUID the agent made for itself (canonical text)."""
 
@@ -28,6 +34,16 @@ class Device(Base):
     hostname: Mapped[str] = mapped_column(String(255))
     os_version: Mapped[str] = mapped_column(String(512), default="")
     agent_version: Mapped[str] = mapped_column(String(128), default="")
+    agent_capabilities: Mapped[str] = mapped_column(String(512), server_default="")
+    """What its agent said it understands, sorted and comma-separated (``exact_versions,...``,
+    see ``lunaris_protocol.Capability``); empty for agents built before capabilities. Set
+    whenever a device registers; rows written before it existed (and bulk inserts) take the
+    server default."""
+
+    @property
+    def capabilities(self) -> list[str]:
+        return [name for name in self.agent_capabilities.split(",") if name]
+
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     enrolled_at: Mapped[datetime]
     enrollment_secret_id: Mapped[int | None] = mapped_column(Integer)

@@ -31,7 +31,7 @@ from lunaris_server.core.errors import Conflict, DomainError, Forbidden, NotAuth
 from lunaris_server.core.security import TokenKind, constant_time_equals, new_token, token_hash
 from lunaris_server.devices import events, reenrollments, tags
 from lunaris_server.devices.lifecycle import DeviceLifecycle
-from lunaris_server.devices.models import Device, DeviceReenrollment
+from lunaris_server.devices.models import Device, DeviceReenrollment, capability_text
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
 from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
@@ -188,6 +188,7 @@ async def _enroll(
     device.hostname = request.hostname
     device.os_version = request.os_version
     device.agent_version = request.agent_version
+    device.agent_capabilities = capability_text(request.capabilities or [])
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
     device.last_ip = actor.ip

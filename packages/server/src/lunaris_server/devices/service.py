@@ -15,7 +15,7 @@ from lunaris_server.devices import clones, events, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.lifecycle import DeviceLifecycle
-from lunaris_server.devices.models import Device
+from lunaris_server.devices.models import Device, capability_text
 from lunaris_server.realtime import outbox
 from lunaris_server.realtime.outbox import announce
 
@@ -136,8 +136,8 @@ async def heartbeat(
     moved, cloned = clones.note_address(device, ip, now=now)
     if "hostname" in changed and request.hostname is not None:
         cloned = clones.note_hostname(device, request.hostname, now=now) or cloned
-    for field in changed:
-        setattr(device, field, getattr(request, field))
+    for field, value in changed.items():
+        setattr(device, field, value)
     came_online = mark_seen(device, now=now)
     note_token_used(device, now=now)
     await session.flush()
@@ -179,12 +179,21 @@ def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> 
     )
 
 
-def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> list[str]:
-    return [
-        field
-        for field in ("hostname", "os_version", "agent_version")
-        if (value := getattr(request, field)) is not None and value != getattr(device, field)
-    ]
+def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> dict[str, str]:
+    """The device's fields the heartbeat changes, with their new values (a field it leaves
+    out, null, stays as it is)."""
+    capabilities = request.capabilities
+    said = {
+        "hostname": request.hostname,
+        "os_version": request.os_version,
+        "agent_version": request.agent_version,
+        "agent_capabilities": None if capabilities is None else capability_text(capabilities),
+    }
+    return {
+        field: value
+        for field, value in said.items()
+        if value is not None and value != getattr(device, field)
+    }
 
 
 def mark_seen(device: Device, *, now: datetime) -> bool:

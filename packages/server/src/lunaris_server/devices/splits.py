@@ -28,7 +28,7 @@ from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.core.security import TokenKind, new_token, token_hash
 from lunaris_server.devices import clones, events
-from lunaris_server.devices.models import Device, DeviceSplit, SplitStatus
+from lunaris_server.devices.models import Device, DeviceSplit, SplitStatus, capability_text
 from lunaris_server.realtime.outbox import announce
 
 OPEN = (SplitStatus.PENDING.value, SplitStatus.HANDED_OVER.value)
@@ -148,6 +148,9 @@ async def hand_over(
             hostname=request.hostname or split.hostname or device.hostname,
             os_version=request.os_version or device.os_version,
             agent_version=request.agent_version or device.agent_version,
+            agent_capabilities=device.agent_capabilities
+            if request.capabilities is None
+            else capability_text(request.capabilities),
             enrolled_at=now,
             enrollment_secret_id=device.enrollment_secret_id,
             last_seen_at=now,

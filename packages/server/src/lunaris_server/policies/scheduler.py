@@ -89,9 +89,17 @@ async def _queue_for(
     due: dict[str, list[str]] = {}
     for install in installs:
         due.setdefault(install.device_id, []).append(install.package_identifier)
-    expires_at = closes_at(policies.window_of(policy), now, longest=state.settings.command_expiry)
+    window = policies.window_of(policy)
+    expires_at = closes_at(window, now, longest=state.settings.command_expiry)
     actor = audit.Actor(f"policy:{policy.id}")
-    commands = await scheduled.queue(session, due, actor=actor, now=now, expires_at=expires_at)
+    commands = await scheduled.queue(
+        session,
+        due,
+        actor=actor,
+        now=now,
+        expires_at=expires_at,
+        window_ends_at=None if window.days is None else expires_at,
+    )
     kept = [i for i in installs if i.device_id in commands]
     rows = [
         {

@@ -1,0 +1,38 @@
+"""Exact-version installs: the version a command installs of each package, the end of the
+maintenance window a policy's command must not start an install after, and what each agent
+says it understands (its capabilities).
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-12-07
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0017"
+down_revision: str | None = "0016"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("commands") as batch:
+        batch.add_column(sa.Column("versions", sa.JSON(), nullable=True))
+        batch.add_column(sa.Column("window_ends_at", sa.DateTime(timezone=True), nullable=True))
+    with op.batch_alter_table("devices") as batch:
+        batch.add_column(
+            sa.Column(
+                "agent_capabilities", sa.String(length=512), server_default="", nullable=False
+            )
+        )
+
+
+def downgrade() -> None:
+    # Plain DROP COLUMN (SQLite 3.35+): a batch would copy the tables, and cannot reflect
+    # their expression indexes.
+    op.execute("ALTER TABLE devices DROP COLUMN agent_capabilities")
+    op.execute("ALTER TABLE commands DROP COLUMN window_ends_at")
+    op.execute("ALTER TABLE commands DROP COLUMN versions")
