@@ -284,3 +284,23 @@ async def test_viewers_read_and_cannot_write(client, tokens, secret):
     ).status_code == 200
     assert (await client.get("/api/deployments")).status_code == 401
     assert await commands_and_deployments(client, tokens) == (1, 1)
+
+
+async def test_every_update_on_a_selection_is_what_the_package_rules_offer(client, tokens, secret):
+    free = await enrolled(client, secret, ["Git.Git", "7zip.7zip"], hostname="PC-FREE")
+    ruled = await enrolled(client, secret, ["Git.Git", "Oracle.JDK", "Zoom.Zoom"], hostname="PC-R")
+    held_only = await enrolled(client, secret, ["Oracle.JDK"], hostname="PC-HELD")
+    for spec in (
+        {"package": "Oracle.*", "action": "ignore"},
+        {"package": "Zoom.Zoom", "version_constraint": "<2"},  # the 2.0 waiting is held
+    ):
+        made = await client.post("/api/package-rules", json=spec, headers=tokens.admin)
+        assert made.status_code == 201, made.text
+    run = await deploy(client, tokens, {"matching": {}})
+    # PC-HELD has nothing its rules offer: left out as up to date.
+    assert (run["created"], run["skipped_up_to_date"]) == (2, 1)
+    by_device = commands_by_device(await shown(client, tokens, run["deployment"]["id"]))
+    assert by_device[free.device_id][0]["packages"] is None  # no rule holds anything back
+    assert by_device[ruled.device_id][0]["packages"] == ["Git.Git"]
+    assert by_device[ruled.device_id][0]["versions"] == {"Git.Git": "2.0"}
+    assert held_only.device_id not in by_device

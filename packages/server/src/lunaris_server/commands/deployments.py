@@ -1,7 +1,8 @@
 """Deployments an admin starts: updates on a selection of devices, and a retry of what failed.
 
 A run on a selection queues one RUN_UPDATES per selected device that reports something
-waiting (every update, or those of the listed packages it waits for) and has no open
+waiting (every update its package rules offer, or those of the listed packages it waits
+for) and has no open
 command installing the same; the devices left out are counted on the deployment. A retry
 queues, in the same deployment, a command for each device whose latest attempt failed,
 partly succeeded or expired, installing what it did not: the retry replaces that attempt in
@@ -32,6 +33,7 @@ from lunaris_server.commands.queueing import (
     queue,
 )
 from lunaris_server.core.errors import Conflict, NotFound
+from lunaris_server.updates import rule_store
 from lunaris_server.updates.models import DeviceUpdate
 
 Wanted = Mapping[str, list[str] | None]
@@ -69,11 +71,18 @@ async def run_on_devices(
 ) -> DeploymentRun:
     """One deployment of RUN_UPDATES for the selected devices (``selection`` says how they
     were chosen, for the record): ``packages`` (each device gets those it reports waiting),
-    or every update each reports (``None``). 409 when no device gets a command."""
+    or every update each reports that its package rules offer (``None``). 409 when no
+    device gets a command."""
     check_expiry(expires_in)
     packages = checked_packages(packages)
     locked = await overlap.lock_devices(session, device_ids)
-    waiting = await _waiting(session, dict.fromkeys(sorted(locked), packages))
+    wanted: dict[str, list[str] | None] = dict.fromkeys(sorted(locked), packages)
+    if packages is None:
+        # Every update means every update its package rules offer (not ignored, held by a
+        # pin or skipped), as the device page's "Update all" does.
+        offered = await rule_store.offered_updates(session, sorted(locked))
+        wanted = {device_id: p for device_id, p in offered.items() if p != []}
+    waiting = await _waiting(session, wanted)
     covered = await overlap.open_overlaps_each(session, waiting)
     targets = {device_id: p for device_id, p in waiting.items() if device_id not in covered}
     up_to_date = len(locked) - len(waiting)

@@ -1,6 +1,8 @@
 """Package rules kept: adding, replacing and deleting them (audited), and reading them as a
 RuleBook to decide a device's or the fleet's updates (updates/rules.py)."""
 
+from collections import defaultdict
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -9,8 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import groups
-from lunaris_server.devices.models import DeviceGroup
-from lunaris_server.updates import queries as update_queries
+from lunaris_server.devices.membership import member_condition
+from lunaris_server.devices.models import Device, DeviceGroup
 from lunaris_server.updates.models import DeviceUpdate, PackageRule
 from lunaris_server.updates.rules import OFFERED, Decision, RuleBook, RuleSpec
 
@@ -145,18 +147,74 @@ async def delete_rule(
     await session.flush()
 
 
-async def offered_packages(session: AsyncSession, *, device_id: str) -> list[str] | None:
-    """What "update all" installs on a device: None (every update, as the agent finds them)
-    when no rule holds any back, else the ids of those its rules offer (auto or manual),
-    winget-targetable ones only."""
-    updates = await update_queries.device_updates(session, device_id=device_id)
-    decisions = await device_decisions(session, device_id=device_id, updates=updates)
-    if all(decisions[u.id].state in OFFERED for u in updates):
-        return None
-    return list(
-        dict.fromkeys(
-            u.package_identifier
-            for u in updates
-            if decisions[u.id].state in OFFERED and not u.truncated
+async def rule_groups(
+    session: AsyncSession, book: RuleBook, device_ids: Collection[str]
+) -> dict[str, frozenset[int]]:
+    """The groups each device is in, among those the rules name (one query per such group,
+    whatever the number of devices)."""
+    named = sorted({rule.group_id for rule in book.rules if rule.group_id is not None})
+    members: dict[str, set[int]] = defaultdict(set)
+    if named:
+        found = await session.scalars(select(DeviceGroup).where(DeviceGroup.id.in_(named)))
+        wanted = set(device_ids)
+        for group in found:
+            rows = await session.scalars(
+                select(Device.id).where(Device.revoked_at.is_(None), member_condition(group))
+            )
+            for device_id in rows:
+                if device_id in wanted:
+                    members[device_id].add(group.id)
+    return {device_id: frozenset(members[device_id]) for device_id in device_ids}
+
+
+async def offered_updates(
+    session: AsyncSession, device_ids: list[str]
+) -> dict[str, list[str] | None]:
+    """What "update all" installs on each device: None (every update, as the agent finds
+    them) where no rule holds any back, else the ids of those its rules offer (auto or
+    manual), winget-targetable ones only: possibly none."""
+    book = await load_book(session)
+    offered: dict[str, list[str] | None] = dict.fromkeys(device_ids)
+    if not book.rules:
+        return offered
+    member_of = await rule_groups(session, book, device_ids)
+    for start in range(0, len(device_ids), 1000):
+        chunk = device_ids[start : start + 1000]
+        rows = await session.execute(
+            select(
+                DeviceUpdate.device_id,
+                DeviceUpdate.package_identifier,
+                DeviceUpdate.source,
+                DeviceUpdate.available_version,
+                DeviceUpdate.truncated,
+            )
+            .where(DeviceUpdate.device_id.in_(chunk))
+            # Each device's in the order its page lists them.
+            .order_by(
+                DeviceUpdate.device_id,
+                func.lower(DeviceUpdate.name),
+                DeviceUpdate.package_identifier,
+                DeviceUpdate.id,
+            )
         )
-    )
+        kept: dict[str, list[str]] = defaultdict(list)
+        held: set[str] = set()
+        for device_id, package, source, available, truncated in rows:
+            decision = book.decide(
+                package=package,
+                source=source,
+                available_version=available,
+                group_ids=member_of[device_id],
+            )
+            if decision.state not in OFFERED:
+                held.add(device_id)
+            elif not truncated:
+                kept[device_id].append(package)
+        for device_id in held:
+            offered[device_id] = list(dict.fromkeys(kept[device_id]))
+    return offered
+
+
+async def offered_packages(session: AsyncSession, *, device_id: str) -> list[str] | None:
+    """:func:`offered_updates` of one device."""
+    return (await offered_updates(session, [device_id]))[device_id]
