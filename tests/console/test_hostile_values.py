@@ -228,6 +228,18 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         headers=api,
     )
     assert policy.status_code == 201, policy.text
+    # A version of the device's package halted, with outside text as its reason: its
+    # rollout shows on the policy's page and its live fragment.
+    halted = await http.post(
+        "/api/policies/1/rollouts/halt",
+        json={
+            "package_identifier": package,
+            "version": v.ident("halted version", 128),
+            "reason": v.text("halt reason"),
+        },
+        headers=api,
+    )
+    assert halted.status_code == 200, halted.text
     tagged = await http.put(
         f"/api/devices/{DEVICE_IDS[0]}/tags", json={"tags": ["berlin", "kiosk"]}, headers=api
     )
@@ -266,6 +278,8 @@ def page_urls(world: World) -> dict[str, list[str]]:
         "/updates/rules": ["/updates/rules"],
         "/policies": ["/policies"],
         "/policies/{policy_id}": ["/policies/1"],
+        "/policies/fragments/table": ["/policies/fragments/table"],
+        "/policies/{policy_id}/live": ["/policies/1/live"],
         "/updates/rules/{rule_id}": ["/updates/rules/1"],
         "/groups/{group_id}": ["/groups/1"],
         "/devices.csv": ["/devices.csv", f"/devices.csv?q={search}"],

@@ -52,6 +52,20 @@ class CommandUpdatedData(WireReply):
     """The deployment the command belongs to (commands queued together: a run on every
     device waiting for a package, a run on a selection of devices, a retry of their
     failures); null for a command queued for one device."""
+    policy_id: int | None = None
+    """The policy whose scheduler queued it (its rollouts change); null for a person's."""
+
+
+class PolicyUpdatedData(WireReply):
+    policy_id: int
+
+
+class PolicyUpdated(WireReply):
+    """A policy changed (created, edited, deleted) or one of its rollouts did (promoted,
+    halted, resumed, moved on by a gate)."""
+
+    type: Literal["POLICY_UPDATED"] = "POLICY_UPDATED"
+    data: PolicyUpdatedData
 
 
 class DeviceStatusUpdate(WireReply):
@@ -84,7 +98,7 @@ class RunUpdatesMessage(WireReply):
 
 
 ConsoleEvent = Annotated[
-    DeviceStatusUpdate | DeviceUpdatesChanged | CommandUpdated | Resync,
+    DeviceStatusUpdate | DeviceUpdatesChanged | CommandUpdated | PolicyUpdated | Resync,
     Field(discriminator="type"),
 ]
 """Any message the server sends on ``/ws/console``."""

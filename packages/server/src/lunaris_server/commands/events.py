@@ -15,6 +15,18 @@ WAITING: Final = (CommandStatus.QUEUED.value, CommandStatus.SENT.value)
 """Handed to the agent (again) until it reports that it started."""
 
 
+POLICY_ACTOR: Final = "policy:"
+"""How a policy's scheduler names itself as the actor of what it queues (``policy:<id>``)."""
+
+
+def policy_of(command: Command) -> int | None:
+    """The policy that queued the command, if its scheduler did."""
+    name = command.created_by
+    if name.startswith(POLICY_ACTOR) and name[len(POLICY_ACTOR) :].isdigit():
+        return int(name[len(POLICY_ACTOR) :])
+    return None
+
+
 def announce_change(session: AsyncSession, command: Command, *, now: datetime) -> None:
     command.updated_at = now
     announce(
@@ -26,6 +38,7 @@ def announce_change(session: AsyncSession, command: Command, *, now: datetime) -
                 status=CommandStatus(command.status),
                 updated_at=now,
                 deployment_id=uuid.UUID(command.deployment_id) if command.deployment_id else None,
+                policy_id=policy_of(command),
             )
         ),
     )

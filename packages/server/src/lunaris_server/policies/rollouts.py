@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.audit import service as audit
 from lunaris_server.commands.models import Command
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
+from lunaris_server.policies.events import announce_policy
 from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, Rollout
 
 Version = tuple[int, str, str, str]
@@ -90,6 +91,7 @@ async def _record(
         },
         now=now,
     )
+    announce_policy(session, rollout.policy_id)
     return rollout
 
 

@@ -12,6 +12,7 @@ from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.core.ids import RowNumber
 from lunaris_server.devices import groups
+from lunaris_server.policies.events import announce_policy
 from lunaris_server.policies.models import Policy, PolicyRing
 from lunaris_server.policies.windows import ALWAYS, DAYS, MAX_MINUTES, Window, check_zone
 
@@ -174,6 +175,7 @@ async def _save(
         details=spec.model_dump(mode="json"),
         now=now,
     )
+    announce_policy(session, policy.id)
     return policy
 
 
@@ -211,3 +213,4 @@ async def delete_policy(
     )
     await session.delete(policy)
     await session.flush()
+    announce_policy(session, policy_id)

@@ -118,6 +118,26 @@ def _form_entered(fields: list[tuple[str, str]]) -> dict[str, object]:
     return form
 
 
+async def _context(
+    session: AsyncSession, state: AppState, now: datetime, policy: Policy | None
+) -> dict[str, object]:
+    """What the pages and their live fragments show: every policy, and one's rollouts."""
+    found = await policies.list_policies(session)
+    rings = await policies.rings_of(session, [p.id for p in found])
+    context: dict[str, object] = {
+        "policies": found,
+        "outs": {p.id: PolicyOut.of(p, rings[p.id]) for p in found},
+        "groups": {g.id: g for g in await groups.list_groups(session)},
+        "policy": policy,
+    }
+    if policy is not None:
+        context |= {
+            "preview": await preview(session, state, policy, now),
+            "rollouts": await rollouts.progress(session, policy_id=policy.id),
+        }
+    return context
+
+
 async def _page(
     request: Request,
     console: Console,
@@ -129,27 +149,19 @@ async def _page(
     form: dict[str, object] | None = None,
     refused: DomainError | None = None,
 ) -> Response:
-    found = await policies.list_policies(session)
-    rings = await policies.rings_of(session, [p.id for p in found])
-    outs = {p.id: PolicyOut.of(p, rings[p.id]) for p in found}
-    context: dict[str, object] = {
-        "policies": found,
-        "outs": outs,
-        "groups": {g.id: g for g in await groups.list_groups(session)},
+    context = await _context(session, state, now, policy)
+    context |= {
         "days": DAYS,
         "rings_shown": range(RINGS_SHOWN),
         "error": refused.message if refused else None,
-        "policy": policy,
     }
     if policy is None:
         context["form"] = form or {"enabled": "yes", "always": "", "priority": "100"}
         template = "pages/policies/list.html"
     else:
-        context |= {
-            "form": form or _form_of(outs[policy.id]),
-            "preview": await preview(session, state, policy, now),
-            "rollouts": await rollouts.progress(session, policy_id=policy.id),
-        }
+        outs = context["outs"]
+        assert isinstance(outs, dict)
+        context["form"] = form or _form_of(outs[policy.id])
         template = "pages/policies/detail.html"
     status = refused.status_code if refused else 200
     return console.render(request, template, context, status_code=status)
@@ -165,6 +177,20 @@ async def policies_page(
     now: NowDep,
 ) -> Response:
     return await _page(request, console, session, state, now)
+
+
+@router.get("/policies/fragments/table")
+async def policies_table(
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """The list of policies, for the live refresh."""
+    context = await _context(session, state, now, None)
+    return console.render(request, "partials/policies/table.html", context)
 
 
 @router.post("/policies")
@@ -206,6 +232,22 @@ async def policy_page(
 ) -> Response:
     policy = await policies.get_policy(session, policy_id=policy_id)
     return await _page(request, console, session, state, now, policy)
+
+
+@router.get("/policies/{policy_id}/live")
+async def policy_live(
+    policy_id: RowId,
+    request: Request,
+    _user: ConsoleUser,
+    console: ConsoleDep,
+    session: SessionDep,
+    state: StateDep,
+    now: NowDep,
+) -> Response:
+    """A policy's preview and rollouts, for the live refresh."""
+    policy = await policies.get_policy(session, policy_id=policy_id)
+    context = await _context(session, state, now, policy)
+    return console.render(request, "partials/policies/live.html", context)
 
 
 @router.post("/policies/{policy_id}")

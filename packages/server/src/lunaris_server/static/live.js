@@ -115,6 +115,14 @@
       scheduleListsWithout("deployment-commands:" + data.deployment_id, shown);
       scheduleListsWithout("deployments", shownDeployment);
     }
+    // A policy's command moves its rollouts on.
+    if (data.policy_id) schedule("policy:" + data.policy_id);
+  }
+
+  // Policies: "policy:<id>" (its preview and rollouts), "policies" (the list).
+  function onPolicyEvent(data) {
+    schedule("policy:" + data.policy_id);
+    schedule("policies");
   }
 
   function onMessage(message) {
@@ -124,6 +132,7 @@
     if (event.type === "RESYNC") scheduleAll();
     else if (event.type === "DEVICE_STATUS_UPDATE" || event.type === "DEVICE_UPDATES_CHANGED") onDeviceEvent(data.device_id);
     else if (event.type === "COMMAND_UPDATED") onCommandEvent(data);
+    else if (event.type === "POLICY_UPDATED") onPolicyEvent(data);
   }
 
   function connect() {
