@@ -213,3 +213,21 @@ def test_windows_11_is_named_as_such_although_the_registry_says_10():
         minor="0",
     )
     assert older == "Windows 10 Enterprise 22H2 (10.0.19045.5131)"
+
+
+def test_the_pcs_time_zone_is_read_and_read_again_hourly(monkeypatch):
+    import tzlocal
+
+    from lunaris_agent import identity
+
+    monkeypatch.setattr(identity, "_zone_read_at", None)
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    tzlocal.reload_localzone()
+    assert identity.local_time_zone(now=0.0) == "Europe/Berlin"
+    monkeypatch.setenv("TZ", "America/New_York")  # the laptop lands in New York
+    assert identity.local_time_zone(now=60.0) == "Europe/Berlin"  # read an hour ago at most
+    assert identity.local_time_zone(now=3_600.0) == "America/New_York"
+    monkeypatch.setenv("TZ", "Not a zone")
+    assert identity.local_time_zone(now=7_200.0) is None
+    monkeypatch.delenv("TZ")
+    tzlocal.reload_localzone()

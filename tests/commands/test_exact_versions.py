@@ -137,3 +137,28 @@ async def test_capabilities_out_of_bounds_are_refused_and_change_nothing(
     )
     assert response.status_code == 422, response.text
     assert await device_capabilities(client, tokens, device) == CAPABLE
+
+
+async def test_the_server_keeps_each_pcs_time_zone(client, tokens, secret):
+    device = await register_device(client, secret, time_zone="Europe/Berlin")
+
+    async def zone() -> str | None:
+        shown = await client.get(f"/api/devices/{device.device_id}", headers=tokens.viewer)
+        value: str | None = shown.json()["time_zone"]
+        return value
+
+    assert await zone() == "Europe/Berlin"
+    # A laptop flown to New York says so at its next heartbeat; saying nothing keeps it.
+    moved = {"time_zone": "America/New_York"}
+    assert (
+        await client.post("/api/agent/heartbeat", json=moved, headers=device.headers)
+    ).is_success
+    assert await zone() == "America/New_York"
+    assert (await heartbeat(client, device))["commands"] == []
+    assert await zone() == "America/New_York"
+    for bad in ("Europe/../etc", "Berlin Time", "/Europe", "x" * 65):
+        refused = await client.post(
+            "/api/agent/heartbeat", json={"time_zone": bad}, headers=device.headers
+        )
+        assert refused.status_code == 422, bad
+    assert await zone() == "America/New_York"

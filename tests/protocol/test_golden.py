@@ -21,7 +21,12 @@ from lunaris_protocol import (
     UpdateReportResponse,
     console_event_adapter,
 )
-from lunaris_protocol.events import CommandUpdated, DeviceStatusUpdate, DeviceUpdatesChanged
+from lunaris_protocol.events import (
+    CommandUpdated,
+    DeviceStatusUpdate,
+    DeviceUpdatesChanged,
+    PolicyUpdated,
+)
 
 GOLDEN = Path(__file__).parent / "golden"
 
@@ -39,6 +44,7 @@ CASES: dict[str, type[BaseModel]] = {
     "event_device_updates_changed.json": DeviceUpdatesChanged,
     "event_command_updated.json": CommandUpdated,
     "event_command_updated_partial.json": CommandUpdated,
+    "event_policy_updated.json": PolicyUpdated,
     "agent_run_updates.json": RunUpdatesMessage,
     "command_progress_started.json": CommandProgress,
     "command_progress_result.json": CommandProgress,
@@ -77,6 +83,7 @@ def test_golden_round_trip(name: str, model: type[BaseModel]):
         "event_device_updates_changed.json",
         "event_command_updated.json",
         "event_command_updated_partial.json",
+        "event_policy_updated.json",
     ],
 )
 def test_console_events_dispatch_on_type(name: str):

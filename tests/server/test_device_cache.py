@@ -14,6 +14,7 @@ class Row:
     os_version: str = "Windows 11"
     agent_version: str = "0.1.0"
     agent_capabilities: str = "exact_versions"
+    time_zone: str | None = "Europe/Berlin"
     announced_status: str = "online"
     token_used_at: object = "2026-11-02T09:00:00Z"
     last_ip: str | None = None

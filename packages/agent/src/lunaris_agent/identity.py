@@ -7,14 +7,19 @@ in the console with the next heartbeat.
 
 from __future__ import annotations
 
+import logging
 import platform
+import re
 import secrets
 import socket
 import sys
+import time
 from dataclasses import dataclass
 
 from lunaris_agent import __version__
 from lunaris_protocol.limits import MAX_HOSTNAME, MAX_NAME
+
+log = logging.getLogger(__name__)
 
 WINDOWS_11_FIRST_BUILD = 22000
 """Windows 11 still calls itself "Windows 10" in the registry's ProductName."""
@@ -30,6 +35,35 @@ class DeviceFacts:
 def read_device_facts() -> DeviceFacts:
     hostname = (socket.gethostname() or platform.node() or "unknown")[:MAX_HOSTNAME]
     return DeviceFacts(hostname=hostname, os_version=os_description()[:MAX_NAME])
+
+
+_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+ZONE_REREAD_S = 3600.0
+"""How often the PC's time zone is read again (tzlocal keeps what it read)."""
+_zone_read_at: float | None = None
+
+
+def local_time_zone(*, now: float | None = None) -> str | None:
+    """The PC's IANA time zone (``Europe/Berlin``), read again every hour, since a laptop that
+    travels changes it: tzlocal maps Windows' own zone names to IANA ones through the CLDR
+    table. None when it cannot be told."""
+    global _zone_read_at
+    import tzlocal
+
+    moment = time.monotonic() if now is None else now
+    try:
+        if _zone_read_at is None:
+            _zone_read_at = moment
+        elif moment - _zone_read_at >= ZONE_REREAD_S:
+            tzlocal.reload_localzone()
+            _zone_read_at = moment
+        name = tzlocal.get_localzone_name()
+    except Exception as error:  # an odd registry or /etc/localtime: windows use the policy's zone
+        log.debug("the local time zone cannot be told: %s", error)
+        return None
+    if name is None or len(name) > 64 or not _ZONE_NAME.fullmatch(name):
+        return None
+    return name
 
 
 def os_description() -> str:

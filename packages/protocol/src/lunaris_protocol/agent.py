@@ -30,6 +30,14 @@ PackageIdentifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER
 ]
 IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
+TimeZoneName = Annotated[
+    str,
+    StringConstraints(
+        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+    ),
+]
+"""An IANA time zone name as the PC knows its own (``Europe/Berlin``); the server keeps one it
+does not know as said, and treats it as none."""
 
 
 class Capability(StrEnum):
@@ -75,6 +83,8 @@ class RegisterRequest(WireModel):
     """The tags in the agent's config (``berlin,finance``); null from agents that have none
     to say (older ones): the device's agent tags stay as they are."""
     capabilities: Capabilities | None = None
+    time_zone: TimeZoneName | None = None
+    """The PC's time zone: a policy's window "in each device's local time" opens by it."""
 
 
 class RegisterResponse(WireReply):
@@ -90,6 +100,8 @@ class HeartbeatRequest(WireModel):
     os_version: OsVersion | None = None
     agent_version: AgentVersion | None = None
     capabilities: Capabilities | None = None
+    time_zone: TimeZoneName | None = None
+    """Sent with every heartbeat: a laptop that travels moves its windows with it."""
 
 
 class NewIdentity(WireReply):

@@ -26,7 +26,7 @@ from lunaris_agent.commands import (
     progress_from_payload,
 )
 from lunaris_agent.config import AgentConfig
-from lunaris_agent.identity import DeviceFacts, read_device_facts
+from lunaris_agent.identity import DeviceFacts, local_time_zone, read_device_facts
 from lunaris_agent.push import PushChannel
 from lunaris_agent.runtime.contact import ContactRecorder
 from lunaris_agent.runtime.exits import ExitCode
@@ -125,6 +125,7 @@ class Agent:
             os_version=self._facts.os_version,
             agent_version=self._facts.agent_version,
             capabilities=AGENT_CAPABILITIES,
+            time_zone=local_time_zone(),
         )
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)

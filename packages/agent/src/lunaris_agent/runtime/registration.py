@@ -18,7 +18,7 @@ from typing import TypeVar
 from lunaris_agent.client import AgentClient, AuthRejected, ReenrollmentPending, RequestRefused
 from lunaris_agent.commands import AGENT_CAPABILITIES
 from lunaris_agent.config import AgentConfig
-from lunaris_agent.identity import DeviceFacts, new_registration_key
+from lunaris_agent.identity import DeviceFacts, local_time_zone, new_registration_key
 from lunaris_agent.runtime.contact import ContactRecorder
 from lunaris_agent.runtime.exits import AgentStopped
 from lunaris_protocol import RegisterRequest
@@ -93,6 +93,7 @@ class Registration:
                 registration_key=config.registration_key,
                 tags=list(config.tags),  # none clears the device's agent tags
                 capabilities=AGENT_CAPABILITIES,
+                time_zone=local_time_zone(),
             )
             try:
                 response = await self._client.register(request)

@@ -72,6 +72,8 @@ class DeviceOut(BaseModel):
     """What its agent said it understands (``exact_versions``: installs the version a
     command names; ``window_end``: starts no install after a policy window closed). Empty
     for agents built before capabilities: they install the newest version of a package."""
+    time_zone: str | None = None
+    """The PC's IANA time zone as its agent reports it; null from agents that do not."""
 
     @classmethod
     def of(
@@ -108,6 +110,7 @@ class DeviceOut(BaseModel):
             tags=tags.admin,
             agent_tags=tags.agent,
             capabilities=device.capabilities,
+            time_zone=device.time_zone,
         )
 
 

@@ -26,6 +26,7 @@ class KnownDevice:
     os_version: str
     agent_version: str
     agent_capabilities: str
+    time_zone: str | None
     announced_status: str
     token_used: bool
     """False until the device first spoke with its token (then it must be recorded)."""
@@ -78,6 +79,7 @@ class DeviceCache:
             device.os_version,
             device.agent_version,
             device.agent_capabilities,
+            device.time_zone,
             device.announced_status,
             device.token_used_at is not None,
             device.last_ip,

@@ -40,6 +40,10 @@ class Device(Base):
     whenever a device registers; rows written before it existed (and bulk inserts) take the
     server default."""
 
+    time_zone: Mapped[str | None] = mapped_column(String(64))
+    """The PC's IANA time zone as its agent reports it (null from agents that do not): a
+    policy with windows in each device's local time opens them by it."""
+
     @property
     def capabilities(self) -> list[str]:
         return [name for name in self.agent_capabilities.split(",") if name]

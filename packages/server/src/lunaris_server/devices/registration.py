@@ -189,6 +189,7 @@ async def _enroll(
     device.os_version = request.os_version
     device.agent_version = request.agent_version
     device.agent_capabilities = capability_text(request.capabilities or [])
+    device.time_zone = request.time_zone
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
     device.last_ip = actor.ip

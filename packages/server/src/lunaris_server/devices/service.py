@@ -188,6 +188,7 @@ def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> 
         "os_version": request.os_version,
         "agent_version": request.agent_version,
         "agent_capabilities": None if capabilities is None else capability_text(capabilities),
+        "time_zone": request.time_zone,
     }
     return {
         field: value

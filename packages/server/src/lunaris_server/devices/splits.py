@@ -151,6 +151,7 @@ async def hand_over(
             agent_capabilities=device.agent_capabilities
             if request.capabilities is None
             else capability_text(request.capabilities),
+            time_zone=request.time_zone or device.time_zone,
             enrolled_at=now,
             enrollment_secret_id=device.enrollment_secret_id,
             last_seen_at=now,

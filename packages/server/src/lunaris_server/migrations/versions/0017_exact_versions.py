@@ -1,6 +1,6 @@
 """Exact-version installs: the version a command installs of each package, the end of the
-maintenance window a policy's command must not start an install after, and what each agent
-says it understands (its capabilities).
+maintenance window a policy's command must not start an install after, what each agent says
+it understands (its capabilities), and each PC's own time zone (windows in local time).
 
 Revision ID: 0017
 Revises: 0016
@@ -19,20 +19,19 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("commands") as batch:
-        batch.add_column(sa.Column("versions", sa.JSON(), nullable=True))
-        batch.add_column(sa.Column("window_ends_at", sa.DateTime(timezone=True), nullable=True))
-    with op.batch_alter_table("devices") as batch:
-        batch.add_column(
-            sa.Column(
-                "agent_capabilities", sa.String(length=512), server_default="", nullable=False
-            )
-        )
+    op.add_column("commands", sa.Column("versions", sa.JSON(), nullable=True))
+    op.add_column("commands", sa.Column("window_ends_at", sa.DateTime(timezone=True)))
+    op.add_column(
+        "devices",
+        sa.Column("agent_capabilities", sa.String(length=512), server_default="", nullable=False),
+    )
+    op.add_column("devices", sa.Column("time_zone", sa.String(length=64), nullable=True))
 
 
 def downgrade() -> None:
     # Plain DROP COLUMN (SQLite 3.35+): a batch would copy the tables, and cannot reflect
     # their expression indexes.
+    op.execute("ALTER TABLE devices DROP COLUMN time_zone")
     op.execute("ALTER TABLE devices DROP COLUMN agent_capabilities")
     op.execute("ALTER TABLE commands DROP COLUMN window_ends_at")
     op.execute("ALTER TABLE commands DROP COLUMN versions")
