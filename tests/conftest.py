@@ -23,7 +23,7 @@ from tests.databases import (
     drop_postgres_database,
     fresh_database,
 )
-from tests.support import FakeClock, LiveServer, start_live_server
+from tests.support import FakeClock, LiveServer, Seeded, seed_database, start_live_server
 
 pytest_plugins = ["tests.process_guard"]  # a test that starts a process must be marked e2e
 
@@ -75,6 +75,12 @@ def another_database(_migrated_template: str, tmp_path: Path) -> Callable[[str],
         return await fresh_database(_migrated_template, tmp_path / name)
 
     return make
+
+
+@pytest.fixture
+async def seeded(database_url: str) -> Seeded:
+    """An admin (password and API token) and an enrollment secret in the test database."""
+    return await seed_database(database_url)
 
 
 @pytest.fixture

@@ -13,17 +13,10 @@ import httpx
 import pytest
 
 from tests.agent_process import AgentProcess, wait_until
-from tests.support import LiveServer, Seeded, seed_database
+from tests.support import LiveServer, Seeded
 from tests.winget_stand_in import Winget, package
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def seeded(database_url: str) -> Seeded:
-    import asyncio
-
-    return asyncio.run(seed_database(database_url))
 
 
 def console(server: LiveServer, seeded: Seeded, method: str, path: str, **kwargs: Any) -> Any:

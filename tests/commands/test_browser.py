@@ -14,9 +14,10 @@ import httpx
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.commands.test_agent_process import STAND_IN, Winget, configure, package
+from tests.commands.test_agent_process import configure
 from tests.console.helpers import Agent, add_user_to
-from tests.support import LiveServer, Seeded, seed_database, update_row
+from tests.support import LiveServer, Seeded, update_row
+from tests.winget_stand_in import STAND_IN, Winget, package
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +52,6 @@ class GatedWinget(Winget):
 
     def open_gate(self) -> None:
         self.gate.touch()
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def new_page(chromium: Any, server: LiveServer) -> Page:

@@ -14,13 +14,11 @@ import httpx
 import pytest
 from playwright.async_api import expect
 
-from tests.commands.test_browser import log_in, new_page, seeded, watch_errors
+from tests.commands.test_browser import log_in, new_page, watch_errors
 from tests.console.helpers import Agent
 from tests.support import LiveServer, Seeded, update_row
 
 pytestmark = pytest.mark.e2e
-
-__all__ = ["seeded"]  # a fixture
 
 LIVE_MS = 15_000
 """An event, then a fragment's refresh: well under a second, but others share the machine."""

@@ -12,17 +12,12 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from lunaris_protocol import RunUpdatesMessage
 from tests.databases import POSTGRES_URL
-from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
+from tests.support import LiveServer, Seeded, register_body, update_row, ws_url
 
 pytestmark = pytest.mark.e2e
 
 # Only the bus can tell a process about a command created elsewhere: no periodic re-read.
 NO_RELOAD = {"LUNARIS_COMMAND_SWEEP_INTERVAL_S": "3600"}
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 class Agent:

@@ -15,17 +15,12 @@ from sqlalchemy import insert
 from lunaris_server.db import Database
 from lunaris_server.devices.models import Device
 from tests.console.helpers import Agent, add_user_to
-from tests.support import LiveServer, Seeded, seed_database, update_row
+from tests.support import LiveServer, Seeded, update_row
 
 pytestmark = pytest.mark.e2e
 
 HOSTNAMES = ("BER-LAPTOP-01", "BER-LAPTOP-02", "MUC-DESK-07", "HAM-KIOSK-03")
 LIVE_WITHIN_MS = 2000
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def new_page(chromium: Any, server: LiveServer) -> Page:

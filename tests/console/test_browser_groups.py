@@ -9,16 +9,11 @@ from playwright.async_api import expect
 
 from tests.console.helpers import Agent
 from tests.console.test_browser import enrolled, log_in, new_page
-from tests.support import LiveServer, Seeded, seed_database
+from tests.support import LiveServer, Seeded
 
 pytestmark = pytest.mark.e2e
 
 HOSTNAMES = ("BER-LAPTOP-01", "BER-LAPTOP-02", "MUC-DESK-07")
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def test_an_admin_tags_devices_and_groups_them(start_server, seeded: Seeded, chromium):

@@ -24,7 +24,6 @@ from tests.support import (
     LiveServer,
     Seeded,
     free_port,
-    seed_database,
     start_live_server,
     update_row,
 )
@@ -40,11 +39,6 @@ UPDATES = {
         update_row("7zip.7zip", "23.01", "24.08", name="7-Zip"),
     ]
 }
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 @pytest.fixture

@@ -11,16 +11,11 @@ from playwright.async_api import Page, expect
 
 from tests.console.helpers import Agent
 from tests.console.test_browser import log_in, new_page
-from tests.support import LiveServer, Seeded, seed_database, update_row
+from tests.support import LiveServer, Seeded, update_row
 
 pytestmark = pytest.mark.e2e
 
 ZOOM = update_row("Zoom.Zoom", "6.2.0", "6.3.0")
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def fleet(server: LiveServer, seeded: Seeded) -> dict[str, Agent]:

@@ -11,7 +11,6 @@ from playwright.async_api import expect
 from lunaris_server.app import create_app
 from lunaris_server.core.settings import Environment
 from tests.console.test_browser import enrolled, log_in, new_page
-from tests.support import Seeded, seed_database
 
 pytestmark = pytest.mark.e2e
 
@@ -63,11 +62,6 @@ async def test_hsts_only_in_prod(settings):
         async with httpx.AsyncClient(transport=transport, base_url="https://t") as http:
             response = await http.get("/login")
     assert response.headers["strict-transport-security"].startswith("max-age=31536000")
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def test_every_console_page_runs_under_the_policy_without_violations(

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.agent_process import AgentProcess, wait_until
-from tests.support import LiveServer, Seeded, seed_database, start_live_server
+from tests.support import LiveServer, Seeded, start_live_server
 
 pytestmark = pytest.mark.e2e
 
@@ -47,13 +47,6 @@ class Winget:
         output = (SAMPLES / f"{sample}.txt").read_bytes()
         (self.path.parent / "winget-output.txt").write_bytes(output)
         (self.path.parent / "winget-exit-code.txt").write_text(str(exit_code))
-
-
-@pytest.fixture
-def seeded(database_url: str) -> Seeded:
-    import asyncio
-
-    return asyncio.run(seed_database(database_url))
 
 
 @pytest.fixture

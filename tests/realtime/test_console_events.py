@@ -12,7 +12,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import InvalidStatus
 
 from tests.databases import POSTGRES_URL
-from tests.support import LiveServer, Seeded, register_body, seed_database, update_row, ws_url
+from tests.support import LiveServer, Seeded, register_body, update_row, ws_url
 
 pytestmark = pytest.mark.e2e
 
@@ -21,11 +21,6 @@ FAST_LIVENESS = {
     "LUNARIS_OFFLINE_AFTER_MISSED_HEARTBEATS": "2",
     "LUNARIS_OFFLINE_SWEEP_INTERVAL_S": "0.2",
 }
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 class Agent:

@@ -9,16 +9,11 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from tests.console.helpers import login, page_token
 from tests.databases import POSTGRES_URL
-from tests.support import LiveServer, Seeded, run_cli, seed_database, ws_url
+from tests.support import LiveServer, run_cli, ws_url
 
 pytestmark = pytest.mark.e2e
 
 SESSION_COOKIE = "lunaris_session"
-
-
-@pytest.fixture
-async def seeded(database_url: str) -> Seeded:
-    return await seed_database(database_url)
 
 
 async def console_socket(server: LiveServer, cookie: str) -> ClientConnection:
