@@ -6,12 +6,14 @@ tests/commands/helpers.py."""
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import event
 
 from tests.agent_process import AgentProcess
 from tests.commands.helpers import Events, Statements, Tokens
+from tests.console.helpers import login
 from tests.support import (
     LiveServer,
     app_state,
@@ -31,6 +33,15 @@ async def tokens(app: FastAPI) -> Tokens:
     return Tokens(
         admin={"Authorization": f"Bearer {admin}"}, viewer={"Authorization": f"Bearer {viewer}"}
     )
+
+
+@pytest.fixture
+async def console(app: FastAPI, tokens: Tokens) -> AsyncIterator[httpx.AsyncClient]:
+    """The console, in-process, as the viewer of ``tokens`` sees it (signed in)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        assert (await login(http, "viewer", "viewer password")).status_code == 303
+        yield http
 
 
 @pytest.fixture

@@ -2,15 +2,11 @@
 available when it was queued, over the heartbeat and the socket alike, so a release published
 since cannot overtake it; and the server knows (and says) which agents understand that."""
 
-from collections.abc import AsyncIterator
-
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from tests.commands.deploying import commands_by_device, deploy, shown
 from tests.commands.helpers import Tokens, create_command, enrolled, heartbeat
-from tests.console.helpers import login
 from tests.support import RegisteredDevice, register_device, update_row
 
 CAPABLE = ["exact_versions", "window_end"]
@@ -74,14 +70,6 @@ async def test_each_device_of_a_deployment_gets_its_own_reported_version(client,
     by_device = commands_by_device(await shown(client, tokens, run["deployment"]["id"]))
     assert by_device[old.device_id][0]["versions"] == {"Git.Git": "2.46.0"}
     assert by_device[new.device_id][0]["versions"] == {"Git.Git": "2.47.1"}
-
-
-@pytest.fixture
-async def console(app: FastAPI, tokens: Tokens) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        assert (await login(http, "viewer", "viewer password")).status_code == 303
-        yield http
 
 
 async def device_capabilities(client, tokens, device: RegisteredDevice) -> list[str]:

@@ -15,6 +15,7 @@ class Row:
     agent_version: str = "0.1.0"
     agent_capabilities: str = "exact_versions"
     time_zone: str | None = "Europe/Berlin"
+    booted_at: object = None
     announced_status: str = "online"
     token_used_at: object = "2026-11-02T09:00:00Z"
     last_ip: str | None = None

@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from lunaris_agent import __version__
 from lunaris_protocol.limits import MAX_HOSTNAME, MAX_NAME
@@ -30,11 +31,36 @@ class DeviceFacts:
     hostname: str
     os_version: str
     agent_version: str = __version__
+    booted_at: datetime | None = None
 
 
 def read_device_facts() -> DeviceFacts:
     hostname = (socket.gethostname() or platform.node() or "unknown")[:MAX_HOSTNAME]
-    return DeviceFacts(hostname=hostname, os_version=os_description()[:MAX_NAME])
+    return DeviceFacts(
+        hostname=hostname, os_version=os_description()[:MAX_NAME], booted_at=boot_time()
+    )
+
+
+def boot_time(*, now: datetime | None = None) -> datetime | None:
+    """When the PC started, to the second: now less the time since boot (``GetTickCount64``
+    on Windows, ``CLOCK_BOOTTIME`` on Linux). Read once when the agent starts, so every
+    heartbeat says the same. None where it cannot be told."""
+    try:
+        if sys.platform == "win32":
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined,unused-ignore]
+            kernel32.GetTickCount64.restype = ctypes.c_ulonglong
+            uptime_s = kernel32.GetTickCount64() / 1000
+        elif hasattr(time, "CLOCK_BOOTTIME"):
+            uptime_s = time.clock_gettime(time.CLOCK_BOOTTIME)
+        else:
+            return None
+    except (OSError, AttributeError) as error:
+        log.debug("the boot time cannot be told: %s", error)
+        return None
+    started = (now or datetime.now(UTC)) - timedelta(seconds=uptime_s)
+    return started.replace(microsecond=0)
 
 
 _ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")

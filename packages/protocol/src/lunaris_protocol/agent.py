@@ -1,5 +1,6 @@
 """Bodies the agent and the server exchange over REST under ``/api/agent``."""
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Final
 from uuid import UUID
@@ -85,6 +86,8 @@ class RegisterRequest(WireModel):
     capabilities: Capabilities | None = None
     time_zone: TimeZoneName | None = None
     """The PC's time zone: a policy's window "in each device's local time" opens by it."""
+    booted_at: datetime | None = None
+    """When the PC last started (to the second): a restart clears its "reboot pending"."""
 
 
 class RegisterResponse(WireReply):
@@ -102,6 +105,7 @@ class HeartbeatRequest(WireModel):
     capabilities: Capabilities | None = None
     time_zone: TimeZoneName | None = None
     """Sent with every heartbeat: a laptop that travels moves its windows with it."""
+    booted_at: datetime | None = None
 
 
 class NewIdentity(WireReply):

@@ -126,6 +126,7 @@ class Agent:
             agent_version=self._facts.agent_version,
             capabilities=AGENT_CAPABILITIES,
             time_zone=local_time_zone(),
+            booted_at=self._facts.booted_at,
         )
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)

@@ -94,6 +94,7 @@ class Registration:
                 tags=list(config.tags),  # none clears the device's agent tags
                 capabilities=AGENT_CAPABILITIES,
                 time_zone=local_time_zone(),
+                booted_at=self._facts.booted_at,
             )
             try:
                 response = await self._client.register(request)

@@ -17,6 +17,7 @@ from lunaris_server.commands.events import announce_change
 from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.commands.overlap import OPEN_STATUSES
 from lunaris_server.core.errors import NotFound
+from lunaris_server.devices import service as devices
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
 from lunaris_server.updates.service import EventKind
 
@@ -158,6 +159,8 @@ async def _record_result(
     else:  # the same package installed twice in one command: the last result stands
         for name, value in values.items():
             setattr(row, name, value)
+    if result.reboot_required:
+        await devices.note_reboot_required(session, device_id=command.device_id, now=now)
     details = result.model_dump(mode="json", exclude={"package_identifier"})
     kind = EventKind.INSTALL_SUCCEEDED if result.succeeded else EventKind.INSTALL_FAILED
     await _record_event(

@@ -74,6 +74,11 @@ class DeviceOut(BaseModel):
     for agents built before capabilities: they install the newest version of a package."""
     time_zone: str | None = None
     """The PC's IANA time zone as its agent reports it; null from agents that do not."""
+    booted_at: datetime | None = None
+    """When the PC last started, as its agent reports it."""
+    reboot_pending_since: datetime | None = None
+    """An install asked for a restart then and the PC has not started since (Lunaris never
+    restarts a PC itself)."""
 
     @classmethod
     def of(
@@ -111,6 +116,8 @@ class DeviceOut(BaseModel):
             agent_tags=tags.agent,
             capabilities=device.capabilities,
             time_zone=device.time_zone,
+            booted_at=device.booted_at,
+            reboot_pending_since=device.reboot_pending_since,
         )
 
 

@@ -13,6 +13,7 @@ over the bus (milliseconds).
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from lunaris_protocol import ConsoleEvent, DeviceStatusUpdate
 from lunaris_server.devices.models import Device
@@ -27,6 +28,7 @@ class KnownDevice:
     agent_version: str
     agent_capabilities: str
     time_zone: str | None
+    booted_at: datetime | None
     announced_status: str
     token_used: bool
     """False until the device first spoke with its token (then it must be recorded)."""
@@ -80,6 +82,7 @@ class DeviceCache:
             device.agent_version,
             device.agent_capabilities,
             device.time_zone,
+            device.booted_at,
             device.announced_status,
             device.token_used_at is not None,
             device.last_ip,

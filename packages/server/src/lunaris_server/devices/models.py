@@ -43,6 +43,12 @@ class Device(Base):
     time_zone: Mapped[str | None] = mapped_column(String(64))
     """The PC's IANA time zone as its agent reports it (null from agents that do not): a
     policy with windows in each device's local time opens them by it."""
+    booted_at: Mapped[datetime | None]
+    """When the PC last started, as its agent reports it."""
+    reboot_pending_since: Mapped[datetime | None]
+    """An install on it asked for a restart then (``reboot_required``), and the PC has not
+    started since. Lunaris never restarts a PC itself: it says so, and a later boot clears
+    it."""
 
     @property
     def capabilities(self) -> list[str]:

@@ -33,7 +33,7 @@ from lunaris_server.devices import events, reenrollments, tags
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device, DeviceReenrollment, capability_text
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
-from lunaris_server.devices.service import mark_seen
+from lunaris_server.devices.service import mark_seen, note_boot
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.web.throttle import RegistrationThrottle
@@ -190,6 +190,9 @@ async def _enroll(
     device.agent_version = request.agent_version
     device.agent_capabilities = capability_text(request.capabilities or [])
     device.time_zone = request.time_zone
+    if request.booted_at is not None:
+        device.booted_at = request.booted_at
+        note_boot(device)
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
     device.last_ip = actor.ip

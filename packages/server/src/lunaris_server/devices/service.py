@@ -138,6 +138,7 @@ async def heartbeat(
         cloned = clones.note_hostname(device, request.hostname, now=now) or cloned
     for field, value in changed.items():
         setattr(device, field, value)
+    note_boot(device)
     came_online = mark_seen(device, now=now)
     note_token_used(device, now=now)
     await session.flush()
@@ -179,7 +180,9 @@ def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> 
     )
 
 
-def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> dict[str, str]:
+def _changed_fields(
+    device: Device | KnownDevice, request: HeartbeatRequest
+) -> dict[str, str | datetime]:
     """The device's fields the heartbeat changes, with their new values (a field it leaves
     out, null, stays as it is)."""
     capabilities = request.capabilities
@@ -189,12 +192,29 @@ def _changed_fields(device: Device | KnownDevice, request: HeartbeatRequest) -> 
         "agent_version": request.agent_version,
         "agent_capabilities": None if capabilities is None else capability_text(capabilities),
         "time_zone": request.time_zone,
+        "booted_at": request.booted_at,
     }
     return {
         field: value
         for field, value in said.items()
         if value is not None and value != getattr(device, field)
     }
+
+
+async def note_reboot_required(session: AsyncSession, *, device_id: str, now: datetime) -> None:
+    """An install on the device asked for a restart: it is "reboot pending" until it next
+    starts (consoles are told). Lunaris never restarts a PC itself."""
+    device = await session.get(Device, device_id)
+    if device is not None and device.reboot_pending_since is None:
+        device.reboot_pending_since = now
+        announce(session, events.device_status(device))
+
+
+def note_boot(device: Device) -> None:
+    """A PC that started after an install asked for a restart has restarted."""
+    pending, booted = device.reboot_pending_since, device.booted_at
+    if pending is not None and booted is not None and booted > pending:
+        device.reboot_pending_since = None
 
 
 def mark_seen(device: Device, *, now: datetime) -> bool:

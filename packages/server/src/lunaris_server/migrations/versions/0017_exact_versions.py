@@ -1,6 +1,7 @@
 """Exact-version installs: the version a command installs of each package, the end of the
 maintenance window a policy's command must not start an install after, what each agent says
-it understands (its capabilities), and each PC's own time zone (windows in local time).
+it understands (its capabilities), each PC's own time zone (windows in local time), and when
+it last started, to tell when a restart an install asked for has happened (reboot pending).
 
 Revision ID: 0017
 Revises: 0016
@@ -26,11 +27,17 @@ def upgrade() -> None:
         sa.Column("agent_capabilities", sa.String(length=512), server_default="", nullable=False),
     )
     op.add_column("devices", sa.Column("time_zone", sa.String(length=64), nullable=True))
+    op.add_column("devices", sa.Column("booted_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column(
+        "devices", sa.Column("reboot_pending_since", sa.DateTime(timezone=True), nullable=True)
+    )
 
 
 def downgrade() -> None:
     # Plain DROP COLUMN (SQLite 3.35+): a batch would copy the tables, and cannot reflect
     # their expression indexes.
+    op.execute("ALTER TABLE devices DROP COLUMN reboot_pending_since")
+    op.execute("ALTER TABLE devices DROP COLUMN booted_at")
     op.execute("ALTER TABLE devices DROP COLUMN time_zone")
     op.execute("ALTER TABLE devices DROP COLUMN agent_capabilities")
     op.execute("ALTER TABLE commands DROP COLUMN window_ends_at")
