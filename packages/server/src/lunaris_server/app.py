@@ -29,6 +29,9 @@ from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.lifecycle import CommandsFollowDevices
+from lunaris_server.compliance import api as compliance_api
+from lunaris_server.compliance import history as compliance_history
+from lunaris_server.compliance import views as compliance_views
 from lunaris_server.console.api_docs import mount_swagger_ui
 from lunaris_server.console.api_docs import router as api_docs_router
 from lunaris_server.console.errors import error_page, wants_html
@@ -159,6 +162,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         updates_api.router,
         rules_api.router,
         policies_api.router,
+        compliance_api.router,
         commands_api.router,
         deployments_api.router,
         enrollment_api.router,
@@ -179,6 +183,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         updates_views.router,
         rules_views.router,
         policies_views.router,
+        compliance_views.router,
         commands_views.router,
         deployments_views.router,
         enrollment_views.router,
@@ -240,6 +245,13 @@ def _periodic_jobs(
             lambda: scheduler.tick_once(state),
             what="scheduler tick",
             at_once=False,
+        )
+        # Once a day in effect: each run finds today's snapshot written (one indexed read)
+        # but the first after midnight UTC, in whichever process runs first.
+        jobs["compliance-snapshot"] = run_every(
+            settings.scheduler_interval_s,
+            lambda: compliance_history.snapshot_once(state),
+            what="compliance snapshot",
         )
     return jobs
 
