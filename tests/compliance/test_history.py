@@ -134,3 +134,17 @@ async def test_the_dashboard_card_and_the_page(app, admin, client, clock):
         assert "hx-disable" in fragment.text
         assert (await viewer.get("/compliance", params={"group_id": 999})).status_code == 404
         assert (await viewer.get("/compliance", params={"group_id": 0})).status_code == 400
+
+
+async def test_consoles_share_a_count_for_half_a_minute(app, admin, clock):
+    fleet = await crafted_fleet(app, admin)
+    card = await admin.get("/dashboard/compliance", headers={"HX-Request": "true"})
+    assert "60.0%" in card.text
+    pc5 = fleet["devices"]["PC-5"].device_id  # type: ignore[index]
+    assert (await admin.post(f"/api/devices/{pc5}/revoke")).status_code == 200
+    assert (await admin.get("/api/compliance")).json()["compliant_percent"] == 50.0  # fresh
+    card = await admin.get("/dashboard/compliance", headers={"HX-Request": "true"})
+    assert "60.0%" in card.text  # counted 0 s ago
+    clock.advance(seconds=31)
+    card = await admin.get("/dashboard/compliance", headers={"HX-Request": "true"})
+    assert "50.0%" in card.text

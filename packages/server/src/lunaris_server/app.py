@@ -32,6 +32,7 @@ from lunaris_server.commands.lifecycle import CommandsFollowDevices
 from lunaris_server.compliance import api as compliance_api
 from lunaris_server.compliance import history as compliance_history
 from lunaris_server.compliance import views as compliance_views
+from lunaris_server.compliance.figures_cache import FiguresCache
 from lunaris_server.console.api_docs import mount_swagger_ui
 from lunaris_server.console.api_docs import router as api_docs_router
 from lunaris_server.console.errors import error_page, wants_html
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     delivery = CommandDelivery(state)
     lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices()])
-    for part in (last_seen, device_cache, delivery, lifecycle):
+    for part in (last_seen, device_cache, delivery, lifecycle, FiguresCache()):
         state.add(part)
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
     state.realtime.on_local_event(state.part(DeviceCache).on_local_event)

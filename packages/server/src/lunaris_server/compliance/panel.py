@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.compliance import history
 from lunaris_server.compliance import service as compliance
+from lunaris_server.compliance.figures_cache import FiguresCache
 from lunaris_server.compliance.service import Figure, Figures
 from lunaris_server.console.charts import Series
 from lunaris_server.devices.models import DeviceGroup
@@ -55,9 +56,11 @@ def _devices(group_id: int | None, **filters: str) -> str:
     return "/devices" + (f"?{urlencode(query)}" if query else "")
 
 
-async def panel(session: AsyncSession, *, group_id: int | None, now: datetime) -> Panel:
+async def panel(
+    session: AsyncSession, *, group_id: int | None, now: datetime, cache: FiguresCache
+) -> Panel:
     scope = await compliance.scope(session, group_id=group_id, now=now)
-    figures = await compliance.figures(session, scope)
+    figures = await cache.figures(session, scope)
     days = await history.history(session, group_id=group_id, days=CHART_DAYS, now=now)
     stats = [
         Stat("devices", "Devices", figures.devices, "plain", None, _devices(group_id)),
