@@ -146,7 +146,7 @@ async def figures(session: AsyncSession, scope: Scope) -> Figures:
     def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
-    buckets = ("age_0_7", "age_8_30", "age_over_30")
+    buckets: tuple[Figure, ...] = ("age_0_7", "age_8_30", "age_over_30")
     per_device = (
         _waiting(
             scope,
