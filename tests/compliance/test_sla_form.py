@@ -44,6 +44,7 @@ async def test_the_sla_on_the_policy_form(app):
         page = await admin.get(saved.headers["location"])
         assert 'name="sla_days" min="0" max="365" value="14"' in page.text
         assert "overdue once an update has waited over 14 days" in page.text
+        assert "<td>14 d</td>" in (await admin.get("/policies")).text
 
         cleared = await admin.post(f"/policies/{policy['id']}", data={**form, "sla_days": ""})
         assert cleared.status_code == 303, cleared.text
