@@ -12,8 +12,15 @@ from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from lunaris_server.policies.models import Policy
-from tests.compliance.helpers import add_policy, crafted_fleet
-from tests.support import FakeClock, api_login, app_state, create_user
+from tests.compliance.helpers import DAYS_8, add_policy, crafted_fleet, report
+from tests.support import (
+    FakeClock,
+    api_login,
+    app_state,
+    create_secret,
+    create_user,
+    register_device,
+)
 
 
 @pytest.fixture
@@ -109,3 +116,32 @@ async def test_the_rows_behind_each_figure_as_csv(app, admin):
     (row,) = read_csv(answer.text)
     assert row["name"] == "'=HYPERLINK(1)"  # a formula stays text
     assert (row["age_days"], row["overdue"], row["source"]) == ("31", "yes", "winget")
+
+
+async def test_missing_is_what_each_device_page_does_not_call_ignored(app, admin):
+    """Devices in two groups whose rules for one package have the same rank: the older rule
+    decides (updates/rules.py). The count agrees with every device's own decisions."""
+    secret = await create_secret(app)
+    devices = [await register_device(admin, secret, hostname=f"PC-{n}") for n in range(1, 5)]
+    for name, members in (("A", devices[:2]), ("B", devices[1:3])):
+        listed = [device.device_id for device in members]
+        group = await admin.post("/api/groups", json={"name": name, "device_ids": listed})
+        assert group.status_code == 201, group.text
+        rule = {"package": "Zoom.Zoom", "group_id": group.json()["id"]}
+        rule["action"] = "ignore" if name == "A" else "manual"  # A's is older
+        assert (await admin.post("/api/package-rules", json=rule)).status_code == 201
+    for device in devices:
+        await report(app, admin, device, {"Zoom.Zoom": DAYS_8})
+    ignored_on = set()
+    for device in devices:
+        decisions = await admin.get(f"/api/devices/{device.device_id}/update-decisions")
+        if [d["state"] for d in decisions.json()] == ["ignored"]:
+            ignored_on.add(device.device_id)
+    assert ignored_on == {devices[0].device_id, devices[1].device_id}
+    now = (await admin.get("/api/compliance")).json()
+    assert (now["devices"], now["compliant"], now["waiting"]) == (4, 2, 2)
+    answer = await admin.get("/api/compliance/devices.csv", params={"figure": "missing"})
+    assert {r["device_id"] for r in read_csv(answer.text)} == {
+        devices[2].device_id,
+        devices[3].device_id,
+    }
