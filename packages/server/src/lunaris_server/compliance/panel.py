@@ -87,10 +87,9 @@ async def panel(
             None,
         ),
     ]
-    shares = [
-        round(100 * d.figures.compliant / d.figures.devices) if d.figures.devices else 100
-        for d in days
-    ]
+    # A day with no devices has no share to chart.
+    days = [d for d in days if d.figures.devices]
+    shares = [round(100 * d.figures.compliant / d.figures.devices) for d in days]
     return Panel(
         group=scope.group,
         figures=figures,
