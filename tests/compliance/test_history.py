@@ -54,6 +54,11 @@ async def test_a_day_is_written_once_for_the_fleet_and_each_group(app, admin, cl
     assert [d["day"] for d in days] == [str(today), str(today + timedelta(days=1))]
     assert (days[0]["devices"], days[0]["compliant"], days[0]["missing"]) == (5, 3, 2)
     assert days[0]["compliant_percent"] == 60.0
+    for group_id in groups:  # one pass for all groups counts as each group's own count
+        kept = await admin.get("/api/compliance/history", params={"group_id": group_id})
+        now = await admin.get("/api/compliance", params={"group_id": group_id})
+        figures = {k: v for k, v in now.json().items() if k not in ("group_id", "at")}
+        assert {k: v for k, v in kept.json()[-1].items() if k != "day"} == figures
     lab = await admin.get("/api/compliance/history", params={"group_id": fleet["lab"]})
     assert [(d["devices"], d["compliant"]) for d in lab.json()] == [(1, 1), (1, 1)]
     assert len((await admin.get("/api/compliance/history", params={"days": 1})).json()) == 1
