@@ -131,6 +131,9 @@ async def test_the_dashboard_card_and_the_page(app, admin, client, clock):
         assert "Compliance: <bdi>Lab</bdi>" in lab.text
         assert f'data-live-src="/compliance?group_id={fleet["lab"]}"' in lab.text
         assert f"figure=missing&amp;group_id={fleet['lab']}" in lab.text
+        # Every group's latest snapshot, side by side: Four has PC-4, not compliant.
+        assert f'<tr data-group="{fleet["four"]}">' in lab.text
+        assert '<td class="num">0.0%</td>' in lab.text
         fragment = await viewer.get(
             "/compliance", params={"group_id": fleet["four"]}, headers={"HX-Request": "true"}
         )

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.compliance import service as compliance
@@ -75,6 +75,22 @@ class DayFigures:
     figures: compliance.Figures
 
 
+def _day_figures(row: ComplianceDay) -> DayFigures:
+    figures = {f.name: getattr(row, f.name) for f in fields(compliance.Figures)}
+    return DayFigures(day=row.day, figures=compliance.Figures(**figures))
+
+
+async def latest_of_groups(session: AsyncSession) -> dict[int, DayFigures]:
+    """Each group's figures in the latest snapshot (by group id)."""
+    latest = select(func.max(ComplianceDay.day)).scalar_subquery()
+    rows = await session.scalars(
+        select(ComplianceDay).where(
+            ComplianceDay.day == latest, ComplianceDay.group_id.is_not(None)
+        )
+    )
+    return {row.group_id: _day_figures(row) for row in rows if row.group_id is not None}
+
+
 async def history(
     session: AsyncSession, *, group_id: int | None, days: int, now: datetime
 ) -> list[DayFigures]:
@@ -89,12 +105,4 @@ async def history(
     rows = await session.scalars(
         select(ComplianceDay).where(scope, ComplianceDay.day >= first).order_by(ComplianceDay.day)
     )
-    return [
-        DayFigures(
-            day=row.day,
-            figures=compliance.Figures(
-                **{f.name: getattr(row, f.name) for f in fields(compliance.Figures)}
-            ),
-        )
-        for row in rows
-    ]
+    return [_day_figures(row) for row in rows]

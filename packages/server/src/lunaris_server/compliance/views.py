@@ -7,6 +7,7 @@ from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from lunaris_server.accounts.deps import ConsoleUser
+from lunaris_server.compliance import history
 from lunaris_server.compliance.figures_cache import FiguresCache
 from lunaris_server.compliance.panel import panel
 from lunaris_server.console.deps import ConsoleDep
@@ -36,4 +37,5 @@ async def compliance_page(
     if wants_fragment(request):
         return console.render(request, "partials/compliance/figures.html", context)
     context["groups"] = await device_groups.list_groups(session)
+    context["latest"] = await history.latest_of_groups(session)
     return console.render(request, "pages/compliance/index.html", context)
