@@ -119,7 +119,7 @@ async def test_the_dashboard_card_and_the_page(app, admin, client, clock):
         html = page.text
         assert 'data-live-src="/dashboard/compliance"' in html
         assert "60.0%" in html
-        assert 'data-stat="overdue"' in html
+        assert 'data-figure="overdue"' in html
         assert "/api/compliance/devices.csv?figure=age_over_30" in html
         assert "chart-lines" in html  # the 90-day chart, from the first snapshot on
         card = await viewer.get("/dashboard/compliance", headers={"HX-Request": "true"})

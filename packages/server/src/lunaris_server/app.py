@@ -108,7 +108,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     delivery = CommandDelivery(state)
     lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices()])
-    for part in (last_seen, device_cache, delivery, lifecycle, FiguresCache()):
+    figures_cache = FiguresCache(ttl_s=settings.compliance_cache_s)
+    for part in (last_seen, device_cache, delivery, lifecycle, figures_cache):
         state.add(part)
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
     state.realtime.on_local_event(state.part(DeviceCache).on_local_event)
