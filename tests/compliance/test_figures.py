@@ -9,9 +9,12 @@ import io
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 
+from lunaris_server.compliance.ignored import Ignored
+from lunaris_server.devices.models import Device
 from lunaris_server.policies.models import Policy
+from lunaris_server.updates.models import DeviceUpdate
 from tests.compliance.helpers import DAYS_8, add_policy, crafted_fleet, report
 from tests.support import (
     FakeClock,
@@ -145,3 +148,25 @@ async def test_missing_is_what_each_device_page_does_not_call_ignored(app, admin
         devices[2].device_id,
         devices[3].device_id,
     }
+
+
+async def test_thousands_of_ignored_packages_fit_one_statement(app, admin):
+    """An ignore glob can name every package of a large fleet, times the membership keys:
+    more than the databases take as bound parameters, and as row values PostgreSQL cannot
+    plan."""
+    fleet = await crafted_fleet(app, admin)
+    ignored = Ignored(
+        [(f"Vendor.App{n}", "winget") for n in range(20_000)] + [("Zoom.Zoom", "winget")],
+        [(f"Vendor.App{n}", "winget", "1") for n in range(20_000)],
+        [],
+    )
+    devices = select(Device.id, literal("1").label("key")).subquery()
+    statement = (
+        select(func.count())
+        .select_from(DeviceUpdate)
+        .join(devices, devices.c.id == DeviceUpdate.device_id)
+        .where(ignored.condition(devices.c.key))
+    )
+    async with app_state(app).database.session() as session:
+        assert await session.scalar(statement) == 2  # Zoom on PC-1 and PC-4
+    assert fleet

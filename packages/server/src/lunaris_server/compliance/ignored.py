@@ -10,9 +10,22 @@ pair. The result is a condition on ``device_updates`` rows joined to that key: a
 ignored for every key, or a (pair, key) triple.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import ColumnElement, String, case, false, func, literal, or_, select, tuple_
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    String,
+    bindparam,
+    case,
+    false,
+    func,
+    literal,
+    or_,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.devices.membership import member_condition
@@ -37,13 +50,34 @@ class Ignored:
 
     def condition(self, key: ColumnElement[str] | None) -> ColumnElement[bool]:
         """True on the update rows a rule ignores (``key``: the row's device's key)."""
-        source = func.coalesce(DeviceUpdate.source, "")
+        pair = [DeviceUpdate.package_identifier, func.coalesce(DeviceUpdate.source, "")]
         conditions: list[ColumnElement[bool]] = []
         if self.everywhere:
-            conditions.append(tuple_(DeviceUpdate.package_identifier, source).in_(self.everywhere))
+            conditions.append(_joined(pair).in_(_inline(self.everywhere)))
         if self.by_key and key is not None:
-            conditions.append(tuple_(DeviceUpdate.package_identifier, source, key).in_(self.by_key))
+            conditions.append(_joined([*pair, key]).in_(_inline(self.by_key)))
         return or_(*conditions) if conditions else false()
+
+
+SEPARATOR = "\x1f"
+"""Between the parts of a compared key: package ids and sources never hold a control
+character (lunaris_protocol.text), and membership keys are 0s and 1s."""
+
+
+def _joined(parts: list[ColumnElement[str]]) -> ColumnElement[str]:
+    column = parts[0]
+    for part in parts[1:]:
+        column = column.concat(literal(SEPARATOR, String)).concat(part)
+    return column
+
+
+def _inline(values: Sequence[tuple[str, ...]]) -> BindParameter[Any]:
+    """The keys, joined, written into the statement as literals: an ignore glob can name
+    thousands of the fleet's packages (times the membership keys), past the databases'
+    limits on bound parameters (32,767 for PostgreSQL's protocol), and a list of row values
+    that long is too deep for PostgreSQL to plan; a list of strings becomes one array."""
+    joined = [SEPARATOR.join(value) for value in values]
+    return bindparam(None, joined, expanding=True, literal_execute=True, type_=String())
 
 
 def membership_key(groups: list[DeviceGroup]) -> ColumnElement[str]:
