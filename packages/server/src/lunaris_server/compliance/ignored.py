@@ -50,7 +50,7 @@ class Ignored:
 
     def condition(self, key: ColumnElement[str] | None) -> ColumnElement[bool]:
         """True on the update rows a rule ignores (``key``: the row's device's key)."""
-        pair = [DeviceUpdate.package_identifier, func.coalesce(DeviceUpdate.source, "")]
+        pair: list[Any] = [DeviceUpdate.package_identifier, func.coalesce(DeviceUpdate.source, "")]
         conditions: list[ColumnElement[bool]] = []
         if self.everywhere:
             conditions.append(_joined(pair).in_(_inline(self.everywhere)))
@@ -64,8 +64,8 @@ SEPARATOR = "\x1f"
 character (lunaris_protocol.text), and membership keys are 0s and 1s."""
 
 
-def _joined(parts: list[ColumnElement[str]]) -> ColumnElement[str]:
-    column = parts[0]
+def _joined(parts: list[Any]) -> ColumnElement[str]:
+    column: ColumnElement[str] = parts[0]
     for part in parts[1:]:
         column = column.concat(literal(SEPARATOR, String)).concat(part)
     return column
