@@ -7,17 +7,16 @@ the scheduler scenario). Then, timed in this process against the database: the f
 figures, one group's, the daily snapshot (the fleet and all twenty groups), and the CSV of
 one figure.
 
-    .venv/bin/python -m bench.compliance_figures --devices 100000
+    bench/run compliance --devices 100000
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import time
 from datetime import UTC, datetime
 
-from bench._common import BenchDatabase, log
+from bench._common import BenchDatabase, Result, log, print_table
 from bench.fleet_groups import GROUPS, seed_groups
 from bench.pages import seed_fleet
 from lunaris_server.audit.service import CLI_ACTOR
@@ -90,28 +89,36 @@ async def _timed(url: str, groups: dict[str, int]) -> list[tuple[str, float, str
     return found
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--devices", type=int, default=100_000)
-    parser.add_argument("--db", default="postgresql", choices=("postgresql", "sqlite"))
-    parser.add_argument("--keep", action="store_true", help="keep the database (its URL is logged)")
-    options = parser.parse_args()
-    database = asyncio.run(BenchDatabase.create(options.db))
+def run(*, backend: str, devices: int, keep: bool = False) -> Result:
+    database = asyncio.run(BenchDatabase.create(backend))
+    rounds: list[list[tuple[str, float, str]]] = []
     try:
-        log(f"seeding {options.devices} devices on {options.db}")
-        asyncio.run(seed_fleet(database.url, options.devices))
+        log(f"seeding {devices} devices on {backend}")
+        asyncio.run(seed_fleet(database.url, devices))
         groups = asyncio.run(seed_groups(database.url))
         asyncio.run(_define(database.url, groups))
         log("timing")
-        for _ in range(1 if options.keep else 2):  # the second round runs warm
-            for what, seconds, detail in asyncio.run(_timed(database.url, groups)):
-                print(f"{what:32} {seconds * 1000:8.0f} ms  {detail}", flush=True)
+        for _ in range(2):  # the second round runs warm (its snapshot finds the day written)
+            rounds.append(asyncio.run(_timed(database.url, groups)))
     finally:
-        if options.keep:
+        if keep:
             log(f"kept {database.url}")
         else:
             asyncio.run(database.drop())
-
-
-if __name__ == "__main__":
-    main()
+    print_table(
+        f"compliance on {backend}, {devices} devices, 20 groups and policies: ms (cold, warm)",
+        [
+            (what, f"{first * 1000:.0f}, {second * 1000:.0f}  {detail}")
+            for (what, first, detail), (_, second, _) in zip(*rounds, strict=True)
+        ],
+    )
+    result = Result("compliance")
+    result.figures = {
+        "backend": backend,
+        "devices": devices,
+        "ms": {
+            what: [round(r[i][1] * 1000) for r in rounds]
+            for i, (what, _, _) in enumerate(rounds[0])
+        },
+    }
+    return result
