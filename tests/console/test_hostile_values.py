@@ -265,7 +265,10 @@ def page_urls(world: World) -> dict[str, list[str]]:
     devices = [f"/devices/{device_id}" for device_id in DEVICE_IDS]
     return {
         "/": ["/"],
-        "/dashboard/{fragment}": [f"/dashboard/{f}" for f in ("stats", "charts", "recent")],
+        "/dashboard/{fragment}": [
+            f"/dashboard/{f}" for f in ("stats", "compliance", "charts", "recent")
+        ],
+        "/compliance": ["/compliance", "/compliance?group_id=1"],
         "/devices": [
             "/devices",
             f"/devices?q={search}",

@@ -29,6 +29,10 @@ from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.commands.lifecycle import CommandsFollowDevices
+from lunaris_server.compliance import api as compliance_api
+from lunaris_server.compliance import history as compliance_history
+from lunaris_server.compliance import views as compliance_views
+from lunaris_server.compliance.figures_cache import FiguresCache
 from lunaris_server.console.api_docs import mount_swagger_ui
 from lunaris_server.console.api_docs import router as api_docs_router
 from lunaris_server.console.errors import error_page, wants_html
@@ -104,7 +108,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     )
     delivery = CommandDelivery(state)
     lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices()])
-    for part in (last_seen, device_cache, delivery, lifecycle):
+    figures_cache = FiguresCache(ttl_s=settings.compliance_cache_s)
+    for part in (last_seen, device_cache, delivery, lifecycle, figures_cache):
         state.add(part)
     state.realtime.bus.subscribe(state.part(DeviceCache).on_bus_message)
     state.realtime.on_local_event(state.part(DeviceCache).on_local_event)
@@ -159,6 +164,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         updates_api.router,
         rules_api.router,
         policies_api.router,
+        compliance_api.router,
         commands_api.router,
         deployments_api.router,
         enrollment_api.router,
@@ -179,6 +185,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         updates_views.router,
         rules_views.router,
         policies_views.router,
+        compliance_views.router,
         commands_views.router,
         deployments_views.router,
         enrollment_views.router,
@@ -240,6 +247,13 @@ def _periodic_jobs(
             lambda: scheduler.tick_once(state),
             what="scheduler tick",
             at_once=False,
+        )
+        # Once a day in effect: each run finds today's snapshot written (one indexed read)
+        # but the first after midnight UTC, in whichever process runs first.
+        jobs["compliance-snapshot"] = run_every(
+            settings.scheduler_interval_s,
+            lambda: compliance_history.snapshot_once(state),
+            what="compliance snapshot",
         )
     return jobs
 

@@ -63,6 +63,9 @@ class Settings(BaseSettings):
     again. Changes evict it at once through the bus; this only bounds how long a missed
     announcement could go unnoticed. Keep it well above the heartbeat interval, or every
     heartbeat reads the database."""
+    compliance_cache_s: float = Field(default=30.0, ge=0, le=3600)
+    """How long the consoles of a process share one count of the compliance figures (a count
+    takes about a second at 100,000 devices); 0 counts for every refresh."""
     console_queue_size: int = Field(default=256, ge=1, le=100_000)
     """Events buffered per console socket before the client is told to resync."""
     command_expiry_s: int = Field(default=24 * 3600, ge=60, le=30 * 86_400)

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from lunaris_server.accounts.deps import ConsoleUser
+from lunaris_server.compliance.figures_cache import FiguresCache
+from lunaris_server.compliance.panel import panel as compliance_panel
 from lunaris_server.console.deps import ConsoleDep
 from lunaris_server.dashboard import service as dashboard
 from lunaris_server.dashboard.charts import dashboard_charts
@@ -20,7 +22,7 @@ router = APIRouter(include_in_schema=False)
 TOP_PACKAGES = 10
 RECENT_DEVICES = 8
 
-DashboardFragment = Literal["stats", "charts", "recent"]
+DashboardFragment = Literal["stats", "compliance", "charts", "recent"]
 
 
 async def _context(
@@ -38,6 +40,9 @@ async def _context(
         )
         activity = await dashboard.daily_activity(session, now=now)
         context["charts"] = dashboard_charts(stats, top_packages, activity)
+    if fragment in (None, "compliance"):
+        cache = state.part(FiguresCache)
+        context["compliance"] = await compliance_panel(session, group_id=None, now=now, cache=cache)
     if fragment in (None, "recent"):
         recent = await device_queries.recently_seen(session, limit=RECENT_DEVICES)
         context["recent"] = [device_view(d, state, now) for d in recent]

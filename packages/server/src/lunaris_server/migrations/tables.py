@@ -3,6 +3,7 @@
 from lunaris_server.accounts.models import ApiToken, SessionFlash, User, UserSession
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.commands.models import Command, CommandResult, Deployment
+from lunaris_server.compliance.models import ComplianceDay
 from lunaris_server.db.base import Base
 from lunaris_server.devices.models import (
     Device,
@@ -36,6 +37,7 @@ __all__ = [
     "Base",
     "Command",
     "CommandResult",
+    "ComplianceDay",
     "Deployment",
     "Device",
     "DeviceGroup",

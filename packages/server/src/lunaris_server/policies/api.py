@@ -52,6 +52,7 @@ class PolicyOut(PolicySpec):
             time_zone=policy.time_zone,
             deferral_days=policy.deferral_days,
             max_concurrent=policy.max_concurrent,
+            sla_days=policy.sla_days,
             rings=[RingSpec.model_validate(ring, from_attributes=True) for ring in rings],
             window_text=policies.window_text(policy),
             created_at=policy.created_at,

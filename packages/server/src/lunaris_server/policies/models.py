@@ -39,6 +39,9 @@ class Policy(Base):
     """Install a version only once it has been available in the fleet this many days."""
     max_concurrent: Mapped[int | None] = mapped_column(Integer)
     """Devices installing at once under this policy (all rings); null: no limit."""
+    sla_days: Mapped[int | None] = mapped_column(Integer)
+    """A device of the policy is overdue once an update it counts as missing has waited
+    longer than this many days (compliance); null: no SLA."""
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(128))
     updated_at: Mapped[datetime]

@@ -13,7 +13,7 @@ is online) hold a slot; a command waiting for an offline device does not.
 """
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,7 +32,7 @@ from lunaris_server.policies.models import PackageVersionSeen, Policy, PolicyIns
 from lunaris_server.policies.rollouts import RolloutState
 from lunaris_server.updates import rule_store
 from lunaris_server.updates.models import DeviceUpdate
-from lunaris_server.updates.rules import RuleAction, RuleBook, UpdateState, is_glob
+from lunaris_server.updates.rules import RuleAction, RuleBook, UpdateState
 
 Place = tuple[int, int]
 """A device's (policy id, ring position)."""
@@ -71,6 +71,24 @@ class Plan:
         return found
 
 
+def ring_case(
+    policies: list[Policy],
+    rings: dict[int, list[PolicyRing]],
+    groups: dict[int, DeviceGroup],
+    value: Callable[[Policy, PolicyRing], ColumnElement[Any]],
+) -> ColumnElement[Any] | None:
+    """A column of the devices row: ``value`` of the policy and ring a device takes (the first
+    enabled policy, in the order given, with a ring whose group holds it, and its first such
+    ring), NULL for a device in none; None when no enabled policy has a ring."""
+    whens = [
+        (member_condition(groups[ring.group_id]), value(policy, ring))
+        for policy in policies
+        if policy.enabled
+        for ring in rings[policy.id]
+    ]
+    return case(*whens, else_=None) if whens else None
+
+
 async def places(
     session: AsyncSession,
     policies: list[Policy],
@@ -81,15 +99,12 @@ async def places(
     """The policy and ring of each device ``within`` selects (those in no ring are left out):
     the first matching ring in policy order decides. One statement, so the database finds
     each group's tagged devices once, however many devices are placed."""
-    whens = [
-        (member_condition(groups[ring.group_id]), literal(f"{policy.id}:{ring.position}"))
-        for policy in policies
-        if policy.enabled
-        for ring in rings[policy.id]
-    ]
-    if not whens:
+    column = ring_case(
+        policies, rings, groups, lambda policy, ring: literal(f"{policy.id}:{ring.position}")
+    )
+    if column is None:
         return {}
-    place = case(*whens, else_=None).label("place")
+    place = column.label("place")
     rows = await session.execute(select(Device.id, place).where(Device.revoked_at.is_(None)))
     found: dict[str, Place] = {}
     for device_id, value in rows:
@@ -97,21 +112,6 @@ async def places(
             policy_id, position = value.split(":")
             found[device_id] = (int(policy_id), int(position))
     return found
-
-
-def _auto_packages(book: RuleBook) -> ColumnElement[bool] | None:
-    """The condition on update rows that any ``auto`` rule could decide (None: no auto rule,
-    so nothing is due and nothing need be read)."""
-    column = func.lower(DeviceUpdate.package_identifier)  # ix_device_updates_package_folded
-    auto = [rule.package.lower() for rule in book.rules if rule.action == RuleAction.AUTO]
-    conditions: list[ColumnElement[bool]] = []
-    exact = [package for package in auto if not is_glob(package)]
-    if exact:
-        conditions.append(column.in_(exact))
-    for pattern in (package for package in auto if is_glob(package)):
-        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        conditions.append(column.like(escaped.replace("*", "%"), escape="\\"))
-    return or_(*conditions) if conditions else None
 
 
 async def _group_members(
@@ -185,7 +185,7 @@ async def plan(
     changes nothing). ``per_tick``: devices queued at most (the rest wait for the next)."""
     result = Plan()
     book = await rule_store.load_book(session)
-    auto = _auto_packages(book)
+    auto = rule_store.packages_named(book, RuleAction.AUTO)
     if auto is None or not due_policies:
         return result
     # The waiting updates an auto rule could decide, leaving out at once (in the database)

@@ -64,6 +64,9 @@ class PolicySpec(BaseModel):
     time_zone: Annotated[str, Field(max_length=64)] = "UTC"
     deferral_days: Annotated[int, Field(ge=0, le=365)] = 0
     max_concurrent: Count | None = None
+    sla_days: Annotated[int, Field(ge=0, le=365)] | None = None
+    """Days an update may wait on a device of this policy before the device is overdue
+    (compliance); null: no SLA."""
     rings: Annotated[list[RingSpec], Field(min_length=1, max_length=MAX_RINGS)]
 
     @field_validator("time_zone")
@@ -140,6 +143,7 @@ def _apply(policy: Policy, spec: PolicySpec) -> None:
     policy.time_zone = spec.time_zone
     policy.deferral_days = spec.deferral_days
     policy.max_concurrent = spec.max_concurrent
+    policy.sla_days = spec.sla_days
     if spec.window is None:
         policy.window_days, policy.window_start, policy.window_minutes = None, None, None
     else:

@@ -33,6 +33,7 @@ LABELS = {
     "time_zone": "Time zone",
     "deferral_days": "Wait after release (days)",
     "max_concurrent": "At once",
+    "sla_days": "Overdue after (days)",
     "rings": "Rings",
 }
 
@@ -74,6 +75,7 @@ def spec_of(fields: list[tuple[str, str]]) -> PolicySpec:
         "time_zone": form.get("time_zone", "").strip() or "UTC",
         "deferral_days": number("deferral_days") or 0,
         "max_concurrent": number("max_concurrent"),
+        "sla_days": number("sla_days"),
         "rings": rings,
     }
     return parsed(PolicySpec, data, LABELS)
@@ -100,6 +102,7 @@ def _form_of(out: PolicyOut) -> dict[str, object]:
         "time_zone": out.time_zone,
         "deferral_days": str(out.deferral_days),
         "max_concurrent": str(out.max_concurrent or ""),
+        "sla_days": "" if out.sla_days is None else str(out.sla_days),
     }
     for n, ring in enumerate(out.rings):
         form |= {

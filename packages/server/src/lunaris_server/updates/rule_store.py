@@ -5,8 +5,9 @@ from collections import defaultdict
 from collections.abc import Collection
 from datetime import datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import InstrumentedAttribute
 
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
@@ -14,7 +15,7 @@ from lunaris_server.devices import groups
 from lunaris_server.devices.membership import member_condition
 from lunaris_server.devices.models import Device, DeviceGroup
 from lunaris_server.updates.models import DeviceUpdate, PackageRule
-from lunaris_server.updates.rules import OFFERED, Decision, RuleBook, RuleSpec
+from lunaris_server.updates.rules import OFFERED, Decision, RuleAction, RuleBook, RuleSpec, is_glob
 
 MAX_RULES = 5_000
 
@@ -24,6 +25,27 @@ async def load_book(session: AsyncSession) -> RuleBook:
     rows = await session.execute(select(DeviceGroup.id, DeviceGroup.name))
     names = {row.id: row.name for row in rows}
     return RuleBook(rules=rules, group_names=names)
+
+
+def packages_named(
+    book: RuleBook,
+    action: RuleAction,
+    column: ColumnElement[str] | InstrumentedAttribute[str] = DeviceUpdate.package_identifier,
+) -> ColumnElement[bool] | None:
+    """The condition on rows with a package id ``column`` that a rule with ``action`` names
+    (its exact id or its glob, case-folded), so that only those are read; None when no rule
+    has that action. The rules still decide each row (RuleBook.decide): another rule may be
+    more specific."""
+    folded = func.lower(column)  # on device_updates: ix_device_updates_package_folded
+    named = [rule.package.lower() for rule in book.rules if rule.action == action]
+    conditions: list[ColumnElement[bool]] = []
+    exact = [package for package in named if not is_glob(package)]
+    if exact:
+        conditions.append(folded.in_(exact))
+    for pattern in (package for package in named if is_glob(package)):
+        escaped = pattern.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        conditions.append(folded.like(escaped.replace("*", "%"), escape="\\"))
+    return or_(*conditions) if conditions else None
 
 
 async def get_rule(session: AsyncSession, *, rule_id: int) -> PackageRule:
