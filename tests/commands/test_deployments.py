@@ -304,3 +304,28 @@ async def test_every_update_on_a_selection_is_what_the_package_rules_offer(clien
     assert by_device[ruled.device_id][0]["packages"] == ["Git.Git"]
     assert by_device[ruled.device_id][0]["versions"] == {"Git.Git": "2.0"}
     assert held_only.device_id not in by_device
+
+
+async def test_a_package_on_every_device_waiting_leaves_out_those_whose_rules_keep_it(
+    client, tokens, secret
+):
+    free = await enrolled(client, secret, ["Git.Git"], hostname="PC-FREE")
+    pinned = await enrolled(client, secret, ["Git.Git"], hostname="KIOSK-1")
+    await enrolled(client, secret, ["Git.Git"], hostname="KIOSK-2")
+    kiosks = await client.post(
+        "/api/groups", json={"name": "Kiosks", "hostname_glob": "KIOSK-*"}, headers=tokens.admin
+    )
+    assert kiosks.status_code == 201, kiosks.text
+    pin = {"package": "Git.*", "group_id": kiosks.json()["id"], "version_constraint": "<2"}
+    made = await client.post("/api/package-rules", json=pin, headers=tokens.admin)
+    assert made.status_code == 201, made.text
+
+    ran = await client.post("/api/updates/Git.Git/run", headers=tokens.admin)
+    assert ran.status_code == 201, ran.text
+    assert (ran.json()["total"], ran.json()["skipped_by_rules"]) == (1, 2)
+    assert [c["device_id"] for c in ran.json()["items"]] == [free.device_id]
+    # Nobody else to run it on: the refusal says why.
+    again = await client.post("/api/updates/Git.Git/run", headers=tokens.admin)
+    assert again.status_code == 409, again.text
+    assert again.json()["error"]["details"] == {"skipped": 1, "skipped_by_rules": 2}
+    assert pinned.device_id not in {c["device_id"] for c in ran.json()["items"]}

@@ -117,6 +117,9 @@ class PackageRunOut(BaseModel):
     """Commands created: one per device waiting for the package."""
     skipped: int
     """Devices waiting for it that got none: an open command of theirs installs it already."""
+    skipped_by_rules: int = 0
+    """Devices waiting for it that got none: their package rules ignore it, hold it by a pin
+    or skip its version."""
     deployment_id: str
     """The deployment the commands make up (``GET /api/deployments/{id}``: its summary)."""
     items: list[CommandOut]
@@ -186,6 +189,7 @@ async def run_package(
         source=source,
         total=len(created.created),
         skipped=created.skipped,
+        skipped_by_rules=created.skipped_by_rules,
         deployment_id=created.deployment.id,
         items=[CommandOut.of(command, hostname) for command, hostname in created.created],
     )

@@ -41,6 +41,7 @@ from lunaris_server.commands.queueing import (
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
+from lunaris_server.updates import rule_store
 from lunaris_server.updates.models import DeviceUpdate
 
 __all__ = ["RUN_UPDATES", "CommandDetail", "PackageRun"]
@@ -171,12 +172,19 @@ async def create_for_package(
     targets = [(device_id, hostname) for device_id, hostname, truncated in waiting if not truncated]
     locked = await overlap.lock_devices(session, [device_id for device_id, _ in targets])
     targets = [(device_id, hostname) for device_id, hostname in targets if device_id in locked]
+    # A device whose package rules ignore the update, hold it by a pin or skip its version
+    # keeps it: the rules are there to stop exactly such a fleet-wide run.
+    held = await rule_store.held_devices(
+        session, [d for d, _ in targets], package=package, source=source
+    )
+    targets = [(device_id, hostname) for device_id, hostname in targets if device_id not in held]
     covered = await overlap.open_overlaps(session, [d for d, _ in targets], [package])
     targets = [(device_id, hostname) for device_id, hostname in targets if device_id not in covered]
     if not targets:
         raise Conflict(
-            f"every device waiting for {package} has an open command that installs it already",
-            details={"skipped": len(covered)},
+            f"no device waiting for {package} gets a command: {len(covered):,} have an open "
+            f"command that installs it already, {len(held):,} keep it by their package rules",
+            details={"skipped": len(covered), "skipped_by_rules": len(held)},
         )
     from_source = f" from {source}" if source is not None else ""
     deployment = new_deployment(
@@ -214,10 +222,13 @@ async def create_for_package(
             "deployment_id": deployment.id,
             "commands": len(created),
             "skipped": len(covered),
+            "skipped_by_rules": len(held),
         },
         now=now,
     )
-    return PackageRun(created, skipped=len(covered), deployment=deployment)
+    return PackageRun(
+        created, skipped=len(covered), skipped_by_rules=len(held), deployment=deployment
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,6 +237,8 @@ class PackageRun:
     """Each new command with its device's hostname."""
     skipped: int
     """Devices left out: an open command of theirs installs the package already."""
+    skipped_by_rules: int
+    """Devices left out: their package rules ignore it, hold it by a pin or skip its version."""
     deployment: Deployment
     """The deployment the new commands make up."""
 

@@ -82,14 +82,16 @@ async def commands_page(
     session: SessionDep,
     query: CommandQueryDep,
     skipped: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
+    held: Annotated[int, Query(ge=0, le=10_000_000)] = 0,
     deployment: UUID | None = None,
 ) -> Response:
     """``skipped``: a fleet-wide run just left out this many devices (an open command of
-    theirs installs the package already), said above the list; ``deployment``: the
-    deployment it queued, linked there."""
+    theirs installs the package already), and ``held`` this many (their package rules keep
+    it), said above the list; ``deployment``: the deployment it queued, linked there."""
     found = await queries.command_page(session, query=query)
     context = {
         "skipped": skipped,
+        "held": held,
         "deployment_id": str(deployment) if deployment else None,
         "rows": found.rows,
         "pager": Pager.seeking(
@@ -277,6 +279,8 @@ async def run_package(
     target = f"/commands?deployment={created.deployment.id}"
     if created.skipped:
         target += f"&skipped={created.skipped}"
+    if created.skipped_by_rules:
+        target += f"&held={created.skipped_by_rules}"
     if wants_fragment(request):
         return Response(status_code=200, headers={"HX-Redirect": target})
     return RedirectResponse(target, status_code=303)

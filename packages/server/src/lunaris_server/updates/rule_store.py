@@ -237,6 +237,37 @@ async def offered_updates(
     return offered
 
 
+async def held_devices(
+    session: AsyncSession, device_ids: list[str], *, package: str, source: str | None
+) -> set[str]:
+    """The devices among ``device_ids`` on which the package rules offer no waiting update of
+    ``package`` (from ``source``, or any): ignored, held by a pin, or the version skipped."""
+    book = await load_book(session)
+    if not book.names(package):
+        return set()  # no rule names it: every device is offered it
+    member_of = await rule_groups(session, book, device_ids)
+    offered: set[str] = set()
+    conditions = [DeviceUpdate.package_identifier == package]
+    if source is not None:
+        conditions.append(DeviceUpdate.source == source)
+    for start in range(0, len(device_ids), 1000):
+        rows = await session.execute(
+            select(
+                DeviceUpdate.device_id, DeviceUpdate.source, DeviceUpdate.available_version
+            ).where(DeviceUpdate.device_id.in_(device_ids[start : start + 1000]), *conditions)
+        )
+        for device_id, row_source, available in rows:
+            decision = book.decide(
+                package=package,
+                source=row_source,
+                available_version=available,
+                group_ids=member_of[device_id],
+            )
+            if decision.state in OFFERED:
+                offered.add(device_id)
+    return set(device_ids) - offered
+
+
 async def offered_packages(session: AsyncSession, *, device_id: str) -> list[str] | None:
     """:func:`offered_updates` of one device."""
     return (await offered_updates(session, [device_id]))[device_id]

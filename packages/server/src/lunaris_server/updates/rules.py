@@ -116,6 +116,13 @@ def _rank(rule: PackageRule) -> tuple[int, int, int, int]:
     return (level, rule.source is not None, literal, -rule.id)
 
 
+def _names(rule: PackageRule, folded_package: str) -> bool:
+    pattern = rule.package.lower()
+    if is_glob(rule.package):
+        return fnmatchcase(folded_package, pattern)
+    return folded_package == pattern
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     state: UpdateState
@@ -143,13 +150,15 @@ class RuleBook:
             for rule in self.rules
             if (rule.group_id is None or rule.group_id in group_ids)
             and (rule.source is None or rule.source == source)
-            and (
-                fnmatchcase(folded, rule.package.lower())
-                if is_glob(rule.package)
-                else folded == rule.package.lower()
-            )
+            and _names(rule, folded)
         ]
         return sorted(found, key=_rank, reverse=True)
+
+    def names(self, package: str) -> bool:
+        """Whether any rule (of any group or source) names ``package``: if none does, every
+        device decides it the default way."""
+        folded = package.lower()
+        return any(_names(rule, folded) for rule in self.rules)
 
     def describe(self, rule: PackageRule) -> str:
         scope = (
