@@ -11,9 +11,11 @@ against the database, as the server's task runs them:
 - then steady ticks, which find everything queued already: what a tick costs on most
   minutes of the day.
 
-Database time is the time statements spent from being sent until their results were read
-(timed around each execution on the connection); pg_stat_statements would say the same
-server-side, but it must be preloaded into the server, which this machine kind does not do.
+Database time is read server-side from pg_stat_statements (the execution time of the
+bench database's statements during the tick, bench/pg_statements.py) when the server has it
+preloaded; the bench also times each statement on the connection, from being sent until its
+results were read ("client ms": the database time plus the round trips and the reading of
+the rows). Each tick's most expensive statements are logged.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from sqlalchemy import event, func, select
 from bench._common import BenchDatabase, Result, log, print_table, save_plot
 from bench.fleet_groups import GROUPS, seed_groups
 from bench.pages import seed_fleet
+from bench.pg_statements import StatementStats
 from lunaris_server.app import create_app
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.core.settings import Settings
@@ -101,26 +104,40 @@ async def _ticks(url: str, steady: int) -> list[dict[str, Any]]:
     app = create_app(settings)
     state = app.state.lunaris
     clock = _StatementClock(state.database.engine.sync_engine)
+    server = await StatementStats.open(url) if url.startswith("postgresql") else None
+    if server is None:
+        log("no pg_stat_statements: database time is timed on the connection only")
     rows = []
     moment = datetime.now(UTC)
     for n in range(1 + steady):
         state.clock = lambda at=moment: at  # one tick a minute
+        if server is not None:
+            await server.start()
         started = time.perf_counter()
         queued = await scheduler.tick_once(state)
         wall = time.perf_counter() - started
-        db_s, statements = clock.take()
+        client_s, statements = clock.take()
+        measured = await server.take() if server is not None else None
+        name = "first" if n == 0 else f"next {n}"
         rows.append(
             {
-                "tick": "first" if n == 0 else f"steady {n}",
+                "tick": name,
                 "queued": queued,
-                "db_ms": round(db_s * 1000, 1),
+                "db_ms": round(measured.ms if measured else client_s * 1000, 1),
+                "client_ms": round(client_s * 1000, 1),
                 "wall_ms": round(wall * 1000, 1),
                 "statements": statements,
             }
         )
+        if measured is not None:
+            for top in measured.top(5):
+                query = " ".join(top.query.split())[:160]
+                log(f"  {name}: {top.ms:9.1f} ms {top.calls:6} calls {top.rows:8} rows  {query}")
         moment = moment.replace(second=0, microsecond=0)
         moment = datetime.fromtimestamp(moment.timestamp() + settings.scheduler_interval_s, UTC)
     await state.database.dispose()
+    if server is not None:
+        await server.close()
     return rows
 
 
@@ -147,9 +164,13 @@ def run(
     count = asyncio.run(_count(database.url)) if seeded_url else devices
     print_table(
         f"scheduler ticks on {backend}, {count} devices, 20 policies: "
-        "queued / database ms / wall ms / statements",
+        "queued / database ms / client ms / wall ms / statements",
         [
-            (r["tick"], f"{r['queued']} / {r['db_ms']} / {r['wall_ms']} / {r['statements']}")
+            (
+                r["tick"],
+                f"{r['queued']} / {r['db_ms']} / {r['client_ms']} / {r['wall_ms']}"
+                f" / {r['statements']}",
+            )
             for r in rows
         ],
     )
