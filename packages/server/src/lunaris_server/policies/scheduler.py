@@ -10,6 +10,7 @@ version has its key in ``policy_installs`` (device, package, source, version): a
 tick cannot queue it twice.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
@@ -46,24 +47,46 @@ async def tick_once(state: AppState) -> int | None:
         if not await _claim(session, number, now=now, process=state.realtime.bus.process_id):
             await session.rollback()
             return None
-        queued = await _queue_due(session, state, now=now)
+        queued, last_device = await _queue_due(session, state, now=now)
         tick = await session.get(SchedulerTick, number)
         assert tick is not None
         tick.queued = queued
         await outbox.commit(session, state)
+    if last_device is not None:
+        _resume(state).after = last_device
     if queued:
         log.info("scheduler queued installs", installs=queued, tick=number)
     return queued
 
 
-async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -> int:
+@dataclass(slots=True)
+class Resume:
+    """Where this process's next tick starts reading: after the last device its previous
+    tick queued (None: from the first). Only a shortcut: a tick reads every device in the
+    end, and one run by another process, or after a restart, starts from the first."""
+
+    after: str | None = None
+
+
+def _resume(state: AppState) -> Resume:
+    try:
+        return state.part(Resume)
+    except KeyError:
+        state.add(Resume())
+        return state.part(Resume)
+
+
+async def _queue_due(
+    session: AsyncSession, state: AppState, *, now: datetime
+) -> tuple[int, str | None]:
+    """Queues what is due; returns the installs queued and the last device queued."""
     found = await policies.list_policies(session)
     rings = await policies.rings_of(session, [p.id for p in found])
     for change in await rollouts.apply_gates(session, found, rings, now=now):
         log.info("rollout gate", change=change)
     open_now = {p.id for p in found if p.enabled and is_open(policies.window_of(p), now)}
     if not open_now:
-        return 0
+        return 0, None
     plan = await planning.plan(
         session,
         policies=found,
@@ -74,12 +97,14 @@ async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -
         rollouts=await rollouts.state(session),
         record=True,
         per_tick=state.settings.scheduler_max_devices_per_tick,
+        until_full=True,
+        resume_after=_resume(state).after,
     )
     by_id = {p.id: p for p in found}
     queued = 0
     for policy_id in sorted({install.policy_id for install in plan.installs}):
         queued += await _queue_for(session, state, by_id[policy_id], plan, now=now)
-    return queued
+    return queued, plan.installs[-1].device_id if plan.installs else None
 
 
 async def _queue_for(
