@@ -41,10 +41,17 @@ async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, set
             clock.advance(minutes=1)
         assert queued == [4, 4, 2]
         async with state.database.session() as session:
-            found = list(await session.scalars(select(Command).order_by(Command.created_at)))
+            found = list(
+                await session.scalars(
+                    select(Command).order_by(Command.created_at, Command.device_id)
+                )
+            )
         ids = sorted(d.device_id for d in devices)
-        assert [c.device_id for c in found] == ids  # in id order, two devices a tick
-        assert {tuple(sorted(c.packages or [])) for c in found} == {("7zip.7zip", "Zoom.Zoom")}
+        # In id order, two devices a tick; a command per version, each in its deployment.
+        assert [c.device_id for c in found[::2]] == ids
+        assert [c.device_id for c in found[1::2]] == ids
+        assert {tuple(c.packages or []) for c in found} == {("7zip.7zip",), ("Zoom.Zoom",)}
+        assert len({c.deployment_id for c in found}) == 2
 
         # A new version on the first device: found once the ticks come round to it.
         first = next(d for d in devices if d.device_id == ids[0])
@@ -55,7 +62,8 @@ async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, set
         assert sent.status_code == 200, sent.text
         assert await scheduler.tick_once(state) == 0  # its Zoom 6.3 command is still open
         async with state.database.session() as session:
-            command = await session.get(Command, found[0].id)
+            zoom = next(c for c in found if c.packages == ["Zoom.Zoom"])
+            command = await session.get(Command, zoom.id)
             assert command is not None
             command.status = "succeeded"
             await session.commit()
