@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Row, Select, case, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, Row, Select, and_, case, func, literal, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.commands.models import Command
@@ -265,11 +265,14 @@ class _Decisions:
         return found
 
 
-Waiting = Row[str, str, str | None, str]
-"""A waiting update: device id, package id, source, available version."""
+Waiting = Row[str, str, str | None, str, int]
+"""A waiting update: device id, package id, source, available version, and 0 or 1: after
+the point a tick resumes from, or up to it."""
 
 
-def _waiting(auto: ColumnElement[bool]) -> Select[str, str, str | None, str]:
+def _waiting(
+    auto: ColumnElement[bool], part: ColumnElement[int]
+) -> Select[str, str, str | None, str, int]:
     """The waiting updates an auto rule could decide, leaving out at once (in the database)
     every version queued for its device before: on most ticks this finds nothing."""
     queued_before = (
@@ -288,6 +291,7 @@ def _waiting(auto: ColumnElement[bool]) -> Select[str, str, str | None, str]:
             DeviceUpdate.package_identifier,
             DeviceUpdate.source,
             DeviceUpdate.available_version,
+            part,
         )
         .join(Device, Device.id == DeviceUpdate.device_id)
         .where(
@@ -296,7 +300,6 @@ def _waiting(auto: ColumnElement[bool]) -> Select[str, str, str | None, str]:
             auto,
             ~queued_before,
         )
-        .order_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
     )
 
 
@@ -307,32 +310,41 @@ async def _waiting_pages(
     rows_per_page: int,
     resume_after: str | None,
 ) -> AsyncIterator[list[Waiting]]:
-    """The waiting rows in device order, a page at a time (every device's rows in one page),
-    so a tick that can queue only so many devices reads little more than their rows: those
-    of the devices after ``resume_after``, then those up to it."""
-    waiting = _waiting(auto)
-    if resume_after is None:
-        segments = [waiting]
-    else:
-        segments = [
-            waiting.where(DeviceUpdate.device_id > resume_after),
-            waiting.where(DeviceUpdate.device_id <= resume_after),
-        ]
-    for segment in segments:
-        after: str | None = None
-        while True:
-            page = segment if after is None else segment.where(DeviceUpdate.device_id > after)
-            rows = list(await session.execute(page.limit(rows_per_page)))
-            if len(rows) < rows_per_page:
-                if rows:
-                    yield rows
-                break
+    """The waiting rows a page at a time (every device's rows in one page; a page is of
+    consecutive device ids), so that a tick that can queue only so many devices reads little
+    more than their rows: first those of the devices after ``resume_after``, then those up
+    to it, each in id order.
+
+    The order is asked as (after the resume point or not, device id): not an index's
+    order, so the database finds the rows with one pass over the auto packages' index and
+    the queued versions, then keeps the first page, where an index's order would have it
+    walk every update row of the fleet when nothing is due (most ticks)."""
+    later = case((DeviceUpdate.device_id > (resume_after or ""), 0), else_=1)
+    waiting = _waiting(auto, later.label("part"))
+    ordered = waiting.order_by(later, DeviceUpdate.device_id, DeviceUpdate.package_identifier)
+    after: tuple[int, str] | None = None
+    while True:
+        page = ordered
+        if after is not None:
+            part, device_id = after
+            page = page.where(
+                or_(later > part, and_(later == part, DeviceUpdate.device_id > device_id))
+            )
+        rows = list(await session.execute(page.limit(rows_per_page)))
+        full = len(rows) == rows_per_page
+        if full:
             last = rows[-1].device_id
             whole = [row for row in rows if row.device_id != last]
             if not whole:  # one device waits for more than a page: its rows alone
-                whole = list(await session.execute(segment.where(DeviceUpdate.device_id == last)))
-            after = whole[-1].device_id
-            yield whole
+                one = waiting.where(DeviceUpdate.device_id == last)
+                whole = list(await session.execute(one.order_by(DeviceUpdate.package_identifier)))
+            rows = whole
+        for part in (0, 1):  # (a page of consecutive ids on each side of the resume point)
+            if run := [row for row in rows if row.part == part]:
+                yield run
+        if not full:
+            return
+        after = (rows[-1].part, rows[-1].device_id)
 
 
 async def _open_packages(session: AsyncSession, span: Span) -> set[tuple[str, str]]:
