@@ -22,11 +22,25 @@ def one_row_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(planning, "MIN_ROWS_PER_PAGE", 1)
 
 
-async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, settings, clock):
+async def five_devices_two_auto_updates_each(app, admin) -> tuple[list, dict]:
     devices = await fleet(app, admin, [f"PC-{n}" for n in range(5)], TWO_AUTO)
     policy = await setup_policy(admin, window=None)
     rule = {"package": "7zip.7zip", "action": "auto"}
     assert (await admin.post("/api/package-rules", json=rule)).status_code == 201
+    return devices, policy
+
+
+async def ticks(state, clock, count: int) -> list[int | None]:
+    """What each of ``count`` ticks, a minute apart, queued."""
+    queued = []
+    for _ in range(count):
+        queued.append(await scheduler.tick_once(state))
+        clock.advance(minutes=1)
+    return queued
+
+
+async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, settings, clock):
+    devices, policy = await five_devices_two_auto_updates_each(app, admin)
     preview = (await admin.get(f"/api/policies/{policy['id']}/preview")).json()
     assert (preview["installs"], preview["devices"]) == (10, 5)
 
@@ -35,11 +49,7 @@ async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, set
     )
     async with LifespanManager(small):
         state = app_state(small)
-        queued = []
-        for _ in range(3):
-            queued.append(await scheduler.tick_once(state))
-            clock.advance(minutes=1)
-        assert queued == [4, 4, 2]
+        assert await ticks(state, clock, 3) == [4, 4, 2]
         async with state.database.session() as session:
             found = list(
                 await session.scalars(
@@ -71,3 +81,12 @@ async def test_ticks_page_through_the_fleet_and_come_round_again(app, admin, set
         assert await scheduler.tick_once(state) == 1
         clock.advance(minutes=1)
         assert await scheduler.tick_once(state) == 0
+
+
+async def test_a_tick_stops_taking_devices_at_its_bound_on_installs(app, admin, settings, clock):
+    await five_devices_two_auto_updates_each(app, admin)
+    bounds = {"scheduler_max_devices_per_tick": 100, "scheduler_max_installs_per_tick": 3}
+    small = create_app(settings.model_copy(update=bounds), clock=clock)
+    async with LifespanManager(small):
+        # Two installs a device, kept together: the second device takes a tick past 3.
+        assert await ticks(app_state(small), clock, 4) == [4, 4, 2, 0]

@@ -1,5 +1,6 @@
 """How many devices a plan may add: each policy's and ring's concurrency, and the tick's
-bound on devices (``LUNARIS_SCHEDULER_MAX_DEVICES_PER_TICK``).
+bounds on devices and installs (``LUNARIS_SCHEDULER_MAX_DEVICES_PER_TICK``,
+``LUNARIS_SCHEDULER_MAX_INSTALLS_PER_TICK``).
 
 Devices installing now (a command sent or running, or queued for a device that is online)
 hold a slot; a command waiting for an offline device does not. Candidates are taken in the
@@ -45,12 +46,15 @@ class Capacity:
         installing: dict[str, Place],
         *,
         per_tick: int,
+        installs_per_tick: int | None = None,
     ) -> None:
         self._policy_caps = {p.id: p.max_concurrent for p in policies.values()}
         self._ring_caps = {
             (r.policy_id, r.position): r.max_concurrent for rs in rings.values() for r in rs
         }
         self._per_tick = per_tick
+        self._installs_per_tick = installs_per_tick
+        self._installs = 0
         self._per_policy: dict[int, set[str]] = defaultdict(set)
         self._per_ring: dict[Place, set[str]] = defaultdict(set)
         for device_id, place in installing.items():
@@ -70,6 +74,7 @@ class Capacity:
         liveness: Liveness,
         now: datetime,
         per_tick: int,
+        installs_per_tick: int | None = None,
     ) -> "Capacity":
         """The slots free now (the devices installing are asked only where a policy or a
         ring has a limit)."""
@@ -77,12 +82,16 @@ class Capacity:
             r.max_concurrent is not None for rs in rings.values() for r in rs
         )
         installing = await _installing(session, liveness=liveness, now=now) if capped else {}
-        return cls(policies, rings, installing, per_tick=per_tick)
+        return cls(
+            policies, rings, installing, per_tick=per_tick, installs_per_tick=installs_per_tick
+        )
 
     @property
     def full(self) -> bool:
-        """No new device can be taken this tick."""
-        return len(self._devices) >= self._per_tick
+        """No new device can be taken this tick (the installs of a device taken still are)."""
+        return len(self._devices) >= self._per_tick or (
+            self._installs_per_tick is not None and self._installs >= self._installs_per_tick
+        )
 
     def take(self, candidates: Iterable[DueInstall]) -> list[DueInstall]:
         kept: list[DueInstall] = []
@@ -99,6 +108,7 @@ class Capacity:
                 self.over += 1
                 continue
             self._devices.add(device)
+            self._installs += 1
             self._per_policy[install.policy_id].add(device)
             self._per_ring[place].add(device)
             kept.append(install)

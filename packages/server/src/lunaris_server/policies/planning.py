@@ -35,7 +35,7 @@ from lunaris_server.updates.models import DeviceUpdate
 from lunaris_server.updates.rules import RuleAction, RuleBook, UpdateState, is_glob
 
 MIN_ROWS_PER_PAGE = 1_000
-"""Waiting rows read at a time, at least (and four per device a tick may queue)."""
+"""Waiting rows read at a time, at least (and twice the installs a tick may queue)."""
 
 Span = tuple[str, str]
 """The first and last device id of a page of devices."""
@@ -176,13 +176,15 @@ async def plan(
     rollouts: RolloutState,
     record: bool,
     per_tick: int = 5_000,
+    installs_per_tick: int | None = None,
     until_full: bool = False,
     resume_after: str | None = None,
 ) -> Plan:
     """The installs due ``now`` for the policies in ``due_policies`` (those whose window is
     open, or the one previewed). ``rollouts``: how far each version may go, and which are
     halted. ``record``: note versions seen for the first time (the scheduler does; a preview
-    changes nothing). ``per_tick``: devices queued at most (the rest wait for the next).
+    changes nothing). ``per_tick``: devices queued at most (the rest wait for the next);
+    ``installs_per_tick``: about this many installs at most (a device's go together).
     ``until_full``: stop reading once ``per_tick`` devices are taken (the scheduler; its
     plan's counts then cover what it read), where a preview reads everything to count it.
     ``resume_after``: read the devices after this id first, then from the first one (the
@@ -196,12 +198,19 @@ async def plan(
     groups = {g.id: g for g in await session.scalars(select(DeviceGroup))}
     by_id = {policy.id: policy for policy in policies}
     capacity = await Capacity.read(
-        session, by_id, rings, liveness=liveness, now=now, per_tick=per_tick
+        session,
+        by_id,
+        rings,
+        liveness=liveness,
+        now=now,
+        per_tick=per_tick,
+        installs_per_tick=installs_per_tick,
     )
+    wanted = min(2 * per_tick, installs_per_tick or 2 * per_tick)  # about two a device
     decide = _Decisions(book)
     seen: dict[tuple[str, str, str], datetime] = {}
     pages = _waiting_pages(
-        session, auto, rows_per_page=max(MIN_ROWS_PER_PAGE, 4 * per_tick), resume_after=resume_after
+        session, auto, rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted), resume_after=resume_after
     )
     async for rows in pages:
         span = (rows[0].device_id, rows[-1].device_id)

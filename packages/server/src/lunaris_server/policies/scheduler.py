@@ -111,6 +111,7 @@ async def _queue_due(
         rollouts=await rollouts.state(session),
         record=True,
         per_tick=state.settings.scheduler_max_devices_per_tick,
+        installs_per_tick=state.settings.scheduler_max_installs_per_tick,
         until_full=True,
         resume_after=_resume(state).after,
     )
