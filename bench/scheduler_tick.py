@@ -6,10 +6,11 @@ priority wins, so a device takes the first of its groups' policies), always open
 package rules that make a few common packages ``auto``. Then ticks run in this process
 against the database, as the server's task runs them:
 
-- the first tick of the new policies, which queues every due install (tens of thousands of
-  commands: the worst tick there is);
-- then steady ticks, which find everything queued already: what a tick costs on most
-  minutes of the day.
+- the first tick of the new policies, which queues as many installs as a tick may
+  (``LUNARIS_SCHEDULER_MAX_INSTALLS_PER_TICK``, ``..._MAX_DEVICES_PER_TICK``);
+- then the next ticks (``--steady``), one a minute: each queues the next part of the
+  backlog (about 150,000 installs in all), and once everything is queued they find nothing
+  due, which is what a tick costs on most minutes of the day.
 
 Database time is read server-side from pg_stat_statements (the execution time of the
 bench database's statements during the tick, bench/pg_statements.py) when the server has it
@@ -212,11 +213,15 @@ def _plot(path: Path, rows: list[dict[str, Any]], devices: int, backend: str) ->
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(8, 4))
-    names = [r["tick"] for r in rows]
-    axis.bar(names, [r["db_ms"] for r in rows], label="database time")
+    figure, axis = plt.subplots(figsize=(9, 4))
+    numbers = list(range(len(rows)))
+    colors = ["tab:blue" if r["queued"] else "tab:green" for r in rows]
+    axis.bar(numbers, [r["db_ms"] for r in rows], color=colors)
+    axis.bar([], [], color="tab:blue", label="a tick that queued installs")
+    axis.bar([], [], color="tab:green", label="a tick with nothing due")
     axis.axhline(1000, color="grey", linestyle="--", linewidth=1, label="goal: 1 s")
-    axis.set_ylabel("ms per tick")
+    axis.set_xlabel("tick (the first of the new policies, then one a minute)")
+    axis.set_ylabel("database ms per tick")
     axis.set_title(f"scheduler ticks, {devices:,} devices, 20 policies, {backend}")
-    axis.legend()
+    axis.legend(loc="upper right")
     save_plot(figure, path)
