@@ -212,16 +212,19 @@ def _plot(path: Path, rows: list[dict[str, Any]], devices: int, backend: str) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
     figure, axis = plt.subplots(figsize=(9, 4))
     numbers = list(range(len(rows)))
     colors = ["tab:blue" if r["queued"] else "tab:green" for r in rows]
     axis.bar(numbers, [r["db_ms"] for r in rows], color=colors)
-    axis.bar([], [], color="tab:blue", label="a tick that queued installs")
-    axis.bar([], [], color="tab:green", label="a tick with nothing due")
-    axis.axhline(1000, color="grey", linestyle="--", linewidth=1, label="goal: 1 s")
+    goal = axis.axhline(1000, color="grey", linestyle="--", linewidth=1, label="goal: 1 s")
+    kinds = [
+        Patch(color="tab:blue", label="a tick that queued installs"),
+        Patch(color="tab:green", label="a tick with nothing due"),
+    ]
     axis.set_xlabel("tick (the first of the new policies, then one a minute)")
     axis.set_ylabel("database ms per tick")
     axis.set_title(f"scheduler ticks, {devices:,} devices, 20 policies, {backend}")
-    axis.legend(loc="upper right")
+    axis.legend(handles=[*kinds, goal], loc="upper right")
     save_plot(figure, path)
