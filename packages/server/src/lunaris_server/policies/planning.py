@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Row, Select, and_, case, func, literal, or
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.commands.models import Command
-from lunaris_server.commands.overlap import OPEN_STATUSES
+from lunaris_server.commands.overlap import still_open
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.db.queries import insert_missing
 from lunaris_server.devices import groups as device_groups
@@ -52,6 +52,9 @@ class Plan:
     """Auto updates whose version's rollout an admin (or a gate) halted."""
     over_capacity: int = 0
     """Due updates left for later: their policy or ring installs on enough devices now."""
+    full: bool = False
+    """It stopped reading when it had all the devices and installs a tick may queue (more
+    may be due)."""
 
     @property
     def devices(self) -> int:
@@ -179,6 +182,7 @@ async def plan(
     installs_per_tick: int | None = None,
     until_full: bool = False,
     resume_after: str | None = None,
+    backlog: bool = False,
 ) -> Plan:
     """The installs due ``now`` for the policies in ``due_policies`` (those whose window is
     open, or the one previewed). ``rollouts``: how far each version may go, and which are
@@ -189,7 +193,8 @@ async def plan(
     plan's counts then cover what it read), where a preview reads everything to count it.
     ``resume_after``: read the devices after this id first, then from the first one (the
     last device the previous tick queued: a backlog is worked through without reading the
-    devices queued already again)."""
+    devices queued already again). ``backlog``: the tick before was full, so pages are
+    likely full too (see ``_waiting_pages``)."""
     result = Plan()
     book = await rule_store.load_book(session)
     auto = _auto_packages(book)
@@ -210,7 +215,11 @@ async def plan(
     decide = _Decisions(book)
     seen: dict[tuple[str, str, str], datetime] = {}
     pages = _waiting_pages(
-        session, auto, rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted), resume_after=resume_after
+        session,
+        auto,
+        rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted),
+        resume_after=resume_after,
+        backlog=backlog,
     )
     async for rows in pages:
         span = (rows[0].device_id, rows[-1].device_id)
@@ -245,6 +254,7 @@ async def plan(
             candidates.append(due)
         result.installs += capacity.take(candidates)
         if until_full and capacity.full:
+            result.full = True
             break
     result.over_capacity = capacity.over
     return result
@@ -318,26 +328,33 @@ async def _waiting_pages(
     *,
     rows_per_page: int,
     resume_after: str | None,
+    backlog: bool,
 ) -> AsyncIterator[list[Waiting]]:
     """The waiting rows a page at a time (every device's rows in one page; a page is of
     consecutive device ids), so that a tick that can queue only so many devices reads little
     more than their rows: first those of the devices after ``resume_after``, then those up
     to it, each in id order.
 
-    The order is asked as (after the resume point or not, device id): not an index's
-    order, so the database finds the rows with one pass over the auto packages' index and
-    the queued versions, then keeps the first page, where an index's order would have it
-    walk every update row of the fleet when nothing is due (most ticks)."""
+    How the database best finds a page depends on how much is due. Most ticks find nothing:
+    then the rows are best found as a whole (one pass over the auto packages' index against
+    the queued versions) and ordered after, and the query is written so (``OFFSET 0``
+    keeps the database from planning the search for the order and the limit: it would
+    walk every update row of the fleet in device order, or sort all the auto packages' rows
+    before looking up which were queued). In a ``backlog`` (the tick before was full) a
+    page is found sooner by walking the devices in order and stopping at the page's end, so
+    the query is left to the planner."""
     later = case((DeviceUpdate.device_id > (resume_after or ""), 0), else_=1)
-    waiting = _waiting(auto, later.label("part"))
-    ordered = waiting.order_by(later, DeviceUpdate.device_id, DeviceUpdate.package_identifier)
+    search = _waiting(auto, later.label("part"))
+    found = (search if backlog else search.offset(0)).subquery("waiting")
+    waiting = select(found)
+    ordered = waiting.order_by(found.c.part, found.c.device_id, found.c.package_identifier)
     after: tuple[int, str] | None = None
     while True:
         page = ordered
         if after is not None:
             part, device_id = after
             page = page.where(
-                or_(later > part, and_(later == part, DeviceUpdate.device_id > device_id))
+                or_(found.c.part > part, and_(found.c.part == part, found.c.device_id > device_id))
             )
         rows = list(await session.execute(page.limit(rows_per_page)))
         full = len(rows) == rows_per_page
@@ -345,8 +362,8 @@ async def _waiting_pages(
             last = rows[-1].device_id
             whole = [row for row in rows if row.device_id != last]
             if not whole:  # one device waits for more than a page: its rows alone
-                one = waiting.where(DeviceUpdate.device_id == last)
-                whole = list(await session.execute(one.order_by(DeviceUpdate.package_identifier)))
+                one = waiting.where(found.c.device_id == last)
+                whole = list(await session.execute(one.order_by(found.c.package_identifier)))
             rows = whole
         for part in (0, 1):  # (a page of consecutive ids on each side of the resume point)
             if run := [row for row in rows if row.part == part]:
@@ -362,7 +379,7 @@ async def _open_packages(session: AsyncSession, span: Span) -> set[tuple[str, st
     found: set[tuple[str, str]] = set()
     rows = await session.execute(
         select(Command.device_id, Command.packages).where(
-            Command.device_id.between(*span), Command.status.in_(OPEN_STATUSES)
+            Command.device_id.between(*span), still_open()
         )
     )
     for device_id, packages in rows:

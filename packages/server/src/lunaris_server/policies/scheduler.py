@@ -48,13 +48,16 @@ async def tick_once(state: AppState) -> int | None:
         if not await _claim(session, number, now=now, process=state.realtime.bus.process_id):
             await session.rollback()
             return None
-        queued, last_device = await _queue_due(session, state, now=now)
+        queued, plan = await _queue_due(session, state, now=now)
         tick = await session.get(SchedulerTick, number)
         assert tick is not None
         tick.queued = queued
         await outbox.commit(session, state)
-    if last_device is not None:
-        _resume(state).after = last_device
+    if plan is not None:  # (committed: the next tick goes on from here)
+        resume = _resume(state)
+        resume.backlog = plan.full
+        if plan.installs:
+            resume.after = plan.installs[-1].device_id
     if queued:
         log.info("scheduler queued installs", installs=queued, tick=number)
     return queued
@@ -80,6 +83,8 @@ class Resume:
     end, and one run by another process, or after a restart, starts from the first."""
 
     after: str | None = None
+    backlog: bool = False
+    """Whether its previous tick had more due than it could queue."""
 
 
 def _resume(state: AppState) -> Resume:
@@ -92,8 +97,8 @@ def _resume(state: AppState) -> Resume:
 
 async def _queue_due(
     session: AsyncSession, state: AppState, *, now: datetime
-) -> tuple[int, str | None]:
-    """Queues what is due; returns the installs queued and the last device queued."""
+) -> tuple[int, planning.Plan | None]:
+    """Queues what is due; returns the installs queued and the plan (None: no window open)."""
     found = await policies.list_policies(session)
     rings = await policies.rings_of(session, [p.id for p in found])
     for change in await rollouts.apply_gates(session, found, rings, now=now):
@@ -114,13 +119,14 @@ async def _queue_due(
         installs_per_tick=state.settings.scheduler_max_installs_per_tick,
         until_full=True,
         resume_after=_resume(state).after,
+        backlog=_resume(state).backlog,
     )
     by_id = {p.id: p for p in found}
     queued = 0
     for policy_id in sorted({install.policy_id for install in plan.installs}):
         names = await _ring_names(session, rings[policy_id])
         queued += await _queue_for(session, state, by_id[policy_id], plan, names, now=now)
-    return queued, plan.installs[-1].device_id if plan.installs else None
+    return queued, plan
 
 
 async def _queue_for(
