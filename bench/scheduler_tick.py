@@ -223,6 +223,7 @@ def _plot(path: Path, rows: list[dict[str, Any]], devices: int, backend: str) ->
         Patch(color="tab:blue", label="a tick that queued installs"),
         Patch(color="tab:green", label="a tick with nothing due"),
     ]
+    axis.set_ylim(0, max(1300, 1.3 * max(r["db_ms"] for r in rows)))  # room for the legend
     axis.set_xlabel("tick (the first of the new policies, then one a minute)")
     axis.set_ylabel("database ms per tick")
     axis.set_title(f"scheduler ticks, {devices:,} devices, 20 policies, {backend}")
