@@ -1,6 +1,14 @@
 """A policy's commands for one package version in one ring join one deployment, tick after
 tick; another ring has its own; its failures are retried from it like any deployment's."""
 
+import asyncio
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+
+from lunaris_server.audit.service import Actor
+from lunaris_server.commands.models import Deployment
+from lunaris_server.commands.scheduled import PolicyDeployment, join_deployments
 from lunaris_server.policies import scheduler
 from tests.policies.test_scheduler import ROWS, admin, finish, fleet, two_rings
 from tests.support import app_state
@@ -57,3 +65,34 @@ async def test_ticks_join_one_deployment_per_version_and_ring(app, admin, clock)
     page = await admin.get(f"/policies/{policy['id']}")
     assert f'href="/deployments/{pilot_ring["id"]}"' in page.text
     assert f'href="/deployments/{everyone["id"]}"' in page.text
+
+
+async def test_two_transactions_joining_a_new_deployment_find_one_row(app, backend):
+    """Its id is derived from what it is and its row written ``ON CONFLICT DO NOTHING``:
+    the second to create it (another process, at the same moment) waits for the first's
+    commit and then joins its row."""
+    version = PolicyDeployment(1, 0, "Zoom.Zoom", "winget", "6.3")
+    assert version.id == PolicyDeployment(1, 0, "Zoom.Zoom", "winget", "6.3").id
+    assert version.id != PolicyDeployment(1, 1, "Zoom.Zoom", "winget", "6.3").id
+    database = app_state(app).database
+    actor = Actor("policy:1")
+    first_at = datetime(2026, 11, 2, 21, tzinfo=UTC)
+    second_at = datetime(2026, 11, 2, 22, tzinfo=UTC)
+    async with database.session() as one, database.session() as two:
+        await join_deployments(one, {version: "first"}, actor=actor, now=first_at)
+        if backend == "postgresql":  # the second waits on the first's row until it commits
+            racing = asyncio.create_task(
+                join_deployments(two, {version: "second"}, actor=actor, now=second_at)
+            )
+            await asyncio.sleep(0.2)
+            assert not racing.done()
+            await one.commit()
+            await racing
+        else:  # SQLite: one writing transaction at a time
+            await one.commit()
+            await join_deployments(two, {version: "second"}, actor=actor, now=second_at)
+        await two.commit()
+    async with database.session() as session:
+        rows = list(await session.scalars(select(Deployment)))
+    assert [(d.id, d.title, d.kind) for d in rows] == [(version.id, "first", "policy")]
+    assert rows[0].updated_at.replace(tzinfo=UTC) == second_at
