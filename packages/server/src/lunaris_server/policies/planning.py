@@ -218,7 +218,8 @@ async def plan(
     pages = waiting.pages(
         session,
         auto,
-        rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted),
+        # (a preview counts everything: one page, one pass, as the whole is read anyway)
+        rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted) if until_full else None,
         resume_after=resume_after,
         backlog=backlog,
     )

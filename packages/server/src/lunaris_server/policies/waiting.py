@@ -53,14 +53,14 @@ async def pages(
     session: AsyncSession,
     auto: ColumnElement[bool],
     *,
-    rows_per_page: int,
+    rows_per_page: int | None,
     resume_after: str | None,
     backlog: bool,
 ) -> AsyncIterator[list[Waiting]]:
     """The waiting rows a page at a time (every device's rows in one page; a page is of
     consecutive device ids), so that a tick that can queue only so many devices reads little
     more than their rows: first those of the devices after ``resume_after``, then those up
-    to it, each in id order.
+    to it, each in id order (``rows_per_page`` None: all of them in one page).
 
     How the database best finds a page depends on how much is due. Most ticks find nothing:
     then the rows are best found as a whole (one pass over the auto packages' index against
@@ -83,7 +83,9 @@ async def pages(
             page = page.where(
                 or_(found.c.part > part, and_(found.c.part == part, found.c.device_id > device_id))
             )
-        rows = list(await session.execute(page.limit(rows_per_page)))
+        if rows_per_page is not None:
+            page = page.limit(rows_per_page)
+        rows = list(await session.execute(page))
         full = len(rows) == rows_per_page
         if full:
             last = rows[-1].device_id
