@@ -6,14 +6,17 @@ priority wins, so a device takes the first of its groups' policies), always open
 package rules that make a few common packages ``auto``. Then ticks run in this process
 against the database, as the server's task runs them:
 
-- the first tick of the new policies, which queues every due install (tens of thousands of
-  commands: the worst tick there is);
-- then steady ticks, which find everything queued already: what a tick costs on most
-  minutes of the day.
+- the first tick of the new policies, which queues as many installs as a tick may
+  (``LUNARIS_SCHEDULER_MAX_INSTALLS_PER_TICK``, ``..._MAX_DEVICES_PER_TICK``);
+- then the next ticks (``--steady``), one a minute: each queues the next part of the
+  backlog (about 150,000 installs in all), and once everything is queued they find nothing
+  due, which is what a tick costs on most minutes of the day.
 
-Database time is the time statements spent from being sent until their results were read
-(timed around each execution on the connection); pg_stat_statements would say the same
-server-side, but it must be preloaded into the server, which this machine kind does not do.
+Database time is read server-side from pg_stat_statements (the execution time of the
+bench database's statements during the tick, bench/pg_statements.py) when the server has it
+preloaded; the bench also times each statement on the connection, from being sent until its
+results were read ("client ms": the database time plus the round trips and the reading of
+the rows). Each tick's most expensive statements are logged.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from sqlalchemy import event, func, select
 from bench._common import BenchDatabase, Result, log, print_table, save_plot
 from bench.fleet_groups import GROUPS, seed_groups
 from bench.pages import seed_fleet
+from bench.pg_statements import StatementStats
 from lunaris_server.app import create_app
 from lunaris_server.audit.service import CLI_ACTOR
 from lunaris_server.core.settings import Settings
@@ -101,26 +105,40 @@ async def _ticks(url: str, steady: int) -> list[dict[str, Any]]:
     app = create_app(settings)
     state = app.state.lunaris
     clock = _StatementClock(state.database.engine.sync_engine)
+    server = await StatementStats.open(url) if url.startswith("postgresql") else None
+    if server is None:
+        log("no pg_stat_statements: database time is timed on the connection only")
     rows = []
     moment = datetime.now(UTC)
     for n in range(1 + steady):
         state.clock = lambda at=moment: at  # one tick a minute
+        if server is not None:
+            await server.start()
         started = time.perf_counter()
         queued = await scheduler.tick_once(state)
         wall = time.perf_counter() - started
-        db_s, statements = clock.take()
+        client_s, statements = clock.take()
+        measured = await server.take() if server is not None else None
+        name = "first" if n == 0 else f"next {n}"
         rows.append(
             {
-                "tick": "first" if n == 0 else f"steady {n}",
+                "tick": name,
                 "queued": queued,
-                "db_ms": round(db_s * 1000, 1),
+                "db_ms": round(measured.ms if measured else client_s * 1000, 1),
+                "client_ms": round(client_s * 1000, 1),
                 "wall_ms": round(wall * 1000, 1),
                 "statements": statements,
             }
         )
+        if measured is not None:
+            for top in measured.top(5):
+                query = " ".join(top.query.split())[:160]
+                log(f"  {name}: {top.ms:9.1f} ms {top.calls:6} calls {top.rows:8} rows  {query}")
         moment = moment.replace(second=0, microsecond=0)
         moment = datetime.fromtimestamp(moment.timestamp() + settings.scheduler_interval_s, UTC)
     await state.database.dispose()
+    if server is not None:
+        await server.close()
     return rows
 
 
@@ -147,9 +165,13 @@ def run(
     count = asyncio.run(_count(database.url)) if seeded_url else devices
     print_table(
         f"scheduler ticks on {backend}, {count} devices, 20 policies: "
-        "queued / database ms / wall ms / statements",
+        "queued / database ms / client ms / wall ms / statements",
         [
-            (r["tick"], f"{r['queued']} / {r['db_ms']} / {r['wall_ms']} / {r['statements']}")
+            (
+                r["tick"],
+                f"{r['queued']} / {r['db_ms']} / {r['client_ms']} / {r['wall_ms']}"
+                f" / {r['statements']}",
+            )
             for r in rows
         ],
     )
@@ -190,12 +212,20 @@ def _plot(path: Path, rows: list[dict[str, Any]], devices: int, backend: str) ->
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
 
-    figure, axis = plt.subplots(figsize=(8, 4))
-    names = [r["tick"] for r in rows]
-    axis.bar(names, [r["db_ms"] for r in rows], label="database time")
-    axis.axhline(1000, color="grey", linestyle="--", linewidth=1, label="goal: 1 s")
-    axis.set_ylabel("ms per tick")
+    figure, axis = plt.subplots(figsize=(9, 4))
+    numbers = list(range(len(rows)))
+    colors = ["tab:blue" if r["queued"] else "tab:green" for r in rows]
+    axis.bar(numbers, [r["db_ms"] for r in rows], color=colors)
+    goal = axis.axhline(1000, color="grey", linestyle="--", linewidth=1, label="goal: 1 s")
+    kinds = [
+        Patch(color="tab:blue", label="a tick that queued installs"),
+        Patch(color="tab:green", label="a tick with nothing due"),
+    ]
+    axis.set_ylim(0, max(1300, 1.3 * max(r["db_ms"] for r in rows)))  # room for the legend
+    axis.set_xlabel("tick (the first of the new policies, then one a minute)")
+    axis.set_ylabel("database ms per tick")
     axis.set_title(f"scheduler ticks, {devices:,} devices, 20 policies, {backend}")
-    axis.legend()
+    axis.legend(handles=[*kinds, goal], loc="upper right")
     save_plot(figure, path)

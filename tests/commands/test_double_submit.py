@@ -79,7 +79,7 @@ async def test_a_fleet_wide_run_skips_devices_already_covered(client, tokens, se
     assert [c["hostname"] for c in fleet.json()["items"]] == ["PC-FREE"]
     again = await client.post("/api/updates/Git.Git/run", headers=tokens.admin)
     assert again.status_code == 409
-    assert again.json()["error"]["details"] == {"skipped": 2}
+    assert again.json()["error"]["details"] == {"skipped": 2, "skipped_by_rules": 0}
 
 
 async def test_the_console_says_how_many_devices_a_run_skipped(app, client, tokens, secret):

@@ -79,6 +79,10 @@ class Settings(BaseSettings):
     scheduler_max_devices_per_tick: int = Field(default=5_000, ge=1, le=1_000_000)
     """Devices one tick queues installs for at most; the rest wait for the next tick (so a
     new policy over a large fleet is taken in bounded steps)."""
+    scheduler_max_installs_per_tick: int = Field(default=2_500, ge=1, le=1_000_000)
+    """Installs (a command and its ``policy_installs`` key each) one tick queues at most,
+    about: a device's installs are queued together, and the tick stops taking devices once
+    this many are queued. The database time of a tick grows with its installs."""
     scheduler_enabled: bool = True
     """Whether this process takes part in running the scheduler's ticks."""
     command_running_timeout_s: int = Field(default=4 * 3600, ge=60, le=30 * 86_400)

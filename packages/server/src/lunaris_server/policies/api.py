@@ -198,6 +198,9 @@ class RingProgressOut(BaseModel):
     position: int
     devices: int
     by_status: dict[str, int]
+    deployment_id: str | None
+    """The deployment of this version in this ring (``GET /api/deployments/{id}``): every
+    command the policy queued for it here, with its summary and its retry."""
 
 
 class RolloutOut(BaseModel):
@@ -228,7 +231,12 @@ async def rollouts_out(session: AsyncSession, policy_id: int) -> list[RolloutOut
             reached_ring=v.reached,
             halted=v.halted_reason,
             rings=[
-                RingProgressOut(position=r.position, devices=r.devices, by_status=r.by_status)
+                RingProgressOut(
+                    position=r.position,
+                    devices=r.devices,
+                    by_status=r.by_status,
+                    deployment_id=r.deployment_id,
+                )
                 for r in sorted(v.rings.values(), key=lambda r: r.position)
             ],
         )

@@ -18,34 +18,28 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, func, literal, or_, select, tuple_
+from sqlalchemy import ColumnElement, case, literal, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.commands.models import Command
-from lunaris_server.commands.overlap import OPEN_STATUSES
+from lunaris_server.commands.overlap import still_open
 from lunaris_server.core.liveness import Liveness
 from lunaris_server.db.queries import insert_missing
 from lunaris_server.devices import groups as device_groups
 from lunaris_server.devices.membership import member_condition
 from lunaris_server.devices.models import Device, DeviceGroup
-from lunaris_server.policies.models import PackageVersionSeen, Policy, PolicyInstall, PolicyRing
+from lunaris_server.policies import waiting
+from lunaris_server.policies.capacity import Capacity, DueInstall, Place
+from lunaris_server.policies.models import PackageVersionSeen, Policy, PolicyRing
 from lunaris_server.policies.rollouts import RolloutState
 from lunaris_server.updates import rule_store
-from lunaris_server.updates.models import DeviceUpdate
 from lunaris_server.updates.rules import RuleAction, RuleBook, UpdateState
 
-Place = tuple[int, int]
-"""A device's (policy id, ring position)."""
+MIN_ROWS_PER_PAGE = 1_000
+"""Waiting rows read at a time, at least (and twice the installs a tick may queue)."""
 
-
-@dataclass(frozen=True, slots=True)
-class DueInstall:
-    device_id: str
-    package_identifier: str
-    source: str | None
-    version: str
-    policy_id: int
-    ring_position: int
+Span = tuple[str, str]
+"""The first and last device id of a page of devices."""
 
 
 @dataclass(slots=True)
@@ -59,6 +53,9 @@ class Plan:
     """Auto updates whose version's rollout an admin (or a gate) halted."""
     over_capacity: int = 0
     """Due updates left for later: their policy or ring installs on enough devices now."""
+    full: bool = False
+    """It stopped reading when it had all the devices and installs a tick may queue (more
+    may be due)."""
 
     @property
     def devices(self) -> int:
@@ -94,9 +91,9 @@ async def places(
     policies: list[Policy],
     rings: dict[int, list[PolicyRing]],
     groups: dict[int, DeviceGroup],
-    within: Select[Any],
+    span: Span,
 ) -> dict[str, Place]:
-    """The policy and ring of each device ``within`` selects (those in no ring are left out):
+    """The policy and ring of each device with an id in ``span`` (those in no ring are left out):
     the first matching ring in policy order decides. One statement, so the database finds
     each group's tagged devices once, however many devices are placed."""
     column = ring_case(
@@ -105,7 +102,9 @@ async def places(
     if column is None:
         return {}
     place = column.label("place")
-    rows = await session.execute(select(Device.id, place).where(Device.revoked_at.is_(None)))
+    rows = await session.execute(
+        select(Device.id, place).where(Device.id.between(*span), Device.revoked_at.is_(None))
+    )
     found: dict[str, Place] = {}
     for device_id, value in rows:
         if value is not None:
@@ -115,19 +114,22 @@ async def places(
 
 
 async def _group_members(
-    session: AsyncSession, book: RuleBook, groups: dict[int, DeviceGroup], device_ids: set[str]
+    session: AsyncSession, book: RuleBook, groups: dict[int, DeviceGroup], span: Span
 ) -> dict[str, frozenset[int]]:
-    """The groups each device is in, among those the rules name."""
+    """The groups each device with an id in ``span`` is in, among those the rules name."""
     named = sorted({rule.group_id for rule in book.rules if rule.group_id is not None})
     members: dict[str, set[int]] = defaultdict(set)
     for group_id in named:
         rows = await session.scalars(
-            select(Device.id).where(Device.revoked_at.is_(None), member_condition(groups[group_id]))
+            select(Device.id).where(
+                Device.id.between(*span),
+                Device.revoked_at.is_(None),
+                member_condition(groups[group_id]),
+            )
         )
         for device_id in rows:
-            if device_id in device_ids:
-                members[device_id].add(group_id)
-    return {device_id: frozenset(members[device_id]) for device_id in device_ids}
+            members[device_id].add(group_id)
+    return {device_id: frozenset(found) for device_id, found in members.items()}
 
 
 async def first_seen(
@@ -178,195 +180,124 @@ async def plan(
     rollouts: RolloutState,
     record: bool,
     per_tick: int = 5_000,
+    installs_per_tick: int | None = None,
+    until_full: bool = False,
+    resume_after: str | None = None,
+    backlog: bool = False,
 ) -> Plan:
     """The installs due ``now`` for the policies in ``due_policies`` (those whose window is
     open, or the one previewed). ``rollouts``: how far each version may go, and which are
     halted. ``record``: note versions seen for the first time (the scheduler does; a preview
-    changes nothing). ``per_tick``: devices queued at most (the rest wait for the next)."""
+    changes nothing). ``per_tick``: devices queued at most (the rest wait for the next);
+    ``installs_per_tick``: about this many installs at most (a device's go together).
+    ``until_full``: stop reading once ``per_tick`` devices are taken (the scheduler; its
+    plan's counts then cover what it read), where a preview reads everything to count it.
+    ``resume_after``: read the devices after this id first, then from the first one (the
+    last device the previous tick queued: a backlog is worked through without reading the
+    devices queued already again). ``backlog``: the tick before was full, so pages are
+    likely full too (see ``waiting.pages``)."""
     result = Plan()
     book = await rule_store.load_book(session)
     auto = rule_store.packages_named(book, RuleAction.AUTO)
     if auto is None or not due_policies:
         return result
-    # The waiting updates an auto rule could decide, leaving out at once (in the database)
-    # every version queued for its device before: on most ticks this finds nothing.
-    queued_before = (
-        select(PolicyInstall.id)
-        .where(
-            PolicyInstall.device_id == DeviceUpdate.device_id,
-            PolicyInstall.package_identifier == DeviceUpdate.package_identifier,
-            PolicyInstall.source == func.coalesce(DeviceUpdate.source, ""),
-            PolicyInstall.version == DeviceUpdate.available_version,
-        )
-        .exists()
-    )
-    waiting = (
-        select(
-            DeviceUpdate.device_id,
-            DeviceUpdate.package_identifier,
-            DeviceUpdate.source,
-            DeviceUpdate.available_version,
-        )
-        .join(Device, Device.id == DeviceUpdate.device_id)
-        .where(
-            Device.revoked_at.is_(None),
-            DeviceUpdate.truncated.is_(False),
-            auto,
-            ~queued_before,
-        )
-    )
-    rows = list(
-        await session.execute(
-            waiting.order_by(DeviceUpdate.device_id, DeviceUpdate.package_identifier)
-        )
-    )
-    if not rows:
-        return result
     groups = {g.id: g for g in await session.scalars(select(DeviceGroup))}
-    within = waiting.with_only_columns(DeviceUpdate.device_id).distinct()
-    placed = await places(session, policies, rings, groups, within)
-    placed = {d: p for d, p in placed.items() if p[0] in due_policies}
-    rows = [row for row in rows if row.device_id in placed]
-    member_of = await _group_members(session, book, groups, {row.device_id for row in rows})
-    seen = await first_seen(
-        session,
-        ((r.package_identifier, r.source or "", r.available_version) for r in rows),
-        now=now,
-        record=record,
-    )
     by_id = {policy.id: policy for policy in policies}
-    busy = await _open_packages(session, {row.device_id for row in rows})
-    candidates: list[DueInstall] = []
-    for row in rows:
-        decision = book.decide(
-            package=row.package_identifier,
-            source=row.source,
-            available_version=row.available_version,
-            group_ids=member_of.get(row.device_id, frozenset()),
-        )
-        if decision.state is not UpdateState.AUTO:
-            continue
-        key = (row.package_identifier, row.source or "", row.available_version)
-        if {(row.device_id, row.package_identifier), (row.device_id, "*")} & busy:
-            continue
-        policy_id, position = placed[row.device_id]
-        deferral = timedelta(days=by_id[policy_id].deferral_days)
-        if now - seen.get(key, now) < deferral:
-            result.deferred += 1
-            continue
-        if not rollouts.allows((policy_id, *key), position):
-            if (policy_id, *key) in rollouts.halted:
-                result.halted += 1
-            else:
-                result.waiting_for_ring += 1
-            continue
-        candidates.append(
-            DueInstall(
-                device_id=row.device_id,
-                package_identifier=row.package_identifier,
-                source=row.source,
-                version=row.available_version,
-                policy_id=policy_id,
-                ring_position=position,
-            )
-        )
-    result.installs = await _within_capacity(
+    capacity = await Capacity.read(
         session,
-        candidates,
         by_id,
         rings,
         liveness=liveness,
         now=now,
-        plan=result,
         per_tick=per_tick,
+        installs_per_tick=installs_per_tick,
     )
+    wanted = min(2 * per_tick, installs_per_tick or 2 * per_tick)  # about two a device
+    decide = _Decisions(book)
+    seen: dict[tuple[str, str, str], datetime] = {}
+    pages = waiting.pages(
+        session,
+        auto,
+        # (a preview counts everything: one page, one pass, as the whole is read anyway)
+        rows_per_page=max(MIN_ROWS_PER_PAGE, 2 * wanted) if until_full else None,
+        resume_after=resume_after,
+        backlog=backlog,
+    )
+    async for rows in pages:
+        span = (rows[0].device_id, rows[-1].device_id)
+        placed = await places(session, policies, rings, groups, span)
+        rows = [r for r in rows if placed.get(r.device_id, (None,))[0] in due_policies]
+        if not rows:
+            continue
+        member_of = await _group_members(session, book, groups, span)
+        keys = {(r.package_identifier, r.source or "", r.available_version) for r in rows}
+        seen |= await first_seen(session, keys - seen.keys(), now=now, record=record)
+        busy = await _open_packages(session, span)
+        candidates: list[DueInstall] = []
+        for row in rows:
+            key = (row.package_identifier, row.source or "", row.available_version)
+            if not decide.auto(key, row.source, member_of.get(row.device_id, frozenset())):
+                continue
+            if {(row.device_id, row.package_identifier), (row.device_id, "*")} & busy:
+                continue
+            policy_id, position = placed[row.device_id]
+            deferral = timedelta(days=by_id[policy_id].deferral_days)
+            if now - seen.get(key, now) < deferral:
+                result.deferred += 1
+                continue
+            if not rollouts.allows((policy_id, *key), position):
+                if (policy_id, *key) in rollouts.halted:
+                    result.halted += 1
+                else:
+                    result.waiting_for_ring += 1
+                continue
+            package, _, version = key
+            due = DueInstall(row.device_id, package, row.source, version, policy_id, position)
+            candidates.append(due)
+        result.installs += capacity.take(candidates)
+        if until_full and capacity.full:
+            result.full = True
+            break
+    result.over_capacity = capacity.over
     return result
 
 
-async def _open_packages(session: AsyncSession, device_ids: set[str]) -> set[tuple[str, str]]:
-    """(device, package) of every open command; an open "every update" command blocks all
-    of its device's packages, written (device, "*")."""
-    found: set[tuple[str, str]] = set()
-    ids = sorted(device_ids)
-    for start in range(0, len(ids), 1000):
-        rows = await session.execute(
-            select(Command.device_id, Command.packages).where(
-                Command.device_id.in_(ids[start : start + 1000]),
-                Command.status.in_(OPEN_STATUSES),
+class _Decisions:
+    """The rules' decisions, each asked once per tick: an update's state depends only on
+    its package, source and version and the device's groups that rules name."""
+
+    def __init__(self, book: RuleBook) -> None:
+        self._book = book
+        self._known: dict[tuple[tuple[str, str, str], str | None, frozenset[int]], bool] = {}
+
+    def auto(
+        self, version: tuple[str, str, str], source: str | None, groups: frozenset[int]
+    ) -> bool:
+        """Whether the rules decide ``auto`` for (package, source or "", version) from
+        ``source`` on a device in ``groups``."""
+        key = (version, source, groups)
+        found = self._known.get(key)
+        if found is None:
+            package, _, available = version
+            decision = self._book.decide(
+                package=package, source=source, available_version=available, group_ids=groups
             )
-        )
-        for device_id, packages in rows:
-            found.update((device_id, p) for p in packages or ["*"])
-    return found
+            found = self._known[key] = decision.state is UpdateState.AUTO
+        return found
 
 
-async def _within_capacity(
-    session: AsyncSession,
-    candidates: list[DueInstall],
-    policies: dict[int, Policy],
-    rings: dict[int, list[PolicyRing]],
-    *,
-    liveness: Liveness,
-    now: datetime,
-    plan: Plan,
-    per_tick: int,
-) -> list[DueInstall]:
-    """The candidates whose devices fit their policy's and ring's concurrency, and at most
-    ``per_tick`` devices in all, devices in id order (installs of one device stay
-    together)."""
-    ring_caps = {(r.policy_id, r.position): r.max_concurrent for rs in rings.values() for r in rs}
-    capped = any(p.max_concurrent is not None for p in policies.values()) or any(
-        cap is not None for cap in ring_caps.values()
-    )
-    installing = await _installing(session, liveness=liveness, now=now) if capped else {}
-    per_policy: dict[int, set[str]] = defaultdict(set)
-    per_ring: dict[Place, set[str]] = defaultdict(set)
-    for device_id, place in installing.items():
-        per_policy[place[0]].add(device_id)
-        per_ring[place].add(device_id)
-    kept: list[DueInstall] = []
-    devices: set[str] = set()
-    for install in candidates:
-        place = (install.policy_id, install.ring_position)
-        device = install.device_id
-        policy_cap = policies[install.policy_id].max_concurrent
-        ring_cap = ring_caps.get(place)
-        new_device = device not in per_policy[install.policy_id]
-        if new_device and (
-            (policy_cap is not None and len(per_policy[install.policy_id]) >= policy_cap)
-            or (ring_cap is not None and len(per_ring[place]) >= ring_cap)
-            or (device not in devices and len(devices) >= per_tick)
-        ):
-            plan.over_capacity += 1
-            continue
-        devices.add(device)
-        per_policy[install.policy_id].add(device)
-        per_ring[place].add(device)
-        kept.append(install)
-    return kept
-
-
-async def _installing(
-    session: AsyncSession, *, liveness: Liveness, now: datetime
-) -> dict[str, Place]:
-    """Devices installing under a policy now: its command sent or running, or queued while
-    the device is online (it takes the command within a heartbeat)."""
-    online = Device.last_seen_at > liveness.cutoff(now)
+async def _open_packages(session: AsyncSession, span: Span) -> set[tuple[str, str]]:
+    """(device, package) of every open command of the devices in ``span``; an open "every
+    update" command blocks all of its device's packages, written (device, "*")."""
+    found: set[tuple[str, str]] = set()
     rows = await session.execute(
-        select(PolicyInstall.device_id, PolicyInstall.policy_id, PolicyInstall.ring_position)
-        .join(Command, Command.id == PolicyInstall.command_id)
-        .join(Device, Device.id == PolicyInstall.device_id)
-        .where(
-            PolicyInstall.policy_id.is_not(None),
-            or_(
-                Command.status.in_(OPEN_STATUSES[1:]),
-                (Command.status == OPEN_STATUSES[0]) & online,
-            ),
+        select(Command.device_id, Command.packages).where(
+            Command.device_id.between(*span), still_open()
         )
     )
-    return {
-        device_id: (policy_id, ring) for device_id, policy_id, ring in rows if policy_id is not None
-    }
+    for device_id, packages in rows:
+        found.update((device_id, p) for p in packages or ["*"])
+    return found
 
 
 async def device_place(

@@ -10,7 +10,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
-from lunaris_server.commands.models import Command
+from lunaris_server.commands.models import Command, Deployment
+from lunaris_server.commands.scheduled import PolicyDeployment
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.policies.events import announce_policy
 from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, Rollout
@@ -134,6 +135,9 @@ class RingProgress:
     position: int
     by_status: dict[str, int] = field(default_factory=dict)
     """Devices queued for the version in this ring, by their command's status."""
+    deployment_id: str | None = None
+    """The deployment the version's commands in this ring joined (None for commands queued
+    before policies' commands had deployments)."""
 
     @property
     def devices(self) -> int:
@@ -187,6 +191,20 @@ async def progress(session: AsyncSession, *, policy_id: int) -> list[VersionProg
         )
         ring = item.rings.setdefault(position, RingProgress(position))
         ring.by_status[status] = ring.by_status.get(status, 0) + count
+        ring.deployment_id = PolicyDeployment(policy_id, position, package, source, version).id
+    made = set(
+        await session.scalars(
+            select(Deployment.id).where(
+                Deployment.id.in_(
+                    sorted({r.deployment_id for v in found.values() for r in v.rings.values()})
+                )
+            )
+        )
+    )
+    for item in found.values():
+        for ring in item.rings.values():
+            if ring.deployment_id not in made:
+                ring.deployment_id = None
     for rollout in await session.scalars(select(Rollout).where(Rollout.policy_id == policy_id)):
         item = found.setdefault(
             (rollout.package_identifier, rollout.source, rollout.version),

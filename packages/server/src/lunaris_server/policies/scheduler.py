@@ -10,18 +10,20 @@ version has its key in ``policy_installs`` (device, package, source, version): a
 tick cannot queue it twice.
 """
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import structlog
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import scheduled
 from lunaris_server.db.queries import insert_missing
+from lunaris_server.devices.models import DeviceGroup
 from lunaris_server.policies import planning, rollouts
 from lunaris_server.policies import service as policies
-from lunaris_server.policies.models import Policy, PolicyInstall, SchedulerTick
+from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, SchedulerTick
 from lunaris_server.policies.windows import closes_at, is_open
 from lunaris_server.realtime import outbox
 from lunaris_server.web.state import AppState
@@ -46,24 +48,64 @@ async def tick_once(state: AppState) -> int | None:
         if not await _claim(session, number, now=now, process=state.realtime.bus.process_id):
             await session.rollback()
             return None
-        queued = await _queue_due(session, state, now=now)
+        queued, plan = await _queue_due(session, state, now=now)
         tick = await session.get(SchedulerTick, number)
         assert tick is not None
         tick.queued = queued
         await outbox.commit(session, state)
+    if plan is not None:  # (committed: the next tick goes on from here)
+        resume = _resume(state)
+        resume.backlog = plan.full
+        if plan.installs:
+            resume.after = plan.installs[-1].device_id
     if queued:
         log.info("scheduler queued installs", installs=queued, tick=number)
     return queued
 
 
-async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -> int:
+async def _ring_names(session: AsyncSession, rings: list[PolicyRing]) -> dict[int, str]:
+    """Each ring's group's name, by the ring's position."""
+    rows = await session.execute(
+        select(DeviceGroup.id, DeviceGroup.name).where(
+            DeviceGroup.id.in_([r.group_id for r in rings])
+        )
+    )
+    names: dict[int, str] = {}
+    for group_id, name in rows:
+        names[group_id] = name
+    return {r.position: names[r.group_id] for r in rings if r.group_id in names}
+
+
+@dataclass(slots=True)
+class Resume:
+    """Where this process's next tick starts reading: after the last device its previous
+    tick queued (None: from the first). Only a shortcut: a tick reads every device in the
+    end, and one run by another process, or after a restart, starts from the first."""
+
+    after: str | None = None
+    backlog: bool = False
+    """Whether its previous tick had more due than it could queue."""
+
+
+def _resume(state: AppState) -> Resume:
+    try:
+        return state.part(Resume)
+    except KeyError:
+        state.add(Resume())
+        return state.part(Resume)
+
+
+async def _queue_due(
+    session: AsyncSession, state: AppState, *, now: datetime
+) -> tuple[int, planning.Plan | None]:
+    """Queues what is due; returns the installs queued and the plan (None: no window open)."""
     found = await policies.list_policies(session)
     rings = await policies.rings_of(session, [p.id for p in found])
     for change in await rollouts.apply_gates(session, found, rings, now=now):
         log.info("rollout gate", change=change)
     open_now = {p.id for p in found if p.enabled and is_open(policies.window_of(p), now)}
     if not open_now:
-        return 0
+        return 0, None
     plan = await planning.plan(
         session,
         policies=found,
@@ -74,49 +116,72 @@ async def _queue_due(session: AsyncSession, state: AppState, *, now: datetime) -
         rollouts=await rollouts.state(session),
         record=True,
         per_tick=state.settings.scheduler_max_devices_per_tick,
+        installs_per_tick=state.settings.scheduler_max_installs_per_tick,
+        until_full=True,
+        resume_after=_resume(state).after,
+        backlog=_resume(state).backlog,
     )
     by_id = {p.id: p for p in found}
     queued = 0
     for policy_id in sorted({install.policy_id for install in plan.installs}):
-        queued += await _queue_for(session, state, by_id[policy_id], plan, now=now)
-    return queued
+        names = await _ring_names(session, rings[policy_id])
+        queued += await _queue_for(session, state, by_id[policy_id], plan, names, now=now)
+    return queued, plan
 
 
 async def _queue_for(
-    session: AsyncSession, state: AppState, policy: Policy, plan: planning.Plan, *, now: datetime
+    session: AsyncSession,
+    state: AppState,
+    policy: Policy,
+    plan: planning.Plan,
+    ring_names: dict[int, str],
+    *,
+    now: datetime,
 ) -> int:
+    """A command per device and version due (each in the deployment of that version in the
+    device's ring), and the versions' keys in ``policy_installs``."""
     installs = [i for i in plan.installs if i.policy_id == policy.id]
-    due: dict[str, list[str]] = {}
-    for install in installs:
-        due.setdefault(install.device_id, []).append(install.package_identifier)
+    wanted = [
+        scheduled.Wanted(
+            i.device_id,
+            [i.package_identifier],
+            scheduled.PolicyDeployment(
+                policy.id, i.ring_position, i.package_identifier, i.source, i.version
+            ),
+        )
+        for i in installs
+    ]
     window = policies.window_of(policy)
     expires_at = closes_at(window, now, longest=state.settings.command_expiry)
     actor = audit.Actor(f"policy:{policy.id}")
     commands = await scheduled.queue(
         session,
-        due,
+        wanted,
         actor=actor,
         now=now,
         expires_at=expires_at,
         window_ends_at=None if window.days is None else expires_at,
     )
-    kept = [i for i in installs if i.device_id in commands]
+    joined = {w.deployment for w in wanted if (w.device_id, w.deployment.id) in commands}
+    titles = {d: _title(policy, d, ring_names.get(d.ring_position)) for d in joined}
+    await scheduled.join_deployments(session, titles, actor=actor, now=now)
     rows = [
         {
-            "device_id": i.device_id,
+            "device_id": w.device_id,
             "package_identifier": i.package_identifier,
             "source": i.source or "",
             "version": i.version,
             "policy_id": policy.id,
             "ring_position": i.ring_position,
-            "command_id": commands[i.device_id].id,
+            "command_id": command.id,
             "queued_at": now,
         }
-        for i in kept
+        for i, w in zip(installs, wanted, strict=True)
+        if (command := commands.get((w.device_id, w.deployment.id))) is not None
     ]
     for start in range(0, len(rows), 5_000):
         await session.execute(insert(PolicyInstall), rows[start : start + 5_000])
-    if kept:
+    if rows:
         await audit.record(
             session,
             actor=actor,
@@ -124,10 +189,20 @@ async def _queue_for(
             target=f"policy:{policy.id}",
             details={
                 "name": policy.name,
-                "devices": len(commands),
-                "installs": len(kept),
+                "devices": len({row["device_id"] for row in rows}),
+                "installs": len(rows),
+                "deployments": sorted(d.id for d in joined),
                 "window_closes_at": expires_at.isoformat(),
             },
             now=now,
         )
-    return len(kept)
+    return len(rows)
+
+
+def _title(policy: Policy, deployment: scheduled.PolicyDeployment, ring: str | None) -> str:
+    """ "Policy Nightly: Zoom.Zoom 6.1.2, ring 1 (Pilot)"."""
+    named = f" ({ring})" if ring else ""
+    return (
+        f"Policy {policy.name}: {deployment.package} {deployment.version}, "
+        f"ring {deployment.ring_position + 1}{named}"
+    )
