@@ -6,6 +6,7 @@ import httpx
 from fastapi import FastAPI
 
 from tests.console.helpers import login, page_token
+from tests.policies.helpers import console_with_a_group
 from tests.support import create_user
 
 
@@ -17,19 +18,12 @@ async def test_the_sla_on_the_policy_form(app):
     await create_user(app)
     await create_user(app, "viewer", role="viewer")
     async with console_client(app) as admin:
-        assert (await login(admin)).status_code == 303
-        token = await page_token(admin, "/policies")
-        group = await admin.post(
-            "/api/groups",
-            json={"name": "Everyone", "hostname_glob": "*"},
-            headers={"X-CSRF-Token": token},
-        )
-        assert group.status_code == 201, group.text
+        token, group_id = await console_with_a_group(admin)
         form = {
             "name": "Nightly",
             "enabled": "yes",
             "always": "yes",
-            "ring0_group": str(group.json()["id"]),
+            "ring0_group": str(group_id),
             "csrf_token": token,
         }
         refused = await admin.post("/policies", data={**form, "sla_days": "400"})

@@ -10,10 +10,8 @@ from lunaris_server.audit.service import Actor
 from lunaris_server.commands.models import Deployment
 from lunaris_server.commands.scheduled import PolicyDeployment, join_deployments
 from lunaris_server.policies import scheduler
-from tests.policies.test_scheduler import ROWS, admin, finish, fleet, two_rings
+from tests.policies.helpers import ROWS, finish, fleet, two_rings
 from tests.support import app_state
-
-__all__ = ["admin"]
 
 
 async def test_ticks_join_one_deployment_per_version_and_ring(app, admin, clock):

@@ -5,75 +5,31 @@ exactly once (two processes, a repeated tick, a tick that failed mid-way)."""
 import asyncio
 from datetime import UTC, datetime
 
-import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from fastapi import FastAPI
 from sqlalchemy import func, select
 
 from lunaris_server.app import create_app
 from lunaris_server.audit.models import AuditEntry
 from lunaris_server.commands import scheduled
-from lunaris_server.commands.models import Command
 from lunaris_server.policies import scheduler
 from lunaris_server.policies.models import PolicyInstall, SchedulerTick
+from tests.policies.helpers import (
+    MONDAY_EVENING,
+    ROWS,
+    commands,
+    finish,
+    fleet,
+    setup_policy,
+    spec_of,
+    two_rings,
+)
 from tests.support import (
     FakeClock,
-    RegisteredDevice,
     api_login,
     app_state,
-    create_secret,
     create_user,
-    register_device,
-    update_row,
 )
-
-# Monday 2 November 2026; the nightly window opens at 22:00 in Berlin (21:00 UTC).
-MONDAY_EVENING = datetime(2026, 11, 2, 21, 30, tzinfo=UTC)
-NIGHTLY = {"days": ["mon", "tue", "wed", "thu", "fri"], "start": "22:00", "duration_minutes": 240}
-
-
-@pytest.fixture
-async def admin(app: FastAPI, client: httpx.AsyncClient, clock: FakeClock) -> httpx.AsyncClient:
-    clock.now = datetime(2026, 11, 2, 20, 0, tzinfo=UTC)  # Monday, 21:00 in Berlin
-    await create_user(app)
-    await api_login(client)
-    return client
-
-
-async def fleet(
-    app: FastAPI, client: httpx.AsyncClient, hostnames: list[str], rows: list[dict]
-) -> list[RegisteredDevice]:
-    secret = await create_secret(app)
-    devices = []
-    for hostname in hostnames:
-        device = await register_device(client, secret, hostname=hostname)
-        sent = await client.post(
-            "/api/agent/update-report", json={"updates": rows}, headers=device.headers
-        )
-        assert sent.status_code == 200, sent.text
-        devices.append(device)
-    return devices
-
-
-async def setup_policy(client: httpx.AsyncClient, **policy: object) -> dict:
-    group = await client.post("/api/groups", json={"name": "Everyone", "hostname_glob": "*"})
-    assert group.status_code == 201, group.text
-    for rule in ({"package": "Zoom.Zoom", "action": "auto"}, {"package": "Git.Git"}):
-        assert (await client.post("/api/package-rules", json=rule)).status_code == 201
-    body = {"name": "Nightly", "window": NIGHTLY, "time_zone": "Europe/Berlin"}
-    body |= {"rings": [{"group_id": group.json()["id"]}], **policy}
-    created = await client.post("/api/policies", json=body)
-    assert created.status_code == 201, created.text
-    return created.json()
-
-
-ROWS = [update_row("Zoom.Zoom", "6.2", "6.3"), update_row("Git.Git", "2.46", "2.47")]
-
-
-async def commands(app: FastAPI) -> list[Command]:
-    async with app_state(app).database.session() as session:
-        return list(await session.scalars(select(Command).order_by(Command.device_id)))
 
 
 async def test_in_its_window_a_policy_queues_the_auto_updates_once(app, admin, clock: FakeClock):
@@ -177,7 +133,7 @@ async def test_a_later_ring_waits_for_promotion_and_a_halt_stops_every_ring(app,
     everyone = policy["rings"][0]["group_id"]
     rings = [{"group_id": pilot.json()["id"]}, {"group_id": everyone}]
     changed = await admin.put(
-        f"/api/policies/{policy['id']}", json={**_spec(policy), "rings": rings}
+        f"/api/policies/{policy['id']}", json={**spec_of(policy), "rings": rings}
     )
     assert changed.status_code == 200, changed.text
     state = app_state(app)
@@ -199,11 +155,6 @@ async def test_a_later_ring_waits_for_promotion_and_a_halt_stops_every_ring(app,
     rollout = (await admin.get(url)).json()
     assert [(r["position"], r["devices"]) for r in rollout[0]["rings"]] == [(0, 1), (1, 2)]
     assert (await admin.post(f"{url}/promote", json=version)).status_code == 409  # the last ring
-
-
-def _spec(policy: dict) -> dict:
-    keep = ("name", "description", "priority", "enabled", "window", "time_zone")
-    return {k: policy[k] for k in (*keep, "deferral_days", "max_concurrent")}
 
 
 async def test_a_tick_that_fails_midway_leaves_nothing_and_runs_again(app, admin, monkeypatch):
@@ -261,26 +212,6 @@ async def test_policies_are_checked_and_need_an_admin(app, admin, client):
     await api_login(client, "vera", "viewer password")
     assert (await client.get("/api/policies")).status_code == 200
     assert (await client.post("/api/policies", json={**base, "name": "Q"})).status_code == 403
-
-
-async def finish(client: httpx.AsyncClient, device: RegisteredDevice, status: str) -> None:
-    """The device takes its waiting command and reports it ``status``."""
-    beat = await client.post("/api/agent/heartbeat", json={}, headers=device.headers)
-    (command,) = beat.json()["commands"]
-    progress = f"/api/agent/commands/{command['command_id']}/progress"
-    step = {"sequence": 1, "status": status}
-    done = await client.post(progress, json=step, headers=device.headers)
-    assert done.status_code == 200, done.text
-
-
-async def two_rings(admin: httpx.AsyncClient, **gate: object) -> dict:
-    pilot = await admin.post("/api/groups", json={"name": "Pilot", "hostname_glob": "PILOT-*"})
-    policy = await setup_policy(admin, window=None)
-    rings = [{"group_id": pilot.json()["id"], **gate}, policy["rings"][0]]
-    body = {**_spec(policy), "rings": rings}
-    changed = await admin.put(f"/api/policies/{policy['id']}", json=body)
-    assert changed.status_code == 200, changed.text
-    return changed.json()
 
 
 GATE = {"soak_hours": 24, "min_devices": 2, "min_success_percent": 100, "halt_failure_percent": 40}

@@ -9,10 +9,8 @@ from sqlalchemy import select
 from lunaris_server.app import create_app
 from lunaris_server.commands.models import Command
 from lunaris_server.policies import planning, scheduler
-from tests.policies.test_scheduler import ROWS, admin, fleet, setup_policy
+from tests.policies.helpers import ROWS, fleet, setup_policy
 from tests.support import app_state, update_row
-
-__all__ = ["admin"]
 
 TWO_AUTO = [*ROWS, update_row("7zip.7zip", "23.01", "24.08")]
 

@@ -50,6 +50,7 @@ class PolicyOut(PolicySpec):
             enabled=policy.enabled,
             window=window,
             time_zone=policy.time_zone,
+            local_time=policy.local_time,
             deferral_days=policy.deferral_days,
             max_concurrent=policy.max_concurrent,
             sla_days=policy.sla_days,

@@ -8,6 +8,7 @@ from sqlalchemy import (
     Integer,
     String,
     UniqueConstraint,
+    false,
     func,
     true,
 )
@@ -34,6 +35,9 @@ class Policy(Base):
     """``HH:MM`` in ``time_zone``."""
     window_minutes: Mapped[int | None] = mapped_column(Integer)
     time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    local_time: Mapped[bool] = mapped_column(Boolean, server_default=false())
+    """The window opens in each device's own time zone (as its agent reports it), and in
+    ``time_zone`` on devices that report none."""
     """An IANA zone (``Europe/Berlin``)."""
     deferral_days: Mapped[int] = mapped_column(Integer, default=0)
     """Install a version only once it has been available in the fleet this many days."""

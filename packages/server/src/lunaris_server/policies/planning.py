@@ -13,7 +13,7 @@ is online) hold a slot; a command waiting for an offline device does not.
 """
 
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -32,6 +32,7 @@ from lunaris_server.policies import waiting
 from lunaris_server.policies.capacity import Capacity, DueInstall, Place
 from lunaris_server.policies.models import PackageVersionSeen, Policy, PolicyRing
 from lunaris_server.policies.rollouts import RolloutState
+from lunaris_server.policies.windows import is_zone
 from lunaris_server.updates import rule_store
 from lunaris_server.updates.rules import RuleAction, RuleBook, UpdateState
 
@@ -56,6 +57,8 @@ class Plan:
     full: bool = False
     """It stopped reading when it had all the devices and installs a tick may queue (more
     may be due)."""
+    zones: dict[str, str] = field(default_factory=dict)
+    """For the devices of local-time policies: the zone whose clock their window keeps."""
 
     @property
     def devices(self) -> int:
@@ -111,6 +114,42 @@ async def places(
             policy_id, position = value.split(":")
             found[device_id] = (int(policy_id), int(position))
     return found
+
+
+LocalZones = tuple[frozenset[str], str]
+"""A local-time policy's zones with its window open now, and its zone for devices without."""
+
+
+async def _in_open_zones(
+    session: AsyncSession,
+    rows: list[Any],
+    placed: dict[str, Place],
+    local_zones: Mapping[int, LocalZones],
+    zones: dict[str, str],
+    span: Span,
+) -> list[Any]:
+    """The rows of devices whose window is open: those of local-time policies only where the
+    device's own clock (or its policy's zone, when it reports none it can be read by) has
+    it open; ``zones`` learns the zone of each such device kept."""
+    rows_of_zones = await session.execute(
+        select(Device.id, Device.time_zone).where(Device.id.between(*span))
+    )
+    reported: dict[str, str | None] = {}
+    for device_id, zone in rows_of_zones:
+        reported[device_id] = zone
+    kept = []
+    for row in rows:
+        policy_id = placed[row.device_id][0]
+        if policy_id not in local_zones:
+            kept.append(row)
+            continue
+        open_zones, fallback = local_zones[policy_id]
+        own = reported.get(row.device_id)
+        zone = own if own is not None and is_zone(own) else fallback
+        if zone in open_zones:
+            zones[row.device_id] = zone
+            kept.append(row)
+    return kept
 
 
 async def _group_members(
@@ -184,6 +223,7 @@ async def plan(
     until_full: bool = False,
     resume_after: str | None = None,
     backlog: bool = False,
+    local_zones: Mapping[int, LocalZones] | None = None,
 ) -> Plan:
     """The installs due ``now`` for the policies in ``due_policies`` (those whose window is
     open, or the one previewed). ``rollouts``: how far each version may go, and which are
@@ -195,7 +235,9 @@ async def plan(
     ``resume_after``: read the devices after this id first, then from the first one (the
     last device the previous tick queued: a backlog is worked through without reading the
     devices queued already again). ``backlog``: the tick before was full, so pages are
-    likely full too (see ``waiting.pages``)."""
+    likely full too (see ``waiting.pages``). ``local_zones``: for each local-time policy
+    due, the zones whose clocks have its window open now and the zone of devices that report
+    none (or one unknown): its devices elsewhere wait for their own window."""
     result = Plan()
     book = await rule_store.load_book(session)
     auto = rule_store.packages_named(book, RuleAction.AUTO)
@@ -227,6 +269,8 @@ async def plan(
         span = (rows[0].device_id, rows[-1].device_id)
         placed = await places(session, policies, rings, groups, span)
         rows = [r for r in rows if placed.get(r.device_id, (None,))[0] in due_policies]
+        if local_zones:
+            rows = await _in_open_zones(session, rows, placed, local_zones, result.zones, span)
         if not rows:
             continue
         member_of = await _group_members(session, book, groups, span)

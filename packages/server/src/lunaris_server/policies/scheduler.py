@@ -19,12 +19,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.audit import service as audit
 from lunaris_server.commands import scheduled
+from lunaris_server.commands.models import Command
 from lunaris_server.db.queries import insert_missing
-from lunaris_server.devices.models import DeviceGroup
+from lunaris_server.devices.models import Device, DeviceGroup
 from lunaris_server.policies import planning, rollouts
 from lunaris_server.policies import service as policies
 from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, SchedulerTick
-from lunaris_server.policies.windows import closes_at, is_open
+from lunaris_server.policies.windows import closes_at, in_zone, is_open, is_zone
 from lunaris_server.realtime import outbox
 from lunaris_server.web.state import AppState
 
@@ -103,7 +104,12 @@ async def _queue_due(
     rings = await policies.rings_of(session, [p.id for p in found])
     for change in await rollouts.apply_gates(session, found, rings, now=now):
         log.info("rollout gate", change=change)
-    open_now = {p.id for p in found if p.enabled and is_open(policies.window_of(p), now)}
+    local_zones = await _local_zones(session, found, now=now)
+    open_now = {
+        p.id
+        for p in found
+        if p.enabled and (local_zones[p.id][0] if p.id in local_zones else _open(p, now))
+    }
     if not open_now:
         return 0, None
     plan = await planning.plan(
@@ -120,6 +126,7 @@ async def _queue_due(
         until_full=True,
         resume_after=_resume(state).after,
         backlog=_resume(state).backlog,
+        local_zones={k: v for k, v in local_zones.items() if k in open_now},
     )
     by_id = {p.id: p for p in found}
     queued = 0
@@ -127,6 +134,34 @@ async def _queue_due(
         names = await _ring_names(session, rings[policy_id])
         queued += await _queue_for(session, state, by_id[policy_id], plan, names, now=now)
     return queued, plan
+
+
+def _open(policy: Policy, now: datetime) -> bool:
+    return is_open(policies.window_of(policy), now)
+
+
+async def _local_zones(
+    session: AsyncSession, found: list[Policy], *, now: datetime
+) -> dict[int, planning.LocalZones]:
+    """For each enabled policy whose window keeps each device's own clock: the zones (those
+    enrolled devices report, and the policy's own for devices that report none or one the
+    zoneinfo database does not know) in which its window is open now."""
+    local = [p for p in found if p.enabled and p.local_time and p.window_days is not None]
+    if not local:
+        return {}
+    reported = await session.scalars(
+        select(Device.time_zone)
+        .where(Device.revoked_at.is_(None), Device.time_zone.is_not(None))
+        .distinct()
+    )
+    known = {zone for zone in reported if zone is not None and is_zone(zone)}
+    found_zones: dict[int, planning.LocalZones] = {}
+    for policy in local:
+        window = policies.window_of(policy)
+        zones = known | {policy.time_zone}
+        open_in = frozenset(z for z in zones if is_open(in_zone(window, z), now))
+        found_zones[policy.id] = (open_in, policy.time_zone)
+    return found_zones
 
 
 async def _queue_for(
@@ -152,16 +187,24 @@ async def _queue_for(
         for i in installs
     ]
     window = policies.window_of(policy)
-    expires_at = closes_at(window, now, longest=state.settings.command_expiry)
     actor = audit.Actor(f"policy:{policy.id}")
-    commands = await scheduled.queue(
-        session,
-        wanted,
-        actor=actor,
-        now=now,
-        expires_at=expires_at,
-        window_ends_at=None if window.days is None else expires_at,
-    )
+    # One batch per clock the window keeps: the policy's zone, or each device's own.
+    by_zone: dict[str, list[scheduled.Wanted]] = {}
+    for w in wanted:
+        by_zone.setdefault(plan.zones.get(w.device_id, policy.time_zone), []).append(w)
+    commands: dict[tuple[str, str], Command] = {}
+    closing: list[datetime] = []
+    for zone, batch in sorted(by_zone.items()):
+        expires_at = closes_at(in_zone(window, zone), now, longest=state.settings.command_expiry)
+        closing.append(expires_at)
+        commands |= await scheduled.queue(
+            session,
+            batch,
+            actor=actor,
+            now=now,
+            expires_at=expires_at,
+            window_ends_at=None if window.days is None else expires_at,
+        )
     joined = {w.deployment for w in wanted if (w.device_id, w.deployment.id) in commands}
     titles = {d: _title(policy, d, ring_names.get(d.ring_position)) for d in joined}
     await scheduled.join_deployments(session, titles, actor=actor, now=now)
@@ -192,7 +235,7 @@ async def _queue_for(
                 "devices": len({row["device_id"] for row in rows}),
                 "installs": len(rows),
                 "deployments": sorted(d.id for d in joined),
-                "window_closes_at": expires_at.isoformat(),
+                "window_closes_at": max(closing).isoformat(),
             },
             now=now,
         )

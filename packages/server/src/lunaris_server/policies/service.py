@@ -62,6 +62,9 @@ class PolicySpec(BaseModel):
     window: WindowSpec | None = None
     """When installs may start; null: at any time."""
     time_zone: Annotated[str, Field(max_length=64)] = "UTC"
+    local_time: bool = False
+    """The window opens in each device's own time zone, as its agent reports it (a laptop
+    that travels takes its window along); ``time_zone`` is for devices that report none."""
     deferral_days: Annotated[int, Field(ge=0, le=365)] = 0
     max_concurrent: Count | None = None
     sla_days: Annotated[int, Field(ge=0, le=365)] | None = None
@@ -93,6 +96,11 @@ def window_text(policy: Policy) -> str:
     days = ", ".join(DAYS[d].capitalize() for d in policy.window_days)
     hours, minutes = divmod(policy.window_minutes or 0, 60)
     length = f"{hours} h" + (f" {minutes} min" if minutes else "")
+    if policy.local_time:
+        return (
+            f"{days} from {policy.window_start} for {length} (each device's local time; "
+            f"{policy.time_zone} where it reports none)"
+        )
     return f"{days} from {policy.window_start} for {length} ({policy.time_zone})"
 
 
@@ -141,6 +149,7 @@ def _apply(policy: Policy, spec: PolicySpec) -> None:
     policy.priority = spec.priority
     policy.enabled = spec.enabled
     policy.time_zone = spec.time_zone
+    policy.local_time = spec.local_time
     policy.deferral_days = spec.deferral_days
     policy.max_concurrent = spec.max_concurrent
     policy.sla_days = spec.sla_days

@@ -9,7 +9,7 @@ clocks go forward) opens at the same offset from midnight that the zone's rules 
 (``fold=0``: the wall time read with the offset before the change).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -76,6 +76,16 @@ def closes_at(window: Window, now: datetime, *, longest: timedelta) -> datetime:
     opening = window.open_at(now)
     assert opening is not None, "the window is shut"
     return opening[1]
+
+
+def in_zone(window: Window, zone: str) -> Window:
+    """The same window on another zone's clock (a device's own, for a local-time policy)."""
+    return replace(window, zone=zone)
+
+
+def is_zone(name: str | None) -> bool:
+    """Whether ``name`` is an IANA zone of the zoneinfo database."""
+    return name is not None and name in _zones()
 
 
 def check_zone(name: str) -> str:

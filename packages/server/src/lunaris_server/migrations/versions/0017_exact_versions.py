@@ -27,6 +27,9 @@ def upgrade() -> None:
         sa.Column("agent_capabilities", sa.String(length=512), server_default="", nullable=False),
     )
     op.add_column("devices", sa.Column("time_zone", sa.String(length=64), nullable=True))
+    op.add_column(
+        "policies", sa.Column("local_time", sa.Boolean(), server_default=sa.false(), nullable=False)
+    )
     op.add_column("devices", sa.Column("booted_at", sa.DateTime(timezone=True), nullable=True))
     op.add_column(
         "devices", sa.Column("reboot_pending_since", sa.DateTime(timezone=True), nullable=True)
@@ -36,6 +39,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Plain DROP COLUMN (SQLite 3.35+): a batch would copy the tables, and cannot reflect
     # their expression indexes.
+    op.execute("ALTER TABLE policies DROP COLUMN local_time")
     op.execute("ALTER TABLE devices DROP COLUMN reboot_pending_since")
     op.execute("ALTER TABLE devices DROP COLUMN booted_at")
     op.execute("ALTER TABLE devices DROP COLUMN time_zone")
