@@ -152,25 +152,6 @@ async def _in_open_zones(
     return kept
 
 
-async def _group_members(
-    session: AsyncSession, book: RuleBook, groups: dict[int, DeviceGroup], span: Span
-) -> dict[str, frozenset[int]]:
-    """The groups each device with an id in ``span`` is in, among those the rules name."""
-    named = sorted({rule.group_id for rule in book.rules if rule.group_id is not None})
-    members: dict[str, set[int]] = defaultdict(set)
-    for group_id in named:
-        rows = await session.scalars(
-            select(Device.id).where(
-                Device.id.between(*span),
-                Device.revoked_at.is_(None),
-                member_condition(groups[group_id]),
-            )
-        )
-        for device_id in rows:
-            members[device_id].add(group_id)
-    return {device_id: frozenset(found) for device_id, found in members.items()}
-
-
 async def first_seen(
     session: AsyncSession, keys: Iterable[tuple[str, str, str]], *, now: datetime, record: bool
 ) -> dict[tuple[str, str, str], datetime]:
@@ -273,7 +254,9 @@ async def plan(
             rows = await _in_open_zones(session, rows, placed, local_zones, result.zones, span)
         if not rows:
             continue
-        member_of = await _group_members(session, book, groups, span)
+        member_of = await rule_store.rule_groups(
+            session, book, {r.device_id for r in rows}, span=span
+        )
         keys = {(r.package_identifier, r.source or "", r.available_version) for r in rows}
         seen |= await first_seen(session, keys - seen.keys(), now=now, record=record)
         busy = await _open_packages(session, span)
