@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from lunaris_agent import __version__
+from lunaris_protocol.agent import MAX_TIME_ZONE, TIME_ZONE_PATTERN
 from lunaris_protocol.limits import MAX_HOSTNAME, MAX_NAME
 
 log = logging.getLogger(__name__)
@@ -63,7 +64,7 @@ def boot_time(*, now: datetime | None = None) -> datetime | None:
     return started.replace(microsecond=0)
 
 
-_ZONE_NAME = re.compile(r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$")
+_ZONE_NAME = re.compile(TIME_ZONE_PATTERN)
 ZONE_REREAD_S = 3600.0
 """How often the PC's time zone is read again (tzlocal keeps what it read)."""
 _zone_read_at: float | None = None
@@ -87,7 +88,7 @@ def local_time_zone(*, now: float | None = None) -> str | None:
     except Exception as error:  # an odd registry or /etc/localtime: windows use the policy's zone
         log.debug("the local time zone cannot be told: %s", error)
         return None
-    if name is None or len(name) > 64 or not _ZONE_NAME.fullmatch(name):
+    if name is None or len(name) > MAX_TIME_ZONE or not _ZONE_NAME.fullmatch(name):
         return None
     return name
 

@@ -31,11 +31,10 @@ PackageIdentifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER
 ]
 IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
+TIME_ZONE_PATTERN: Final = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
+MAX_TIME_ZONE: Final = 64
 TimeZoneName = Annotated[
-    str,
-    StringConstraints(
-        min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
-    ),
+    str, StringConstraints(min_length=1, max_length=MAX_TIME_ZONE, pattern=TIME_ZONE_PATTERN)
 ]
 """An IANA time zone name as the PC knows its own (``Europe/Berlin``); the server keeps one it
 does not know as said, and treats it as none."""
