@@ -37,6 +37,12 @@ from lunaris_protocol.events import (
     RunUpdatesMessage,
     console_event_adapter,
 )
+from lunaris_protocol.inventory import (
+    InstalledItem,
+    InventoryReport,
+    InventoryReportResponse,
+    list_digest,
+)
 
 __all__ = [
     "Capability",
@@ -53,6 +59,9 @@ __all__ = [
     "DeviceUpdatesChangedData",
     "HeartbeatRequest",
     "HeartbeatResponse",
+    "InstalledItem",
+    "InventoryReport",
+    "InventoryReportResponse",
     "NewIdentity",
     "PackageResult",
     "PolicyUpdated",
@@ -67,4 +76,5 @@ __all__ = [
     "UpdateReport",
     "UpdateReportResponse",
     "console_event_adapter",
+    "list_digest",
 ]

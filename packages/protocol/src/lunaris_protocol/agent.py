@@ -31,6 +31,7 @@ PackageIdentifier = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_IDENTIFIER), IDENTIFIER
 ]
 IntervalSeconds = Annotated[int, Field(ge=1, le=86_400)]
+DEFAULT_INVENTORY_INTERVAL_S: Final = 6 * 3600
 TIME_ZONE_PATTERN: Final = r"^[A-Za-z0-9_+\-]+(/[A-Za-z0-9_+\-]+)*$"
 MAX_TIME_ZONE: Final = 64
 TimeZoneName = Annotated[
@@ -93,6 +94,9 @@ class RegisterResponse(WireReply):
     device_token: str
     heartbeat_interval_s: IntervalSeconds
     scan_interval_s: IntervalSeconds
+    inventory_interval_s: IntervalSeconds = DEFAULT_INVENTORY_INTERVAL_S
+    """How often at most the agent lists everything installed (it also does after installs);
+    absent from servers built before the inventory."""
 
 
 class HeartbeatRequest(WireModel):
@@ -118,6 +122,9 @@ class NewIdentity(WireReply):
 class HeartbeatResponse(WireReply):
     heartbeat_interval_s: IntervalSeconds
     scan_interval_s: IntervalSeconds
+    inventory_interval_s: IntervalSeconds = DEFAULT_INVENTORY_INTERVAL_S
+    """How often at most the agent lists everything installed (it also does after installs);
+    absent from servers built before the inventory."""
     commands: list[RunUpdatesCommand] = Field(default_factory=list)
     """Commands waiting for this device, handed over when its socket is not open."""
     new_identity: NewIdentity | None = None

@@ -140,6 +140,7 @@ def heartbeat_response(
     return HeartbeatResponse(
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,
+        inventory_interval_s=state.settings.inventory_interval_s,
         commands=[] if identity is not None else answer,
         new_identity=identity,
     )

@@ -64,6 +64,7 @@ async def register(
         device_token=registration.device_token,
         heartbeat_interval_s=state.settings.heartbeat_interval_s,
         scan_interval_s=state.settings.scan_interval_s,
+        inventory_interval_s=state.settings.inventory_interval_s,
     )
 
 

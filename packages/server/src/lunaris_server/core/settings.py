@@ -55,6 +55,9 @@ class Settings(BaseSettings):
 
     heartbeat_interval_s: int = Field(default=60, ge=1, le=86_400)
     scan_interval_s: int = Field(default=3600, ge=60, le=86_400)
+    inventory_interval_s: int = Field(default=6 * 3600, ge=60, le=86_400)
+    """How often at most an agent lists everything installed (``winget list``); it also does
+    after every install. A steady PC's inventory costs a 64-character digest."""
     offline_after_missed_heartbeats: int = Field(default=3, ge=1, le=100)
     offline_sweep_interval_s: float = Field(default=5.0, gt=0, le=3600)
     """How often each process looks for devices that went quiet."""
