@@ -98,3 +98,13 @@ def test_the_digest_only_golden_has_no_list():
     raw = json.loads((GOLDEN / "inventory_report_digest_only.json").read_text())
     assert raw["software"] is None
     assert InventoryReport.model_validate(raw).digest == raw["digest"]
+
+
+def test_a_report_says_one_thing():
+    with pytest.raises(ValidationError, match="needs a digest"):
+        InventoryReport()
+    with pytest.raises(ValidationError, match="not both"):
+        InventoryReport.model_validate(
+            {"software": [], "scan_error": {"code": None, "message": "x"}}
+        )
+    assert InventoryReport.model_validate({"scan_error": {"message": "x"}}).software is None

@@ -51,6 +51,7 @@ async def test_a_plain_heartbeat_never_reaches_the_framework(app, client, fast, 
     assert response.json() == {
         "heartbeat_interval_s": 60,
         "scan_interval_s": 3600,
+        "inventory_interval_s": 21600,
         "commands": [],
         "new_identity": None,
     }

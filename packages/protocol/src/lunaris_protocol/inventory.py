@@ -10,7 +10,7 @@ import json
 from collections.abc import Iterable
 from typing import Annotated, Final
 
-from pydantic import Field, StringConstraints
+from pydantic import Field, StringConstraints, model_validator
 
 from lunaris_protocol._base import WireModel, WireReply
 from lunaris_protocol.agent import ScanError
@@ -46,6 +46,14 @@ class InventoryReport(WireModel):
     digest: Digest | None = None
     software: list[InstalledItem] | None = Field(default=None, max_length=MAX_SOFTWARE_PER_REPORT)
     scan_error: ScanError | None = None
+
+    @model_validator(mode="after")
+    def _says_one_thing(self) -> "InventoryReport":
+        if self.software is not None and self.scan_error is not None:
+            raise ValueError("an inventory report carries a list or a scan error, not both")
+        if self.software is None and self.scan_error is None and self.digest is None:
+            raise ValueError("an inventory report needs a digest, a list or a scan error")
+        return self
 
 
 class InventoryReportResponse(WireReply):

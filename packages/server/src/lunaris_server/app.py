@@ -63,6 +63,7 @@ from lunaris_server.policies import scheduler
 from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
+from lunaris_server.software.lifecycle import SoftwareFollowsDevices
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import rules_api, rules_views
 from lunaris_server.updates import views as updates_views
@@ -107,7 +108,9 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         ttl_s=settings.device_cache_ttl_s, process_id=realtime.bus.process_id
     )
     delivery = CommandDelivery(state)
-    lifecycle = DeviceLifecycle([UpdatesFollowDevices(), CommandsFollowDevices()])
+    lifecycle = DeviceLifecycle(
+        [UpdatesFollowDevices(), SoftwareFollowsDevices(), CommandsFollowDevices()]
+    )
     figures_cache = FiguresCache(ttl_s=settings.compliance_cache_s)
     for part in (last_seen, device_cache, delivery, lifecycle, figures_cache):
         state.add(part)

@@ -1,5 +1,5 @@
-"""The agent's REST API under ``/api/agent``: register, heartbeat, update report, command
-progress."""
+"""The agent's REST API under ``/api/agent``: register, heartbeat, update report, inventory,
+command progress."""
 
 from typing import Annotated
 from uuid import UUID
@@ -12,6 +12,8 @@ from lunaris_protocol import (
     CommandStatus,
     HeartbeatRequest,
     HeartbeatResponse,
+    InventoryReport,
+    InventoryReportResponse,
     RegisterRequest,
     RegisterResponse,
     UpdateReport,
@@ -23,6 +25,7 @@ from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.realtime import outbox
+from lunaris_server.software import service as software
 from lunaris_server.updates import service as updates
 from lunaris_server.web.api_errors import BODY_ERRORS, error_responses
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep, client_ip, device_token
@@ -99,6 +102,25 @@ async def update_report(body: UpdateReport, request: Request) -> UpdateReportRes
         added=len(outcome.added),
         changed=len(outcome.changed),
         removed=len(outcome.removed),
+        unchanged=outcome.unchanged,
+    )
+
+
+@router.post("/inventory")
+async def inventory(body: InventoryReport, request: Request) -> InventoryReportResponse:
+    """Everything installed on the device. Send the digest alone first: a known one costs a
+    single statement; ``full_list_needed`` asks for the list."""
+    state: AppState = request.app.state.lunaris
+    async with state.database.session() as session:
+        outcome = await software.apply_inventory(
+            session, device_token=device_token(request), report=body, now=state.clock()
+        )
+        await outbox.commit(session, state)
+    return InventoryReportResponse(
+        full_list_needed=outcome.full_list_needed,
+        added=outcome.added,
+        changed=outcome.changed,
+        removed=outcome.removed,
         unchanged=outcome.unchanged,
     )
 

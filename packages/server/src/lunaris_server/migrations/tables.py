@@ -22,6 +22,12 @@ from lunaris_server.policies.models import (
     Rollout,
     SchedulerTick,
 )
+from lunaris_server.software.models import (
+    DeviceInventory,
+    DeviceSoftware,
+    SoftwareTitle,
+    SoftwareVersion,
+)
 from lunaris_server.updates.models import (
     DeviceUpdate,
     FleetPackage,
@@ -42,7 +48,9 @@ __all__ = [
     "Device",
     "DeviceGroup",
     "DeviceGroupMember",
+    "DeviceInventory",
     "DeviceReenrollment",
+    "DeviceSoftware",
     "DeviceSplit",
     "DeviceTag",
     "DeviceUpdate",
@@ -57,6 +65,8 @@ __all__ = [
     "Rollout",
     "SchedulerTick",
     "SessionFlash",
+    "SoftwareTitle",
+    "SoftwareVersion",
     "UpdateActivity",
     "UpdateEvent",
     "User",

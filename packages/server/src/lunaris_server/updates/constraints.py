@@ -12,13 +12,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lunaris_server.updates.versions import version_key
+from lunaris_server.updates.versions import Part, parts, sort_key
 
 MAX_CONSTRAINT = 128
 
-VersionKey = tuple[tuple[int, int | str], ...]
-
-_COMPARISONS: dict[str, Callable[[VersionKey, VersionKey], bool]] = {
+_COMPARISONS: dict[str, Callable[[str, str], bool]] = {
     "<=": operator.le,
     ">=": operator.ge,
     "==": operator.eq,
@@ -38,20 +36,15 @@ class BadConstraint(ValueError):
 class _Clause:
     op: str
     """One of the comparisons, or ``*`` for a wildcard."""
-    key: VersionKey
+    key: str
+    """:func:`sort_key` of the clause's version (unused by a wildcard)."""
+    prefix: tuple[Part, ...] = ()
+    """A wildcard's parts, which the version's must start with."""
 
-    def holds(self, version: VersionKey) -> bool:
+    def holds(self, version: str) -> bool:
         if self.op == "*":
-            return version[: len(self.key)] == self.key
-        return _COMPARISONS[self.op](_trimmed(version), _trimmed(self.key))
-
-
-def _trimmed(key: VersionKey) -> VersionKey:
-    """Without trailing zero parts: ``3.0`` is ``3`` (winget's versions compare so)."""
-    end = len(key)
-    while end > 1 and key[end - 1] == (1, 0):
-        end -= 1
-    return key[:end]
+            return parts(version)[: len(self.prefix)] == self.prefix
+        return _COMPARISONS[self.op](sort_key(version), self.key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +53,7 @@ class Constraint:
     clauses: tuple[_Clause, ...]
 
     def allows(self, version: str) -> bool:
-        key = version_key(version)
-        return all(clause.holds(key) for clause in self.clauses)
+        return all(clause.holds(version) for clause in self.clauses)
 
 
 def parse(text: str) -> Constraint:
@@ -79,10 +71,10 @@ def parse(text: str) -> Constraint:
                 f"{part.strip()!r} is not a version constraint: write <3, >=8,<9 or 1.*"
             )
         op, version, wildcard = found.groups()
-        key = version_key(version)
-        if not key:
-            raise BadConstraint(f"{version!r} is not a version")
         if wildcard and op:
             raise BadConstraint(f"{part.strip()!r}: a wildcard takes no comparison")
-        clauses.append(_Clause("*" if wildcard else op or "==", key))
+        if wildcard:
+            clauses.append(_Clause("*", "", parts(version)))
+        else:
+            clauses.append(_Clause(op or "==", sort_key(version)))
     return Constraint(text, tuple(clauses))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
-from lunaris_server.updates.versions import newest, version_key
+from lunaris_server.updates.versions import newest, sort_key
 
 
 async def device_updates(session: AsyncSession, *, device_id: str) -> list[DeviceUpdate]:
@@ -139,7 +139,7 @@ async def fleet_updates(
     items = []
     for row in page:
         rows = variants[(row.package_identifier, row.source)]
-        installed = sorted({v.installed_version for v in rows}, key=version_key, reverse=True)
+        installed = sorted({v.installed_version for v in rows}, key=sort_key, reverse=True)
         items.append(
             FleetUpdate(
                 package_identifier=row.package_identifier,

@@ -31,7 +31,7 @@ from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import events as update_events
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
-from lunaris_server.updates.versions import version_key
+from lunaris_server.updates.versions import sort_key
 
 
 class EventKind(StrEnum):
@@ -251,9 +251,9 @@ async def apply_report(
     # What is left unmatched on both sides for one package is the same update whose installed
     # version moved (a partial upgrade): a change, not a resolution plus a new detection.
     leftovers: dict[tuple[str, str | None], list[_Stored]] = defaultdict(list)
-    for row in sorted(stored.values(), key=lambda r: version_key(r.installed_version)):
+    for row in sorted(stored.values(), key=lambda r: sort_key(r.installed_version)):
         leftovers[(row.package_identifier, row.source)].append(row)
-    for key, new in sorted(incoming.items(), key=lambda kv: version_key(kv[0][2])):
+    for key, new in sorted(incoming.items(), key=lambda kv: sort_key(kv[0][2])):
         item = new.item
         candidates = leftovers.get((key[0], key[1]))
         if candidates:
