@@ -63,6 +63,7 @@ from lunaris_server.policies import scheduler
 from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
+from lunaris_server.software import api as software_api
 from lunaris_server.software.lifecycle import SoftwareFollowsDevices
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import rules_api, rules_views
@@ -165,6 +166,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         groups_views.router,
         device_identity_api.router,
         updates_api.router,
+        software_api.router,
         rules_api.router,
         policies_api.router,
         compliance_api.router,

@@ -35,8 +35,9 @@ class DeviceSoftware(Base):
     first_seen_at: Mapped[datetime]
 
     __table_args__ = (
-        # A version range of one package ("Notepad++.Notepad++ < 8.8"), and its devices.
-        Index("ix_device_software_package_version", "package_identifier", "version_key"),
+        # A version range of one package ("Notepad++.Notepad++ < 8.8"): its devices, oldest
+        # version first, a page at a time.
+        Index("ix_device_software_package_version", "package_identifier", "version_key", "id"),
     )
 
 

@@ -46,7 +46,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_device_software_package_version",
         "device_software",
-        ["package_identifier", "version_key"],
+        ["package_identifier", "version_key", "id"],
     )
     op.create_table(
         "device_inventories",
