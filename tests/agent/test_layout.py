@@ -17,12 +17,12 @@ PYWIN32 = ("pywintypes", "servicemanager", "win32api", "win32event", "win32servi
 
 PURE_WINGET = (
     *("columns", "hresults", "lines", "outcome", "parse"),
-    *("report", "results", "text", "words"),
+    *("report", "results", "text", "width", "words"),
 )
 """Reading what winget prints: functions of text and data, no I/O."""
 PURE_IMPORTS = (
     *("__future__", "bisect", "collections", "dataclasses", "itertools", "re", "typing"),
-    *("unicodedata", "pydantic", "lunaris_protocol"),
+    *("unicodedata", "regex", "pydantic", "lunaris_protocol"),
 )
 
 PLATFORM_NEUTRAL = ("runtime.agent", "runtime.contact", "runtime.exits", "runtime.registration")
