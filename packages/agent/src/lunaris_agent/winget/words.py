@@ -3,7 +3,7 @@ messages the parse recognises. Data only.
 
 Localised strings from winget's ``.resw`` tables, plus older wordings. winget's UI follows the
 Windows display language, so these are hints: the parse is carried by the table's structure
-(:mod:`lunaris_agent.winget.parse`), and these only name the 4th column and recognise the
+(:mod:`lunaris_agent.winget.tables`), and these only name the 4th column and recognise the
 explicit-targeting title and the "nothing to upgrade" messages.
 """
 
