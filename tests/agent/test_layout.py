@@ -16,7 +16,7 @@ PYWIN32 = ("pywintypes", "servicemanager", "win32api", "win32event", "win32servi
 """pywin32's modules (``win32serviceutil`` and the rest start with ``win32``)."""
 
 PURE_WINGET = (
-    *("columns", "hresults", "lines", "outcome", "parse", "tables"),
+    *("columns", "hresults", "installed", "lines", "outcome", "parse", "tables"),
     *("report", "results", "text", "width", "words"),
 )
 """Reading what winget prints: functions of text and data, no I/O."""
