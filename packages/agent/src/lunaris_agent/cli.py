@@ -1,5 +1,5 @@
 """``lunaris-agent``: the agent in the foreground or once, its configuration and status, the
-Windows service, a scan that sends nothing, and the fleet simulator."""
+Windows service, a scan and an inventory that send nothing, and the fleet simulator."""
 
 import argparse
 import asyncio
@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--from-file", type=Path, metavar="FILE", help="parse saved winget output")
     scan.add_argument("--winget-path", type=Path, help="run this instead of winget")
     scan.set_defaults(handler=_scan)
+
+    inventory = commands.add_parser(
+        "inventory",
+        help="run winget list (or parse saved output) and print what is installed; sends nothing",
+    )
+    inventory.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    inventory.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="parse saved winget list output"
+    )
+    inventory.add_argument("--winget-path", type=Path, help="run this instead of winget")
+    inventory.set_defaults(handler=_inventory)
 
     service = commands.add_parser("service", help="manage the Windows service (Windows only)")
     service.add_argument("action", choices=("install", "remove", "start", "stop", "host"))
@@ -296,6 +307,13 @@ def _scan(args: argparse.Namespace) -> int:
 
     _console_logging(args)
     return scan(from_file=args.from_file, winget_path=args.winget_path, as_json=args.json)
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    from lunaris_agent.scan_cli import inventory
+
+    _console_logging(args)
+    return inventory(from_file=args.from_file, winget_path=args.winget_path, as_json=args.json)
 
 
 def _version(_args: argparse.Namespace) -> int:
