@@ -1,12 +1,15 @@
 """The agent at work: register once, heartbeat, scan, report; the same code on Windows (as a
 service), Linux and macOS.
 
-Two loops share one :class:`~lunaris_agent.runtime.agent.Agent`:
+Loops share one :class:`~lunaris_agent.runtime.agent.Agent`:
 
 - the heartbeat loop keeps the device online in the console and, whenever the server answers,
   sends what the spool holds;
 - the scan loop runs winget at start and then every scan interval, puts the report in the
-  spool first (so a crash or an outage loses nothing) and tries to send it.
+  spool first (so a crash or an outage loses nothing) and tries to send it;
+- the inventory loop (when the agent is given an inventory) lists everything installed soon
+  after start and then at most every inventory interval (and after every remote action),
+  spools it and sends it digest first (``inventory``).
 
 They run concurrently because a winget scan can take minutes, longer than the server waits
 before it calls a silent device offline. Failures back off exponentially with jitter, capped at
@@ -16,8 +19,9 @@ run with a clear error, unless an enrollment secret is still configured to regis
 
 This module holds the entry points (:func:`run`, :func:`once`: what ``lunaris-agent run`` and
 the Windows service call) and wires a PC's agent to winget. The package's other modules are
-platform-neutral: ``agent`` (the steps and the loops), ``registration`` (the device token),
-``contact`` (``state.json`` for ``status``), ``exits`` (how a run ends).
+platform-neutral: ``agent`` (the steps and the loops), ``inventory`` (the software inventory's
+loop and sending), ``registration`` (the device token), ``contact`` (``state.json`` for
+``status``), ``exits`` (how a run ends).
 """
 
 from __future__ import annotations
