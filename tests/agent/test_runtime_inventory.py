@@ -21,8 +21,10 @@ from fastapi import FastAPI
 from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentClient
 from lunaris_agent.config import AgentConfig
+from lunaris_agent.runtime import inventory as inventory_module
 from lunaris_agent.runtime.agent import Agent
 from lunaris_agent.runtime.exits import ExitCode
+from lunaris_agent.runtime.inventory import InventoryReporter
 from lunaris_agent.spool import Spool
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_protocol import (
@@ -299,3 +301,38 @@ async def test_the_simulators_interval_overrides_the_servers(app, server, stand_
     assert kinds[:2] == ["digest", "list"]
     assert set(kinds[2:]) == {"digest"}  # a steady PC: 64 characters each time
     assert stand_in.confirmed[str(config.device_id)] >= 2
+
+
+async def test_an_interval_the_server_shortened_applies_without_waiting_out_the_old_one(
+    monkeypatch, tmp_path
+):
+    monkeypatch.setattr(inventory_module, "RECHECK_S", 0.01)
+    listings = Listings(installed("A.A"))
+    every = [3600.0]
+    sent: list[InventoryReport] = []
+
+    async def post(body: InventoryReport) -> InventoryReportResponse:
+        sent.append(body)
+        return InventoryReportResponse()
+
+    reporter = InventoryReporter(
+        listings,
+        spool=Spool(tmp_path),
+        post=post,
+        listing=asyncio.Lock(),
+        every=lambda: every[0],
+        jittered=lambda seconds: seconds,
+    )
+    running = asyncio.create_task(reporter.run_forever(reporter.send_pending))
+    try:
+        await asyncio.sleep(0.1)
+        assert listings.count == 1  # at start; the next in an hour
+        every[0] = 0.05  # the server asks for more
+        for _ in range(100):
+            if listings.count >= 3:
+                break
+            await asyncio.sleep(0.02)
+        assert listings.count >= 3
+    finally:
+        running.cancel()
+    assert all(body.software is None for body in sent)  # the digest, which the server held

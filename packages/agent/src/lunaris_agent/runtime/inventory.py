@@ -63,20 +63,24 @@ class InventoryReporter:
         self._every = every
         self._jittered = jittered
         self._spooled = spooled
-        self._next_at = time.monotonic()  # the first, soon after start
+        self._taken_at: float | None = None
+        """When the last inventory was taken (monotonic); None: the first is due at once."""
+        self._spread = 1.0
+        """This interval's jitter, drawn once per inventory, as a factor of the interval."""
         self.accepted_digest: str | None = None
         """The digest the server last accepted, held for this device; None when unknown."""
 
     async def take(self) -> InventoryReport:
         """Lists the software and spools the result; the next periodic inventory is due an
-        interval from now."""
+        interval (±10%) from now."""
         async with self._listing:
             report = await self._inventory()
         if report.software is not None and report.digest is None:
             report = report.model_copy(update={"digest": list_digest(report.software)})
         self._spool.put_inventory(report)
         self._spooled()
-        self._next_at = time.monotonic() + self._jittered(self._every())
+        self._taken_at = time.monotonic()
+        self._spread = self._jittered(1.0)
         return report
 
     async def send_pending(self) -> None:
@@ -111,13 +115,19 @@ class InventoryReporter:
         """Takes an inventory whenever one is due and hands it to ``send`` (best effort: it
         must not raise for an unreachable server)."""
         while True:
-            wait = self._next_at - time.monotonic()
+            wait = self._due_in()
             if wait > 0:
                 # An inventory after a remote action moves the next one: sleep, then look again.
                 await asyncio.sleep(min(wait, RECHECK_S))
                 continue
             await self.take()
             await send()
+
+    def _due_in(self) -> float:
+        """Seconds until the next inventory, at the interval as it is now."""
+        if self._taken_at is None:
+            return 0.0
+        return self._taken_at + self._spread * self._every() - time.monotonic()
 
     async def _send(self, report: InventoryReport) -> InventoryReportResponse:
         if report.software is None or report.digest is None:
