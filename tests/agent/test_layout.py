@@ -25,8 +25,11 @@ PURE_IMPORTS = (
     *("unicodedata", "regex", "pydantic", "lunaris_protocol"),
 )
 
-PLATFORM_NEUTRAL = ("runtime.agent", "runtime.contact", "runtime.exits", "runtime.registration")
-"""The agent's steps and loops take their scanner and installer as arguments."""
+PLATFORM_NEUTRAL = (
+    *("runtime.agent", "runtime.contact", "runtime.exits", "runtime.inventory"),
+    "runtime.registration",
+)
+"""The agent's steps and loops take their scanner, inventory and installer as arguments."""
 
 
 def modules() -> dict[str, Path]:

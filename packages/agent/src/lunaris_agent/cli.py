@@ -15,6 +15,7 @@ from typing import TypeVar
 from lunaris_agent import __version__
 from lunaris_agent.client import check_api_url
 from lunaris_agent.simulate.fleet import CorruptStateFile, SimulationOptions, simulate
+from lunaris_agent.simulate.inventory import DEFAULT_APPS
 from lunaris_protocol.tags import normalise_tags, split_tags
 
 log = logging.getLogger("lunaris_agent")
@@ -259,7 +260,9 @@ def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
-        "--once", action="store_true", help="register, one heartbeat and one report; then exit"
+        "--once",
+        action="store_true",
+        help="register, one heartbeat, one report and one inventory; then exit",
     )
     length.add_argument(
         "--duration", type=_positive(float), metavar="SECONDS", help="default: until Ctrl-C"
@@ -277,6 +280,19 @@ def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: what the server asks for",
     )
     parser.add_argument(
+        "--inventory-interval",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="how often at most each device sends its software inventory "
+        "(default: what the server asks for)",
+    )
+    parser.add_argument(
+        "--apps",
+        type=_positive(int),
+        default=DEFAULT_APPS,
+        help=f"programs installed per device, a fifth more or less (default {DEFAULT_APPS})",
+    )
+    parser.add_argument(
         "--concurrency", type=_positive(int), default=20, help="requests in flight (default 20)"
     )
 
@@ -292,6 +308,8 @@ def _simulate(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         heartbeat_interval_s=args.heartbeat_interval,
         scan_interval_s=args.scan_interval,
+        inventory_interval_s=args.inventory_interval,
+        apps=args.apps,
         concurrency=args.concurrency,
     )
     try:
