@@ -25,6 +25,7 @@ from lunaris_protocol import (
 )
 from lunaris_protocol.events import (
     CommandUpdated,
+    DeviceSoftwareChanged,
     DeviceStatusUpdate,
     DeviceUpdatesChanged,
     PolicyUpdated,
@@ -47,6 +48,7 @@ CASES: dict[str, type[BaseModel]] = {
     "inventory_report_response.json": InventoryReportResponse,
     "event_device_status_update.json": DeviceStatusUpdate,
     "event_device_updates_changed.json": DeviceUpdatesChanged,
+    "event_device_software_changed.json": DeviceSoftwareChanged,
     "event_command_updated.json": CommandUpdated,
     "event_command_updated_partial.json": CommandUpdated,
     "event_policy_updated.json": PolicyUpdated,
@@ -86,6 +88,7 @@ def test_golden_round_trip(name: str, model: type[BaseModel]):
     [
         "event_device_status_update.json",
         "event_device_updates_changed.json",
+        "event_device_software_changed.json",
         "event_command_updated.json",
         "event_command_updated_partial.json",
         "event_policy_updated.json",

@@ -198,6 +198,31 @@ async def test_a_console_on_one_replica_sees_what_reaches_another(start_server, 
         assert (await next_event(ws))["type"] == "DEVICE_UPDATES_CHANGED"
 
 
+async def test_inventory_changes_are_announced_and_a_known_digest_is_not(start_server, seeded):
+    server = start_server()
+    agent = Agent(server, seeded.enrollment_secret)
+    software = [
+        {"package_identifier": "Git.Git", "name": "Git", "version": "2.47.1", "source": "winget"},
+        {"package_identifier": "Adobe AIR", "name": "Adobe AIR", "version": "32.0"},
+    ]
+    async with await console(server, seeded) as ws:
+        await agent.register()
+        assert (await next_event(ws))["type"] == "DEVICE_STATUS_UPDATE"
+        await agent.call("inventory", {"software": software})
+        first = await next_event(ws)
+        assert first["type"] == "DEVICE_SOFTWARE_CHANGED"
+        assert (first["data"]["device_id"], first["data"]["apps"]) == (agent.device_id, 2)
+        assert first["data"]["added_count"] == 2
+
+        await agent.call("inventory", {"software": list(reversed(software))})
+        await assert_silent(ws)  # the same list: nothing to announce
+
+        await agent.call("inventory", {"software": [{**software[0], "version": "2.48.0"}]})
+        moved = await next_event(ws)
+        assert moved["type"] == "DEVICE_SOFTWARE_CHANGED"
+        assert (moved["data"]["changed_count"], moved["data"]["removed_count"]) == (1, 1)
+
+
 async def device_connected(server: LiveServer, seeded: Seeded, device_id: str) -> bool:
     async with httpx.AsyncClient(base_url=server.base_url, headers=seeded.auth_headers) as http:
         return bool((await http.get(f"/api/devices/{device_id}")).json()["connected"])

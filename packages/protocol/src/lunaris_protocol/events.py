@@ -40,6 +40,16 @@ class DeviceUpdatesChangedData(WireReply):
     lists_complete: bool = True
 
 
+class DeviceSoftwareChangedData(WireReply):
+    """What one inventory report changed on a device (its first list included)."""
+
+    device_id: UUID
+    apps: int
+    added_count: int = 0
+    changed_count: int = 0
+    removed_count: int = 0
+
+
 class CommandUpdatedData(WireReply):
     """A command changed: its status (``partial`` included, see ``CommandStatus``), or a
     package of it started or ended."""
@@ -78,6 +88,11 @@ class DeviceUpdatesChanged(WireReply):
     data: DeviceUpdatesChangedData
 
 
+class DeviceSoftwareChanged(WireReply):
+    type: Literal["DEVICE_SOFTWARE_CHANGED"] = "DEVICE_SOFTWARE_CHANGED"
+    data: DeviceSoftwareChangedData
+
+
 class Resync(WireReply):
     """Events were missed (a slow client, a lost bus connection): reload what is shown."""
 
@@ -98,7 +113,12 @@ class RunUpdatesMessage(WireReply):
 
 
 ConsoleEvent = Annotated[
-    DeviceStatusUpdate | DeviceUpdatesChanged | CommandUpdated | PolicyUpdated | Resync,
+    DeviceStatusUpdate
+    | DeviceUpdatesChanged
+    | DeviceSoftwareChanged
+    | CommandUpdated
+    | PolicyUpdated
+    | Resync,
     Field(discriminator="type"),
 ]
 """Any message the server sends on ``/ws/console``."""

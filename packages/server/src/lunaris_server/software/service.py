@@ -18,10 +18,17 @@ from sqlalchemy import Table, bindparam, delete, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from lunaris_protocol import InstalledItem, InventoryReport, list_digest
+from lunaris_protocol import (
+    DeviceSoftwareChanged,
+    DeviceSoftwareChangedData,
+    InstalledItem,
+    InventoryReport,
+    list_digest,
+)
 from lunaris_server.core.security import token_hash
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
+from lunaris_server.realtime.outbox import announce
 from lunaris_server.software import fleet_counts
 from lunaris_server.software.models import DeviceInventory, DeviceSoftware
 from lunaris_server.updates.models import UpdateEvent
@@ -186,6 +193,19 @@ async def apply_inventory(
     )
     if inventory is not None:
         session.expire(inventory)  # written by the statement above
+    if changed or baseline:
+        announce(
+            session,
+            DeviceSoftwareChanged(
+                data=DeviceSoftwareChangedData(
+                    device_id=device.id,
+                    apps=len(incoming),
+                    added_count=len(diff.inserted),
+                    changed_count=len(diff.updated),
+                    removed_count=len(diff.deleted),
+                )
+            ),
+        )
     return InventoryOutcome(
         added=len(diff.inserted),
         changed=len(diff.updated),

@@ -160,7 +160,11 @@ async def device_installed_page(
         "software": await queries.device_software(session, device_id=device.id),
         "inventory": await queries.device_inventory(session, device_id=device.id),
     }
-    return console.render(request, "pages/software/device.html", context)
+    fragment = wants_fragment(request)
+    template = (
+        "partials/software/device_installed.html" if fragment else "pages/software/device.html"
+    )
+    return console.render(request, template, context)
 
 
 @router.get("/devices/{device_id}/installed.csv")

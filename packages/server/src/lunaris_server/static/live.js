@@ -130,7 +130,8 @@
     try { event = JSON.parse(message.data); } catch (e) { return; }
     var data = event.data || {};
     if (event.type === "RESYNC") scheduleAll();
-    else if (event.type === "DEVICE_STATUS_UPDATE" || event.type === "DEVICE_UPDATES_CHANGED") onDeviceEvent(data.device_id);
+    else if (event.type === "DEVICE_STATUS_UPDATE" || event.type === "DEVICE_UPDATES_CHANGED" ||
+             event.type === "DEVICE_SOFTWARE_CHANGED") onDeviceEvent(data.device_id);
     else if (event.type === "COMMAND_UPDATED") onCommandEvent(data);
     else if (event.type === "POLICY_UPDATED") onPolicyEvent(data);
   }
