@@ -117,7 +117,7 @@ def common_apps(count: int, *, seed: int = 7) -> list[App]:
             )
         # The newest version holds about half, the one before a quarter, and so on.
         weights = tuple(2.0**i for i in range(len(versions)))
-        share = 0.97 if n < 60 else max(0.02, 0.9 * 0.985 ** (n - 60))
+        share = 0.98 if n < 60 else max(0.02, 0.95 * 0.99 ** (n - 60))
         # One in eight of the tail is an ARP entry (a vendor's installer, no winget source).
         arp = n >= len(REAL) and n % 8 == 0
         apps.append(
