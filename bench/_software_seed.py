@@ -88,6 +88,8 @@ async def seed_inventory(url: str, devices: int, *, batch: int = 2000) -> Seeded
     sample_device = ""
     database = Database(url)
     try:
+        async with database.engine.begin() as connection:
+            await _drop_indexes(connection)
         for start in range(0, devices, batch):
             device_rows: list[dict[str, Any]] = []
             software: list[tuple[Any, ...]] = []
@@ -139,6 +141,8 @@ async def seed_inventory(url: str, devices: int, *, batch: int = 2000) -> Seeded
                 ("package_identifier", "version", "version_key", "devices"),
                 [(p, v, keys(v), count) for (p, v), count in versions.items()],
             )
+        async with database.engine.begin() as connection:
+            await _create_indexes(connection)
         # Planner statistics and visibility map as autovacuum would leave them (outside a
         # transaction: PostgreSQL keeps nothing of an ANALYZE that was rolled back).
         async with database.engine.connect() as connection:
@@ -149,6 +153,26 @@ async def seed_inventory(url: str, devices: int, *, batch: int = 2000) -> Seeded
     finally:
         await database.dispose()
     return Seeded(devices, rows_total, len(titles), len(versions), sample_device)
+
+
+_BULK_INDEXES = {
+    "ix_device_software_device_id": "device_software (device_id)",
+    "ix_device_software_package_version": ("device_software (package_identifier, version_key, id)"),
+}
+"""Built once after the rows (as a bulk load does) instead of grown one random insert at a
+time: with PostgreSQL's default 128 MB of shared buffers that made the seed 13 minutes."""
+
+
+async def _drop_indexes(connection: AsyncConnection) -> None:
+    for name in _BULK_INDEXES:
+        await connection.execute(text(f"DROP INDEX {name}"))
+
+
+async def _create_indexes(connection: AsyncConnection) -> None:
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("SET LOCAL maintenance_work_mem = '1GB'"))
+    for name, target in _BULK_INDEXES.items():
+        await connection.execute(text(f"CREATE INDEX {name} ON {target}"))
 
 
 def _slots(app: App) -> list[str]:
