@@ -72,7 +72,9 @@ class SoftwareTitle(Base):
     devices: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
-        Index("ix_software_titles_devices", "devices"),
+        # The Software page's order, most installed first: a page is its first rows (by
+        # devices alone the ties were sorted, half a million titles read for 50).
+        Index("ix_software_titles_devices", devices.desc(), package_identifier),
         Index("ix_software_titles_folded", func.lower(package_identifier)),
         # "Id or name contains" on PostgreSQL (pg_trgm, where migration 0003 could install
         # it): a fleet has hundreds of thousands of titles, most of them one PC's ARP entries,

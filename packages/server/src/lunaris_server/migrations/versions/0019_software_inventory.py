@@ -73,7 +73,11 @@ def upgrade() -> None:
         sa.Column("devices", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("package_identifier", name=op.f("pk_software_titles")),
     )
-    op.create_index("ix_software_titles_devices", "software_titles", ["devices"])
+    op.create_index(
+        "ix_software_titles_devices",
+        "software_titles",
+        [sa.text("devices DESC"), "package_identifier"],
+    )
     op.create_index(
         "ix_software_titles_folded", "software_titles", [sa.text("lower(package_identifier)")]
     )
