@@ -1,6 +1,7 @@
 """A winget stand-in for end-to-end tests with real agent processes: a script the agent runs
-as winget, which lists what its ``state.json`` holds as upgradable and "installs" a package by
-removing it, succeeding, failing or asking for a reboot as each package says; with
+as winget, which lists what its ``state.json`` holds as upgradable (and, for ``winget list``,
+as installed, with what it installed since) and "installs" a package by removing it,
+succeeding, failing or asking for a reboot as each package says; with
 ``--version`` it installs that version if the (simulated) source has it, and says "No version
 found matching" as winget does otherwise. Every install is logged."""
 
@@ -16,6 +17,18 @@ here = Path(__file__).parent
 state_path = here / "state.json"
 packages = json.loads(state_path.read_text())
 args = sys.argv[1:]
+installed_path = here / "installed.json"
+installed = json.loads(installed_path.read_text()) if installed_path.exists() else {}
+
+if args[:1] == ["list"]:
+    rows = [("Name", "Id", "Version", "Source")] + [
+        (p["name"], p["id"], p["installed"], "winget") for p in packages
+    ] + [(identifier, identifier, version, "winget") for identifier, version in installed.items()]
+    widths = [max(len(row[i]) for row in rows) + 1 for i in range(4)]
+    lines = ["".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "-" * sum(widths))
+    print("\\n".join(lines))
+    sys.exit(0)
 
 if "--id" not in args:
     if not packages:
@@ -54,6 +67,8 @@ if package["behaviour"] == "reboot":
     print("Restart your PC to finish installation.")
 packages.remove(package)
 state_path.write_text(json.dumps(packages))
+installed[package["id"]] = version or package["available"]
+installed_path.write_text(json.dumps(installed))
 """
 
 

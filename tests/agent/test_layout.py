@@ -16,17 +16,20 @@ PYWIN32 = ("pywintypes", "servicemanager", "win32api", "win32event", "win32servi
 """pywin32's modules (``win32serviceutil`` and the rest start with ``win32``)."""
 
 PURE_WINGET = (
-    *("columns", "hresults", "lines", "outcome", "parse"),
-    *("report", "results", "text", "words"),
+    *("columns", "hresults", "installed", "lines", "outcome", "parse", "tables"),
+    *("report", "results", "text", "width", "words"),
 )
 """Reading what winget prints: functions of text and data, no I/O."""
 PURE_IMPORTS = (
     *("__future__", "bisect", "collections", "dataclasses", "itertools", "re", "typing"),
-    *("unicodedata", "pydantic", "lunaris_protocol"),
+    *("unicodedata", "regex", "pydantic", "lunaris_protocol"),
 )
 
-PLATFORM_NEUTRAL = ("runtime.agent", "runtime.contact", "runtime.exits", "runtime.registration")
-"""The agent's steps and loops take their scanner and installer as arguments."""
+PLATFORM_NEUTRAL = (
+    *("runtime.agent", "runtime.contact", "runtime.exits", "runtime.inventory"),
+    "runtime.registration",
+)
+"""The agent's steps and loops take their scanner, inventory and installer as arguments."""
 
 
 def modules() -> dict[str, Path]:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
 from lunaris_agent.cli import main
 from lunaris_agent.simulate import fleet as fleet_module
@@ -20,7 +21,17 @@ from lunaris_agent.simulate import inventory as inventory_module
 from lunaris_agent.simulate.catalog import CATALOG
 from lunaris_agent.simulate.fleet import HOSTNAME_KEY, SimulationOptions, simulate
 from lunaris_agent.simulate.inventory import Inventory
-from tests.support import LiveServer, create_api_token, create_secret, create_user, run_cli
+from lunaris_protocol import list_digest
+from lunaris_server.devices.models import Device
+from tests.agent.inventory_held import held
+from tests.support import (
+    LiveServer,
+    app_state,
+    create_api_token,
+    create_secret,
+    create_user,
+    run_cli,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -150,7 +161,10 @@ async def test_with_once_an_unreachable_server_is_given_up_on(app, tmp_path, mon
     assert stats.retries == 2 * fleet_module.ONCE_ATTEMPTS * 2
 
 
-async def test_runs_for_a_duration_with_heartbeats_and_scans(app, tmp_path):
+async def test_runs_for_a_duration_with_heartbeats_scans_and_inventories(
+    app, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(inventory_module, "LIST_ERROR_RATE", 0.0)
     simulation = options(
         tmp_path,
         await create_secret(app),
@@ -159,11 +173,16 @@ async def test_runs_for_a_duration_with_heartbeats_and_scans(app, tmp_path):
         duration_s=1.5,
         heartbeat_interval_s=0.2,
         scan_interval_s=0.5,
+        inventory_interval_s=0.5,
     )
     stats = await run(app, simulation)
     assert stats.registered == 3
     assert stats.heartbeats >= 3 * 4
     assert stats.reports >= 3 * 2
+    # Each device's digest, which the server did not hold, and its list; then again at the
+    # interval, the list along when the scans' drift changed it.
+    assert stats.full_inventories >= 3
+    assert stats.inventories >= 3 * 2 + 3
     assert stats.failed_devices == 0
 
 
@@ -263,3 +282,79 @@ async def test_a_simulated_install_removes_the_update_unless_it_fails(monkeypatc
     )
     gone = await inventory.install("Not.Waiting")
     assert gone.install_outcome == "no_applicable_upgrade"
+
+
+def test_a_device_lists_about_as_many_programs_as_asked_the_same_every_time(monkeypatch):
+    monkeypatch.setattr(inventory_module, "LIST_ERROR_RATE", 0.0)
+    device_id = uuid.uuid4()
+    listed = Inventory(device_id).list_installed()
+    assert listed == Inventory(device_id).list_installed()
+    assert listed != Inventory(uuid.uuid4()).list_installed()
+    assert listed.software is not None
+    assert listed.digest == list_digest(listed.software)
+    sizes = [len(Inventory(uuid.uuid4(), apps=50).installed) for _ in range(50)]
+    assert all(40 <= size <= 60 for size in sizes)
+    assert len(set(sizes)) > 1
+
+
+def test_a_listing_looks_like_winget_list_and_holds_every_update():
+    rows = []
+    for _ in range(100):
+        inventory = Inventory(uuid.uuid4())
+        updates = {u.package_identifier: u.installed_version for u in inventory.scan().updates}
+        versions = {item.package_identifier: item.version for item in inventory.installed}
+        assert updates.items() <= versions.items()
+        rows += inventory.installed
+    kinds = Counter(
+        "msix"
+        if row.package_identifier.startswith("MSIX\\")
+        else "arp"
+        if row.package_identifier.startswith("ARP\\")
+        else row.source
+        for row in rows
+    )
+    assert set(kinds) == {"winget", "msstore", "msix", "arp"}
+    assert all(
+        row.source is None for row in rows if row.package_identifier[:4] in ("MSIX", "ARP\\")
+    )
+    failed = [Inventory(uuid.uuid4()).list_installed().scan_error for _ in range(300)]
+    assert any(failed)  # now and then, winget list fails too
+
+
+async def test_an_install_or_a_resolved_update_is_the_available_version_now(monkeypatch):
+    monkeypatch.setattr(inventory_module, "INSTALL_SECONDS", (0.0, 0.0))
+    monkeypatch.setattr(inventory_module, "INSTALL_FAILURE_RATE", 0.0)
+    monkeypatch.setattr(inventory_module, "LIST_ERROR_RATE", 0.0)
+    inventory = Inventory(uuid.uuid4())
+    update = next(iter(inventory._pending.values()))
+    before = inventory.list_installed()
+    assert (await inventory.install(update.package_identifier)).succeeded
+    after = inventory.list_installed()
+    assert after.digest != before.digest
+    versions = {item.package_identifier: item.version for item in after.software or []}
+    assert versions[update.package_identifier] == update.available_version
+
+    monkeypatch.setattr(inventory_module, "RESOLVE_RATE", 1.0)
+    waiting = dict(inventory._pending)
+    inventory.scan()
+    inventory.scan()  # drifts: every update resolved
+    versions = {item.package_identifier: item.version for item in inventory.installed}
+    assert all(versions[key] == update.available_version for key, update in waiting.items())
+
+
+async def test_once_sends_every_devices_inventory_digest_first(app, tmp_path, monkeypatch):
+    monkeypatch.setattr(inventory_module, "LIST_ERROR_RATE", 0.0)
+    secret = await create_secret(app)
+    first = await run(app, options(tmp_path, secret, count=3))
+    # Each device's digest, which the server did not hold, then its list.
+    assert (first.inventories, first.full_inventories) == (6, 3)
+    assert first.failed_devices == 0
+    async with app_state(app).database.session() as session:
+        listed = list(await session.scalars(select(Device.id)))
+    assert len(listed) == 3
+    for device_id in listed:
+        stored = await held(app, device_id)
+        assert stored is not None
+        assert len(stored.software) >= 100
+    again = await run(app, options(tmp_path, secret, count=3))
+    assert (again.inventories, again.full_inventories) == (3, 0)  # the digest alone

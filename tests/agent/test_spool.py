@@ -1,7 +1,15 @@
-"""The on-disk spool: newest snapshot only, results in order and bounded, damage set aside."""
+"""The on-disk spool: the newest report and inventory only, results in order and bounded,
+damage set aside."""
 
 from lunaris_agent.spool import Spool
-from lunaris_protocol import ScanError, UpdateItem, UpdateReport
+from lunaris_protocol import (
+    InstalledItem,
+    InventoryReport,
+    ScanError,
+    UpdateItem,
+    UpdateReport,
+    list_digest,
+)
 
 
 def report(*identifiers: str) -> UpdateReport:
@@ -98,3 +106,48 @@ def test_size_and_count_for_the_status_command(tmp_path):
     spool.append_result("command", {"step": 0})
     assert spool.count() == 2
     assert spool.size_bytes() > 0
+
+
+def inventory(*identifiers: str) -> InventoryReport:
+    software = [
+        InstalledItem(package_identifier=identifier, name=identifier, version="1.0")
+        for identifier in identifiers
+    ]
+    return InventoryReport(digest=list_digest(software), software=software)
+
+
+def test_only_the_newest_inventory_is_kept_beside_the_report_across_a_restart(tmp_path):
+    Spool(tmp_path).put_report(report("A.A"))
+    Spool(tmp_path).put_inventory(inventory("A.A", "B.B"))
+    Spool(tmp_path).put_inventory(inventory("A.A", "C.C"))
+    assert Spool(tmp_path).pending_inventory() == inventory("A.A", "C.C")
+    assert Spool(tmp_path).pending_report() == report("A.A")
+    assert Spool(tmp_path).count() == 2
+
+    spool = Spool(tmp_path)
+    spool.put_inventory(inventory("D.D"))  # listed while the older one was on the wire
+    spool.inventory_sent(inventory("A.A", "C.C"))
+    assert spool.pending_inventory() == inventory("D.D")
+    spool.inventory_sent(inventory("D.D"))
+    assert spool.pending_inventory() is None
+    assert spool.pending_report() == report("A.A")
+
+
+def test_a_damaged_inventory_is_set_aside(tmp_path):
+    Spool(tmp_path).put_inventory(inventory("A.A"))
+    (tmp_path / "inventory.json").write_text('{"software": "not a list"}', encoding="utf-8")
+    assert Spool(tmp_path).pending_inventory() is None
+    assert (tmp_path / "inventory.json.bad").exists()
+    assert Spool(tmp_path).pending_inventory() is None
+
+
+def test_an_inventory_waits_in_memory_while_the_disk_refuses_it(tmp_path):
+    spool = Spool(tmp_path / "spool")
+    spool.put_inventory(inventory("A.A"))
+    (tmp_path / "spool").rename(tmp_path / "moved")
+    (tmp_path / "spool").write_text("a file where the folder was", encoding="utf-8")
+    spool.put_inventory(inventory("B.B"))
+    assert spool.write_error is not None
+    assert spool.pending_inventory() == inventory("B.B")
+    spool.inventory_sent(inventory("B.B"))
+    assert spool.pending_inventory() is None

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from lunaris_agent.scan_cli import scan
-from lunaris_agent.winget.columns import char_width, display_width, locate_columns, split_row
+from lunaris_agent.winget.columns import locate_columns, split_row
 from lunaris_agent.winget.lines import (
     is_explicit_targeting_title,
     is_nothing_to_upgrade,
@@ -28,6 +28,7 @@ from lunaris_agent.winget.text import (
     repair_mojibake,
     strip_terminal_noise,
 )
+from lunaris_agent.winget.width import cluster_width, display_width
 
 SAMPLES = Path(__file__).parent / "winget_samples"
 UNPARSEABLE = {"code": None, "message": "unparseable"}
@@ -150,8 +151,9 @@ def test_display_width(text: str, width: int) -> None:
     assert display_width(text) == width
 
 
-def test_char_width() -> None:
-    assert [char_width(c) for c in "a微\u0301…"] == [1, 2, 0, 1]
+def test_cluster_width() -> None:
+    # A combining mark standing alone is a cluster of its own: winget counts it 1, not 0.
+    assert [cluster_width(c) for c in ("a", "微", "\u0301", "…", "e\u0301")] == [1, 2, 1, 1, 1]
 
 
 def test_columns_are_measured_in_display_columns() -> None:

@@ -57,12 +57,20 @@ class FakeWinget:
         self._monkeypatch = monkeypatch
         self._argv_log = tmp_path / "argv.json"
         monkeypatch.setenv("FAKE_WINGET_ARGV", str(self._argv_log))
-        for name in ("FAKE_WINGET_OUTPUT", "FAKE_WINGET_EXIT", "FAKE_WINGET_MODE"):
-            monkeypatch.delenv(name, raising=False)
+        for name in list(os.environ):
+            if name.startswith(("FAKE_WINGET_OUTPUT", "FAKE_WINGET_EXIT", "FAKE_WINGET_MODE")):
+                monkeypatch.delenv(name)
 
     def prints(self, sample: Path, *, exit_code: int = 0) -> Path:
         self._monkeypatch.setenv("FAKE_WINGET_OUTPUT", str(sample))
         self._monkeypatch.setenv("FAKE_WINGET_EXIT", str(exit_code))
+        return FAKE_WINGET
+
+    def answers(self, command: str, sample: Path, *, exit_code: int = 0) -> Path:
+        """``winget <command>`` prints ``sample`` and exits with ``exit_code``; other
+        commands print what :meth:`prints` set (nothing by default)."""
+        self._monkeypatch.setenv(f"FAKE_WINGET_OUTPUT_{command.upper()}", str(sample))
+        self._monkeypatch.setenv(f"FAKE_WINGET_EXIT_{command.upper()}", str(exit_code))
         return FAKE_WINGET
 
     def hangs(self) -> Path:

@@ -177,3 +177,50 @@ def test_the_agent_installs_the_version_queued_not_one_published_since(
     assert shown["status"] == "partial"
     device = console(server, seeded, "GET", f"/api/devices/{device_id}")
     assert device["capabilities"] == ["exact_versions", "window_end"]
+
+
+def installed_versions(server: LiveServer, seeded: Seeded, device_id: str) -> dict[str, str]:
+    body = console(server, seeded, "GET", f"/api/devices/{device_id}/software")
+    return {row["package_identifier"]: row["version"] for row in body["items"]}
+
+
+def test_the_agent_reports_what_is_installed_and_again_after_an_install(
+    agent, server, seeded, tmp_path
+):
+    winget = Winget(tmp_path / "winget", [package("Git.Git"), package("Mozilla.Firefox")])
+    device_id = configure(agent, server, seeded, winget)
+    agent.start()
+    try:
+        wait_for(
+            lambda: (
+                installed_versions(server, seeded, device_id)
+                == {"Git.Git": "1.0.0", "Mozilla.Firefox": "1.0.0"}
+            ),
+            f"the first inventory\n{agent.log()}",
+        )
+        wait_for(
+            lambda: console(server, seeded, "GET", f"/api/devices/{device_id}")["connected"],
+            "the agent's socket",
+        )
+        console(
+            server,
+            seeded,
+            "POST",
+            f"/api/devices/{device_id}/commands",
+            json={"kind": "RUN_UPDATES", "packages": ["Git.Git"]},
+        )
+        # The install is followed by an inventory: the new version, and its history event.
+        wait_for(
+            lambda: installed_versions(server, seeded, device_id).get("Git.Git") == "2.0.0",
+            f"the inventory after the install\n{agent.log()}",
+        )
+        events = console(server, seeded, "GET", f"/api/devices/{device_id}/events")["items"]
+        assert any(
+            (e["kind"], e["package_identifier"], e["from_version"], e["to_version"])
+            == ("software_version_changed", "Git.Git", "1.0.0", "2.0.0")
+            for e in events
+        )
+        found = console(server, seeded, "GET", "/api/software", params={"q": "Git.Git < 2.0.0"})
+        assert found["items"] == []  # no PC has it older than 2.0 any more
+    finally:
+        assert agent.stop() == 0

@@ -133,6 +133,23 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         response = await http.post("/api/agent/update-report", json=report, headers=token)
         assert response.status_code == 200, response.text
 
+    # Inventories: a baseline, then a version moved, so the history shows software events.
+    app_row = {
+        "package_identifier": package,
+        "name": v.text("app name"),
+        "version": v.ident("app-version", 128),
+        "source": source,
+    }
+    moved = {**app_row, "version": v.ident("app-version-2", 128)}
+    for token, software in ((first, [app_row]), (second, [app_row]), (first, [moved])):
+        response = await http.post(
+            "/api/agent/inventory", json={"software": software}, headers=token
+        )
+        assert response.status_code == 200, response.text
+    failed = {"scan_error": {"code": None, "message": v.text("inventory failure")}}
+    response = await http.post("/api/agent/inventory", json=failed, headers=second)
+    assert response.status_code == 200, response.text
+
     command_ids = []
     for device_id, packages in ((DEVICE_IDS[0], [package]), (DEVICE_IDS[1], None)):
         response = await http.post(
@@ -294,6 +311,21 @@ def page_urls(world: World) -> dict[str, list[str]]:
         ],
         "/devices/{device_id}/commands": [f"{device}/commands" for device in devices],
         "/updates": ["/updates", f"/updates?q={search}"],
+        "/software": [
+            "/software",
+            # A search that cannot be read shows what is wrong with it, and so the text.
+            f"/software?q={quote(world.search + ' <')}",
+            f"/software?q={quote(world.package.split('<')[0])}",
+            f"/software?q={quote(world.package.split('<')[0] + ' < 9')}",
+        ],
+        "/software.csv": ["/software.csv", f"/software.csv?q={quote(world.package[:8])}"],
+        "/software/{package:path}": [
+            f"/software/{quote(world.package)}",
+            f"/software/{quote(world.package)}?version_lt=9",
+        ],
+        "/software/{package:path}/devices.csv": [f"/software/{quote(world.package)}/devices.csv"],
+        "/devices/{device_id}/installed": [f"{device}/installed" for device in devices],
+        "/devices/{device_id}/installed.csv": [f"{device}/installed.csv" for device in devices],
         "/updates.csv": ["/updates.csv"],
         "/updates/devices": [
             f"/updates/devices?{package}",

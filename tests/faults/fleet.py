@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
 from lunaris_agent.simulate.fleet import FleetStats, SimulationOptions, simulate
-from lunaris_agent.simulate.inventory import Inventory
+from lunaris_agent.simulate.inventory import DEFAULT_APPS, Inventory
 from lunaris_agent.spool import REPORT_FILE
 from lunaris_protocol import UpdateItem, UpdateReport
 from lunaris_server.devices.models import Device
@@ -58,8 +58,8 @@ def report_keys(report: UpdateReport) -> frozenset[UpdateKey]:
 
 
 class RecordedInventory(Inventory):
-    def __init__(self, device_id: UUID, recorder: Recorder) -> None:
-        super().__init__(device_id)
+    def __init__(self, device_id: UUID, recorder: Recorder, *, apps: int) -> None:
+        super().__init__(device_id, apps=apps)
         self._recorder = recorder
         self.last: UpdateReport | None = None
         self.final: UpdateReport | None = None
@@ -82,9 +82,9 @@ class Recorder:
         self.inventories: dict[str, RecordedInventory] = {}
         self.settling = False
 
-    def inventory(self, device_id: UUID) -> RecordedInventory:
+    def inventory(self, device_id: UUID, *, apps: int = DEFAULT_APPS) -> RecordedInventory:
         """Stands in for :class:`Inventory` in the simulator: the same PC, recorded."""
-        inventory = RecordedInventory(device_id, self)
+        inventory = RecordedInventory(device_id, self, apps=apps)
         self.inventories[str(device_id)] = inventory
         return inventory
 

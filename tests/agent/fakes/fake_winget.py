@@ -7,6 +7,9 @@ FAKE_WINGET_MODE    "print" (default); "hang": start a child, print "pids <own> 
                     sleep until killed; "flood": print FAKE_WINGET_FLOOD_BYTES of filler lines
                     before the output file
 FAKE_WINGET_ARGV    a file to record the arguments in, as JSON
+FAKE_WINGET_OUTPUT_<COMMAND>, FAKE_WINGET_EXIT_<COMMAND>
+                    the same for one command only (its first argument, upper-case: ``LIST``,
+                    ``UPGRADE``), so one stand-in answers ``winget list`` and the scan apart
 """
 
 import json
@@ -32,11 +35,14 @@ def main() -> int:
         line = b"x" * 99 + b"\n"
         for _ in range(int(os.environ["FAKE_WINGET_FLOOD_BYTES"]) // len(line)):
             out.write(line)
-    output = os.environ.get("FAKE_WINGET_OUTPUT")
+    command = sys.argv[1].upper() if len(sys.argv) > 1 else ""
+    output = os.environ.get(f"FAKE_WINGET_OUTPUT_{command}", os.environ.get("FAKE_WINGET_OUTPUT"))
     if output:
         out.write(Path(output).read_bytes())
     out.flush()
-    return int(os.environ.get("FAKE_WINGET_EXIT", "0"))
+    return int(
+        os.environ.get(f"FAKE_WINGET_EXIT_{command}", os.environ.get("FAKE_WINGET_EXIT", "0"))
+    )
 
 
 if __name__ == "__main__":

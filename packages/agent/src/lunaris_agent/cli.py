@@ -1,5 +1,5 @@
 """``lunaris-agent``: the agent in the foreground or once, its configuration and status, the
-Windows service, a scan that sends nothing, and the fleet simulator."""
+Windows service, a scan and an inventory that send nothing, and the fleet simulator."""
 
 import argparse
 import asyncio
@@ -15,6 +15,7 @@ from typing import TypeVar
 from lunaris_agent import __version__
 from lunaris_agent.client import check_api_url
 from lunaris_agent.simulate.fleet import CorruptStateFile, SimulationOptions, simulate
+from lunaris_agent.simulate.inventory import DEFAULT_APPS
 from lunaris_protocol.tags import normalise_tags, split_tags
 
 log = logging.getLogger("lunaris_agent")
@@ -87,6 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     scan.add_argument("--from-file", type=Path, metavar="FILE", help="parse saved winget output")
     scan.add_argument("--winget-path", type=Path, help="run this instead of winget")
     scan.set_defaults(handler=_scan)
+
+    inventory = commands.add_parser(
+        "inventory",
+        help="run winget list (or parse saved output) and print what is installed; sends nothing",
+    )
+    inventory.add_argument("--json", action="store_true", help="print the inventory as JSON")
+    inventory.add_argument(
+        "--from-file", type=Path, metavar="FILE", help="parse saved winget list output"
+    )
+    inventory.add_argument("--winget-path", type=Path, help="run this instead of winget")
+    inventory.set_defaults(handler=_inventory)
 
     service = commands.add_parser("service", help="manage the Windows service (Windows only)")
     service.add_argument("action", choices=("install", "remove", "start", "stop", "host"))
@@ -248,7 +260,9 @@ def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
     )
     length = parser.add_mutually_exclusive_group()
     length.add_argument(
-        "--once", action="store_true", help="register, one heartbeat and one report; then exit"
+        "--once",
+        action="store_true",
+        help="register, one heartbeat, one report and one inventory; then exit",
     )
     length.add_argument(
         "--duration", type=_positive(float), metavar="SECONDS", help="default: until Ctrl-C"
@@ -266,6 +280,19 @@ def _add_simulate_arguments(parser: argparse.ArgumentParser) -> None:
         help="default: what the server asks for",
     )
     parser.add_argument(
+        "--inventory-interval",
+        type=_positive(float),
+        metavar="SECONDS",
+        help="how often at most each device sends its software inventory "
+        "(default: what the server asks for)",
+    )
+    parser.add_argument(
+        "--apps",
+        type=_positive(int),
+        default=DEFAULT_APPS,
+        help=f"programs installed per device, a fifth more or less (default {DEFAULT_APPS})",
+    )
+    parser.add_argument(
         "--concurrency", type=_positive(int), default=20, help="requests in flight (default 20)"
     )
 
@@ -281,6 +308,8 @@ def _simulate(args: argparse.Namespace) -> int:
         duration_s=args.duration,
         heartbeat_interval_s=args.heartbeat_interval,
         scan_interval_s=args.scan_interval,
+        inventory_interval_s=args.inventory_interval,
+        apps=args.apps,
         concurrency=args.concurrency,
     )
     try:
@@ -296,6 +325,13 @@ def _scan(args: argparse.Namespace) -> int:
 
     _console_logging(args)
     return scan(from_file=args.from_file, winget_path=args.winget_path, as_json=args.json)
+
+
+def _inventory(args: argparse.Namespace) -> int:
+    from lunaris_agent.scan_cli import inventory
+
+    _console_logging(args)
+    return inventory(from_file=args.from_file, winget_path=args.winget_path, as_json=args.json)
 
 
 def _version(_args: argparse.Namespace) -> int:

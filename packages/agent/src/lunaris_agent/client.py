@@ -20,6 +20,8 @@ from lunaris_protocol import (
     CommandProgressResponse,
     HeartbeatRequest,
     HeartbeatResponse,
+    InventoryReport,
+    InventoryReportResponse,
     RegisterRequest,
     RegisterResponse,
     UpdateReport,
@@ -101,6 +103,11 @@ class AgentClient:
 
     async def report(self, token: str, report: UpdateReport) -> UpdateReportResponse:
         return await self._post("agent/update-report", report, UpdateReportResponse, token)
+
+    async def inventory(self, token: str, report: InventoryReport) -> InventoryReportResponse:
+        """What is installed: the digest alone, or with the list when the server asked for it
+        (``full_list_needed``)."""
+        return await self._post("agent/inventory", report, InventoryReportResponse, token)
 
     async def command_progress(
         self, token: str, command_id: UUID, progress: CommandProgress

@@ -33,6 +33,7 @@ from pydantic import (
 )
 
 from lunaris_agent.client import check_api_url
+from lunaris_protocol.agent import DEFAULT_INVENTORY_INTERVAL_S
 from lunaris_protocol.tags import TagList, normalise_tags
 
 CONFIG_FILE_NAME: Final = "config.json"
@@ -59,6 +60,7 @@ class _ConfigFile(BaseModel):
     registration_key: str | None = None
     heartbeat_interval_s: int = Field(default=DEFAULT_HEARTBEAT_INTERVAL_S, ge=1, le=86_400)
     scan_interval_s: int = Field(default=DEFAULT_SCAN_INTERVAL_S, ge=1, le=86_400)
+    inventory_interval_s: int = Field(default=DEFAULT_INVENTORY_INTERVAL_S, ge=1, le=86_400)
     winget_path: Path | None = None
     verify_tls: bool = True
     ca_bundle: Path | None = None
@@ -93,6 +95,8 @@ class AgentConfig:
     heartbeat_interval_s: int = DEFAULT_HEARTBEAT_INTERVAL_S
     """The server's last answer; the server decides, the file remembers it across restarts."""
     scan_interval_s: int = DEFAULT_SCAN_INTERVAL_S
+    inventory_interval_s: int = DEFAULT_INVENTORY_INTERVAL_S
+    """How often at most ``winget list`` runs for the software inventory (also after installs)."""
     winget_path: Path | None = None
     verify_tls: bool = True
     ca_bundle: Path | None = None
@@ -143,6 +147,7 @@ class AgentConfig:
             "registration_key": self.registration_key,
             "heartbeat_interval_s": self.heartbeat_interval_s,
             "scan_interval_s": self.scan_interval_s,
+            "inventory_interval_s": self.inventory_interval_s,
             "winget_path": _path_or_none(self.winget_path),
             "verify_tls": self.verify_tls,
             "ca_bundle": _path_or_none(self.ca_bundle),
@@ -212,6 +217,7 @@ def load(path: Path) -> AgentConfig:
         registration_key=parsed.registration_key,
         heartbeat_interval_s=parsed.heartbeat_interval_s,
         scan_interval_s=parsed.scan_interval_s,
+        inventory_interval_s=parsed.inventory_interval_s,
         winget_path=parsed.winget_path,
         verify_tls=parsed.verify_tls,
         ca_bundle=parsed.ca_bundle,

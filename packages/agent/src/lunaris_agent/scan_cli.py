@@ -1,18 +1,24 @@
-"""``lunaris-agent scan [--from-file FILE] [--json]``: what the agent would report, sent nowhere.
+"""``lunaris-agent scan [--from-file FILE] [--json]`` and ``lunaris-agent inventory
+[--from-file FILE] [--json]``: what the agent would report, the updates waiting or everything
+installed, sent nowhere.
 
-With ``--from-file`` it parses saved winget output; otherwise it runs winget as the agent does.
-``--json`` prints exactly one JSON object, the scan contract; without it, a readable table.
-The exit code is 1 when the scan is an error, so scripts need not parse the output to know.
+With ``--from-file`` they parse saved winget output (``winget upgrade``, ``winget list``);
+otherwise they run winget as the agent does. ``--json`` prints exactly one JSON object, the scan
+contract (``{"updates": [...], "error": ...}``) or the inventory (``{"software": [...],
+"error": ...}``); without it, a readable table. The exit code is 1 when the result is an error,
+so scripts need not parse the output to know.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
+from lunaris_agent.winget.installed import parse_list_output
 from lunaris_agent.winget.parse import parse_upgrade_output
-from lunaris_agent.winget.results import ScanResult
+from lunaris_agent.winget.results import InventoryResult, ScanResult
 
 
 def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
@@ -24,12 +30,7 @@ def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> 
         from lunaris_agent.winget import upgrade
 
         result = asyncio.run(upgrade.scan(winget_path))
-    if as_json:
-        payload = result.to_json_dict()
-        _print(json.dumps(payload, ensure_ascii=False), fallback=json.dumps(payload))
-    else:
-        table = _as_table(result)
-        _print(table, fallback=table.encode("ascii", errors="backslashreplace").decode("ascii"))
+    _show(result.to_json_dict() if as_json else _as_table(result))
     return 0 if result.error is None else 1
 
 
@@ -58,14 +59,58 @@ def _as_table(result: ScanResult) -> str:
         )
         for row in result.updates
     ]
+    return f"{_text_table(headers, rows)}\n{len(rows)} updates waiting"
+
+
+def inventory(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
+    if from_file is not None:
+        # Bytes, as the scan reads them: keep the spinner's bare "\r" redraws as they are.
+        result = parse_list_output(from_file.read_bytes().decode("utf-8", errors="replace"))
+    else:
+        from lunaris_agent.winget import upgrade
+
+        result = asyncio.run(upgrade.list_installed(winget_path))
+    _show(result.to_json_dict() if as_json else _inventory_table(result))
+    return 0 if result.error is None else 1
+
+
+def _inventory_table(result: InventoryResult) -> str:
+    if result.error is not None:
+        code = f" ({result.error.code})" if result.error.code else ""
+        return f"winget list failed{code}: {result.error.message}"
+    if not result.software:
+        return "nothing installed"
+    headers = ("Name", "Id", "Version", "Source", "Notes")
+    rows = [
+        (
+            row.name,
+            row.package_identifier,
+            row.version,
+            row.source or "",
+            "id truncated" if row.truncated else "",
+        )
+        for row in result.software
+    ]
+    return f"{_text_table(headers, rows)}\n{len(rows)} installed"
+
+
+def _text_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain table for a person: the headers, a dashed line, the rows, columns 2 apart."""
     widths = [max(len(cells[i]) for cells in (headers, *rows)) for i in range(len(headers))]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
         for cells in (headers, *rows)
     ]
     lines.insert(1, "  ".join("-" * width for width in widths))
-    lines.append(f"{len(rows)} updates waiting")
     return "\n".join(line.rstrip() for line in lines)
+
+
+def _show(output: dict[str, object] | str) -> None:
+    """One JSON object, or a table for a person."""
+    if isinstance(output, str):
+        _print(output, fallback=output.encode("ascii", errors="backslashreplace").decode("ascii"))
+    else:
+        _print(json.dumps(output, ensure_ascii=False), fallback=json.dumps(output))
 
 
 def _print(text: str, *, fallback: str) -> None:

@@ -2,8 +2,9 @@
 
 Two kinds of message, with different rules:
 
-- The update snapshot: every scan replaces the whole list, so only the newest unsent one
-  matters (``report.json``, overwritten).
+- Snapshots: every scan replaces the whole list, so only the newest unsent one matters: the
+  update report (``report.json``) and the software inventory (``inventory.json``), each
+  overwritten by the next.
 - Results (remote-action progress): each one is news the server must get, in order, so they
   are numbered files sent oldest first. The queue is bounded; past the bound the oldest are
   dropped with a warning, because a PC that has been offline for months must not fill its disk.
@@ -26,20 +27,23 @@ import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Generic, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from lunaris_agent.config import write_private_file
-from lunaris_protocol import UpdateReport
+from lunaris_protocol import InventoryReport, UpdateReport
 
 log = logging.getLogger(__name__)
 
 REPORT_FILE: Final = "report.json"
+INVENTORY_FILE: Final = "inventory.json"
 RESULTS_DIR: Final = "results"
 MAX_RESULTS: Final = 10_000
 MAX_RESULT_BYTES: Final = 64 * 1024
 _RESULT_NAME: Final = re.compile(r"^(\d{12})\.json$")
+
+SnapshotT = TypeVar("SnapshotT", bound=BaseModel)
 
 
 @dataclass(frozen=True)
@@ -56,10 +60,9 @@ class Spool:
         self._max_results = max_results
         self.write_error: str | None = None
         """Why the spool could not be written, until a write succeeds again."""
-        self._report_in_memory: bytes | None = None
+        self._report = _Snapshot(self, REPORT_FILE, UpdateReport, "report")
+        self._inventory = _Snapshot(self, INVENTORY_FILE, InventoryReport, "inventory")
         self._results_in_memory: list[SpooledResult] = []
-        self._obsolete_report: bytes | None = None
-        """A report.json already sent or superseded that could not be removed."""
         self._sent_sequences: set[int] = set()
         """Results already sent whose files could not be removed."""
         self._said: set[str] = set()
@@ -69,51 +72,27 @@ class Spool:
     # -- the newest update snapshot --------------------------------------------------------
 
     def put_report(self, report: UpdateReport) -> None:
-        path = self.directory / REPORT_FILE
-        content = _report_bytes(report)
-        try:
-            write_private_file(path, content)
-        except OSError as error:
-            self._report_in_memory = content
-            self._write_failed(path, error, "the report waits in memory until it is sent")
-            self._drop_disk_report()  # an older report must not be sent after this one
-            return
-        self._report_in_memory = None
-        self._obsolete_report = None
-        self._write_succeeded()
+        self._report.put(report)
 
     def pending_report(self) -> UpdateReport | None:
-        if self._report_in_memory is not None:
-            return UpdateReport.model_validate_json(self._report_in_memory)
-        path = self.directory / REPORT_FILE
-        try:
-            content = path.read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            return None
-        except OSError as error:
-            self._set_aside(path, error)
-            return None
-        if content == self._obsolete_report:
-            return None
-        try:
-            return UpdateReport.model_validate_json(content)
-        except ValidationError as error:
-            self._set_aside(path, error)
-            return None
+        return self._report.pending()
 
     def report_sent(self, report: UpdateReport) -> None:
         """Forgets the spooled snapshot if it is still ``report``: a newer scan stays."""
-        content = _report_bytes(report)
-        if self._report_in_memory is not None:
-            if self._report_in_memory == content:
-                self._report_in_memory = None
-            return
-        try:
-            on_disk = (self.directory / REPORT_FILE).read_bytes()
-        except OSError:
-            return  # nothing there, or unreadable: pending_report says so
-        if on_disk == content or _same_report(on_disk, report):
-            self._drop_disk_report()
+        self._report.sent(report)
+
+    # -- the newest software inventory -------------------------------------------------------
+
+    def put_inventory(self, inventory: InventoryReport) -> None:
+        """Replaces the unsent inventory: only what is installed now matters."""
+        self._inventory.put(inventory)
+
+    def pending_inventory(self) -> InventoryReport | None:
+        return self._inventory.pending()
+
+    def inventory_sent(self, inventory: InventoryReport) -> None:
+        """Forgets the spooled inventory if it is still ``inventory``: a newer one stays."""
+        self._inventory.sent(inventory)
 
     # -- results, in order -----------------------------------------------------------------
 
@@ -168,11 +147,11 @@ class Spool:
             return 0  # missing or unreadable: `status` shows the error the agent logged
 
     def count(self) -> int:
-        try:
-            report = 1 if (self.directory / REPORT_FILE).exists() else 0
-        except OSError:
-            report = 0
-        return report + len(self._sequences())
+        snapshots = 0
+        for name in (REPORT_FILE, INVENTORY_FILE):
+            with contextlib.suppress(OSError):
+                snapshots += (self.directory / name).exists()
+        return snapshots + len(self._sequences())
 
     def _sequences(self) -> list[int]:
         try:
@@ -216,23 +195,14 @@ class Spool:
             self._results_in_memory.pop(0)
             self._write_succeeded()
 
-    def _drop_disk_report(self) -> None:
-        """Removes report.json, which is obsolete; one that cannot be removed is never sent."""
-        path = self.directory / REPORT_FILE
-        try:
-            path.unlink()
-        except (FileNotFoundError, NotADirectoryError):
-            pass
-        except OSError as error:
-            with contextlib.suppress(OSError):
-                self._obsolete_report = path.read_bytes()
-            self._say(f"cannot remove the old report {path}: {_cause(error)}")
-            return
-        self._obsolete_report = None
-
     def _write_failed(self, path: Path, error: OSError, consequence: str) -> None:
+        """Loud once for a spool that cannot be written (the report's file and the
+        inventory's fail together), then quiet until it can be written again."""
+        failing = self.write_error is not None
         self.write_error = f"cannot write {path}: {_cause(error)}"
-        self._say(f"{self.write_error}; {consequence}")
+        problem = f"{self.write_error}; {consequence}"
+        log.log(logging.DEBUG if failing or problem in self._said else logging.ERROR, "%s", problem)
+        self._said.add(problem)
 
     def _write_succeeded(self) -> None:
         if self.write_error is not None:
@@ -257,17 +227,85 @@ class Spool:
         return self._results / f"{sequence:012d}.json"
 
 
-def _report_bytes(report: UpdateReport) -> bytes:
-    return report.model_dump_json().encode()
+class _Snapshot(Generic[SnapshotT]):
+    """One file holding the newest unsent message of a kind, overwritten by the next one; in
+    memory while the disk refuses it."""
 
+    def __init__(self, spool: Spool, name: str, model: type[SnapshotT], what: str) -> None:
+        self._spool = spool
+        self._path = spool.directory / name
+        self._model = model
+        self._what = what
+        self._in_memory: bytes | None = None
+        self._obsolete: bytes | None = None
+        """The file's content when it was sent or superseded but could not be removed."""
 
-def _same_report(content: bytes, report: UpdateReport) -> bool:
-    """Whether ``content`` holds ``report``, written by any version: one spooled by an older
-    agent lacks the fields added since (its ``tags``), so its bytes differ from this one's."""
-    try:
-        return UpdateReport.model_validate_json(content) == report
-    except ValidationError:
-        return False
+    def put(self, message: SnapshotT) -> None:
+        content = message.model_dump_json().encode()
+        try:
+            write_private_file(self._path, content)
+        except OSError as error:
+            self._in_memory = content
+            self._spool._write_failed(
+                self._path, error, f"the {self._what} waits in memory until it is sent"
+            )
+            self._drop_file()  # an older one must not be sent after this one
+            return
+        self._in_memory = None
+        self._obsolete = None
+        self._spool._write_succeeded()
+
+    def pending(self) -> SnapshotT | None:
+        if self._in_memory is not None:
+            return self._model.model_validate_json(self._in_memory)
+        try:
+            content = self._path.read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        except OSError as error:
+            self._spool._set_aside(self._path, error)
+            return None
+        if content == self._obsolete:
+            return None
+        try:
+            return self._model.model_validate_json(content)
+        except ValidationError as error:
+            self._spool._set_aside(self._path, error)
+            return None
+
+    def sent(self, message: SnapshotT) -> None:
+        content = message.model_dump_json().encode()
+        if self._in_memory is not None:
+            if self._in_memory == content:
+                self._in_memory = None
+            return
+        try:
+            on_disk = self._path.read_bytes()
+        except OSError:
+            return  # nothing there, or unreadable: pending() says so
+        if on_disk == content or self._holds(on_disk, message):
+            self._drop_file()
+
+    def _holds(self, content: bytes, message: SnapshotT) -> bool:
+        """Whether ``content`` holds ``message``, written by any version: one spooled by an
+        older agent lacks the fields added since (a report's ``tags``), so its bytes differ."""
+        try:
+            return self._model.model_validate_json(content) == message
+        except ValidationError:
+            return False
+
+    def _drop_file(self) -> None:
+        """Removes the obsolete file; one that cannot be removed is never sent."""
+        try:
+            self._path.unlink()
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as error:
+            with contextlib.suppress(OSError):
+                self._obsolete = self._path.read_bytes()
+            self._spool._say(f"cannot remove the old {self._what} {self._path}: {_cause(error)}")
+            return
+        self._obsolete = None
 
 
 def _cause(error: OSError) -> str:

@@ -64,6 +64,7 @@ from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
 from lunaris_server.software import api as software_api
+from lunaris_server.software import views as software_views
 from lunaris_server.software.lifecycle import SoftwareFollowsDevices
 from lunaris_server.updates import api as updates_api
 from lunaris_server.updates import rules_api, rules_views
@@ -188,6 +189,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         device_page.router,
         device_identity_views.router,
         updates_views.router,
+        software_views.router,
         rules_views.router,
         policies_views.router,
         compliance_views.router,

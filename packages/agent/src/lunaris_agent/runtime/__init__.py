@@ -1,12 +1,15 @@
 """The agent at work: register once, heartbeat, scan, report; the same code on Windows (as a
 service), Linux and macOS.
 
-Two loops share one :class:`~lunaris_agent.runtime.agent.Agent`:
+Loops share one :class:`~lunaris_agent.runtime.agent.Agent`:
 
 - the heartbeat loop keeps the device online in the console and, whenever the server answers,
   sends what the spool holds;
 - the scan loop runs winget at start and then every scan interval, puts the report in the
-  spool first (so a crash or an outage loses nothing) and tries to send it.
+  spool first (so a crash or an outage loses nothing) and tries to send it;
+- the inventory loop (when the agent is given an inventory) lists everything installed soon
+  after start and then at most every inventory interval (and after every remote action),
+  spools it and sends it digest first (``inventory``).
 
 They run concurrently because a winget scan can take minutes, longer than the server waits
 before it calls a silent device offline. Failures back off exponentially with jitter, capped at
@@ -16,8 +19,9 @@ run with a clear error, unless an enrollment secret is still configured to regis
 
 This module holds the entry points (:func:`run`, :func:`once`: what ``lunaris-agent run`` and
 the Windows service call) and wires a PC's agent to winget. The package's other modules are
-platform-neutral: ``agent`` (the steps and the loops), ``registration`` (the device token),
-``contact`` (``state.json`` for ``status``), ``exits`` (how a run ends).
+platform-neutral: ``agent`` (the steps and the loops), ``inventory`` (the software inventory's
+loop and sending), ``registration`` (the device token), ``contact`` (``state.json`` for
+``status``), ``exits`` (how a run ends).
 """
 
 from __future__ import annotations
@@ -36,11 +40,20 @@ from lunaris_agent.commands import Installer
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.runtime.agent import Agent, Scanner
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
+from lunaris_agent.runtime.inventory import Inventory
 from lunaris_agent.winget.outcome import InstallOutcome
-from lunaris_agent.winget.report import report_from_scan
-from lunaris_protocol import UpdateReport
+from lunaris_agent.winget.report import inventory_from_list, report_from_scan
+from lunaris_protocol import InventoryReport, UpdateReport
 
-__all__ = ["ExitCode", "once", "prepare", "run", "winget_installer", "winget_scanner"]
+__all__ = [
+    "ExitCode",
+    "once",
+    "prepare",
+    "run",
+    "winget_installer",
+    "winget_inventory",
+    "winget_scanner",
+]
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +74,20 @@ def winget_scanner(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_
         return report_from_scan(result)
 
     return scan
+
+
+def winget_inventory(winget_path: Path | None, *, timeout_s: float = SCAN_TIMEOUT_S) -> Inventory:
+    async def list_software() -> InventoryReport:
+        from lunaris_agent.winget import upgrade
+
+        result = await upgrade.list_installed(winget_path, timeout_s=timeout_s)
+        if result.error is None:
+            log.info("inventory: %d apps installed", len(result.software))
+        else:
+            log.warning("inventory failed: %s %s", result.error.code or "", result.error.message)
+        return inventory_from_list(result)
+
+    return list_software
 
 
 def winget_installer(
@@ -125,6 +152,7 @@ async def _with_agent(config_path: Path, work: Callable[[Agent], Awaitable[ExitC
             client,
             scanner=winget_scanner(config.winget_path),
             install=winget_installer(config.winget_path),
+            inventory=winget_inventory(config.winget_path),
         )
         try:
             code = await work(agent)

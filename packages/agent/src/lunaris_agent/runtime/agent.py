@@ -1,7 +1,7 @@
 """One device's conversation with the server: :class:`Agent`, its steps and its loops.
 
-Platform-neutral: what scans and what installs are handed in (winget on a PC, a simulated
-inventory in the simulator), and so are the client and the spool.
+Platform-neutral: what scans, what lists the software and what installs are handed in (winget
+on a PC, a simulated inventory in the simulator), and so are the client and the spool.
 """
 
 from __future__ import annotations
@@ -30,10 +30,17 @@ from lunaris_agent.identity import DeviceFacts, local_time_zone, read_device_fac
 from lunaris_agent.push import PushChannel
 from lunaris_agent.runtime.contact import ContactRecorder
 from lunaris_agent.runtime.exits import ExitCode
+from lunaris_agent.runtime.inventory import Inventory, InventoryReporter
 from lunaris_agent.runtime.registration import Registration
 from lunaris_agent.spool import Spool, SpooledResult
 from lunaris_agent.winget.outcome import InstallOutcome
-from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, UpdateReport
+from lunaris_protocol import (
+    HeartbeatRequest,
+    HeartbeatResponse,
+    InventoryReport,
+    NewIdentity,
+    UpdateReport,
+)
 from lunaris_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -66,12 +73,16 @@ class Agent:
         scan_interval_s: float | None = None,
         install: Installer | None = None,
         push: bool = True,
+        inventory: Inventory | None = None,
+        inventory_interval_s: float | None = None,
     ) -> None:
         """``install`` runs remote actions' package installs (winget on a PC); without it the
-        agent refuses commands. ``heartbeat_interval_s`` and ``scan_interval_s`` override what
-        the server asks for: the simulator's compressed time. ``record_contact`` keeps
-        state.json for `status`. ``push`` opens the socket on which commands arrive at once
-        (they also ride on heartbeat answers)."""
+        agent refuses commands. ``inventory`` lists everything installed (``winget list``);
+        without it the agent sends no software inventory. ``heartbeat_interval_s``,
+        ``scan_interval_s`` and ``inventory_interval_s`` override what the server asks for:
+        the simulator's compressed time. ``record_contact`` keeps state.json for `status`.
+        ``push`` opens the socket on which commands arrive at once (they also ride on
+        heartbeat answers)."""
         if config.device_id is None:
             raise ValueError("the config has no device id yet: use config.with_device_id")
         self.config = config
@@ -82,7 +93,9 @@ class Agent:
         self._rng = rng or random.Random()  # noqa: S311 - jitter, not secrets
         self._heartbeat_override = heartbeat_interval_s
         self._scan_override = scan_interval_s
+        self._inventory_override = inventory_interval_s
         self._sending = asyncio.Lock()
+        self._listing = asyncio.Lock()  # held while winget lists: one listing at a time
         self._heartbeat_backoff = Backoff(self._heartbeat_every, self._rng)
         self._contact = ContactRecorder(config.state_path, self._spool, enabled=record_contact)
         self._registration = Registration(
@@ -92,6 +105,19 @@ class Agent:
             config=lambda: self.config,
             save_config=self._save_config,
         )
+        self.inventory: InventoryReporter | None = None
+        if inventory is not None:
+            self.inventory = InventoryReporter(
+                inventory,
+                spool=self._spool,
+                post=lambda body: self._registration.authorized(
+                    lambda token: self._client.inventory(token, body)
+                ),
+                listing=self._listing,
+                every=lambda: self._inventory_override or self.config.inventory_interval_s,
+                jittered=self._jittered,
+                spooled=self._contact.check_spool,
+            )
         self.commands = CommandRunner(
             ledger=CommandLedger(config.directory / LEDGER_FILE),
             spool=self._spool,
@@ -131,7 +157,7 @@ class Agent:
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)
         )
-        self._remember_intervals(response.heartbeat_interval_s, response.scan_interval_s)
+        self._remember_intervals(response)
         if response.new_identity is not None:
             await self._take_identity(response.new_identity)
         for command in response.commands:
@@ -140,39 +166,51 @@ class Agent:
 
     async def scan(self) -> UpdateReport:
         """Scans and spools the result; sending is :meth:`send_spooled`'s job."""
-        report = await self._scanner()
+        async with self._listing:
+            report = await self._scanner()
         self._spool.put_report(report)
         self._contact.check_spool()
         return report
 
+    async def take_inventory(self) -> InventoryReport | None:
+        """Lists the software and spools it (None without an inventory); sending is
+        :meth:`send_spooled`'s job."""
+        return None if self.inventory is None else await self.inventory.take()
+
     async def send_spooled(self) -> None:
         """Sends what the spool holds: command progress first, in order, then the update
-        snapshot. Raises :class:`ServerUnavailable` (the rest stays in the spool) or
-        :class:`AgentStopped`; a message the server refuses is dropped, since sending it again
-        cannot help."""
+        snapshot, then the software inventory. Raises :class:`ServerUnavailable` (the rest
+        stays in the spool) or :class:`AgentStopped`; a message the server refuses is
+        dropped, since sending it again cannot help."""
         async with self._sending:
             await self._send_results()
-            report = self._spool.pending_report()
-            if report is None:
-                return
-            # The config's tags as they are now, also on a report an older version spooled;
-            # the spool keeps what winget said, nothing else.
-            tagged = report.model_copy(update={"tags": list(self.config.tags)})
-            try:
-                outcome = await self._registration.authorized(
-                    lambda token: self._client.report(token, tagged)
-                )
-            except RequestRefused as error:
-                log.error("the server refused the update report, dropping it: %s", error)
-                self._spool.report_sent(report)
-                return
-            self._spool.report_sent(report)
-            log.debug(
-                "report sent: %d added, %d changed, %d removed",
-                outcome.added,
-                outcome.changed,
-                outcome.removed,
+            await self._send_report()
+            if self.inventory is not None:
+                await self.inventory.send_pending()
+
+    async def _send_report(self) -> None:
+        """The update snapshot; the caller holds the sending lock."""
+        report = self._spool.pending_report()
+        if report is None:
+            return
+        # The config's tags as they are now, also on a report an older version spooled;
+        # the spool keeps what winget said, nothing else.
+        tagged = report.model_copy(update={"tags": list(self.config.tags)})
+        try:
+            outcome = await self._registration.authorized(
+                lambda token: self._client.report(token, tagged)
             )
+        except RequestRefused as error:
+            log.error("the server refused the update report, dropping it: %s", error)
+            self._spool.report_sent(report)
+            return
+        self._spool.report_sent(report)
+        log.debug(
+            "report sent: %d added, %d changed, %d removed",
+            outcome.added,
+            outcome.changed,
+            outcome.removed,
+        )
 
     async def _take_identity(self, identity: NewIdentity) -> None:
         """An admin split the identity this PC shared with a clone: this PC is a new device.
@@ -189,9 +227,11 @@ class Agent:
         self._save_config(
             replace(self.config, device_id=identity.device_id, device_token=identity.device_token)
         )
+        if self.inventory is not None:
+            self.inventory.forget_accepted()  # the new device has no inventory yet
         if self.push is not None:
             await self.push.reconnect()
-        await self._rescan()  # the new device's updates, now: it starts with none listed
+        await self._rescan()  # the new device's updates and software, now: it has none listed
 
     async def _send_results(self) -> None:
         """Command progress, oldest first; the caller holds the sending lock."""
@@ -221,16 +261,18 @@ class Agent:
             log.info("kept in the spool until the server answers: %s", error.message)
 
     async def _rescan(self) -> None:
-        """After a remote action: the console should see what is left to update at once."""
+        """After a remote action: the console should see what is left to update and what is
+        installed now at once."""
         await self.scan()
+        await self.take_inventory()
         await self._send_best_effort()
 
     # -- whole runs ----------------------------------------------------------------------------
 
     async def once(self) -> ExitCode:
-        """Heartbeat, send what was spooled, run the commands the heartbeat handed over, scan,
-        report. Scans even when the server is down, so the report waits in the spool for the
-        next run."""
+        """Heartbeat, send what was spooled, run the commands the heartbeat handed over, scan
+        and list the software, report. Scans even when the server is down, so the report and
+        the inventory wait in the spool for the next run."""
         failed = False
         self.commands.report_interrupted()
         try:
@@ -241,6 +283,7 @@ class Agent:
             failed = True
         await self.commands.run_queued()
         await self.scan()
+        await self.take_inventory()
         try:
             await self.send_spooled()
         except ServerUnavailable as error:
@@ -257,6 +300,10 @@ class Agent:
             asyncio.create_task(self._scan_loop(), name="scan"),
             asyncio.create_task(self.commands.run_forever(), name="commands"),
         ]
+        if self.inventory is not None:
+            # After the scan loop's task: the first scan takes winget first.
+            inventory = self.inventory.run_forever(self._send_best_effort)
+            loops.append(asyncio.create_task(inventory, name="inventory"))
         if self.push is not None:
             loops.append(asyncio.create_task(self.push.run_forever(), name="push"))
         stopped = asyncio.create_task(stop.wait(), name="stop")
@@ -328,14 +375,19 @@ class Agent:
 
     # -- the config ------------------------------------------------------------------------------
 
-    def _remember_intervals(self, heartbeat_s: int, scan_s: int) -> None:
-        if (heartbeat_s, scan_s) != (self.config.heartbeat_interval_s, self.config.scan_interval_s):
+    def _remember_intervals(self, answer: HeartbeatResponse) -> None:
+        asked = replace(
+            self.config,
+            heartbeat_interval_s=answer.heartbeat_interval_s,
+            scan_interval_s=answer.scan_interval_s,
+            inventory_interval_s=answer.inventory_interval_s,
+        )
+        if asked != self.config:
             log.info(
-                "server asks for heartbeats every %d s and scans every %d s", heartbeat_s, scan_s
+                "server asks for heartbeats, scans and inventories every %d, %d and %d s",
+                *(asked.heartbeat_interval_s, asked.scan_interval_s, asked.inventory_interval_s),
             )
-            self._save_config(
-                replace(self.config, heartbeat_interval_s=heartbeat_s, scan_interval_s=scan_s)
-            )
+            self._save_config(asked)
             self._heartbeat_backoff.cap_s = self._heartbeat_every
 
     def _save_config(self, updated: AgentConfig) -> None:

@@ -119,6 +119,7 @@ class Registration:
                     registration_key=None,
                     heartbeat_interval_s=response.heartbeat_interval_s,
                     scan_interval_s=response.scan_interval_s,
+                    inventory_interval_s=response.inventory_interval_s,
                 )
             )
             registered = self._config()

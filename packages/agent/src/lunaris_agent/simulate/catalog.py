@@ -1,6 +1,6 @@
 """What the simulated fleet is drawn from: real winget packages (with the versions seen across
-a fleet), the scan errors winget reports, and the Windows versions and naming of office PCs.
-Data only."""
+a fleet), what else `winget list` shows on office PCs, the scan errors winget reports, and the
+Windows versions and naming of office PCs. Data only."""
 
 from lunaris_protocol import ScanError
 
@@ -91,3 +91,90 @@ OS_VERSIONS = (
     "Windows 10 Pro 22H2 (10.0.19045.5247)",
 )
 DEPARTMENTS = ("FIN", "HR", "ENG", "OPS", "MKT", "SAL", "IT")
+
+# What `winget list` shows beside the packages above: winget packages with no update waiting,
+# Store and inbox apps (MSIX), and programs winget matches to no package (ARP entries).
+UP_TO_DATE: tuple[tuple[str, str, str], ...] = (
+    ("Microsoft.EdgeWebView2Runtime", "Microsoft Edge WebView2 Runtime", "131.0.2903.51"),
+    ("Microsoft.AppInstaller", "App Installer", "1.24.25200.0"),
+    ("Microsoft.UI.Xaml.2.8", "Microsoft.UI.Xaml.2.8", "8.2310.30001.0"),
+    ("Microsoft.VCLibs.Desktop.14", "Microsoft.VCLibs.140.00.UWPDesktop", "14.0.33728.0"),
+    ("Microsoft.DotNet.DesktopRuntime.7", "Microsoft Windows Desktop Runtime - 7.0.20", "7.0.20"),
+    ("Microsoft.VCRedist.2013.x64", "Microsoft Visual C++ 2013 Redist (x64)", "12.0.40664.0"),
+    ("Microsoft.VCRedist.2013.x86", "Microsoft Visual C++ 2013 Redist (x86)", "12.0.40664.0"),
+    ("Microsoft.VCRedist.2012.x64", "Microsoft Visual C++ 2012 Redist (x64)", "11.0.61030.0"),
+    ("Microsoft.VCRedist.2010.x64", "Microsoft Visual C++ 2010  x64 Redistributable", "10.0.40219"),
+    ("Microsoft.WSL", "Windows Subsystem for Linux", "2.3.26.0"),
+    ("Microsoft.WindowsPCHealthCheck", "Windows PC Health Check", "3.6.2204.08001"),
+    ("Cisco.SecureClient", "Cisco Secure Client - AnyConnect VPN", "5.1.6.103"),
+    ("Fortinet.FortiClientVPN", "FortiClient VPN", "7.4.0.1658"),
+    ("Greenshot.Greenshot", "Greenshot 1.2.10.6", "1.2.10.6"),
+    ("IrfanSkiljan.IrfanView", "IrfanView 64 4.67", "4.67"),
+    ("Microsoft.Sysinternals.ProcessExplorer", "Process Explorer", "17.06"),
+)
+MSIX_APPS: tuple[tuple[str, str, str], ...] = (
+    ("Microsoft.WindowsCalculator", "Windows Calculator", "11.2405.2.0"),
+    ("Microsoft.Windows.Photos", "Microsoft Photos", "2024.11050.3002.0"),
+    ("Microsoft.WindowsNotepad", "Windows Notepad", "11.2409.9.0"),
+    ("Microsoft.ScreenSketch", "Snipping Tool", "11.2409.25.0"),
+    ("Microsoft.WindowsStore", "Microsoft Store", "22410.1401.3.0"),
+    ("Microsoft.XboxGamingOverlay", "Xbox Game Bar", "7.324.11011.0"),
+    ("Clipchamp.Clipchamp", "Microsoft Clipchamp", "3.1.12060.0"),
+    ("Microsoft.Paint", "Paint", "11.2410.28.0"),
+    ("Microsoft.SecHealthUI", "Windows Security", "1000.26100.1.0"),
+    ("Microsoft.YourPhone", "Phone Link", "1.24102.106.0"),
+    ("Microsoft.Todos", "Microsoft To Do", "2.142.7422.0"),
+    ("Microsoft.WindowsCamera", "Windows Camera", "2024.2410.14.0"),
+    ("Microsoft.ZuneMusic", "Windows Media Player", "11.2410.8.0"),
+    ("Microsoft.MicrosoftStickyNotes", "Microsoft Sticky Notes", "6.1.2.0"),
+    ("Microsoft.WindowsFeedbackHub", "Feedback Hub", "1.2410.15142.0"),
+    ("Microsoft.WindowsSoundRecorder", "Windows Sound Recorder", "11.2409.4.0"),
+    ("Microsoft.WebMediaExtensions", "Web Media Extensions", "1.1.1295.0"),
+    ("Microsoft.HEIFImageExtension", "HEIF Image Extensions", "1.2.3.0"),
+    ("Microsoft.VP9VideoExtensions", "VP9 Video Extensions", "1.2.2.0"),
+    ("Microsoft.WebpImageExtension", "Webp Image Extensions", "1.1.1261.0"),
+    ("Microsoft.NET.Native.Runtime.2.2", "Microsoft .NET Native Runtime 2.2", "2.2.28604.0"),
+    ("MicrosoftWindows.Client.WebExperience", "Windows Web Experience Pack", "524.31800.30.0"),
+    ("MicrosoftWindows.CrossDevice", "Cross Device Experience Host", "1.24101.31.0"),
+    ("MicrosoftCorporationII.QuickAssist", "Quick Assist", "2.0.32.0"),
+    ("Microsoft.Winget.Source", "Windows Package Manager Source (winget) V2", "2024.1207.1424.25"),
+    ("Microsoft.Copilot", "Microsoft Copilot", "1.24112.123.0"),
+    ("Microsoft.OutlookForWindows", "Outlook for Windows", "1.2024.1127.400"),
+    ("Microsoft.GamingApp", "Xbox", "2410.1001.27.0"),
+    ("Microsoft.BingWeather", "MSN Weather", "4.54.63029.0"),
+    ("Microsoft.WindowsAlarms", "Windows Clock", "11.2409.5.0"),
+)
+ARP_PROGRAMS: tuple[tuple[str, str], ...] = (
+    ("Microsoft Update Health Tools", "5.72.0.0"),
+    ("Update for Windows 10 for x64-based Systems (KB5001716)", "8.94.0.0"),
+    ("Microsoft GameInput", "10.1.26100.3036"),
+    ("Intel(R) Management Engine Components", "2406.5.5.0"),
+    ("Intel(R) Chipset Device Software", "10.1.19627.8423"),
+    ("Realtek Audio Driver", "6.0.9549.1"),
+    ("NVIDIA Graphics Driver 566.14", "566.14"),
+    ("NVIDIA PhysX System Software 9.23.1019", "9.23.1019"),
+    ("Synaptics Pointing Device Driver", "19.5.35.1"),
+    ("Microsoft Intune Management Extension", "1.83.107.0"),
+    ("Microsoft Policy Platform", "68.1.1010.0"),
+    ("Configuration Manager Client", "5.00.9128.1000"),
+    ("Sophos Endpoint Agent", "2023.2.2.1"),
+    ("CrowdStrike Windows Sensor", "7.18.18909.0"),
+    ("GlobalProtect", "6.2.4"),
+    ("Microsoft Edge Update", "1.3.195.31"),
+    ("Google Update Helper", "1.3.36.352"),
+    ("Office 16 Click-to-Run Extensibility Component", "16.0.18129.20116"),
+    ("Office 16 Click-to-Run Licensing Component", "16.0.18129.20116"),
+    ("Java Auto Updater", "2.8.421.9"),
+    ("HP Wolf Security", "4.6.2.118"),
+    ("Dell SupportAssist", "4.5.1.25316"),
+    ("Lenovo Vantage Service", "4.1.18.0"),
+    ("Zebra Browser Print", "1.3.2"),
+    ("SAP GUI for Windows 8.00 (Patchlevel 9)", "8.00.9"),
+    ("Sage 50 Accounting", "2024.2"),
+    ("Adobe Refresh Manager", "1.8.0"),
+    ("Teams Machine-Wide Installer", "1.7.0.19353"),
+    ("Windows Driver Package - Logitech (usbvideo) Image", "Unknown"),
+    ("Printer Driver Package - Kyocera TASKalfa", "< 8.3.1016"),
+)
+IN_HOUSE_WORDS = ("Timesheet", "Expenses", "Label Printer", "CAD Viewer", "Scanner", "Payroll")
+"""In-house programs, numbered, fill a list past the data above."""

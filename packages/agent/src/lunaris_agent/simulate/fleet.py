@@ -24,10 +24,12 @@ from lunaris_agent.identity import DeviceFacts
 from lunaris_agent.runtime.agent import Agent
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.simulate.catalog import DEPARTMENTS, OS_VERSIONS
-from lunaris_agent.simulate.inventory import Inventory
+from lunaris_agent.simulate.inventory import DEFAULT_APPS, Inventory
 from lunaris_protocol import (
     HeartbeatRequest,
     HeartbeatResponse,
+    InventoryReport,
+    InventoryReportResponse,
     RegisterRequest,
     RegisterResponse,
     UpdateReport,
@@ -53,12 +55,16 @@ class SimulationOptions:
     state_dir: Path
     count: int = 10
     once: bool = False
-    """Register when needed, then one heartbeat and one report per device, and stop."""
+    """Register when needed, then one heartbeat, one report and one inventory per device, and
+    stop."""
     duration_s: float | None = None
     """Stop after this long; run until cancelled when None."""
     heartbeat_interval_s: float | None = None
     """Overrides what the server asks for."""
     scan_interval_s: float | None = None
+    inventory_interval_s: float | None = None
+    apps: int = DEFAULT_APPS
+    """About how many programs each device's ``winget list`` shows (a fifth more or less)."""
     concurrency: int = 20
     """Requests in flight at once, across all devices."""
 
@@ -71,6 +77,9 @@ class FleetStats:
     scan_errors: int = 0
     changes: int = 0
     """Updates the server counted as added, changed or removed."""
+    inventories: int = 0
+    full_inventories: int = 0
+    """Inventories sent with their list (the rest went as a digest alone)."""
     retries: int = 0
     failed_devices: int = 0
 
@@ -78,7 +87,8 @@ class FleetStats:
         return (
             f"registered {self.registered}, heartbeats {self.heartbeats}, "
             f"reports sent {self.reports} ({self.scan_errors} scan errors, "
-            f"{self.changes} changes), retries {self.retries}, "
+            f"{self.changes} changes), inventories sent {self.inventories} "
+            f"({self.full_inventories} with the list), retries {self.retries}, "
             f"failed devices {self.failed_devices}"
         )
 
@@ -119,6 +129,12 @@ class FleetClient(AgentClient):
         self.stats.scan_errors += report.scan_error is not None
         self.stats.changes += outcome.added + outcome.changed + outcome.removed
         return outcome
+
+    async def inventory(self, token: str, report: InventoryReport) -> InventoryReportResponse:
+        answer = await super().inventory(token, report)
+        self.stats.inventories += 1
+        self.stats.full_inventories += report.software is not None
+        return answer
 
     async def _post(self, *args: Any, **kwargs: Any) -> Any:
         async with self._slots:
@@ -187,10 +203,13 @@ class Fleet:
 
     async def run(self, config: AgentConfig) -> None:
         assert config.device_id is not None
-        inventory = Inventory(config.device_id)
+        inventory = Inventory(config.device_id, apps=self.options.apps)
 
         async def scan() -> UpdateReport:
             return inventory.scan()
+
+        async def list_installed() -> InventoryReport:
+            return inventory.list_installed()
 
         agent = Agent(
             config,
@@ -202,6 +221,8 @@ class Fleet:
             heartbeat_interval_s=self.options.heartbeat_interval_s,
             scan_interval_s=self.options.scan_interval_s,
             install=inventory.install,
+            inventory=list_installed,
+            inventory_interval_s=self.options.inventory_interval_s,
         )
         try:
             if self.options.once:

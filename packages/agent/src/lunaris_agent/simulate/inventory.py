@@ -1,15 +1,24 @@
-"""What ``winget upgrade`` shows on one virtual PC: drawn from the catalog by a generator
-seeded with the device's id, so the same device always starts from the same list; then a few
-updates are resolved and new ones detected per scan. Remote actions take a few seconds per
-package and fail now and then, as real installers do."""
+"""What ``winget upgrade`` and ``winget list`` show on one virtual PC: drawn from the catalog
+by generators seeded with the device's id, so the same device always starts from the same
+lists; then a few updates are resolved and new ones detected per scan, and what is installed
+follows (an update resolved or installed is the available version now). Remote actions take a
+few seconds per package and fail now and then, as real installers do."""
 
 import asyncio
 import random
-from uuid import UUID
+from uuid import UUID, uuid5
 
-from lunaris_agent.simulate.catalog import CATALOG, EXPLICIT_TARGETING, SCAN_ERRORS
+from lunaris_agent.simulate.catalog import (
+    ARP_PROGRAMS,
+    CATALOG,
+    EXPLICIT_TARGETING,
+    IN_HOUSE_WORDS,
+    MSIX_APPS,
+    SCAN_ERRORS,
+    UP_TO_DATE,
+)
 from lunaris_agent.winget.outcome import InstallOutcome
-from lunaris_protocol import UpdateItem, UpdateReport
+from lunaris_protocol import InstalledItem, InventoryReport, UpdateItem, UpdateReport, list_digest
 
 SCAN_ERROR_RATE = 0.04
 INSTALL_SECONDS = (1.0, 4.0)
@@ -19,16 +28,37 @@ RESOLVE_RATE = 0.05
 """Chance, per update and scan, that it was installed since the last scan."""
 DETECT_RATE = 0.5
 """Chance, per scan, that one new update shows up."""
+DEFAULT_APPS = 150
+"""What ``winget list`` shows on an office PC, give or take a fifth per device."""
+LIST_ERROR_RATE = 0.02
+ARP_NAMESPACE = UUID("6f1c2b1e-5d1a-4c1e-9a55-0c3b1f2e7a10")
+"""Product codes of the simulated programs: the same program has the same one on every PC."""
 
 
 class Inventory:
     """What ``winget upgrade`` shows on one virtual device, drifting a little every scan."""
 
-    def __init__(self, device_id: UUID) -> None:
+    def __init__(self, device_id: UUID, *, apps: int = DEFAULT_APPS) -> None:
+        """``apps``: about how many programs ``winget list`` shows (a fifth more or less)."""
         self._rng = random.Random(f"inventory:{device_id}")  # noqa: S311 - stable per device
         picks = self._rng.sample(CATALOG, self._rng.randint(4, 18))
         self._pending = {row[0]: self._item(row) for row in picks}
         self._scanned = False
+        # A generator of its own: the updates drift as they did before the inventory.
+        self._listing = random.Random(f"installed:{device_id}")  # noqa: S311
+        count = self._listing.randint(round(apps * 0.8), round(apps * 1.2))
+        self._installed = self._draw_installed(count)
+
+    @property
+    def installed(self) -> list[InstalledItem]:
+        return list(self._installed.values())
+
+    def list_installed(self) -> InventoryReport:
+        """What ``winget list`` shows now, or now and then the error it fails with."""
+        if self._listing.random() < LIST_ERROR_RATE:
+            return InventoryReport(scan_error=self._listing.choice(SCAN_ERRORS))
+        software = self.installed
+        return InventoryReport(digest=list_digest(software), software=software)
 
     def scan(self) -> UpdateReport:
         if self._scanned:
@@ -50,7 +80,7 @@ class Inventory:
         if roll < INSTALL_FAILURE_RATE:
             message = "Installer failed with exit code: 1603"
             return InstallOutcome("installer_failed", package, 1603, "0x8A150006", message)
-        del self._pending[package]
+        self._resolve(package)
         if roll < INSTALL_FAILURE_RATE + INSTALL_REBOOT_RATE:
             return InstallOutcome("success_reboot_required", package, 3010, None)
         return InstallOutcome("success", package, None, None)
@@ -58,12 +88,38 @@ class Inventory:
     def _drift(self) -> None:
         for identifier in list(self._pending):
             if self._rng.random() < RESOLVE_RATE:
-                del self._pending[identifier]
+                self._resolve(identifier)
         if self._rng.random() < DETECT_RATE:
             new = [row for row in CATALOG if row[0] not in self._pending]
             if new:
                 row = self._rng.choice(new)
-                self._pending[row[0]] = self._item(row)
+                update = self._pending[row[0]] = self._item(row)
+                # Installed since (or there, older, all along): winget lists it at that version.
+                self._installed[row[0]] = _from_update(update)
+
+    def _resolve(self, identifier: str) -> None:
+        """The update is installed: the available version is the installed one now."""
+        update = self._pending.pop(identifier)
+        self._installed[identifier] = _from_update(update, update.available_version)
+
+    def _draw_installed(self, count: int) -> dict[str, InstalledItem]:
+        installed = {key: _from_update(update) for key, update in self._pending.items()}
+        pool = [
+            *(_package(row[0], row[1], row[3]) for row in CATALOG if row[0] not in installed),
+            *(_package(*row) for row in UP_TO_DATE),
+            *(_msix(*row) for row in MSIX_APPS),
+            *(_arp(*row) for row in ARP_PROGRAMS),
+        ]
+        self._listing.shuffle(pool)
+        for item in pool[: max(count - len(installed), 0)]:
+            installed[item.package_identifier] = item
+        number = 0
+        while len(installed) < count:  # past the data: numbered in-house programs
+            number += 1
+            word = self._listing.choice(IN_HOUSE_WORDS)
+            item = _arp(f"Contoso {word} {number}", f"{self._listing.randint(1, 9)}.{number}")
+            installed[item.package_identifier] = item
+        return installed
 
     def _item(self, row: tuple[str, str, str, str]) -> UpdateItem:
         identifier, name, installed, available = row
@@ -76,3 +132,40 @@ class Inventory:
             explicit_targeting=identifier in EXPLICIT_TARGETING,
             truncated=identifier.endswith("…"),
         )
+
+
+def _package(identifier: str, name: str, version: str) -> InstalledItem:
+    return InstalledItem(
+        package_identifier=identifier,
+        name=name,
+        version=version,
+        source="winget" if "." in identifier else "msstore",
+        truncated=identifier.endswith("…"),
+    )
+
+
+def _from_update(update: UpdateItem, version: str | None = None) -> InstalledItem:
+    return InstalledItem(
+        package_identifier=update.package_identifier,
+        name=update.name,
+        version=version or update.installed_version,
+        source=update.source,
+        truncated=update.truncated,
+    )
+
+
+def _msix(family: str, name: str, version: str) -> InstalledItem:
+    """An app of no source: winget names it by its package's full name."""
+    return InstalledItem(
+        package_identifier=f"MSIX\\{family}_{version}_x64__8wekyb3d8bbwe",
+        name=name,
+        version=version,
+    )
+
+
+def _arp(name: str, version: str) -> InstalledItem:
+    """A program winget matches to no package: named by its uninstall key, a product code."""
+    code = str(uuid5(ARP_NAMESPACE, name)).upper()
+    return InstalledItem(
+        package_identifier=f"ARP\\Machine\\X64\\{{{code}}}", name=name, version=version
+    )

@@ -1,71 +1,60 @@
-"""A table's columns and its rows cut into cells, measured in display columns: a wide (East
-Asian) character takes two, a combining mark none, as in the console winget drew the table for.
+"""A table's columns and its rows cut into cells, measured in display columns as winget
+measures them (:mod:`lunaris_agent.winget.width`: per grapheme cluster, a wide (East Asian)
+one takes two), as in the console winget drew the table for.
 """
 
 from __future__ import annotations
 
-import unicodedata
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from dataclasses import dataclass
-from itertools import pairwise
+from itertools import accumulate, pairwise
 
 from lunaris_agent.winget.text import normalise_ellipsis
+from lunaris_agent.winget.width import cluster_width, clusters
 from lunaris_agent.winget.words import MAX_LABEL_WORDS, MULTIWORD_LABELS, fold_message
-
-
-def char_width(char: str) -> int:
-    """Console columns of one character, as winget counts them (East Asian Wide/Full = 2)."""
-    if unicodedata.combining(char):
-        return 0
-    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
-
-
-def display_width(text: str) -> int:
-    return sum(char_width(char) for char in text)
 
 
 @dataclass(frozen=True, slots=True)
 class _Measured:
-    """A line with the display column where each of its characters starts."""
+    """A line cut into grapheme clusters, with the display column where each one starts.
+
+    A cell boundary can only fall between clusters: a combining mark, a variation selector or
+    the rest of a ZWJ sequence stays with the character it belongs to.
+    """
 
     text: str
-    starts: tuple[int, ...]
-    widths: tuple[int, ...]
+    clusters: tuple[str, ...]
+    offsets: tuple[int, ...]  # index in ``text`` where each cluster starts
+    starts: tuple[int, ...]  # display column where each cluster starts
     width: int
 
     @classmethod
     def of(cls, text: str) -> _Measured:
-        starts: list[int] = []
-        widths: list[int] = []
-        column = 0
-        for char in text:
-            starts.append(column)
-            widths.append(char_width(char))
-            column += widths[-1]
-        return cls(text, tuple(starts), tuple(widths), column)
+        parts = clusters(text)
+        widths = [cluster_width(part) for part in parts]
+        starts = [0, *accumulate(widths)]
+        offsets = [0, *accumulate(len(part) for part in parts)]
+        return cls(text, tuple(parts), tuple(offsets[:-1]), tuple(starts[:-1]), starts[-1])
 
-    def char_at(self, column: int) -> str | None:
-        """The character covering ``column`` (None past the end of the line)."""
+    def cluster_at(self, column: int) -> str | None:
+        """The cluster covering ``column`` (None past the end of the line)."""
         if column < 0 or column >= self.width:
             return None
-        return self.text[bisect_right(self.starts, column) - 1]
+        return self.clusters[bisect_right(self.starts, column) - 1]
 
     def index_at(self, column: int) -> int:
-        """Index of the first character starting at or after ``column``."""
-        index = bisect_left(self.starts, column)
-        # Combining marks belong to the character before them, not to the next cell.
-        while index < len(self.text) and self.widths[index] == 0:
-            index += 1
-        return index
+        """Index in ``text`` of the first cluster starting at or after ``column``."""
+        position = bisect_left(self.starts, column)
+        return self.offsets[position] if position < len(self.offsets) else len(self.text)
 
     def is_clean_cut(self, column: int) -> bool:
         """A cell boundary must land just after the separating space (or past the row's end)."""
-        before = self.char_at(column - 1)
+        before = self.cluster_at(column - 1)
         return column <= 0 or before is None or before == " "
 
     def starts_token(self, column: int) -> bool:
-        here = self.char_at(column)
+        here = self.cluster_at(column)
         return here is not None and here != " " and self.is_clean_cut(column)
 
 
@@ -81,16 +70,16 @@ def _words_with_columns(line: str) -> list[tuple[int, int, str]]:
     column = 0
     current: list[str] = []
     start = 0
-    for char in [*line, " "]:
-        if char in " \t":
+    for part in [*clusters(line), " "]:
+        if part in (" ", "\t"):
             if current:
                 words.append((start, column, "".join(current)))
                 current = []
         else:
             if not current:
                 start = column
-            current.append(char)
-        column += char_width(char)
+            current.append(part)
+        column += cluster_width(part)
     return words
 
 

@@ -18,6 +18,7 @@ from lunaris_agent.winget.words import (
     NO_APPLICABLE_UPGRADE,
     NO_INSTALLED_PACKAGE,
     NOTHING_MESSAGES,
+    SEARCH_FAILURE_WARNINGS,
     TRAILER_FLAGS,
     VERSION_NOT_FOUND,
     fold_message,
@@ -75,6 +76,12 @@ def is_no_installed_package_message(line: str) -> bool:
 def is_no_applicable_upgrade_message(line: str) -> bool:
     """``No applicable upgrade found.``, ``No available upgrade found.`` and their reasons."""
     return fold_message(line) in NO_APPLICABLE_UPGRADE
+
+
+def is_search_failure_warning(line: str) -> bool:
+    """``Failed when searching source; results will not be included: msstore`` (localised):
+    one source failed, and the output goes on without what it would have said."""
+    return fold_message(line).startswith(SEARCH_FAILURE_WARNINGS)
 
 
 def is_version_not_found_message(line: str) -> bool:

@@ -1,5 +1,7 @@
 """What a scan found: the scan contract (``{"updates": [...], "error": null | {...}}``), as
-``lunaris-agent scan --json`` prints it and the runtime turns it into the wire's report."""
+``lunaris-agent scan --json`` prints it and the runtime turns it into the wire's report; and
+what ``winget list`` showed, the inventory (``{"software": [...], "error": null | {...}}``), as
+``lunaris-agent inventory --json`` prints it."""
 
 from __future__ import annotations
 
@@ -41,6 +43,34 @@ class ScanResult:
 
     def to_json_dict(self) -> dict[str, object]:
         """The scan contract: ``{"updates": [...], "error": null | {"code", "message"}}``."""
+        return json_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InstalledRow:
+    """One row of ``winget list``: a winget package, or an ARP or MSIX entry without a source
+    (whose id may hold spaces: ``Adobe AIR``)."""
+
+    package_identifier: str
+    name: str
+    version: str
+    """As winget prints it: ``Unknown``, ``< 1.4.3``, ``2004.2021.222.0``."""
+    source: str | None
+    """The Source cell, or None when it is empty or the table has no Source column."""
+    truncated: bool
+    """winget cut the id with ``…``: it names no package exactly."""
+
+    def to_json_dict(self) -> dict[str, object]:
+        return json_dict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class InventoryResult:
+    software: tuple[InstalledRow, ...]
+    error: ScanFailure | None
+
+    def to_json_dict(self) -> dict[str, object]:
+        """The inventory: ``{"software": [...], "error": null | {"code", "message"}}``."""
         return json_dict(self)
 
 

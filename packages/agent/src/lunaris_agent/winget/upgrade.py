@@ -1,9 +1,11 @@
-"""What the agent asks of winget: the upgrade listing (a scan) and one package's upgrade.
+"""What the agent asks of winget: the upgrade listing (a scan), the list of everything installed
+(the inventory) and one package's upgrade.
 
-Parsing is left to the pure functions of :mod:`lunaris_agent.winget.parse` and
-:mod:`lunaris_agent.winget.outcome`, running winget to :mod:`lunaris_agent.winget.run`; what is
-decided here is everything the text alone cannot tell: whether winget could be found and
-started, whether it finished in time, and what its exit code says.
+Parsing is left to the pure functions of :mod:`lunaris_agent.winget.parse`,
+:mod:`lunaris_agent.winget.installed` and :mod:`lunaris_agent.winget.outcome`, running winget
+to :mod:`lunaris_agent.winget.run`; what is decided here is everything the text alone cannot
+tell: whether winget could be found and started, whether it finished in time, and what its exit
+code says.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from pathlib import Path
 from typing import Final
 
 from lunaris_agent.winget.hresults import describe_hresult, format_hresult
+from lunaris_agent.winget.installed import parse_list_output
 from lunaris_agent.winget.outcome import InstallOutcome, classify_install_output
 from lunaris_agent.winget.parse import parse_upgrade_output
-from lunaris_agent.winget.results import ScanFailure, ScanResult
+from lunaris_agent.winget.results import InventoryResult, ScanFailure, ScanResult
 from lunaris_agent.winget.run import (
     MAX_OUTPUT_BYTES,
     WingetRun,
@@ -43,6 +46,11 @@ UPGRADE_SCAN_ARGS: Final = (
     "--disable-interactivity",
 )
 
+# `list` without a query lists everything installed: winget packages, ARP and MSIX entries.
+# No --source: with one, winget lists only the packages that source knows (no ARP entries).
+# No --include-unknown: `list` shows unknown versions anyway (it takes the flag only with
+# --upgrade-available). --accept-source-agreements --disable-interactivity: as for the scan.
+LIST_INSTALLED_ARGS: Final = ("list", "--accept-source-agreements", "--disable-interactivity")
 
 _NO_APPLICATIONS_FOUND: Final = 0x8A150014
 
@@ -81,52 +89,100 @@ async def scan(winget_path: Path | None, *, timeout_s: float = 600.0) -> ScanRes
     A winget that fails always gives a result with ``error`` set and no updates, never an
     empty list: the server must not read "winget is broken" as "nothing to update".
     """
-    winget = find_winget(winget_path)
-    if winget is None:
-        return _scan_failure("winget_not_found", not_found_message(winget_path))
-    try:
-        run = await run_winget(winget, UPGRADE_SCAN_ARGS, timeout_s=timeout_s)
-    except WingetTimeoutError as exc:
-        return _scan_failure("timeout", str(exc))
-    except OSError as exc:
-        return _scan_failure("winget_start_failed", f"could not start {winget}: {exc}")
-    result = scan_result_from_run(run)
+    run = await _run(winget_path, UPGRADE_SCAN_ARGS, timeout_s=timeout_s)
+    result = scan_result_from_run(run) if isinstance(run, WingetRun) else _scan_failure(run)
     if result.error is not None:
         log.warning("winget scan failed: %s %s", result.error.code, result.error.message)
     return result
 
 
+async def list_installed(winget_path: Path | None, *, timeout_s: float = 600.0) -> InventoryResult:
+    """Ask winget what is installed: the software inventory (``winget list``).
+
+    Bounded and judged as a scan is; a winget that fails gives ``error`` and no list, never an
+    empty or a shortened one: the server keeps the last list it had.
+    """
+    run = await _run(winget_path, LIST_INSTALLED_ARGS, timeout_s=timeout_s)
+    result = inventory_result_from_run(run) if isinstance(run, WingetRun) else _list_failure(run)
+    if result.error is not None:
+        log.warning("winget list failed: %s %s", result.error.code, result.error.message)
+    return result
+
+
+async def _run(
+    winget_path: Path | None, args: tuple[str, ...], *, timeout_s: float
+) -> WingetRun | ScanFailure:
+    """A finished winget run, or why there is none."""
+    winget = find_winget(winget_path)
+    if winget is None:
+        return ScanFailure(code="winget_not_found", message=not_found_message(winget_path))
+    try:
+        return await run_winget(winget, args, timeout_s=timeout_s)
+    except WingetTimeoutError as exc:
+        return ScanFailure(code="timeout", message=str(exc))
+    except OSError as exc:
+        return ScanFailure(code="winget_start_failed", message=f"could not start {winget}: {exc}")
+
+
 def scan_result_from_run(run: WingetRun) -> ScanResult:
     """The scan result of a finished ``winget upgrade`` listing: its output and exit code."""
     if run.output_truncated:
-        return _scan_failure(
-            "output_too_large",
-            f"winget printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB; not parsed",
-        )
+        return _scan_failure(_too_large())
     parsed = parse_upgrade_output(run.output)
-    if parsed.error is not None and parsed.error.code is not None:
-        return parsed  # winget printed its own HRESULT line: the most precise account
+    nothing_found = parsed.error is None and not parsed.updates
+    failure = _exit_failure(run, parsed.error, nothing_found=nothing_found)
+    return parsed if failure is None else _scan_failure(failure)
+
+
+def inventory_result_from_run(run: WingetRun) -> InventoryResult:
+    """The inventory of a finished ``winget list``: its output and exit code."""
+    if run.output_truncated:
+        return _list_failure(_too_large())
+    parsed = parse_list_output(run.output)
+    nothing_found = parsed.error is None and not parsed.software
+    failure = _exit_failure(run, parsed.error, nothing_found=nothing_found)
+    return parsed if failure is None else _list_failure(failure)
+
+
+def _exit_failure(
+    run: WingetRun, parsed: ScanFailure | None, *, nothing_found: bool
+) -> ScanFailure | None:
+    """The failure winget's exit code tells, or None when the parse stands as it is."""
+    if parsed is not None and parsed.code is not None:
+        return None  # winget printed its own HRESULT line: the most precise account
     if run.exit_code == 0:
-        return parsed
+        return None
     if run.exit_code < 0 and -run.exit_code in signal.valid_signals():
         # POSIX reports a process killed by a signal as -signal (Windows codes are unsigned).
-        return _scan_failure(None, f"winget was killed by {_signal_name(-run.exit_code)}")
+        return ScanFailure(
+            code=None, message=f"winget was killed by {_signal_name(-run.exit_code)}"
+        )
     # The listing exits 0 whether or not it found upgrades (ReportListResult in winget-cli's
     # WorkflowBase.cpp prints "No installed package found matching input criteria." and goes
     # on). It exits with NO_APPLICATIONS_FOUND, after the same message, only when no installed
     # package correlates with the source at all (EnsureMatchesFromSearchResult): also nothing
-    # to upgrade, not a failure.
-    nothing_to_upgrade = parsed.error is None and not parsed.updates
-    if run.exit_code & 0xFFFFFFFF == _NO_APPLICATIONS_FOUND and nothing_to_upgrade:
-        return parsed
+    # to upgrade (or, for `list`, nothing installed), not a failure.
+    if run.exit_code & 0xFFFFFFFF == _NO_APPLICATIONS_FOUND and nothing_found:
+        return None
     message = f"winget exited with {describe_hresult(run.exit_code)}"
-    if parsed.error is not None:
-        message += f"; its output: {parsed.error.message}"
-    return _scan_failure(format_hresult(run.exit_code), message)
+    if parsed is not None:
+        message += f"; its output: {parsed.message}"
+    return ScanFailure(code=format_hresult(run.exit_code), message=message)
 
 
-def _scan_failure(code: str | None, message: str) -> ScanResult:
-    return ScanResult(updates=(), error=ScanFailure(code=code, message=message))
+def _too_large() -> ScanFailure:
+    return ScanFailure(
+        code="output_too_large",
+        message=f"winget printed more than {MAX_OUTPUT_BYTES // (1024 * 1024)} MB; not parsed",
+    )
+
+
+def _scan_failure(failure: ScanFailure) -> ScanResult:
+    return ScanResult(updates=(), error=failure)
+
+
+def _list_failure(failure: ScanFailure) -> InventoryResult:
+    return InventoryResult(software=(), error=failure)
 
 
 def _signal_name(number: int) -> str:

@@ -3,7 +3,7 @@ messages the parse recognises. Data only.
 
 Localised strings from winget's ``.resw`` tables, plus older wordings. winget's UI follows the
 Windows display language, so these are hints: the parse is carried by the table's structure
-(:mod:`lunaris_agent.winget.parse`), and these only name the 4th column and recognise the
+(:mod:`lunaris_agent.winget.tables`), and these only name the 4th column and recognise the
 explicit-targeting title and the "nothing to upgrade" messages.
 """
 
@@ -195,3 +195,21 @@ FATAL_PREFIXES: Final = (
     "An unexpected error occurred while executing the command",
 )
 AGREEMENT_DECLINED: Final = "One or more of the source agreements were not agreed to"
+
+# "Failed when searching source; results will not be included: {0}" (SearchFailureWarning):
+# `list` treats a source's failure as a warning and goes on, showing the packages that source
+# would have named under their local ids. The text before the source's name, in each language.
+SEARCH_FAILURE_WARNING_PREFIXES: Final = (
+    "Failed when searching source; results will not be included",
+    "Fehler beim Durchsuchen der Quelle. Ergebnisse werden nicht einbezogen",
+    "Error al buscar en el origen, los resultados no se incluirán",
+    "Échec lors de la recherche de la source ; les résultats ne seront pas inclus",
+    "Errore durante la ricerca nell'origine; i risultati non verranno inclusi",
+    "ソースの検索中にエラーが発生しました;結果は含まれません",
+    "원본을 검색하는 동안 실패했습니다. 결과가 포함되지 않습니다.",
+    "Falha ao pesquisar origem; os resultados não serão incluídos",
+    "Сбой при поиске в источнике; результаты не будут включены",
+    "搜索源时失败;结果将不包括在内",
+    "搜尋來源時失敗; 將不會包含結果",
+)
+SEARCH_FAILURE_WARNINGS: Final = tuple(map(fold_message, SEARCH_FAILURE_WARNING_PREFIXES))

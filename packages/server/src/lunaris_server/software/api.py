@@ -5,14 +5,14 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from lunaris_server.accounts.deps import CurrentUser
 from lunaris_server.core.errors import NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.software import queries
-from lunaris_server.software.ranges import MAX_SEARCH, bounds_from, parse_search
+from lunaris_server.software.ranges import MAX_SEARCH, Bound, bounds_from, parse_search
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
@@ -20,6 +20,26 @@ from lunaris_server.web.pagination import PageDep, Paginated
 router = APIRouter(prefix="/api", tags=["software"], responses=error_responses(401, 422))
 
 Version = Annotated[str | None, Query(min_length=1, max_length=128)]
+
+
+def version_bounds(
+    version: Version = None,
+    version_lt: Version = None,
+    version_lte: Version = None,
+    version_gt: Version = None,
+    version_gte: Version = None,
+) -> tuple[Bound, ...]:
+    """A version range from the query (``version_lt=8.8``), as winget orders versions."""
+    return bounds_from(
+        version=version,
+        version_lt=version_lt,
+        version_lte=version_lte,
+        version_gt=version_gt,
+        version_gte=version_gte,
+    )
+
+
+BoundsDep = Annotated[tuple[Bound, ...], Depends(version_bounds)]
 
 
 class FleetAppOut(BaseModel):
@@ -88,23 +108,12 @@ async def list_app_devices(
     _user: CurrentUser,
     session: SessionDep,
     page: PageDep,
-    version: Version = None,
-    version_lt: Version = None,
-    version_lte: Version = None,
-    version_gt: Version = None,
-    version_gte: Version = None,
+    bounds: BoundsDep,
 ) -> Paginated[AppDeviceOut]:
     """The devices with the app installed in a version inside every bound given (versions
     compare as winget orders them), oldest version first."""
     if await queries.app_title(session, package) is None:
         raise NotFound(f"no device has {package!r} installed")
-    bounds = bounds_from(
-        version=version,
-        version_lt=version_lt,
-        version_lte=version_lte,
-        version_gt=version_gt,
-        version_gte=version_gte,
-    )
     rows, total = await queries.devices_with(
         session, package_identifier=package, bounds=bounds, limit=page.limit, offset=page.offset
     )

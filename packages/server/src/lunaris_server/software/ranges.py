@@ -79,6 +79,21 @@ def parse_search(text: str) -> SoftwareSearch:
     return SoftwareSearch(term=term, bounds=tuple(bounds))
 
 
+_PARAMS: Final = {
+    Comparison.EQ: "version",
+    Comparison.LT: "version_lt",
+    Comparison.LTE: "version_lte",
+    Comparison.GT: "version_gt",
+    Comparison.GTE: "version_gte",
+}
+
+
+def as_params(bounds: tuple[Bound, ...]) -> dict[str, str]:
+    """The query parameters of :func:`bounds_from` that say these bounds (of two bounds of
+    one kind, the last: the stricter one is not worked out)."""
+    return {_PARAMS[bound.comparison]: bound.version for bound in bounds}
+
+
 def bounds_from(
     *,
     version: str | None = None,
