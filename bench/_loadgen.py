@@ -135,3 +135,23 @@ async def closed_loop(host: str, port: int, *, request: bytes, count: int) -> Lo
     result.sent = count
     result.elapsed_s = time.time() - started
     return result
+
+
+async def closed_sequence(host: str, port: int, *, requests: list[bytes]) -> LoadResult:
+    """Sends each of ``requests`` once, in order, one after another on one connection (as
+    :func:`closed_loop`, for requests that cannot repeat: each device's next report)."""
+    reader, writer = await asyncio.open_connection(host, port)
+    connection = _Connection(reader, writer)
+    result = LoadResult()
+    started = time.time()
+    try:
+        for index, request in enumerate(requests):
+            sent = time.perf_counter()
+            status = await connection.exchange(request)
+            result.latencies.append((index, (time.perf_counter() - sent) * 1000))
+            result.statuses[status] = result.statuses.get(status, 0) + 1
+    finally:
+        writer.close()
+    result.sent = len(requests)
+    result.elapsed_s = time.time() - started
+    return result

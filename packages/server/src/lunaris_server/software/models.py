@@ -72,8 +72,25 @@ class SoftwareTitle(Base):
     devices: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (
-        Index("ix_software_titles_devices", "devices"),
+        # The Software page's order, most installed first: a page is its first rows (by
+        # devices alone the ties were sorted, half a million titles read for 50).
+        Index("ix_software_titles_devices", devices.desc(), package_identifier),
         Index("ix_software_titles_folded", func.lower(package_identifier)),
+        # "Id or name contains" on PostgreSQL (pg_trgm, where migration 0003 could install
+        # it): a fleet has hundreds of thousands of titles, most of them one PC's ARP entries,
+        # and scanning them all took 0.2 to 0.5 s a search. Elsewhere the search scans.
+        Index(
+            "ix_software_titles_id_trgm",
+            func.lower(package_identifier).label("id_folded"),
+            postgresql_using="gin",
+            postgresql_ops={"id_folded": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+        Index(
+            "ix_software_titles_name_trgm",
+            func.lower(name).label("name_folded"),
+            postgresql_using="gin",
+            postgresql_ops={"name_folded": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
     )
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_server.db.queries import contains_pattern
@@ -151,7 +151,12 @@ async def devices_with(
 ) -> tuple[list[DeviceWithApp], int]:
     """The listed devices that have the app in a version inside the bounds, oldest version
     first (what a vulnerability search wants at the top), through the (package, version
-    key) index."""
+    key) index.
+
+    The total is the counters' (devices per version inside the bounds, the figure the
+    apps' list shows): counting the rows read every one of them and its device, 1 to 2 s
+    for an app on 100,000 devices. It differs from the rows only for a device listing one
+    version from two sources."""
     rows = DeviceSoftware
     conditions = [
         rows.package_identifier == package_identifier,
@@ -159,8 +164,12 @@ async def devices_with(
     ]
     if bounds:
         conditions.append(in_range(rows.version_key, bounds))
-    base = select(rows).join(Device, Device.id == rows.device_id).where(*conditions)
-    total = await session.scalar(select(func.count()).select_from(base.subquery()))
+    total = await session.scalar(
+        select(func.coalesce(func.sum(SoftwareVersion.devices), 0)).where(
+            SoftwareVersion.package_identifier == package_identifier,
+            in_range(SoftwareVersion.version_key, bounds) if bounds else true(),
+        )
+    )
     page = (
         await session.execute(
             select(Device, rows.version, rows.source, rows.instances, rows.first_seen_at)

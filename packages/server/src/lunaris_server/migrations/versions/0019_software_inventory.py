@@ -73,10 +73,23 @@ def upgrade() -> None:
         sa.Column("devices", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint("package_identifier", name=op.f("pk_software_titles")),
     )
-    op.create_index("ix_software_titles_devices", "software_titles", ["devices"])
+    op.create_index(
+        "ix_software_titles_devices",
+        "software_titles",
+        [sa.text("devices DESC"), "package_identifier"],
+    )
     op.create_index(
         "ix_software_titles_folded", "software_titles", [sa.text("lower(package_identifier)")]
     )
+    if _has_trigrams():
+        for name, column in (("id", "package_identifier"), ("name", "name")):
+            op.create_index(
+                f"ix_software_titles_{name}_trgm",
+                "software_titles",
+                [sa.text(f"lower({column}) gin_trgm_ops")],
+                unique=False,
+                postgresql_using="gin",
+            )
     op.create_table(
         "software_versions",
         sa.Column("package_identifier", sa.String(256), nullable=False),
@@ -90,6 +103,15 @@ def upgrade() -> None:
         "software_versions",
         ["package_identifier", "version_key"],
     )
+
+
+def _has_trigrams() -> bool:
+    """PostgreSQL with pg_trgm, which migration 0003 installs where it can."""
+    bind = op.get_bind()
+    if bind.dialect.name != "postgresql":
+        return False
+    found = bind.execute(sa.text("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'"))
+    return found.scalar() is not None
 
 
 def downgrade() -> None:
