@@ -121,3 +121,17 @@ async def test_the_device_history_shows_what_was_installed_and_removed(app, clie
     assert "Software version changed" in history
     assert "8.6.2 → 8.8" in history
     assert "Software removed" in history
+
+
+async def test_the_software_page_counts_up_to_a_limit(app, client, monkeypatch):
+    from lunaris_server.software import views
+
+    monkeypatch.setattr(views, "COUNTED_UP_TO", 2)
+    await seed(app, client)  # three titles: Notepad++, the formula one, and none more
+    device = await register_device(client, await create_secret(app, name="more"))
+    await report_list(client, device, [installed("Git.Git", "2.47.1")])
+    await login(client, app)
+    page = await client.get("/software")
+    assert "More than 2 apps" in page.text
+    api = await client.get("/api/software")
+    assert api.json()["total"] == 3  # the API counts every one

@@ -69,10 +69,19 @@ def _matching_titles(search: SoftwareSearch) -> Select[Any]:
 
 
 async def fleet_apps(
-    session: AsyncSession, *, search: SoftwareSearch, limit: int, offset: int
+    session: AsyncSession,
+    *,
+    search: SoftwareSearch,
+    limit: int,
+    offset: int,
+    count_up_to: int | None = None,
 ) -> tuple[list[FleetApp], int]:
     """The apps whose id or name contains the search's term, most installed first; with a
-    range, only those with a version inside it, most devices inside it first."""
+    range, only those with a version inside it, most devices inside it first.
+
+    ``count_up_to`` stops counting there (the total is then at most that plus one): a fleet
+    has hundreds of thousands of titles, most of them one PC's own entries, and counting
+    them all is most of the page's time."""
     titles = _matching_titles(search).subquery()
     if search.bounds:
         inside = func.sum(SoftwareVersion.devices).label("matching")
@@ -90,7 +99,8 @@ async def fleet_apps(
             titles.c.package_identifier, titles.c.name, titles.c.devices, titles.c.devices
         )
         order = (titles.c.devices.desc(), titles.c.package_identifier)
-    total = await session.scalar(select(func.count()).select_from(statement.subquery()))
+    counted = statement if count_up_to is None else statement.limit(count_up_to + 1)
+    total = await session.scalar(select(func.count()).select_from(counted.subquery()))
     page = (await session.execute(statement.order_by(*order).limit(limit).offset(offset))).all()
     if not page:
         return [], total or 0

@@ -27,6 +27,10 @@ from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 
 router = APIRouter(include_in_schema=False)
 
+COUNTED_UP_TO = 10_000
+"""The Software page counts this many apps at most ("more than 10,000": a search narrows
+them); the API counts every one."""
+
 Page = Annotated[int, Query(ge=1, le=1_000_000)]
 Search = Annotated[str, Query(max_length=MAX_SEARCH)]
 
@@ -67,7 +71,11 @@ async def software_page(
         template = "partials/software/table.html" if fragment else "pages/software/list.html"
         return console.render(request, template, context)
     rows, total = await queries.fleet_apps(
-        session, search=search, limit=PER_PAGE, offset=(page - 1) * PER_PAGE
+        session,
+        search=search,
+        limit=PER_PAGE,
+        offset=(page - 1) * PER_PAGE,
+        count_up_to=COUNTED_UP_TO,
     )
     context = {
         "rows": rows,
@@ -75,7 +83,8 @@ async def software_page(
         "search_error": None,
         "q": q,
         "range_query": "?" + urlencode(as_params(search.bounds)) if search.bounds else "",
-        "pager": Pager(page, PER_PAGE, total),
+        "pager": Pager(page, PER_PAGE, min(total, COUNTED_UP_TO)),
+        "more": total > COUNTED_UP_TO,
     }
     template = "partials/software/table.html" if fragment else "pages/software/list.html"
     return console.render(request, template, context)
