@@ -21,11 +21,15 @@ from lunaris_agent.winget.parse import parse_upgrade_output
 from lunaris_agent.winget.results import InventoryResult, ScanResult
 
 
+def _saved_output(from_file: Path) -> str:
+    """Bytes, not read_text(): universal newlines would turn the spinner's bare "\r" redraws
+    into lines of their own. Undecodable bytes become U+FFFD instead of crashing the read."""
+    return from_file.read_bytes().decode("utf-8", errors="replace")
+
+
 def scan(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
     if from_file is not None:
-        # Bytes, not read_text(): universal newlines would turn the spinner's bare "\r" redraws
-        # into lines of their own. Undecodable bytes become U+FFFD instead of crashing the scan.
-        result = parse_upgrade_output(from_file.read_bytes().decode("utf-8", errors="replace"))
+        result = parse_upgrade_output(_saved_output(from_file))
     else:
         from lunaris_agent.winget import upgrade
 
@@ -64,8 +68,7 @@ def _as_table(result: ScanResult) -> str:
 
 def inventory(*, from_file: Path | None, winget_path: Path | None, as_json: bool) -> int:
     if from_file is not None:
-        # Bytes, as the scan reads them: keep the spinner's bare "\r" redraws as they are.
-        result = parse_list_output(from_file.read_bytes().decode("utf-8", errors="replace"))
+        result = parse_list_output(_saved_output(from_file))
     else:
         from lunaris_agent.winget import upgrade
 
