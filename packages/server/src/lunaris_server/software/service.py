@@ -8,7 +8,6 @@ to another version is an event on the device's timeline (``update_events``, kind
 ``software_*``), with the versions before and after.
 """
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -32,6 +31,7 @@ from lunaris_server.realtime.outbox import announce
 from lunaris_server.software import fleet_counts
 from lunaris_server.software.models import DeviceInventory, DeviceSoftware
 from lunaris_server.updates.models import UpdateEvent
+from lunaris_server.updates.pairing import pair_leftovers
 from lunaris_server.updates.versions import sort_key
 
 
@@ -236,20 +236,20 @@ def _diff(stored: dict[RowKey, Any], incoming: dict[RowKey, _Incoming], **row: A
         else:
             diff.updated.append(_row_update(old.id, new))
     # What is left of one package (and source) on both sides moved to another version.
-    leftovers: dict[tuple[str, str | None], list[Any]] = defaultdict(list)
-    for old in sorted(stored.values(), key=lambda r: sort_key(r.version)):
-        leftovers[(old.package_identifier, old.source)].append(old)
-    for key, new in sorted(incoming.items(), key=lambda kv: sort_key(kv[0][2])):
-        item = new.item
-        candidates = leftovers.get((key[0], key[1]))
-        if candidates:
-            old = candidates.pop(0)
-            del stored[(old.package_identifier, old.source, old.version)]
-            diff.updated.append(_row_update(old.id, new))
-            diff.events.append(
-                (SoftwareEvent.VERSION_CHANGED, key[0], key[1], old.version, item.version)
+    pairing = pair_leftovers(stored, incoming, group=lambda k: (k[0], k[1]), version=lambda k: k[2])
+    for old, new in pairing.moved:
+        diff.updated.append(_row_update(old.id, new))
+        diff.events.append(
+            (
+                SoftwareEvent.VERSION_CHANGED,
+                old.package_identifier,
+                old.source,
+                old.version,
+                new.item.version,
             )
-            continue
+        )
+    for new in pairing.new:
+        item = new.item
         diff.inserted.append(
             {
                 "device_id": row["device_id"],
@@ -263,8 +263,10 @@ def _diff(stored: dict[RowKey, Any], incoming: dict[RowKey, _Incoming], **row: A
                 "first_seen_at": row["now"],
             }
         )
-        diff.events.append((SoftwareEvent.INSTALLED, key[0], key[1], None, item.version))
-    for old in stored.values():
+        diff.events.append(
+            (SoftwareEvent.INSTALLED, item.package_identifier, item.source, None, item.version)
+        )
+    for old in pairing.gone:
         diff.deleted.append(old.id)
         diff.events.append(
             (SoftwareEvent.REMOVED, old.package_identifier, old.source, old.version, None)

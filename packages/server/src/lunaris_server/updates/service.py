@@ -1,7 +1,6 @@
 """Update reports: diff a device's full winget list against what is stored (the reads of
 the result are in queries.py)."""
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -31,7 +30,7 @@ from lunaris_server.realtime.outbox import announce
 from lunaris_server.updates import events as update_events
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, UpdateEvent
-from lunaris_server.updates.versions import sort_key
+from lunaris_server.updates.pairing import pair_leftovers
 
 
 class EventKind(StrEnum):
@@ -250,23 +249,17 @@ async def apply_report(
 
     # What is left unmatched on both sides for one package is the same update whose installed
     # version moved (a partial upgrade): a change, not a resolution plus a new detection.
-    leftovers: dict[tuple[str, str | None], list[_Stored]] = defaultdict(list)
-    for row in sorted(stored.values(), key=lambda r: sort_key(r.installed_version)):
-        leftovers[(row.package_identifier, row.source)].append(row)
-    for key, new in sorted(incoming.items(), key=lambda kv: sort_key(kv[0][2])):
+    pairing = pair_leftovers(stored, incoming, group=lambda k: (k[0], k[1]), version=lambda k: k[2])
+    for row, new in pairing.moved:
+        updated.append(_row_update(row.id, new))
+        outcome.changed.append(row.package_identifier)
+        details = {
+            "previous_installed_version": row.installed_version,
+            "previous_available_version": row.available_version,
+        }
+        event(EventKind.VERSION_CHANGED, new.item, details)
+    for new in pairing.new:
         item = new.item
-        candidates = leftovers.get((key[0], key[1]))
-        if candidates:
-            row = candidates.pop(0)
-            del stored[_key(row.package_identifier, row.source, row.installed_version)]
-            updated.append(_row_update(row.id, new))
-            outcome.changed.append(row.package_identifier)
-            details = {
-                "previous_installed_version": row.installed_version,
-                "previous_available_version": row.available_version,
-            }
-            event(EventKind.VERSION_CHANGED, item, details)
-            continue
         inserted.append(
             {
                 "device_id": device.id,
@@ -283,8 +276,7 @@ async def apply_report(
         )
         outcome.added.append(item.package_identifier)
         event(EventKind.DETECTED, item)
-
-    for row in stored.values():
+    for row in pairing.gone:
         outcome.removed.append(row.package_identifier)
         event(EventKind.RESOLVED, row)
 
@@ -293,8 +285,8 @@ async def apply_report(
         await connection.execute(_UPDATE_ROW, updated)
     if inserted:
         await connection.execute(_INSERT_ROW, inserted)
-    if stored:
-        await connection.execute(_DELETE_ROWS, {"b_ids": [row.id for row in stored.values()]})
+    if pairing.gone:
+        await connection.execute(_DELETE_ROWS, {"b_ids": [row.id for row in pairing.gone]})
     if events:
         await connection.execute(_INSERT_EVENT, events)
     if outcome.has_changes:
