@@ -153,6 +153,7 @@ class Agent:
             capabilities=AGENT_CAPABILITIES,
             time_zone=local_time_zone(),
             booted_at=self._facts.booted_at,
+            **self._facts.wire(),
         )
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)
