@@ -238,7 +238,7 @@ async def test_the_pcs_facts_are_kept_and_said_again_from_the_cache(
 async def test_an_address_that_is_none_is_refused_and_changes_nothing(
     app, client, fast, device_detail
 ):
-    device = await register_device(client, await create_secret(app), **FACTS)
+    device = await register_device(client, await create_secret(app), **FACTS, reboot_pending=True)
     for bad in (["10.20.30.400"], ["10.0.0.1; DROP"], ["fe80::1%eth0"]):
         body = {"ip_addresses": bad, "model": "Other"}
         refused = await fast.post(HEARTBEAT, headers=device.headers, json=body)
@@ -248,6 +248,7 @@ async def test_an_address_that_is_none_is_refused_and_changes_nothing(
     assert detail["ip_addresses"] == ["10.20.30.41", "2001:db8::41"]  # as it registered
     assert detail["model"] == "Latitude 7440"
     assert detail["logged_on_user"] == "CONTOSO\\anna"
+    assert detail["reboot_pending_since"] is not None  # Windows said so when it registered
 
 
 async def test_windows_waiting_for_a_restart_is_pending_until_the_pc_starts(
