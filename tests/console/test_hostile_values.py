@@ -108,9 +108,16 @@ async def seed(app: FastAPI, http: httpx.AsyncClient, v: Values, clock: FakeCloc
         assert response.status_code == 200, response.text
         tokens.append({"Authorization": f"Bearer {response.json()['device_token']}"})
     first, second = tokens
-    renamed = await http.post(
-        "/api/agent/heartbeat", json={"hostname": v.text("renamed host")}, headers=first
-    )
+    facts = {
+        "hostname": v.text("renamed host"),
+        "logged_on_user": v.ident("logged-on user"),
+        "ip_addresses": ["10.20.30.41", "2001:db8::41"],
+        "model": v.text("model"),
+        "manufacturer": v.text("manufacturer"),
+        "serial_number": v.ident("serial", 128),
+        "reboot_pending": True,
+    }
+    renamed = await http.post("/api/agent/heartbeat", json=facts, headers=first)
     assert renamed.status_code == 200, renamed.text
 
     # The second device's identity is shared by a clone: its hostnames alternate.

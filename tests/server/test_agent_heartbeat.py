@@ -183,3 +183,89 @@ async def test_other_paths_pass_straight_through(fast, framework):
     response = await fast.get("/healthz")
     assert response.status_code == 200
     assert framework.paths == ["/healthz"]
+
+
+FACTS = {
+    "logged_on_user": "CONTOSO\\anna",
+    "ip_addresses": ["2001:db8::41", "10.20.30.41"],
+    "model": "Latitude 7440",
+    "manufacturer": "Dell Inc.",
+    "serial_number": "5CG1234XYZ",
+}
+
+
+@pytest.fixture
+async def device_detail(app: FastAPI, client: httpx.AsyncClient) -> Any:
+    await create_user(app)
+    admin = {"Authorization": f"Bearer {await create_api_token(app, 'admin')}"}
+
+    async def detail(device_id: str) -> Any:
+        response = await client.get(f"/api/devices/{device_id}", headers=admin)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    return detail
+
+
+async def test_the_pcs_facts_are_kept_and_said_again_from_the_cache(
+    app, client, fast, sessions, device_detail
+):
+    device = await register_device(client, await create_secret(app))
+    said = await fast.post(
+        HEARTBEAT, headers=device.headers, json={**FACTS, "reboot_pending": True}
+    )
+    assert said.status_code == 200
+    # The same facts again (the addresses in another order): plain, no database session.
+    again = {**FACTS, "ip_addresses": ["10.20.30.41", "2001:db8::41"], "reboot_pending": True}
+    assert (await fast.post(HEARTBEAT, headers=device.headers, json=again)).status_code == 200
+    sessions.watch()
+    for _ in range(3):
+        assert (await fast.post(HEARTBEAT, headers=device.headers, json=again)).status_code == 200
+    assert sessions.count == 0
+    # A new user logging on is news.
+    moved = await fast.post(HEARTBEAT, headers=device.headers, json={"logged_on_user": ""})
+    assert moved.status_code == 200
+    assert sessions.count > 0
+
+    detail = await device_detail(device.device_id)
+    assert detail["logged_on_user"] == ""  # nobody at the console now
+    assert detail["ip_addresses"] == ["10.20.30.41", "2001:db8::41"]
+    assert (detail["model"], detail["manufacturer"]) == ("Latitude 7440", "Dell Inc.")
+    assert detail["serial_number"] == "5CG1234XYZ"
+    assert detail["reboot_pending_since"] is not None
+
+
+async def test_an_address_that_is_none_is_refused_and_changes_nothing(
+    app, client, fast, device_detail
+):
+    device = await register_device(client, await create_secret(app), **FACTS, reboot_pending=True)
+    for bad in (["10.20.30.400"], ["10.0.0.1; DROP"], ["fe80::1%eth0"]):
+        body = {"ip_addresses": bad, "model": "Other"}
+        refused = await fast.post(HEARTBEAT, headers=device.headers, json=body)
+        assert refused.status_code == 422
+        assert refused.json()["error"]["code"] == "invalid_request"
+    detail = await device_detail(device.device_id)
+    assert detail["ip_addresses"] == ["10.20.30.41", "2001:db8::41"]  # as it registered
+    assert detail["model"] == "Latitude 7440"
+    assert detail["logged_on_user"] == "CONTOSO\\anna"
+    assert detail["reboot_pending_since"] is not None  # Windows said so when it registered
+
+
+async def test_windows_waiting_for_a_restart_is_pending_until_the_pc_starts(
+    app, client, fast, device_detail
+):
+    device = await register_device(
+        client, await create_secret(app), booted_at="2026-01-01T06:00:00Z"
+    )
+    assert (await device_detail(device.device_id))["reboot_pending_since"] is None
+    pending = await fast.post(HEARTBEAT, headers=device.headers, json={"reboot_pending": True})
+    assert pending.status_code == 200
+    since = (await device_detail(device.device_id))["reboot_pending_since"]
+    assert since is not None
+    # Windows no longer says so but the PC has not started: the mark stays.
+    same_boot = {"reboot_pending": False, "booted_at": "2026-01-01T06:00:00Z"}
+    assert (await fast.post(HEARTBEAT, headers=device.headers, json=same_boot)).status_code == 200
+    assert (await device_detail(device.device_id))["reboot_pending_since"] == since
+    restarted = {"reboot_pending": False, "booted_at": "2099-01-01T06:00:00Z"}
+    assert (await fast.post(HEARTBEAT, headers=device.headers, json=restarted)).status_code == 200
+    assert (await device_detail(device.device_id))["reboot_pending_since"] is None

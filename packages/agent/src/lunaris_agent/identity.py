@@ -14,10 +14,13 @@ import secrets
 import socket
 import sys
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TypedDict
 
 from lunaris_agent import __version__
+from lunaris_agent.machine import ChangingFacts, ChangingFactsReader, read_hardware
 from lunaris_protocol.agent import MAX_TIME_ZONE, TIME_ZONE_PATTERN
 from lunaris_protocol.limits import MAX_HOSTNAME, MAX_NAME
 
@@ -27,18 +30,56 @@ WINDOWS_11_FIRST_BUILD = 22000
 """Windows 11 still calls itself "Windows 10" in the registry's ProductName."""
 
 
+class WireFacts(TypedDict):
+    """The facts a registration and every heartbeat carry besides name and version."""
+
+    logged_on_user: str | None
+    ip_addresses: list[str] | None
+    model: str | None
+    manufacturer: str | None
+    serial_number: str | None
+    reboot_pending: bool | None
+
+
+def _no_changing_facts() -> ChangingFacts:
+    return ChangingFacts()
+
+
 @dataclass(frozen=True)
 class DeviceFacts:
     hostname: str
     os_version: str
     agent_version: str = __version__
     booted_at: datetime | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    serial_number: str | None = None
+    changing: Callable[[], ChangingFacts] = field(default=_no_changing_facts, compare=False)
+    """Who is logged on, the addresses, a pending restart: read again every few minutes."""
+
+    def wire(self) -> WireFacts:
+        now = self.changing()
+        return WireFacts(
+            logged_on_user=now.logged_on_user,
+            ip_addresses=now.ip_addresses,
+            model=self.model,
+            manufacturer=self.manufacturer,
+            serial_number=self.serial_number,
+            reboot_pending=now.reboot_pending,
+        )
 
 
 def read_device_facts() -> DeviceFacts:
     hostname = (socket.gethostname() or platform.node() or "unknown")[:MAX_HOSTNAME]
+    hardware = read_hardware()
     return DeviceFacts(
-        hostname=hostname, os_version=os_description()[:MAX_NAME], booted_at=boot_time()
+        hostname=hostname,
+        os_version=os_description()[:MAX_NAME],
+        booted_at=boot_time(),
+        model=hardware.model,
+        manufacturer=hardware.manufacturer,
+        serial_number=hardware.serial_number,
+        changing=ChangingFactsReader(),
     )
 
 

@@ -9,6 +9,7 @@ from pydantic import Field, StringConstraints
 
 from lunaris_protocol._base import WireModel, WireReply
 from lunaris_protocol.commands import RunUpdatesCommand
+from lunaris_protocol.facts import DeviceFactsFields
 from lunaris_protocol.limits import (
     MAX_ERROR_CODE,
     MAX_HOSTNAME,
@@ -69,7 +70,7 @@ Capabilities = Annotated[
 they understand none of them."""
 
 
-class RegisterRequest(WireModel):
+class RegisterRequest(DeviceFactsFields):
     device_id: UUID
     hostname: Hostname
     os_version: OsVersion
@@ -99,7 +100,7 @@ class RegisterResponse(WireReply):
     absent from servers built before the inventory."""
 
 
-class HeartbeatRequest(WireModel):
+class HeartbeatRequest(DeviceFactsFields):
     """A heartbeat may be empty; the optional fields update the device when they changed."""
 
     hostname: Hostname | None = None

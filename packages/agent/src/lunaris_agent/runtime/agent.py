@@ -146,6 +146,8 @@ class Agent:
     # -- one step each -----------------------------------------------------------------------
 
     async def heartbeat(self) -> HeartbeatResponse:
+        # Off the loop: a re-read asks the resolver, which can stall where DNS is broken.
+        facts = await asyncio.to_thread(self._facts.wire)
         request = HeartbeatRequest(
             hostname=self._facts.hostname,
             os_version=self._facts.os_version,
@@ -153,6 +155,7 @@ class Agent:
             capabilities=AGENT_CAPABILITIES,
             time_zone=local_time_zone(),
             booted_at=self._facts.booted_at,
+            **facts,
         )
         response = await self._registration.authorized(
             lambda token: self._client.heartbeat(token, request)

@@ -95,6 +95,7 @@ class Registration:
                 capabilities=AGENT_CAPABILITIES,
                 time_zone=local_time_zone(),
                 booted_at=self._facts.booted_at,
+                **self._facts.wire(),
             )
             try:
                 response = await self._client.register(request)

@@ -21,6 +21,7 @@ from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentClient, ServerUnavailable
 from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.identity import DeviceFacts
+from lunaris_agent.machine import ChangingFacts
 from lunaris_agent.runtime.agent import Agent
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.simulate.catalog import DEPARTMENTS, OS_VERSIONS
@@ -182,10 +183,30 @@ def _new_device(path: Path, options: SimulationOptions) -> AgentConfig:
     return config
 
 
+MODELS: Final = (
+    ("Dell Inc.", "Latitude 7440"),
+    ("HP", "HP EliteBook 840 G10 Notebook PC"),
+    ("LENOVO", "21HD003GGE"),
+    ("Microsoft Corporation", "Surface Laptop 5"),
+)
+USERS: Final = ("anna", "ben", "chloe", "deniz", "emil", "fatima", "georg", "hana")
+
+
 def facts_of(config: AgentConfig) -> DeviceFacts:
+    """The same for the same device every time: drawn from its id."""
+    rng = random.Random(config.device_id.int if config.device_id else 0)  # noqa: S311 - stable
+    manufacturer, model = rng.choice(MODELS)
+    serial = "".join(rng.choices(string.ascii_uppercase + string.digits, k=10))
+    user = "" if rng.random() < 0.2 else f"CONTOSO\\{rng.choice(USERS)}"  # nobody on a fifth
+    address = f"10.{rng.randrange(1, 255)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+    changing = ChangingFacts(user, [address], reboot_pending=rng.random() < 0.05)
     return DeviceFacts(
         hostname=str(config.extra[HOSTNAME_KEY]),
         os_version=str(config.extra.get(OS_VERSION_KEY, OS_VERSIONS[0])),
+        model=model,
+        manufacturer=manufacturer,
+        serial_number=serial,
+        changing=lambda: changing,
     )
 
 

@@ -6,4 +6,6 @@
   only modules that import pywin32, so they are imported on Windows only.
 - ``data_dir``: where ProgramData is (the known folder) and the protected DACL that keeps the
   agent's files to SYSTEM and Administrators; plain ctypes, importable anywhere.
+- ``facts``: who is logged on at the console, the SMBIOS serial number, the BIOS key's model
+  and manufacturer, and Windows' restart markers; winreg and ctypes, importable anywhere.
 """

@@ -79,6 +79,14 @@ class DeviceOut(BaseModel):
     reboot_pending_since: datetime | None = None
     """An install asked for a restart then and the PC has not started since (Lunaris never
     restarts a PC itself)."""
+    logged_on_user: str | None = None
+    """Who is logged on at its console (``CONTOSO\\anna``); empty when nobody is, null from
+    agents that do not say."""
+    ip_addresses: list[str] | None = None
+    """The PC's own addresses as its agent lists them (behind NAT, not where it speaks from)."""
+    model: str | None = None
+    manufacturer: str | None = None
+    serial_number: str | None = None
 
     @classmethod
     def of(
@@ -118,6 +126,11 @@ class DeviceOut(BaseModel):
             time_zone=device.time_zone,
             booted_at=device.booted_at,
             reboot_pending_since=device.reboot_pending_since,
+            logged_on_user=device.logged_on_user,
+            ip_addresses=None if device.ip_addresses is None else device.addresses,
+            model=device.model,
+            manufacturer=device.manufacturer,
+            serial_number=device.serial_number,
         )
 
 

@@ -29,6 +29,13 @@ class KnownDevice:
     agent_capabilities: str
     time_zone: str | None
     booted_at: datetime | None
+    logged_on_user: str | None
+    ip_addresses: str | None
+    model: str | None
+    manufacturer: str | None
+    serial_number: str | None
+    reboot_pending: bool
+    """It is "reboot pending": an agent saying Windows waits for a restart brings no news."""
     announced_status: str
     token_used: bool
     """False until the device first spoke with its token (then it must be recorded)."""
@@ -83,6 +90,12 @@ class DeviceCache:
             device.agent_capabilities,
             device.time_zone,
             device.booted_at,
+            device.logged_on_user,
+            device.ip_addresses,
+            device.model,
+            device.manufacturer,
+            device.serial_number,
+            device.reboot_pending_since is not None,
             device.announced_status,
             device.token_used_at is not None,
             device.last_ip,

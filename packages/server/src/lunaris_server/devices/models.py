@@ -46,9 +46,21 @@ class Device(Base):
     booted_at: Mapped[datetime | None]
     """When the PC last started, as its agent reports it."""
     reboot_pending_since: Mapped[datetime | None]
-    """An install on it asked for a restart then (``reboot_required``), and the PC has not
-    started since. Lunaris never restarts a PC itself: it says so, and a later boot clears
-    it."""
+    """An install on it asked for a restart then (``reboot_required``), or its agent said
+    Windows waits for one, and the PC has not started since. Lunaris never restarts a PC
+    itself: it says so, and a later boot clears it."""
+    logged_on_user: Mapped[str | None] = mapped_column(String(256))
+    """Who is logged on at the PC's console (``CONTOSO\\anna``), as its agent last said;
+    empty when nobody is, null from agents that do not say."""
+    ip_addresses: Mapped[str | None] = mapped_column(String(736))
+    """The PC's own addresses, sorted and comma-separated (see ``devices.facts``)."""
+    model: Mapped[str | None] = mapped_column(String(128))
+    manufacturer: Mapped[str | None] = mapped_column(String(128))
+    serial_number: Mapped[str | None] = mapped_column(String(128))
+
+    @property
+    def addresses(self) -> list[str]:
+        return [address for address in (self.ip_addresses or "").split(",") if address]
 
     @property
     def capabilities(self) -> list[str]:

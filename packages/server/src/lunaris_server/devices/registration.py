@@ -30,10 +30,11 @@ from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, DomainError, Forbidden, NotAuthenticated
 from lunaris_server.core.security import TokenKind, constant_time_equals, new_token, token_hash
 from lunaris_server.devices import events, reenrollments, tags
+from lunaris_server.devices.facts import note_restart, said_facts
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device, DeviceReenrollment, capability_text
 from lunaris_server.devices.reenrollments import ReenrollmentStatus
-from lunaris_server.devices.service import mark_seen, note_boot
+from lunaris_server.devices.service import mark_seen
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.realtime.outbox import announce
 from lunaris_server.web.throttle import RegistrationThrottle
@@ -192,7 +193,10 @@ async def _enroll(
     device.time_zone = request.time_zone
     if request.booted_at is not None:
         device.booted_at = request.booted_at
-        note_boot(device)
+    for field, value in said_facts(request).items():
+        if value is not None:
+            setattr(device, field, value)
+    note_restart(device, windows_pending=request.reboot_pending, now=now)
     device.token_hash = token_hash(device_token)
     device.enrollment_secret_id = secret_id
     device.last_ip = actor.ip

@@ -13,6 +13,7 @@ from lunaris_server.core.liveness import Liveness
 from lunaris_server.core.security import token_hash
 from lunaris_server.devices import clones, events, reenrollments, splits
 from lunaris_server.devices.cache import DeviceCache, KnownDevice
+from lunaris_server.devices.facts import note_restart, reboot_news, said_facts
 from lunaris_server.devices.last_seen import LastSeenWriter
 from lunaris_server.devices.lifecycle import DeviceLifecycle
 from lunaris_server.devices.models import Device, capability_text
@@ -131,6 +132,7 @@ async def heartbeat(
         if identity is not None:
             return identity  # the other PC of a split clone: nothing recorded here
     changed = _changed_fields(device, request)
+    newly_pending = reboot_news(request, pending=device.reboot_pending_since is not None)
     # A new address is announced like a change: no process may answer from an entry that
     # still holds the old one, or clones alternating between processes would go unseen.
     moved, cloned = clones.note_address(device, ip, now=now)
@@ -138,11 +140,11 @@ async def heartbeat(
         cloned = clones.note_hostname(device, request.hostname, now=now) or cloned
     for field, value in changed.items():
         setattr(device, field, value)
-    note_boot(device)
+    note_restart(device, windows_pending=request.reboot_pending, now=now)
     came_online = mark_seen(device, now=now)
     note_token_used(device, now=now)
     await session.flush()
-    if changed or came_online or moved or cloned:
+    if changed or newly_pending or came_online or moved or cloned:
         announce(session, events.device_status(device))  # evicts it everywhere
     else:
         # What made it news here (its token's first use) is now known: plain from the next
@@ -177,6 +179,7 @@ def _is_plain(known: KnownDevice, request: HeartbeatRequest, ip: str | None) -> 
         and not known.split_pending
         and not clones.is_news(known.last_ip, ip)
         and not _changed_fields(known, request)
+        and not reboot_news(request, pending=known.reboot_pending)
     )
 
 
@@ -186,13 +189,14 @@ def _changed_fields(
     """The device's fields the heartbeat changes, with their new values (a field it leaves
     out, null, stays as it is)."""
     capabilities = request.capabilities
-    said = {
+    said: dict[str, str | datetime | None] = {
         "hostname": request.hostname,
         "os_version": request.os_version,
         "agent_version": request.agent_version,
         "agent_capabilities": None if capabilities is None else capability_text(capabilities),
         "time_zone": request.time_zone,
         "booted_at": request.booted_at,
+        **said_facts(request),
     }
     return {
         field: value
@@ -208,13 +212,6 @@ async def note_reboot_required(session: AsyncSession, *, device_id: str, now: da
     if device is not None and device.reboot_pending_since is None:
         device.reboot_pending_since = now
         announce(session, events.device_status(device))
-
-
-def note_boot(device: Device) -> None:
-    """A PC that started after an install asked for a restart has restarted."""
-    pending, booted = device.reboot_pending_since, device.booted_at
-    if pending is not None and booted is not None and booted > pending:
-        device.reboot_pending_since = None
 
 
 def mark_seen(device: Device, *, now: datetime) -> bool:
