@@ -81,7 +81,9 @@ async def open_loop(
 ) -> LoadResult:
     """Sends ``rate * duration_s`` requests (``request_for(i)`` makes the i-th)."""
     pool: asyncio.Queue[_Connection] = asyncio.Queue()
-    for _ in range(connections):
+    # No more connections than a second's requests: one left idle longer than the server's
+    # keep-alive (5 s) is closed by it, and the next request on it would count as an error.
+    for _ in range(min(connections, max(2, int(rate)))):
         reader, writer = await asyncio.open_connection(host, port)
         pool.put_nowait(_Connection(reader, writer))
     result = LoadResult()
