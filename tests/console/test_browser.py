@@ -282,6 +282,28 @@ async def _age_the_fleet(database_url: str, agents: list[Agent]) -> None:
         await database.dispose()
 
 
+SCREENSHOT_APPS = [
+    ("Mozilla.Firefox", "Mozilla Firefox (x64 en-US)", ["133.0.3", "133.0", "132.0.2"]),
+    ("Notepad++.Notepad++", "Notepad++ (64-bit x64)", ["8.7.4", "8.6.9", "8.7.1", "8.5.8"]),
+    ("7zip.7zip", "7-Zip 24.09 (x64)", ["24.09", "24.08", "23.01"]),
+    ("Google.Chrome", "Google Chrome", ["131.0.6778.205", "131.0.6778.86"]),
+    (
+        "Microsoft.VCRedist.2015+.x64",
+        "Microsoft Visual C++ 2015-2022 Redistributable (x64)",
+        ["14.42.34433.0", "14.40.33810.0"],
+    ),
+    ("Adobe.Acrobat.Reader.64-bit", "Adobe Acrobat (64-bit)", ["24.005.20320", "24.004.20272"]),
+    ("Zoom.Zoom", "Zoom Workplace (64-bit)", ["6.3.0", "6.2.11"]),
+    ("Microsoft.Teams", "Microsoft Teams", ["24335.206.3314.5796"]),
+    (
+        "Cisco AnyConnect Secure Mobility Client",
+        "Cisco AnyConnect Secure Mobility Client",
+        ["4.10.08029", "4.9.06037"],
+    ),
+]
+"""What the screenshots' PCs have installed (a version each, by the PC's number)."""
+
+
 @pytest.mark.skipif(not SCREENSHOTS, reason="set LUNARIS_SCREENSHOTS_DIR to save screenshots")
 async def test_screenshots(start_server, seeded, database_url, chromium):
     """Saves a screenshot of each page: LUNARIS_SCREENSHOTS_DIR=docs/screenshots pytest -k
@@ -309,6 +331,23 @@ async def test_screenshots(start_server, seeded, database_url, chromium):
     await agents[3].report(
         {"scan_error": {"code": "0x8A15000F", "message": "Data required by the source is missing"}}
     )
+    async with httpx.AsyncClient(base_url=server.base_url) as http:
+        for n, agent in enumerate(agents):
+            software = [
+                {
+                    "package_identifier": package,
+                    "name": name,
+                    "version": pick[n % len(pick)],
+                }
+                | ({"source": "winget"} if "." in package else {})
+                for package, name, pick in SCREENSHOT_APPS
+            ]
+            sent = await http.post(
+                "/api/agent/inventory",
+                json={"software": software},
+                headers={"Authorization": f"Bearer {agent.token}"},
+            )
+            assert sent.status_code == 200, sent.text
     await _age_the_fleet(database_url, agents)
     await add_user_to(database_url, "vera.schmidt", "viewer password", "viewer")
     await add_user_to(database_url, "it-oncall", "another password", "admin")
@@ -332,6 +371,9 @@ async def test_screenshots(start_server, seeded, database_url, chromium):
         ("device", f"/devices/{agents[3].device_id}"),
         ("updates", "/updates"),
         ("update-devices", "/updates/devices?package=Google.Chrome&source=winget"),
+        ("software", "/software?q=Notepad%2B%2B.Notepad%2B%2B%20%3C%208.7"),
+        ("software-app", "/software/Notepad++.Notepad++?version_lt=8.7"),
+        ("device-installed", f"/devices/{agents[0].device_id}/installed"),
         ("settings", "/settings"),
         ("users", "/settings/users"),
         ("audit", "/settings/audit"),

@@ -16,6 +16,9 @@ from tests.support import LiveServer, Seeded, update_row
 pytestmark = pytest.mark.e2e
 
 ZOOM = update_row("Zoom.Zoom", "6.2.0", "6.3.0")
+SCHEDULED_WITHIN_MS = 30_000
+"""The scheduler ticks every second; on a loaded machine a tick and the live refresh after it
+can take several."""
 
 
 async def fleet(server: LiveServer, seeded: Seeded) -> dict[str, Agent]:
@@ -89,15 +92,15 @@ async def test_an_admin_makes_a_policy_and_watches_its_rollout_live(
     # The next tick queues Zoom on the pilot PC: its ring shows it, live.
     row = page.locator('#rollouts tr[data-rollout="Zoom.Zoom@6.3.0"]')
     cells = row.locator("td")
-    await expect(cells.nth(2)).to_contain_text("1 queued", timeout=15_000)
+    await expect(cells.nth(2)).to_contain_text("1 queued", timeout=SCHEDULED_WITHIN_MS)
     await expect(cells.nth(3)).to_have_text("waiting")
 
     # The pilot installs it: the ring says so, the gate (1 device, 100%) lets the office
     # ring take it at the next tick, and both office PCs are queued.
     await install(agents["PILOT-01"])
-    await expect(cells.nth(2)).to_contain_text("1 succeeded", timeout=15_000)
-    await expect(cells.nth(3)).to_contain_text("2 queued", timeout=15_000)
+    await expect(cells.nth(2)).to_contain_text("1 succeeded", timeout=SCHEDULED_WITHIN_MS)
+    await expect(cells.nth(3)).to_contain_text("2 queued", timeout=SCHEDULED_WITHIN_MS)
     await expect(cells.nth(4)).to_have_text("ring 2")
     await install(agents["OFFICE-01"])
-    await expect(cells.nth(3)).to_contain_text("1 succeeded", timeout=15_000)
+    await expect(cells.nth(3)).to_contain_text("1 succeeded", timeout=SCHEDULED_WITHIN_MS)
     assert await page.evaluate("window.notReloaded") is True

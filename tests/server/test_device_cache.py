@@ -16,6 +16,12 @@ class Row:
     agent_capabilities: str = "exact_versions"
     time_zone: str | None = "Europe/Berlin"
     booted_at: object = None
+    logged_on_user: str | None = None
+    ip_addresses: str | None = None
+    model: str | None = None
+    manufacturer: str | None = None
+    serial_number: str | None = None
+    reboot_pending_since: object = None
     announced_status: str = "online"
     token_used_at: object = "2026-11-02T09:00:00Z"
     last_ip: str | None = None
