@@ -90,7 +90,16 @@ class Inventory:
             if self._rng.random() < RESOLVE_RATE:
                 self._resolve(identifier)
         if self._rng.random() < DETECT_RATE:
-            new = [row for row in CATALOG if row[0] not in self._pending]
+            # Not one installed at its newest already: that would move it back a version.
+            new = [
+                row
+                for row in CATALOG
+                if row[0] not in self._pending
+                and (
+                    row[0] not in self._installed
+                    or self._installed[row[0]].version != row[3]
+                )
+            ]
             if new:
                 row = self._rng.choice(new)
                 update = self._pending[row[0]] = self._item(row)
