@@ -95,10 +95,7 @@ class Inventory:
                 row
                 for row in CATALOG
                 if row[0] not in self._pending
-                and (
-                    row[0] not in self._installed
-                    or self._installed[row[0]].version != row[3]
-                )
+                and (row[0] not in self._installed or self._installed[row[0]].version != row[3])
             ]
             if new:
                 row = self._rng.choice(new)
