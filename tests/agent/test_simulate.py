@@ -193,14 +193,24 @@ def test_a_device_starts_from_the_same_list_every_time():
     assert Inventory(device_id).scan() != Inventory(uuid.uuid4()).scan()
 
 
-def test_updates_are_resolved_and_detected_over_time():
-    inventory = Inventory(uuid.uuid4())
+@pytest.mark.parametrize("seed", range(30))
+def test_updates_are_resolved_and_detected_over_time(seed):
+    # Every device, even one with every catalog app at its newest, sees both over time.
+    inventory = Inventory(uuid.UUID(int=seed))
     scans = [inventory.scan() for _ in range(60)]
     lists = [{u.package_identifier for u in s.updates} for s in scans if s.scan_error is None]
     resolved = any(before - after for before, after in itertools.pairwise(lists))
     detected = any(after - before for before, after in itertools.pairwise(lists))
     assert resolved
     assert detected
+    # An app never moves back a version: each one listed is at least what it was before.
+    installed = {i.package_identifier: i.version for i in inventory.installed}
+    for scan in scans:
+        for update in scan.updates:
+            if update.package_identifier in installed and update.installed_version[0] not in "<U":
+                assert sort_key(installed[update.package_identifier]) >= sort_key(
+                    update.installed_version
+                )
 
 
 def test_a_fleet_looks_like_real_winget_output():

@@ -90,18 +90,19 @@ class Inventory:
             if self._rng.random() < RESOLVE_RATE:
                 self._resolve(identifier)
         if self._rng.random() < DETECT_RATE:
-            # Not one installed at its newest already: that would move it back a version.
-            new = [
-                row
-                for row in CATALOG
-                if row[0] not in self._pending
-                and (row[0] not in self._installed or self._installed[row[0]].version != row[3])
-            ]
+            new = [row for row in CATALOG if row[0] not in self._pending]
             if new:
                 row = self._rng.choice(new)
-                update = self._pending[row[0]] = self._item(row)
-                # Installed since (or there, older, all along): winget lists it at that version.
-                self._installed[row[0]] = _from_update(update)
+                present = self._installed.get(row[0])
+                if present is not None and present.version not in row[2].split("|"):
+                    # Installed at its newest already: a newer version than the catalog's
+                    # came out (never one that moves the app back a version).
+                    update = self._item(row, present.version, _newer(present.version))
+                else:
+                    update = self._item(row)
+                    # Installed since (or there, older, all along): listed at that version.
+                    self._installed[row[0]] = _from_update(update)
+                self._pending[row[0]] = update
 
     def _resolve(self, identifier: str) -> None:
         """The update is installed: the available version is the installed one now."""
@@ -127,13 +128,18 @@ class Inventory:
             installed[item.package_identifier] = item
         return installed
 
-    def _item(self, row: tuple[str, str, str, str]) -> UpdateItem:
+    def _item(
+        self,
+        row: tuple[str, str, str, str],
+        installed_version: str | None = None,
+        available_version: str | None = None,
+    ) -> UpdateItem:
         identifier, name, installed, available = row
         return UpdateItem(
             package_identifier=identifier,
             name=name,
-            installed_version=self._rng.choice(installed.split("|")),
-            available_version=available,
+            installed_version=installed_version or self._rng.choice(installed.split("|")),
+            available_version=available_version or available,
             source="winget" if "." in identifier else "msstore",
             explicit_targeting=identifier in EXPLICIT_TARGETING,
             truncated=identifier.endswith("…"),
@@ -175,3 +181,13 @@ def _arp(name: str, version: str) -> InstalledItem:
     return InstalledItem(
         package_identifier=f"ARP\\Machine\\X64\\{{{code}}}", name=name, version=version
     )
+
+
+def _newer(version: str) -> str:
+    """The next version after ``version``: its last all-digit part one up (or ``.1`` added)."""
+    parts = version.split(".")
+    for index in range(len(parts) - 1, -1, -1):
+        if parts[index].isdigit():
+            parts[index] = str(int(parts[index]) + 1)
+            return ".".join(parts)
+    return f"{version}.1"
