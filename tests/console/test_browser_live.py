@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from playwright.async_api import Page, expect
+from playwright.async_api import Page, WebSocketRoute, expect
 from sqlalchemy import update
 
 from lunaris_server.db import Database
@@ -252,3 +252,33 @@ async def test_a_revoked_device_leaves_the_console_live(server_at, seeded, chrom
     )
     for page in (devices, dashboard, detail):
         await assert_not_reloaded(page)
+
+
+async def test_a_change_before_the_pages_socket_opens_is_shown(server_at, seeded, chromium):
+    server = server_at()
+    (late,) = await enroll(server, seeded, "LATE-PC-01")
+    page = await new_page(chromium, server)
+    await log_in(page, seeded.username, seeded.password)
+    # The page's socket is held back until the device has changed: the change happens
+    # after the page was rendered and before its socket opened.
+    changed = asyncio.Event()
+    opened: list[str] = []
+
+    async def hold_back(socket: WebSocketRoute) -> None:
+        opened.append(socket.url)
+        await changed.wait()
+        socket.connect_to_server()
+
+    await page.route_web_socket("**/ws/console*", hold_back)
+    await page.goto("/devices")
+    await wait_for(lambda: bool(opened), "the page's socket")
+    await mark_page(page)
+    await late.report(UPDATES)
+    changed.set()
+
+    await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    await expect(page.locator(f"#device-{late.device_id} [data-updates]")).to_have_attribute(
+        "data-updates", "2", timeout=LIVE_WITHIN_MS
+    )
+    assert "?since=" in opened[0]
+    await assert_not_reloaded(page)

@@ -155,3 +155,55 @@ async def test_postgres_bus_reconnects_after_its_connection_is_killed(database_u
         await wait_for(lambda: {"topic": "console", "after": True} in seen)
     finally:
         await bus.stop()
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_socket_opened_after_its_page_gets_what_was_broadcast_since_the_page():
+    clock = Clock()
+    hub = ConsoleHub(queue_size=8, clock=clock)
+    hub.broadcast("before")
+    clock.now += 5
+    rendered = clock.now
+    clock.now += 0.5
+    hub.broadcast("between")  # after the page's request, before its socket
+    clock.now += 0.5
+    late = hub.connect(since=rendered)
+    hub.broadcast("after")
+    assert drain(late.queue) == ["between", "after"]
+    # Without a page time: only what comes after connecting; with a page time in the
+    # future of every event: nothing earlier.
+    plain, fresh = hub.connect(), hub.connect(since=clock.now + 10)
+    hub.broadcast("later")
+    assert drain(plain.queue) == drain(fresh.queue) == ["later"]
+
+
+async def test_a_page_older_than_what_the_hub_keeps_resyncs_instead():
+    clock = Clock()
+    hub = ConsoleHub(queue_size=8, clock=clock)
+    rendered = clock.now
+    hub.broadcast("kept for a while")
+    clock.now += 600  # long past REPLAY_S: the next broadcast forgets the first
+    hub.broadcast("new")
+    assert drain(hub.connect(since=rendered).queue) == [RESYNC]
+    # More missed than its queue holds: a resync too.
+    rendered = clock.now
+    for n in range(10):
+        hub.broadcast(f"burst-{n}")
+    assert drain(hub.connect(since=rendered).queue) == [RESYNC]
+
+
+async def test_after_the_bus_reconnects_an_earlier_page_resyncs_when_its_socket_opens():
+    clock = Clock()
+    hub = ConsoleHub(queue_size=8, clock=clock)
+    rendered = clock.now
+    clock.now += 2
+    hub.resync_all()  # events from other processes may have been missed
+    assert drain(hub.connect(since=rendered).queue) == [RESYNC]
+    assert drain(hub.connect(since=clock.now + 2).queue) == []

@@ -1,6 +1,7 @@
 """The console's Jinja environment, static files and the one ``render`` every page uses."""
 
 import hashlib
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -85,6 +86,7 @@ class Console:
                 "user": getattr(request.state, "console_user", None),
                 "csrf_token": self.csrf.token_for(binding) if binding else "",
                 "now": now,
+                "live_since": _received_at_ms(request),
                 **(context or {}),
             },
             status_code=status_code,
@@ -93,6 +95,13 @@ class Console:
         response.headers["Vary"] = "HX-Request"
         response.headers["Cache-Control"] = "no-store"
         return response
+
+
+def _received_at_ms(request: Request) -> int:
+    """When the request arrived (epoch milliseconds): the page shows what had happened by
+    then, and its live channel asks for what happened since."""
+    received_at = getattr(request.state, "received_at", None)
+    return int((received_at if isinstance(received_at, float) else time.time()) * 1000)
 
 
 def setup_console(app: FastAPI, state: AppState) -> Console:

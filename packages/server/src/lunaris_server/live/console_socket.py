@@ -5,6 +5,7 @@ import contextlib
 
 import structlog
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from fastapi.responses import JSONResponse
 from starlette.websockets import WebSocketState
 
 from lunaris_server.accounts.deps import authenticate_user
@@ -35,6 +36,11 @@ async def console_socket(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION, reason="cross-origin")
         return
     try:
+        since = _since(websocket)
+    except ValueError as bad:
+        await websocket.send_denial_response(JSONResponse({"detail": str(bad)}, status_code=400))
+        return
+    try:
         async with state.database.session() as session:
             await authenticate_user(websocket, session, state, state.clock())
             await outbox.commit(session, state)
@@ -44,12 +50,29 @@ async def console_socket(websocket: WebSocket) -> None:
         return
     await websocket.accept()
     client = state.realtime.console.connect(
-        session_id=user_session.id if user_session is not None else None
+        session_id=user_session.id if user_session is not None else None,
+        since=since,
     )
     try:
         await _serve_console(websocket, client)
     finally:
         state.realtime.console.disconnect(client)
+
+
+_LONGEST_SINCE = 10**15
+"""Milliseconds: far past any real time."""
+
+
+def _since(websocket: WebSocket) -> float | None:
+    """``since``: when the page's request arrived (epoch milliseconds, the page's
+    ``data-live-since``), in seconds; None without one. Anything else: ValueError."""
+    query = websocket.query_params
+    if not query:
+        return None
+    given = query.getlist("since")
+    if set(query) != {"since"} or len(given) != 1 or not given[0].isdigit():
+        raise ValueError("the query takes one parameter: since=<epoch milliseconds>")
+    return min(int(given[0]), _LONGEST_SINCE) / 1000
 
 
 async def _serve_console(websocket: WebSocket, client: ConsoleClient) -> None:

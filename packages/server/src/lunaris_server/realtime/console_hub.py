@@ -5,9 +5,18 @@ not fit is dropped, the client's queue is replaced by one ``RESYNC`` (the page t
 its fragments from the server), and a client that overflows again before even that was
 sent is disconnected. So a slow or stuck browser costs the others, and the agent API,
 nothing.
+
+A page is rendered before its socket opens: what happened in between would be lost. So the
+hub keeps the events of the last ``REPLAY_S`` seconds (at most ``REPLAY_LIMIT``), and a
+socket opened with the time its page's request arrived gets the events since then first, or
+one ``RESYNC`` when some of them are no longer kept.
 """
 
 import asyncio
+import math
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import structlog
@@ -22,6 +31,12 @@ RESYNC = Resync().model_dump_json()
 TOO_SLOW = (1013, "too slow")
 SESSION_ENDED = (4401, "session ended")
 """The close code live.js takes as "log in again"."""
+REPLAY_S = 120.0
+REPLAY_LIMIT = 2_000
+CLOCK_SKEW_S = 1.0
+"""How far apart two server processes' clocks may be: a page rendered by one process and
+live on another gets the events of this much before its request too (a refresh it did not
+need, at worst)."""
 
 
 @dataclass(eq=False)
@@ -36,9 +51,13 @@ class ConsoleClient:
 
 
 class ConsoleHub:
-    def __init__(self, *, queue_size: int = 256) -> None:
+    def __init__(self, *, queue_size: int = 256, clock: Callable[[], float] = time.time) -> None:
         self.queue_size = queue_size
+        self._clock = clock
         self._clients: set[ConsoleClient] = set()
+        self._recent: deque[tuple[float, str]] = deque()
+        self._forgotten_at = -math.inf
+        """When the newest event no longer kept (or possibly missed) was broadcast."""
         self.resyncs = 0
         """Times a client was told to resync since the process started."""
         self.drops = 0
@@ -52,10 +71,35 @@ class ConsoleHub:
         """Events waiting in each client's queue (for metrics)."""
         return [client.queue.qsize() for client in self._clients]
 
-    def connect(self, *, session_id: int | None = None) -> ConsoleClient:
+    def connect(
+        self, *, session_id: int | None = None, since: float | None = None
+    ) -> ConsoleClient:
+        """A client; with ``since`` (when its page's request arrived, in epoch seconds), its
+        queue starts with what was broadcast since, or with a ``RESYNC``."""
         client = ConsoleClient(queue=asyncio.Queue(maxsize=self.queue_size), session_id=session_id)
         self._clients.add(client)
+        if since is not None:
+            self._catch_up(client, since - CLOCK_SKEW_S)
         return client
+
+    def _catch_up(self, client: ConsoleClient, since: float) -> None:
+        if since <= self._forgotten_at:
+            self._replace_with_resync(client)
+            return
+        missed = [text for at, text in self._recent if at >= since]
+        if len(missed) >= self.queue_size:
+            self._replace_with_resync(client)
+            return
+        for text in missed:
+            client.queue.put_nowait(text)
+
+    def _remember(self, text: str) -> None:
+        now = self._clock()
+        self._recent.append((now, text))
+        while self._recent and (
+            len(self._recent) > REPLAY_LIMIT or self._recent[0][0] < now - REPLAY_S
+        ):
+            self._forgotten_at = max(self._forgotten_at, self._recent.popleft()[0])
 
     def session_ids(self) -> set[int]:
         """The console sessions this process holds sockets of."""
@@ -73,6 +117,7 @@ class ConsoleHub:
 
     def broadcast(self, text: str) -> None:
         """Queues one encoded event for every client; never blocks."""
+        self._remember(text)
         for client in list(self._clients):
             try:
                 client.queue.put_nowait(text)
@@ -80,7 +125,9 @@ class ConsoleHub:
                 self._overflow(client)
 
     def resync_all(self) -> None:
-        """Events may have been missed (the bus reconnected): every page reloads."""
+        """Events may have been missed (the bus reconnected): every page reloads, and so does
+        every page rendered before now whose socket opens later."""
+        self._forgotten_at = self._clock()
         for client in list(self._clients):
             self._replace_with_resync(client)
 

@@ -138,7 +138,11 @@
 
   function connect() {
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
-    var socket = new WebSocket(scheme + window.location.host + "/ws/console");
+    // The first time, from when this page's request arrived: the server sends what changed
+    // between rendering it and now. Later, what was missed is unknown: every fragment reloads.
+    var rendered = document.body.dataset.liveSince;
+    var query = !connectedBefore && rendered ? "?since=" + encodeURIComponent(rendered) : "";
+    var socket = new WebSocket(scheme + window.location.host + "/ws/console" + query);
     socket.addEventListener("open", function () {
       backoff = BACKOFF_FIRST_MS;
       show("live", "Live");

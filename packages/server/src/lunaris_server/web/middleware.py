@@ -32,6 +32,9 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         started = time.perf_counter()
+        # When it arrived, for what the response must say it shows everything up to (a
+        # console page's live channel catches up from there).
+        scope.setdefault("state", {})["received_at"] = time.time()
         status = 500
 
         async def send_with_id(message: Message) -> None:
