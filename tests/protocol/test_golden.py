@@ -18,9 +18,12 @@ from lunaris_protocol import (
     RegisterResponse,
     RunUpdatesCommand,
     RunUpdatesMessage,
+    UpdateAgentCommand,
+    UpdateAgentMessage,
     UpdateItem,
     UpdateReport,
     UpdateReportResponse,
+    agent_message_adapter,
     console_event_adapter,
 )
 from lunaris_protocol.events import (
@@ -53,6 +56,8 @@ CASES: dict[str, type[BaseModel]] = {
     "event_command_updated_partial.json": CommandUpdated,
     "event_policy_updated.json": PolicyUpdated,
     "agent_run_updates.json": RunUpdatesMessage,
+    "agent_update_agent.json": UpdateAgentMessage,
+    "heartbeat_response_update_agent.json": HeartbeatResponse,
     "command_progress_started.json": CommandProgress,
     "command_progress_result.json": CommandProgress,
     "command_progress_response.json": CommandProgressResponse,
@@ -219,3 +224,34 @@ def test_agents_are_never_answered_partial():
     for status in CommandStatus:
         if status is not CommandStatus.PARTIAL:
             assert CommandProgressResponse.of(status).status is status
+
+
+def test_agent_messages_dispatch_on_type():
+    for name, model in (
+        ("agent_run_updates.json", RunUpdatesMessage),
+        ("agent_update_agent.json", UpdateAgentMessage),
+    ):
+        message = agent_message_adapter.validate_json((GOLDEN / name).read_text("utf-8"))
+        assert type(message) is model
+    answer = HeartbeatResponse.model_validate_json(
+        (GOLDEN / "heartbeat_response_update_agent.json").read_text("utf-8")
+    )
+    assert [type(c) for c in answer.commands] == [UpdateAgentCommand, RunUpdatesCommand]
+
+
+@pytest.mark.parametrize(
+    "wrong",
+    [
+        {"sha256": "6E57" + "0" * 60},
+        {"sha256": "abc"},
+        {"size_bytes": 0},
+        {"size_bytes": 2**40},
+        {"version": "0.2.0; rm -rf"},
+        {"version": ""},
+    ],
+)
+def test_an_agent_update_with_a_bad_field_is_refused(wrong: dict[str, object]):
+    good = json.loads((GOLDEN / "agent_update_agent.json").read_text("utf-8"))["data"]
+    UpdateAgentCommand.model_validate(good)
+    with pytest.raises(ValidationError):
+        UpdateAgentCommand.model_validate({**good, **wrong})

@@ -29,6 +29,7 @@ from lunaris_agent.spool import Spool
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_agent.winget.text import clean_message
 from lunaris_protocol import (
+    AgentCommand,
     Capability,
     CommandProgress,
     PackageResult,
@@ -143,8 +144,11 @@ class CommandRunner:
         self._clock = clock
         self._queue: asyncio.Queue[RunUpdatesCommand] = asyncio.Queue()
 
-    def offer(self, command: RunUpdatesCommand) -> bool:
+    def offer(self, command: AgentCommand) -> bool:
         """Queues a command unless it was seen before; True when it is new."""
+        if not isinstance(command, RunUpdatesCommand):  # sent only to agents that take it
+            log.warning("command %s: this agent does not take %s", command.command_id, command.kind)
+            return False
         if self._ledger.knows(command.command_id):
             log.debug("command %s already accepted: ignored", command.command_id)
             return False

@@ -16,11 +16,15 @@ from lunaris_protocol.agent import (
     UpdateReportResponse,
 )
 from lunaris_protocol.commands import (
+    AGENT_INSTALLER_PATH,
+    AGENT_PACKAGE,
+    AgentCommand,
     CommandProgress,
     CommandProgressResponse,
     CommandStatus,
     PackageResult,
     RunUpdatesCommand,
+    UpdateAgentCommand,
 )
 from lunaris_protocol.events import (
     CommandUpdated,
@@ -37,6 +41,8 @@ from lunaris_protocol.events import (
     PolicyUpdatedData,
     Resync,
     RunUpdatesMessage,
+    UpdateAgentMessage,
+    agent_message_adapter,
     console_event_adapter,
 )
 from lunaris_protocol.inventory import (
@@ -47,6 +53,10 @@ from lunaris_protocol.inventory import (
 )
 
 __all__ = [
+    "AGENT_INSTALLER_PATH",
+    "AGENT_PACKAGE",
+    "AgentCommand",
+    "AgentVersion",
     "Capability",
     "CommandProgress",
     "CommandProgressResponse",
@@ -76,9 +86,12 @@ __all__ = [
     "RunUpdatesCommand",
     "RunUpdatesMessage",
     "ScanError",
+    "UpdateAgentCommand",
+    "UpdateAgentMessage",
     "UpdateItem",
     "UpdateReport",
     "UpdateReportResponse",
+    "agent_message_adapter",
     "console_event_adapter",
     "list_digest",
 ]

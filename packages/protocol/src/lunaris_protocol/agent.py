@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field, StringConstraints
 
 from lunaris_protocol._base import WireModel, WireReply
-from lunaris_protocol.commands import RunUpdatesCommand
+from lunaris_protocol.commands import AgentCommand
 from lunaris_protocol.facts import DeviceFactsFields
 from lunaris_protocol.limits import (
     MAX_ERROR_CODE,
@@ -51,6 +51,9 @@ class Capability(StrEnum):
     """Installs the version a command names (``RunUpdatesCommand.versions``)."""
     WINDOW_END = "window_end"
     """Starts no install after a command's ``window_ends_at``."""
+    SELF_UPDATE = "self_update"
+    """Takes ``UPDATE_AGENT`` commands (agents without it would refuse the whole heartbeat
+    answer that held one)."""
 
 
 MAX_CAPABILITIES: Final = 16
@@ -126,7 +129,7 @@ class HeartbeatResponse(WireReply):
     inventory_interval_s: IntervalSeconds = DEFAULT_INVENTORY_INTERVAL_S
     """How often at most the agent lists everything installed (it also does after installs);
     absent from servers built before the inventory."""
-    commands: list[RunUpdatesCommand] = Field(default_factory=list)
+    commands: list[AgentCommand] = Field(default_factory=list)
     """Commands waiting for this device, handed over when its socket is not open."""
     new_identity: NewIdentity | None = None
     """Set only for the PC an admin split off a cloned identity (no commands come with it):

@@ -17,7 +17,15 @@ from lunaris_protocol.limits import (
 )
 from lunaris_protocol.text import IDENTIFIER, MESSAGE_TEXT
 
-CommandKind = Literal["RUN_UPDATES"]
+CommandKind = Literal["RUN_UPDATES", "UPDATE_AGENT"]
+AGENT_PACKAGE = "Lunaris.Agent"
+"""The package an ``UPDATE_AGENT`` command's progress and result name."""
+AGENT_INSTALLER_PATH = "agent/installers/{version}"
+"""Under the agent's API URL: the MSI of an agent version, for the device's own token, with
+HTTP ``Range`` (a download cut off goes on where it stopped)."""
+MAX_INSTALLER_BYTES = 512 * 1024 * 1024
+AgentVersion = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9][0-9A-Za-z.+_-]*$")]
+"""An agent's version (``0.2.0``, ``1.4.0rc1``): it names files and URLs, so nothing else."""
 
 
 class CommandStatus(StrEnum):
@@ -71,6 +79,25 @@ class RunUpdatesCommand(WireReply):
     it; for older ones the command still expires then, so none starts it late."""
 
 
+class UpdateAgentCommand(WireReply):
+    """Replace this agent with another version: download its MSI
+    (``AGENT_INSTALLER_PATH``), check its size, SHA-256 and (when the agent was installed
+    with a pinned publisher) its Authenticode signer, then run it. Sent only to agents with
+    the ``self_update`` capability. Its progress names the package ``AGENT_PACKAGE``; the
+    agent that comes back after the upgrade finishes it, with the version it runs."""
+
+    command_id: UUID
+    kind: Literal["UPDATE_AGENT"] = "UPDATE_AGENT"
+    version: AgentVersion
+    size_bytes: Annotated[int, Field(ge=1, le=MAX_INSTALLER_BYTES)]
+    sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+    expires_at: datetime
+
+
+AgentCommand = Annotated[RunUpdatesCommand | UpdateAgentCommand, Field(discriminator="kind")]
+"""Any command the server hands to an agent."""
+
+
 class PackageResult(WireModel):
     """What installing one package did, as the agent saw it."""
 
@@ -82,7 +109,10 @@ class PackageResult(WireModel):
     ``hash_mismatch``, ``installer_failed``, ``refused_unknown_version``,
     ``version_unavailable`` (the exact version asked for is no longer in the source),
     ``window_closed`` (not started: the maintenance window had closed), ``timeout``,
-    ``error``...: a code to group by; new agents may send new ones."""
+    ``error``; for ``UPDATE_AGENT``: ``download_failed``, ``size_mismatch``,
+    ``hash_mismatch``, ``signature_refused``, ``installer_failed``, ``version_mismatch``
+    (the agent that came back runs another version)...: a code to group by; new agents may
+    send new ones."""
     succeeded: bool
     reboot_required: bool = False
     installer_exit_code: int | None = None

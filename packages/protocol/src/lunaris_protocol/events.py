@@ -8,7 +8,7 @@ from uuid import UUID
 from pydantic import Field, TypeAdapter
 
 from lunaris_protocol._base import WireReply
-from lunaris_protocol.commands import CommandStatus, RunUpdatesCommand
+from lunaris_protocol.commands import CommandStatus, RunUpdatesCommand, UpdateAgentCommand
 
 
 class DeviceStatus(StrEnum):
@@ -110,6 +110,19 @@ class RunUpdatesMessage(WireReply):
 
     type: Literal["RUN_UPDATES"] = "RUN_UPDATES"
     data: RunUpdatesCommand
+
+
+class UpdateAgentMessage(WireReply):
+    """Server -> agent over ``/ws/agent``, to agents with the ``self_update`` capability."""
+
+    type: Literal["UPDATE_AGENT"] = "UPDATE_AGENT"
+    data: UpdateAgentCommand
+
+
+AgentMessage = Annotated[RunUpdatesMessage | UpdateAgentMessage, Field(discriminator="type")]
+"""Any message the server sends on ``/ws/agent``."""
+
+agent_message_adapter: TypeAdapter[AgentMessage] = TypeAdapter(AgentMessage)
 
 
 ConsoleEvent = Annotated[
