@@ -9,7 +9,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from lunaris_server.updates.versions import sort_key
+from lunaris_server.core.versions import sort_key
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,8 @@ from lunaris_agent.simulate.catalog import CATALOG
 from lunaris_agent.simulate.fleet import HOSTNAME_KEY, SimulationOptions, simulate
 from lunaris_agent.simulate.inventory import Inventory
 from lunaris_protocol import list_digest
+from lunaris_server.core.versions import sort_key
 from lunaris_server.devices.models import Device
-from lunaris_server.updates.versions import sort_key
 from tests.agent.inventory_held import held
 from tests.support import (
     LiveServer,

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from lunaris_server.agents import files
+from lunaris_server.agents import service as agents
 from lunaris_server.core.settings import Settings
-from lunaris_server.enrollment import installer
 from tests.console.helpers import login
 from tests.support import create_user
 
@@ -75,11 +76,11 @@ async def test_downloads_need_a_console_login(
     assert response.headers["location"].startswith("/login")
 
 
-def test_the_hash_follows_a_replaced_file(tmp_path: Path) -> None:
+async def test_the_hash_follows_a_replaced_file(tmp_path: Path) -> None:
     path = put(tmp_path, "lunaris-agent-0.2.0-x64.msi", b"first", mtime=1_700_000_000)
-    first = installer.latest_installer(tmp_path)
+    first = await agents.latest(tmp_path)
     put(tmp_path, path.name, b"second build", mtime=1_700_000_050)
-    second = installer.latest_installer(tmp_path)
+    second = await agents.latest(tmp_path)
     assert first is not None
     assert second is not None
     assert first.sha256 == hashlib.sha256(b"first").hexdigest()
@@ -92,23 +93,35 @@ def test_the_hash_follows_a_replaced_file(tmp_path: Path) -> None:
     [
         ("lunaris-agent-1.2.3-x64.msi", "1.2.3"),
         ("lunaris-agent-0.1.0.msi", "0.1.0"),
+        ("lunaris-agent-1.4.0rc1-x64.msi", "1.4.0rc1"),
         ("lunaris-agent-nightly.msi", None),
     ],
 )
-def test_the_version_comes_from_the_file_name(
+async def test_the_version_comes_from_the_file_name(
     tmp_path: Path, name: str, version: str | None
 ) -> None:
     put(tmp_path, name, b"MSI", mtime=1)
-    found = installer.latest_installer(tmp_path)
-    assert found is not None
-    assert found.version == version
+    found = await agents.latest(tmp_path)
+    # A file that names no version is no agent version: agents could not be moved to it.
+    assert (found.version if found else None) == version
+
+
+async def test_versions_are_listed_in_version_order_not_by_file_time(tmp_path: Path) -> None:
+    put(tmp_path, "lunaris-agent-0.10.0-x64.msi", b"ten", mtime=1)
+    put(tmp_path, "lunaris-agent-0.9.1-x64.msi", b"nine", mtime=2)
+    put(tmp_path, "lunaris-agent-0.9.1.msi", b"nine, renamed", mtime=3)
+    found = await agents.list_versions(tmp_path)
+    assert [(v.version, v.name) for v in found] == [
+        ("0.10.0", "lunaris-agent-0.10.0-x64.msi"),
+        ("0.9.1", "lunaris-agent-0.9.1.msi"),  # of one version's two files, the newer
+    ]
 
 
 def test_only_installer_names_are_served(tmp_path: Path) -> None:
     put(tmp_path, "lunaris-agent-0.2.0-x64.msi", b"MSI", mtime=1)
     (tmp_path / "secret_key").write_text("no")
-    assert installer.installer_path(tmp_path, "lunaris-agent.msi") == tmp_path / (
+    assert files.path_of(tmp_path, "lunaris-agent-0.2.0-x64.msi") == tmp_path / (
         "lunaris-agent-0.2.0-x64.msi"
     )
-    assert installer.installer_path(tmp_path, "secret_key") is None
-    assert installer.installer_path(tmp_path, "../lunaris-agent-0.2.0-x64.msi") is None
+    assert files.path_of(tmp_path, "secret_key") is None
+    assert files.path_of(tmp_path, "../lunaris-agent-0.2.0-x64.msi") is None

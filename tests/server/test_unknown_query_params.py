@@ -21,6 +21,7 @@ def api_get_routes(app: FastAPI) -> list[str]:
         "group_id": "1",
         "rule_id": "1",
         "policy_id": "1",
+        "version": "0.2.0",
     }
     paths = []
     for route in iter_route_contexts(app.routes):

@@ -3,8 +3,8 @@ checked both by the Python key and by the database comparing the stored key."""
 
 import pytest
 
+from lunaris_server.core.versions import newest, sort_key
 from lunaris_server.updates.constraints import parse
-from lunaris_server.updates.versions import newest, sort_key
 
 LESS = [
     ("1", "2"),

@@ -5,7 +5,7 @@ import itertools
 
 import pytest
 
-from lunaris_server.updates.versions import sort_key
+from lunaris_server.core.versions import sort_key
 from tests.server.test_versions import EQUAL, LESS
 from tests.software.helpers import installed, report_list
 from tests.support import api_login, create_secret, create_user, register_device

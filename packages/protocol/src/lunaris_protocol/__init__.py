@@ -18,7 +18,9 @@ from lunaris_protocol.agent import (
 from lunaris_protocol.commands import (
     AGENT_INSTALLER_PATH,
     AGENT_PACKAGE,
+    MAX_INSTALLER_BYTES,
     AgentCommand,
+    AgentVersion,
     CommandProgress,
     CommandProgressResponse,
     CommandStatus,
@@ -55,6 +57,7 @@ from lunaris_protocol.inventory import (
 __all__ = [
     "AGENT_INSTALLER_PATH",
     "AGENT_PACKAGE",
+    "MAX_INSTALLER_BYTES",
     "AgentCommand",
     "AgentVersion",
     "Capability",

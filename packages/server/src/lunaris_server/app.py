@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from lunaris_protocol import MAX_INSTALLER_BYTES
 from lunaris_server import __version__
 from lunaris_server.accounts import api as accounts_api
 from lunaris_server.accounts import audit_api, audit_views, session_views
@@ -23,8 +24,9 @@ from lunaris_server.accounts.session_check import check_once as check_sessions
 from lunaris_server.agent_api.heartbeat import HEARTBEAT_PATH, HeartbeatFastPath
 from lunaris_server.agent_api.routes import router as agent_router
 from lunaris_server.agent_api.socket import router as agent_socket_router
+from lunaris_server.agents import api as agents_api
+from lunaris_server.commands import agent_updates_api, deployments_api, deployments_views
 from lunaris_server.commands import api as commands_api
-from lunaris_server.commands import deployments_api, deployments_views
 from lunaris_server.commands import sweeper as command_sweeper
 from lunaris_server.commands import views as commands_views
 from lunaris_server.commands.delivery import CommandDelivery
@@ -174,6 +176,8 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         commands_api.router,
         deployments_api.router,
         enrollment_api.router,
+        agents_api.router,
+        agent_updates_api.router,
         accounts_api.router,
         audit_api.router,
         console_socket_router,
@@ -207,6 +211,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         large_paths={"/api/agent/update-report": settings.max_report_bytes},
+        large_prefixes={"/api/agent-versions/": MAX_INSTALLER_BYTES},
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)

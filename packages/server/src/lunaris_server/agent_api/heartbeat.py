@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from starlette.requests import HTTPConnection
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from lunaris_protocol import HeartbeatRequest, HeartbeatResponse, NewIdentity, RunUpdatesCommand
+from lunaris_protocol import AgentCommand, HeartbeatRequest, HeartbeatResponse, NewIdentity
 from lunaris_server.commands.delivery import CommandDelivery
 from lunaris_server.core.errors import NotAuthenticated
 from lunaris_server.devices import service as devices
@@ -81,9 +81,7 @@ class HeartbeatFastPath:
         )
         log.debug("request", method="POST", path=HEARTBEAT_PATH, status=200)
 
-    def _heartbeat_answer(
-        self, state: AppState, answer: list[RunUpdatesCommand] | NewIdentity
-    ) -> bytes:
+    def _heartbeat_answer(self, state: AppState, answer: list[AgentCommand] | NewIdentity) -> bytes:
         if answer:
             return heartbeat_response(state, answer).model_dump_json().encode()
         # The same for every device without commands waiting: encode it once.
@@ -94,7 +92,7 @@ class HeartbeatFastPath:
 
 async def record_heartbeat(
     state: AppState, *, token: str, request: HeartbeatRequest, ip: str | None
-) -> list[RunUpdatesCommand] | NewIdentity:
+) -> list[AgentCommand] | NewIdentity:
     """A heartbeat's work, for the fast path and the route alike: the device is seen, its news
     applied and announced; returns the commands waiting for it (or, for the PC an admin split
     off a cloned identity, its own identity)."""
@@ -134,7 +132,7 @@ async def record_heartbeat(
 
 
 def heartbeat_response(
-    state: AppState, answer: list[RunUpdatesCommand] | NewIdentity
+    state: AppState, answer: list[AgentCommand] | NewIdentity
 ) -> HeartbeatResponse:
     identity = answer if isinstance(answer, NewIdentity) else None
     return HeartbeatResponse(

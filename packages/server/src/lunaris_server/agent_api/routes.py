@@ -1,10 +1,11 @@
 """The agent's REST API under ``/api/agent``: register, heartbeat, update report, inventory,
-command progress."""
+command progress, and the MSI of an agent version for a self-update."""
 
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Body, Request
+from starlette.responses import FileResponse
 
 from lunaris_protocol import (
     CommandProgress,
@@ -20,7 +21,11 @@ from lunaris_protocol import (
     UpdateReportResponse,
 )
 from lunaris_server.agent_api.heartbeat import heartbeat_response, record_heartbeat
+from lunaris_server.agents import files
+from lunaris_server.agents import service as agents
+from lunaris_server.agents.api import VersionPath
 from lunaris_server.commands import progress as progress_steps
+from lunaris_server.core.errors import NotFound
 from lunaris_server.devices import registration as registrations
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.lifecycle import DeviceLifecycle
@@ -146,3 +151,19 @@ async def command_progress(
     status = CommandStatus(command.status)
     await work.commit()
     return CommandProgressResponse.of(status)
+
+
+@router.get("/installers/{version}", response_class=FileResponse, responses=error_responses(404))
+async def agent_installer(
+    version: VersionPath, request: Request, session: SessionDep, state: StateDep
+) -> FileResponse:
+    """The MSI of an agent version, for the device's own token (an ``UPDATE_AGENT``
+    command): with HTTP ``Range``, so a download cut off goes on where it stopped."""
+    await devices.authenticate(session, device_token=device_token(request), lock=False)
+    await session.close()  # the file may take minutes: no database connection held meanwhile
+    folder = state.settings.resolved_agent_downloads_dir
+    found = await agents.get_version(folder, version)
+    path = files.path_of(folder, found.name)
+    if path is None:
+        raise NotFound(f"no agent version {version} in the downloads folder")
+    return FileResponse(path, media_type="application/x-msi", filename=found.name)

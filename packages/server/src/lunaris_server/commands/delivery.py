@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
+from lunaris_protocol import AgentCommand, RunUpdatesCommand, RunUpdatesMessage, UpdateAgentMessage
 from lunaris_server.commands import handover
 from lunaris_server.commands.models import Command
 from lunaris_server.core.security import token_hash
@@ -121,7 +121,7 @@ class CommandDelivery:
 
     async def for_heartbeat(
         self, session: AsyncSession, *, device_token: str, cache: DeviceCache, now: datetime
-    ) -> list[RunUpdatesCommand]:
+    ) -> list[AgentCommand]:
         """The commands to put in this heartbeat's answer (usually none, without a query).
         Call after the heartbeat was applied (the token is valid) and committed."""
         if self._loaded and not self._waiting:
@@ -146,7 +146,7 @@ class CommandDelivery:
             handed = await self._claim(session, device_id=device_id, now=self._clock())
         sent = 0
         for command in handed:
-            text = RunUpdatesMessage(data=handover.to_wire(command)).model_dump_json()
+            text = _message(handover.to_wire(command))
             try:
                 if not await self._realtime.agents.send(device_id, text):
                     break
@@ -192,3 +192,9 @@ class CommandDelivery:
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def _message(command: AgentCommand) -> str:
+    if isinstance(command, RunUpdatesCommand):
+        return RunUpdatesMessage(data=command).model_dump_json()
+    return UpdateAgentMessage(data=command).model_dump_json()

@@ -11,8 +11,11 @@ from sqlalchemy import ColumnElement, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from lunaris_protocol import (
+    AGENT_PACKAGE,
+    AgentCommand,
     CommandStatus,
     RunUpdatesCommand,
+    UpdateAgentCommand,
 )
 from lunaris_server.commands.events import WAITING, announce_change
 from lunaris_server.commands.models import Command
@@ -24,7 +27,21 @@ REVOKED_RUNNING: Final = (
 )
 
 
-def to_wire(command: Command) -> RunUpdatesCommand:
+UPDATE_AGENT: Final = "UPDATE_AGENT"
+
+
+def to_wire(command: Command) -> AgentCommand:
+    if command.kind == UPDATE_AGENT:
+        assert command.versions is not None  # queued with its version, size and hash
+        assert command.installer_size_bytes is not None
+        assert command.installer_sha256 is not None
+        return UpdateAgentCommand(
+            command_id=uuid.UUID(command.id),
+            version=command.versions[AGENT_PACKAGE],
+            size_bytes=command.installer_size_bytes,
+            sha256=command.installer_sha256,
+            expires_at=command.expires_at,
+        )
     return RunUpdatesCommand(
         command_id=uuid.UUID(command.id),
         packages=command.packages,

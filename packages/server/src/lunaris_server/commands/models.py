@@ -100,6 +100,10 @@ class Command(Base):
     retry_of: Mapped[str | None] = mapped_column(String(36))
     """The command of its deployment whose failures it retries: that one no longer counts
     in the deployment's summary, this one does."""
+    installer_size_bytes: Mapped[int | None] = mapped_column(BigInteger)
+    installer_sha256: Mapped[str | None] = mapped_column(String(64))
+    """An ``UPDATE_AGENT``'s MSI as it was when the command was queued: the agent checks
+    what it downloads against these (its version is in ``versions``)."""
 
     __table_args__ = (
         # What a device has waiting (heartbeat handover, socket push).

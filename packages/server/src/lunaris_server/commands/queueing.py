@@ -58,12 +58,14 @@ def new_command(
     deployment_id: str | None = None,
     retry_of: str | None = None,
     window_ends_at: datetime | None = None,
+    kind: str = RUN_UPDATES,
 ) -> Command:
-    """A RUN_UPDATES command; :func:`queue` gives it the versions to install."""
+    """A new command (RUN_UPDATES unless told); :func:`queue` gives it the versions to
+    install."""
     return Command(
         id=str(uuid.uuid4()),
         device_id=device_id,
-        kind=RUN_UPDATES,
+        kind=kind,
         packages=packages,
         status=CommandStatus.QUEUED.value,
         created_by=actor.name,

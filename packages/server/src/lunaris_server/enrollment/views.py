@@ -9,10 +9,11 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from lunaris_server.accounts import flash
 from lunaris_server.accounts.deps import ConsoleAdmin, ConsoleUser, user_actor
 from lunaris_server.accounts.flash import Flash
+from lunaris_server.agents import files
+from lunaris_server.agents import service as agents
 from lunaris_server.console.deps import CheckedForm, ConsoleDep
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.core.settings import Settings
-from lunaris_server.enrollment import installer
 from lunaris_server.enrollment import service as enrollment
 from lunaris_server.enrollment.service import CreatedSecret
 from lunaris_server.web.deps import NowDep, RowId, SessionDep, StateDep
@@ -48,7 +49,7 @@ async def _render(
         {
             "tab": "agents",
             "api_url": api_base_url(state.settings),
-            "installer": installer.latest_installer(state.settings.resolved_agent_downloads_dir),
+            "installer": await agents.latest(state.settings.resolved_agent_downloads_dir),
             "secrets": await enrollment.list_secrets(session) if user.is_admin else [],
             "created": created or [],
             "error": error,
@@ -165,7 +166,14 @@ async def rotate_secret(
 
 @router.get("/downloads/{name}")
 async def download_installer(name: str, _user: ConsoleUser, state: StateDep) -> FileResponse:
-    path = installer.installer_path(state.settings.resolved_agent_downloads_dir, name)
+    """An agent version's MSI, by its own name or (the newest) as ``lunaris-agent.msi``;
+    saved under the name asked for, which the Settings page's msiexec line installs."""
+    folder = state.settings.resolved_agent_downloads_dir
+    stored = name
+    if name == files.LATEST_NAME:
+        newest = await agents.latest(folder)
+        stored = newest.name if newest is not None else name
+    path = files.path_of(folder, stored)
     if path is None:
         raise NotFound(f"no installer named {name}")
     return FileResponse(path, media_type="application/x-msi", filename=name)

@@ -15,8 +15,8 @@ from sqlalchemy import Table, bindparam, delete, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.core.versions import sort_key
 from lunaris_server.software.models import DeviceSoftware, SoftwareTitle, SoftwareVersion
-from lunaris_server.updates.versions import sort_key
 
 
 @dataclass(frozen=True, slots=True)

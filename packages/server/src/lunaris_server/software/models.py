@@ -6,11 +6,11 @@ from datetime import datetime
 from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, func
 from sqlalchemy.orm import Mapped, mapped_column
 
+from lunaris_server.core.versions import MAX_SORT_KEY
 from lunaris_server.db import Base
-from lunaris_server.updates.versions import MAX_SORT_KEY
 
 VersionKey = String(MAX_SORT_KEY).with_variant(String(MAX_SORT_KEY, collation="C"), "postgresql")
-"""``updates.versions.sort_key``: compared bytewise, which is SQLite's default and ``"C"`` on
+"""``core.versions.sort_key``: compared bytewise, which is SQLite's default and ``"C"`` on
 PostgreSQL (a language's collation would skip the punctuation the key is made of)."""
 
 

@@ -1,7 +1,7 @@
 """The software search: a package (its id or name, or part of either), optionally followed by
 a version range, ``Notepad++.Notepad++ < 8.8``, ``7zip.7zip <= 23.01``, ``Java >= 8, < 9``.
 
-Versions compare in winget's order through their sort key (updates/versions.py), which the
+Versions compare in winget's order through their sort key (core/versions.py), which the
 database holds in an index next to each row: the range is evaluated in SQL. An ``Unknown``
 version is older than any other, so it falls inside every "older than" range: an install
 whose version winget cannot tell is shown, never hidden.
@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Final
 
 from lunaris_server.core.errors import InvalidInput
-from lunaris_server.updates.versions import sort_key
+from lunaris_server.core.versions import sort_key
 
 MAX_SEARCH: Final = 256
 MAX_CLAUSES: Final = 4

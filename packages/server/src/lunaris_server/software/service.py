@@ -25,6 +25,7 @@ from lunaris_protocol import (
     list_digest,
 )
 from lunaris_server.core.security import token_hash
+from lunaris_server.core.versions import sort_key
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 from lunaris_server.realtime.outbox import announce
@@ -32,7 +33,6 @@ from lunaris_server.software import fleet_counts
 from lunaris_server.software.models import DeviceInventory, DeviceSoftware
 from lunaris_server.updates.models import UpdateEvent
 from lunaris_server.updates.pairing import pair_leftovers
-from lunaris_server.updates.versions import sort_key
 
 
 class SoftwareEvent(StrEnum):

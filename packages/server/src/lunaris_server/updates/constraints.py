@@ -1,5 +1,5 @@
 """Version constraints of package rules ("stay on Java 8": ``<9``, ``8.*``, ``>=8,<9``),
-compared in winget's order (updates/versions.py).
+compared in winget's order (core/versions.py).
 
 A constraint is one or more clauses separated by commas, all of which must hold:
 ``<V``, ``<=V``, ``>V``, ``>=V``, ``==V`` (or ``=V``), ``!=V``, or a wildcard ``V.*`` (the
@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from lunaris_server.updates.versions import Part, parts, sort_key
+from lunaris_server.core.versions import Part, parts, sort_key
 
 MAX_CONSTRAINT = 128
 

@@ -13,10 +13,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.core.versions import newest, sort_key
 from lunaris_server.db.queries import contains_pattern, parse_sort
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
-from lunaris_server.updates.versions import newest, sort_key
 
 
 async def device_updates(session: AsyncSession, *, device_id: str) -> list[DeviceUpdate]:

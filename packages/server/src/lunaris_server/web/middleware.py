@@ -83,21 +83,34 @@ class BodySizeLimitMiddleware:
     """Refuses bodies over the limit with 413, before the application reads them whole.
 
     Checks ``Content-Length`` up front and counts streamed (chunked) bytes as they arrive.
-    Update reports get a larger limit than everything else.
+    Update reports get a larger limit than everything else, and so do the paths under a
+    large prefix (an agent MSI's upload).
     """
 
     def __init__(
-        self, app: ASGIApp, *, max_bytes: int, large_paths: dict[str, int] | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_bytes: int,
+        large_paths: dict[str, int] | None = None,
+        large_prefixes: dict[str, int] | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.large_paths = large_paths or {}
+        self.large_prefixes = large_prefixes or {}
+
+    def limit_for(self, path: str) -> int:
+        for prefix, limit in self.large_prefixes.items():
+            if path.startswith(prefix):
+                return limit
+        return self.large_paths.get(path, self.max_bytes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.large_paths.get(scope["path"], self.max_bytes)
+        limit = self.limit_for(scope["path"])
         if declared_length(scope) > limit:
             await _too_large(send, limit)
             return

@@ -1,0 +1,1 @@
+"""Agent versions: the MSIs every server process serves, to browsers and to agents."""
