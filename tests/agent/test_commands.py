@@ -192,9 +192,9 @@ async def test_a_command_cut_short_by_a_restart_is_reported_failed_with_the_next
 
 
 def test_the_ledger_is_bounded(tmp_path, monkeypatch):
-    from lunaris_agent import commands
+    from lunaris_agent import ledger
 
-    monkeypatch.setattr(commands, "LEDGER_SIZE", 3)
+    monkeypatch.setattr(ledger, "LEDGER_SIZE", 3)
     ledger = CommandLedger(tmp_path / "commands.json")
     ids = [uuid.uuid4() for _ in range(5)]
     for command_id in ids:

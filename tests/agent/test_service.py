@@ -231,8 +231,11 @@ class FakeAgent:
     runs: list[tuple[threading.Event, Path]] = field(default_factory=list)
     configured: list[tuple[Path, bool]] = field(default_factory=list)
 
-    def run(self, stop_event: threading.Event, *, config_path: Path | None = None) -> int:
+    def run(
+        self, stop_event: threading.Event, *, config_path: Path | None = None, self_update: bool
+    ) -> int:
         assert config_path is not None  # the service always says which file
+        assert self_update  # the installed service is the agent an MSI upgrade restarts
         self.runs.append((stop_event, config_path))
         self.running.set()
         if self.error is not None:

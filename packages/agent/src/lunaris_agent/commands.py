@@ -1,51 +1,63 @@
-"""Remote actions on the PC: RUN_UPDATES commands, each run once, one at a time.
+"""Remote actions on the PC: RUN_UPDATES and UPDATE_AGENT commands, each run once, one at a
+time.
 
 A command may arrive twice (over the socket and again in a heartbeat, or re-sent after a
-lost answer): the ledger (``commands.json`` beside the config) remembers every command id it
-has accepted, so a duplicate is ignored, also after a restart. Each step (a package starting,
-a package's result, the end) goes to the spool first and is numbered, so the server gets every
-step in order even across an outage, and can ignore a step it already has.
+lost answer): the ledger (:mod:`lunaris_agent.ledger`) remembers every command id it has
+accepted, so a duplicate is ignored, also after a restart. Each step goes to the spool first
+and is numbered, so the server gets every step in order even across an outage.
 
 A command the agent was running when it stopped (a crash, a reboot by an installer) is not
 resumed, since which packages already ran is unknown: it is reported as failed, with that
-reason, at the next start.
+reason, at the next start. An UPDATE_AGENT whose installer stopped the agent is the exception:
+the agent that starts next finishes it (:mod:`lunaris_agent.selfupdate`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any, Final, Literal
-from uuid import UUID
+from typing import Final
 
-from lunaris_agent.config import write_private_file
+from lunaris_agent.ledger import (
+    LEDGER_FILE,
+    PROGRESS_KIND,
+    CommandLedger,
+    Steps,
+    progress_from_payload,
+    progress_payload,
+)
+from lunaris_agent.selfupdate import SelfUpdater
 from lunaris_agent.spool import Spool
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_agent.winget.text import clean_message
 from lunaris_protocol import (
     AgentCommand,
     Capability,
-    CommandProgress,
     PackageResult,
     RunUpdatesCommand,
+    UpdateAgentCommand,
     UpdateReport,
 )
 from lunaris_protocol.limits import MAX_MESSAGE, MAX_OUTCOME
 from lunaris_protocol.packages import is_targetable_id
 from lunaris_protocol.text import invisible_character
 
-log = logging.getLogger(__name__)
+__all__ = [
+    "AGENT_CAPABILITIES",
+    "LEDGER_FILE",
+    "PROGRESS_KIND",
+    "CommandLedger",
+    "CommandRunner",
+    "Installer",
+    "Lister",
+    "progress_from_payload",
+    "progress_payload",
+]
 
-PROGRESS_KIND: Final = "command_progress"
-LEDGER_FILE: Final = "commands.json"
-LEDGER_SIZE: Final = 1_000
-"""Command ids remembered; a duplicate arrives within hours, not after a thousand commands."""
+log = logging.getLogger(__name__)
 
 Installer = Callable[[str, str | None], Awaitable[InstallOutcome]]
 """Installs one package (``winget upgrade --id``; exactly the version given, if one is) and
@@ -59,67 +71,6 @@ AGENT_CAPABILITIES: Final = [
 Lister = Callable[[], Awaitable[UpdateReport]]
 """What can be upgraded now: for a command that asks for every available update."""
 
-StepStatus = Literal["running", "succeeded", "failed"]
-
-
-@dataclass
-class _Entry:
-    state: Literal["accepted", "finished"]
-    last_step: int
-    at: str
-
-
-class CommandLedger:
-    """Which commands this PC has accepted, and the last step reported for each."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._entries = self._load()
-
-    def knows(self, command_id: UUID) -> bool:
-        return str(command_id) in self._entries
-
-    def accept(self, command_id: UUID) -> None:
-        self._entries[str(command_id)] = _Entry("accepted", 0, _now())
-        while len(self._entries) > LEDGER_SIZE:
-            del self._entries[next(iter(self._entries))]  # the oldest
-        self._save()
-
-    def next_step(self, command_id: UUID) -> int:
-        entry = self._entries[str(command_id)]
-        entry.last_step += 1
-        self._save()
-        return entry.last_step
-
-    def finish(self, command_id: UUID) -> None:
-        self._entries[str(command_id)].state = "finished"
-        self._save()
-
-    def unfinished(self) -> list[UUID]:
-        return [UUID(key) for key, entry in self._entries.items() if entry.state == "accepted"]
-
-    def _load(self) -> dict[str, _Entry]:
-        try:
-            data = json.loads(self.path.read_bytes())
-            return {
-                str(UUID(key)): _Entry(value["state"], int(value["last_step"]), str(value["at"]))
-                for key, value in data.items()
-            }
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
-            # Losing the ledger risks running a re-sent command twice; refusing to start would
-            # stop reporting altogether. Say so loudly and go on.
-            log.error("command ledger %s unreadable, starting afresh: %s", self.path, error)
-            return {}
-
-    def _save(self) -> None:
-        data = {
-            key: {"state": entry.state, "last_step": entry.last_step, "at": entry.at}
-            for key, entry in self._entries.items()
-        }
-        write_private_file(self.path, json.dumps(data).encode())
-
 
 class CommandRunner:
     def __init__(
@@ -132,21 +83,33 @@ class CommandRunner:
         send: Callable[[], Awaitable[None]],
         after_command: Callable[[], Awaitable[None]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        self_update: SelfUpdater | None = None,
     ) -> None:
         """``send`` flushes the spool (best effort: it must not raise for an unreachable
-        server); ``after_command`` rescans and reports, so the console sees the new state."""
+        server); ``after_command`` rescans and reports, so the console sees the new state.
+        ``self_update`` takes UPDATE_AGENT commands (when it is available) and finishes the
+        one an earlier agent started."""
         self._ledger = ledger
-        self._spool = spool
+        self._steps = Steps(ledger, spool)
+        self._self_update = self_update
         self._install = install
         self._list_updates = list_updates
         self._send = send
         self._after_command = after_command
         self._clock = clock
-        self._queue: asyncio.Queue[RunUpdatesCommand] = asyncio.Queue()
+        self._queue: asyncio.Queue[AgentCommand] = asyncio.Queue()
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What this agent tells the server it understands (registration and heartbeats)."""
+        if self._self_update is None or not self._self_update.available:
+            return list(AGENT_CAPABILITIES)
+        return [*AGENT_CAPABILITIES, Capability.SELF_UPDATE.value]
 
     def offer(self, command: AgentCommand) -> bool:
         """Queues a command unless it was seen before; True when it is new."""
-        if not isinstance(command, RunUpdatesCommand):  # sent only to agents that take it
+        updates_agent = isinstance(command, UpdateAgentCommand)
+        if updates_agent and Capability.SELF_UPDATE.value not in self.capabilities:
             log.warning("command %s: this agent does not take %s", command.command_id, command.kind)
             return False
         if self._ledger.knows(command.command_id):
@@ -158,9 +121,12 @@ class CommandRunner:
         return True
 
     def report_interrupted(self) -> None:
-        """At start: the commands accepted before the agent stopped and never finished."""
+        """At start: the commands accepted before the agent stopped and never finished; an
+        agent update the installer stopped is finished first, with this agent's version."""
+        if self._self_update is not None:
+            self._self_update.finish_pending(self._steps)
         for command_id in self._ledger.unfinished():
-            self._step(
+            self._steps.step(
                 command_id,
                 "failed",
                 message="the agent stopped before this command finished (a restart or a "
@@ -180,15 +146,24 @@ class CommandRunner:
             count += 1
         return count
 
-    async def execute(self, command: RunUpdatesCommand) -> None:
+    async def execute(self, command: AgentCommand) -> None:
+        if isinstance(command, UpdateAgentCommand):
+            assert self._self_update is not None  # offered only then
+            await self._self_update.execute(command, self._steps, self._send)
+        else:
+            await self._run_updates(command)
+
+    async def _run_updates(self, command: RunUpdatesCommand) -> None:
         command_id = command.command_id
         if self._clock() >= command.expires_at:
-            self._finish(command_id, "failed", message="expired before the agent could start it")
+            self._steps.finish(
+                command_id, "failed", message="expired before the agent could start it"
+            )
             await self._send()
             return
         packages = await self._packages(command)
         if packages is None:
-            self._finish(command_id, "failed", message="winget could not list the updates")
+            self._steps.finish(command_id, "failed", message="winget could not list the updates")
             await self._send()
             return
         # An id a step cannot carry (a control or format character in it) is not installed:
@@ -202,9 +177,9 @@ class CommandRunner:
                 # A policy's window closed while earlier packages installed: none starts late.
                 result = _package_result(package, _window_closed(package, command), 0.0)
                 results.append(result)
-                self._step(command_id, "running", result=result)
+                self._steps.step(command_id, "running", result=result)
                 continue
-            self._step(command_id, "running", package_started=package)
+            self._steps.step(command_id, "running", package_started=package)
             await self._send()
             started = time.monotonic()
             try:
@@ -214,10 +189,10 @@ class CommandRunner:
                 outcome = InstallOutcome.not_run(package, f"could not start: {error}")
             result = _package_result(package, outcome, time.monotonic() - started)
             results.append(result)
-            self._step(command_id, "running", result=result)
+            self._steps.step(command_id, "running", result=result)
             await self._send()
         succeeded = not unsendable and all(result.succeeded for result in results)
-        self._finish(
+        self._steps.finish(
             command_id,
             "succeeded" if succeeded else "failed",
             message=_not_installed(unsendable),
@@ -241,36 +216,6 @@ class CommandRunner:
         # A truncated id cannot be given to winget; it shows in the console as such.
         ids = (item.package_identifier for item in report.updates)
         return list(dict.fromkeys(identifier for identifier in ids if is_targetable_id(identifier)))
-
-    def _finish(self, command_id: UUID, status: StepStatus, *, message: str = "") -> None:
-        self._step(command_id, status, message=message)
-        self._ledger.finish(command_id)
-
-    def _step(
-        self,
-        command_id: UUID,
-        status: StepStatus,
-        *,
-        package_started: str | None = None,
-        result: PackageResult | None = None,
-        message: str = "",
-    ) -> None:
-        progress = CommandProgress(
-            sequence=self._ledger.next_step(command_id),
-            status=status,
-            package_started=package_started,
-            result=result,
-            message=clean_message(message)[:MAX_MESSAGE],
-        )
-        self._spool.append_result(PROGRESS_KIND, progress_payload(command_id, progress))
-
-
-def progress_payload(command_id: UUID, progress: CommandProgress) -> dict[str, Any]:
-    return {"command_id": str(command_id), "progress": progress.model_dump(mode="json")}
-
-
-def progress_from_payload(payload: dict[str, Any]) -> tuple[UUID, CommandProgress]:
-    return UUID(payload["command_id"]), CommandProgress.model_validate(payload["progress"])
 
 
 def _package_result(package: str, outcome: InstallOutcome, duration_s: float) -> PackageResult:
@@ -300,7 +245,9 @@ def _not_installed(unsendable: list[str]) -> str:
     return f"not installed, the id holds invisible characters: {named}"
 
 
-def _describe(command: RunUpdatesCommand) -> str:
+def _describe(command: AgentCommand) -> str:
+    if isinstance(command, UpdateAgentCommand):
+        return f"update this agent to {command.version}"
     if command.packages is None:
         return "every available update"
     versions = command.versions or {}
@@ -309,7 +256,3 @@ def _describe(command: RunUpdatesCommand) -> str:
         for package in command.packages[:5]
     ]
     return ", ".join(named) + (" ..." if len(command.packages) > 5 else "")
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")

@@ -68,6 +68,7 @@ class _ConfigFile(BaseModel):
     log_dir: Path | None = None
     tags: TagList | None = None
     """A JSON list of tags or one comma-separated text, as a person may write either."""
+    update_publisher: str | None = None
 
     @field_validator("api_url")
     @classmethod
@@ -105,6 +106,9 @@ class AgentConfig:
     tags: tuple[str, ...] = ()
     """Normalised (:func:`lunaris_protocol.tags.normalise_tags`): what every registration and
     update report says the device's agent tags are; none clears them on the server."""
+    update_publisher: str | None = None
+    """The Authenticode signer subject an agent MSI must carry to be installed by an
+    UPDATE_AGENT command; None: no signature check."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, written back unchanged."""
 
@@ -151,6 +155,7 @@ class AgentConfig:
             "winget_path": _path_or_none(self.winget_path),
             "verify_tls": self.verify_tls,
             "ca_bundle": _path_or_none(self.ca_bundle),
+            "update_publisher": self.update_publisher,
         }
         # Optional directories are written only when set, so the defaults can move later.
         if self.spool_dir_setting is not None:
@@ -224,6 +229,7 @@ def load(path: Path) -> AgentConfig:
         spool_dir_setting=parsed.spool_dir,
         log_dir_setting=parsed.log_dir,
         tags=tuple(parsed.tags or ()),
+        update_publisher=parsed.update_publisher,
         extra=dict(parsed.model_extra or {}),
     )
 

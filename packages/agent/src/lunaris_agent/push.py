@@ -23,7 +23,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import WebSocketException
 
 from lunaris_agent.client import USER_AGENT
-from lunaris_protocol import RunUpdatesCommand, RunUpdatesMessage
+from lunaris_protocol import AgentCommand, agent_message_adapter
 from lunaris_protocol.backoff import Backoff
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class PushChannel:
         api_url: str,
         *,
         token: Callable[[], str | None],
-        on_command: Callable[[RunUpdatesCommand], object],
+        on_command: Callable[[AgentCommand], object],
         verify: bool | str = True,
         rng: random.Random | None = None,
     ) -> None:
@@ -106,7 +106,7 @@ class PushChannel:
 
     def _receive(self, text: str | bytes) -> None:
         try:
-            message = RunUpdatesMessage.model_validate_json(text)
+            message = agent_message_adapter.validate_json(text)
         except ValidationError:
             log.warning("push channel: ignoring a message this agent does not understand")
             return

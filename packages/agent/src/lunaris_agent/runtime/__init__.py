@@ -41,6 +41,7 @@ from lunaris_agent.config import AgentConfig, ConfigError
 from lunaris_agent.runtime.agent import Agent, Scanner
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.runtime.inventory import Inventory
+from lunaris_agent.selfupdate import windows_self_update
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_agent.winget.report import inventory_from_list, report_from_scan
 from lunaris_protocol import InventoryReport, UpdateReport
@@ -113,17 +114,22 @@ def prepare(config_path: Path) -> AgentConfig:
     return config_file.with_device_id(config)
 
 
-def run(stop_event: threading.Event, *, config_path: Path | None = None) -> int:
+def run(
+    stop_event: threading.Event, *, config_path: Path | None = None, self_update: bool = False
+) -> int:
     """Runs the agent until ``stop_event`` is set (from any thread: the Windows service's
-    control handler, a signal handler). Returns an :class:`ExitCode`."""
-    return asyncio.run(_run(stop_event, config_path or config_file.default_config_path()))
+    control handler, a signal handler). Returns an :class:`ExitCode`. ``self_update``: this
+    is the installed Windows service, which an MSI upgrade stops and starts again, so it may
+    take UPDATE_AGENT commands (when msiexec is there)."""
+    path = config_path or config_file.default_config_path()
+    return asyncio.run(_run(stop_event, path, self_update=self_update))
 
 
 def once(*, config_path: Path | None = None) -> int:
     return asyncio.run(_once(config_path or config_file.default_config_path()))
 
 
-async def _run(stop_event: threading.Event, config_path: Path) -> int:
+async def _run(stop_event: threading.Event, config_path: Path, *, self_update: bool) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # A thread blocked on the caller's event costs no CPU, unlike polling it.
@@ -132,14 +138,16 @@ async def _run(stop_event: threading.Event, config_path: Path) -> int:
         name="lunaris-stop-watch",
         daemon=True,
     ).start()
-    return await _with_agent(config_path, lambda agent: agent.run(stop))
+    return await _with_agent(config_path, lambda agent: agent.run(stop), self_update=self_update)
 
 
 async def _once(config_path: Path) -> int:
     return await _with_agent(config_path, lambda agent: agent.once())
 
 
-async def _with_agent(config_path: Path, work: Callable[[Agent], Awaitable[ExitCode]]) -> int:
+async def _with_agent(
+    config_path: Path, work: Callable[[Agent], Awaitable[ExitCode]], *, self_update: bool = False
+) -> int:
     try:
         config = prepare(config_path)
     except ConfigError as error:
@@ -153,6 +161,7 @@ async def _with_agent(config_path: Path, work: Callable[[Agent], Awaitable[ExitC
             scanner=winget_scanner(config.winget_path),
             install=winget_installer(config.winget_path),
             inventory=winget_inventory(config.winget_path),
+            self_update=windows_self_update() if self_update else None,
         )
         try:
             code = await work(agent)

@@ -16,22 +16,16 @@ from uuid import UUID
 
 from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentApiError, AgentClient, RequestRefused, ServerUnavailable
-from lunaris_agent.commands import (
-    AGENT_CAPABILITIES,
-    LEDGER_FILE,
-    PROGRESS_KIND,
-    CommandLedger,
-    CommandRunner,
-    Installer,
-    progress_from_payload,
-)
+from lunaris_agent.commands import CommandRunner, Installer
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts, local_time_zone, read_device_facts
+from lunaris_agent.ledger import LEDGER_FILE, PROGRESS_KIND, CommandLedger, progress_from_payload
 from lunaris_agent.push import PushChannel
 from lunaris_agent.runtime.contact import ContactRecorder
 from lunaris_agent.runtime.exits import ExitCode
 from lunaris_agent.runtime.inventory import Inventory, InventoryReporter
 from lunaris_agent.runtime.registration import Registration
+from lunaris_agent.selfupdate import SelfUpdater, SelfUpdateSettings
 from lunaris_agent.spool import Spool, SpooledResult
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_protocol import (
@@ -75,6 +69,7 @@ class Agent:
         push: bool = True,
         inventory: Inventory | None = None,
         inventory_interval_s: float | None = None,
+        self_update: SelfUpdateSettings | None = None,
     ) -> None:
         """``install`` runs remote actions' package installs (winget on a PC); without it the
         agent refuses commands. ``inventory`` lists everything installed (``winget list``);
@@ -82,7 +77,7 @@ class Agent:
         ``scan_interval_s`` and ``inventory_interval_s`` override what the server asks for:
         the simulator's compressed time. ``record_contact`` keeps state.json for `status`.
         ``push`` opens the socket on which commands arrive at once (they also ride on
-        heartbeat answers)."""
+        heartbeat answers). ``self_update`` lets UPDATE_AGENT commands replace the agent."""
         if config.device_id is None:
             raise ValueError("the config has no device id yet: use config.with_device_id")
         self.config = config
@@ -104,6 +99,7 @@ class Agent:
             self._contact,
             config=lambda: self.config,
             save_config=self._save_config,
+            capabilities=lambda: self.commands.capabilities,
         )
         self.inventory: InventoryReporter | None = None
         if inventory is not None:
@@ -125,6 +121,7 @@ class Agent:
             list_updates=scanner,
             send=self._send_best_effort,
             after_command=self._rescan,
+            self_update=SelfUpdater(self_update, lambda: self.config),
         )
         self.push = (
             PushChannel(
@@ -152,7 +149,7 @@ class Agent:
             hostname=self._facts.hostname,
             os_version=self._facts.os_version,
             agent_version=self._facts.agent_version,
-            capabilities=AGENT_CAPABILITIES,
+            capabilities=self.commands.capabilities,
             time_zone=local_time_zone(),
             booted_at=self._facts.booted_at,
             **facts,

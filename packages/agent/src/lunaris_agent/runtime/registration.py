@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import TypeVar
 
 from lunaris_agent.client import AgentClient, AuthRejected, ReenrollmentPending, RequestRefused
-from lunaris_agent.commands import AGENT_CAPABILITIES
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts, local_time_zone, new_registration_key
 from lunaris_agent.runtime.contact import ContactRecorder
@@ -40,13 +39,16 @@ class Registration:
         *,
         config: Callable[[], AgentConfig],
         save_config: Callable[[AgentConfig], None],
+        capabilities: Callable[[], list[str]],
     ) -> None:
-        """``config`` is the agent's config as it is now; ``save_config`` writes a change."""
+        """``config`` is the agent's config as it is now; ``save_config`` writes a change;
+        ``capabilities`` is what the agent says it understands."""
         self._client = client
         self._facts = facts
         self._contact = contact
         self._config = config
         self._save_config = save_config
+        self._capabilities = capabilities
         self._registering = asyncio.Lock()
 
     async def authorized(self, call: Callable[[str], Awaitable[T]]) -> T:
@@ -92,7 +94,7 @@ class Registration:
                 device_token=config.device_token,  # proof that this id is ours
                 registration_key=config.registration_key,
                 tags=list(config.tags),  # none clears the device's agent tags
-                capabilities=AGENT_CAPABILITIES,
+                capabilities=self._capabilities(),
                 time_zone=local_time_zone(),
                 booted_at=self._facts.booted_at,
                 **self._facts.wire(),
