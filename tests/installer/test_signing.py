@@ -2,6 +2,7 @@
 certificate as the environment asks; a copy of its unsigned MSI is signed again here through
 the function the build uses, and ``osslsigncode verify`` reads the signatures back."""
 
+import asyncio
 import shutil
 import subprocess
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from msi_sign import Signing, sign_msi, windows_subject
 from msi_tools import BuildError
 
+from lunaris_agent.selfupdate.files import UpdateRefused
+from lunaris_agent.selfupdate.signature import OsslsigncodeVerifier, check_publisher
 from tests.installer.helpers import SIGNER_SUBJECT, Built, CodeSigning
 
 pytestmark = pytest.mark.e2e
@@ -48,6 +51,16 @@ def test_the_build_signs_as_the_environment_asks_and_prints_the_signer(
     assert "Text description: Lunaris Agent" in checked.stdout
     assert "Timestamp is not available" in checked.stdout  # none unless asked: no network
     assert f"signed by {SIGNER_SUBJECT} (an agent's UPDATE_PUBLISHER)" in built.output
+
+
+def test_an_agent_pinned_to_the_printed_signer_takes_the_msi_and_refuses_it_unsigned(
+    built: Built, code_signing: CodeSigning
+) -> None:
+    # The agent's own check (its Linux verifier, with the test certificate as the root).
+    verifier = OsslsigncodeVerifier(ca_file=code_signing.cert)
+    asyncio.run(check_publisher(verifier, built.msi, SIGNER_SUBJECT))
+    with pytest.raises(UpdateRefused, match="no valid signature"):
+        asyncio.run(check_publisher(verifier, built.work / "agent.msi", SIGNER_SUBJECT))
 
 
 def test_a_pem_certificate_and_key_sign_a_copy(
