@@ -14,18 +14,26 @@ worker a core (at most MAX_TEST_WORKERS), unless they choose (`-n 0`: one proces
 `test` first makes sure of the Debian packages the suite uses (SYSTEM_PACKAGES): run as root
 where apt-get exists, it installs those missing; elsewhere, or with LUNARIS_NO_SYSTEM_INSTALL=1,
 it stops before set-up with one line saying what to install when one the suite cannot run
-without is missing, and notes the others (whose tests then skip). The demo needs none.
+without is missing, and notes the others (whose tests then skip).
+
+`demo` offers an agent MSI built from this tree on its Settings -> Agents page: it builds one
+into the demo server's downloads folder when the agent's sources (or the build's) changed
+since the last, with wixl, msitools and osslsigncode, installed the same way when they are
+missing. Without them it says so in one line and serves without an MSI.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import time
 import venv
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 UV_VERSION = "0.13.9"
 MIN_PYTHON = (3, 11)
@@ -37,6 +45,12 @@ MAX_TEST_WORKERS = 4
 """`test` runs pytest with one pytest-xdist worker per core, up to this many: each test may
 start server, agent and browser processes of its own, and the database shares the machine."""
 NO_INSTALL_VARIABLE = "LUNARIS_NO_SYSTEM_INSTALL"
+MSI_TESTS = "the agent MSI tests"
+MSI_INPUTS = ("pyproject.toml", "uv.lock", "packages/agent", "packages/protocol", "infra/installer")
+"""What the agent MSI is built from: a change to any of it means a new MSI for the demo."""
+MSI_STAMP = ".demo-msi"
+"""In the downloads folder: the inputs' digest and the name of the MSI built from them."""
+GENERATED = frozenset({"__pycache__", ".pytest_cache", ".mypy_cache", ".ruff_cache"})
 
 
 @dataclass(frozen=True)
@@ -54,9 +68,9 @@ class SystemPackage:
 
 SYSTEM_PACKAGES = (
     SystemPackage("chromium", ("chromium",), "the browser tests", "required"),
-    SystemPackage("wixl", ("wixl",), "the agent MSI tests", "skips"),
-    SystemPackage("msitools", ("msibuild", "msiinfo"), "the agent MSI tests", "skips"),
-    SystemPackage("osslsigncode", ("osslsigncode",), "the agent MSI tests", "skips"),
+    SystemPackage("wixl", ("wixl",), MSI_TESTS, "skips"),
+    SystemPackage("msitools", ("msibuild", "msiinfo"), MSI_TESTS, "skips"),
+    SystemPackage("osslsigncode", ("osslsigncode",), MSI_TESTS, "skips"),
     SystemPackage("docker-compose", ("docker-compose",), "the compose file check", "skips"),
     SystemPackage("wine", ("wine",), "the MSI under Wine", "ci"),
     SystemPackage("wine64", ("wine64",), "the MSI under Wine", "ci", ("/usr/lib/wine",)),
@@ -162,12 +176,7 @@ def system_packages(*, ci: bool) -> bool:
     """Makes sure of the system packages the suite (and with ``ci``, .ci/run) uses: installs
     the missing ones when it can. False, having said in one line what to install, when one
     that is needed is still missing; missing ones whose tests skip get a one-line note."""
-    wanted = [p for p in SYSTEM_PACKAGES if ci or p.need != "ci"]
-    missing = [p for p in wanted if not _installed(p)]
-    if missing and _can_install():
-        _say(f"installing {_names(missing)} with apt-get, for {_uses(missing)}")
-        _apt_install([p.package for p in missing])
-        missing = [p for p in missing if not _installed(p)]
+    missing = _ensure([p for p in SYSTEM_PACKAGES if ci or p.need != "ci"])
     needed = [p for p in missing if ci or p.need == "required"]
     if needed:
         print(f"missing: {_names(needed)}, for {_uses(needed)} {_advice(needed)}", file=sys.stderr)
@@ -178,6 +187,87 @@ def system_packages(*, ci: bool) -> bool:
             file=sys.stderr,
         )
     return True
+
+
+def _ensure(packages: list[SystemPackage], purpose: str | None = None) -> list[SystemPackage]:
+    """Installs those of ``packages`` that are missing, when it can; returns those still
+    missing."""
+    missing = [p for p in packages if not _installed(p)]
+    if missing and _can_install():
+        _say(f"installing {_names(missing)} with apt-get, for {purpose or _uses(missing)}")
+        _apt_install([p.package for p in missing])
+        missing = [p for p in missing if not _installed(p)]
+    return missing
+
+
+def demo_downloads_dir() -> Path:
+    """Where ``lunaris-server demo``, started in ROOT, looks for MSIs to offer: its settings'
+    LUNARIS_AGENT_DOWNLOADS_DIR, by default ``downloads`` in LUNARIS_DATA_DIR (``data``)."""
+    configured = os.environ.get("LUNARIS_AGENT_DOWNLOADS_DIR")
+    data_dir = Path(os.environ.get("LUNARIS_DATA_DIR") or "data")
+    folder = Path(configured) if configured else data_dir / "downloads"
+    return folder if folder.is_absolute() else ROOT / folder
+
+
+def msi_inputs_digest(root: Path = ROOT) -> str:
+    """SHA-256 over the paths and contents of the files the MSI is built from."""
+    digest = hashlib.sha256()
+    for top in MSI_INPUTS:
+        path = root / top
+        files = [path] if path.is_file() else sorted(path.rglob("*"))
+        for file in files:
+            generated = file.suffix == ".pyc" or any(
+                part in GENERATED or part.endswith(".egg-info") for part in file.parts
+            )
+            if file.is_file() and not generated:
+                digest.update(f"{file.relative_to(root).as_posix()}\0".encode())
+                digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def demo_msi(downloads: Path, work: Path) -> Literal["current", "built", "no tools", "failed"]:
+    """An MSI of this tree's agent in ``downloads``, built (in ``work``) unless the one built
+    last is from the same sources; one line says what happened."""
+    stamp = downloads / MSI_STAMP
+    digest = msi_inputs_digest()
+    recorded = stamp.read_text(encoding="ascii").split() if stamp.is_file() else []
+    if len(recorded) == 2 and recorded[0] == digest and (downloads / recorded[1]).is_file():
+        _say(f"agent MSI: {recorded[1]}, built from these sources")
+        return "current"
+    packages = [p for p in SYSTEM_PACKAGES if p.used_by == MSI_TESTS]
+    missing = _ensure(packages, "the demo's agent MSI")
+    if missing:
+        print(
+            f"note: the demo serves without an agent MSI, missing {_names(missing)} "
+            f"{_advice(missing)}",
+            file=sys.stderr,
+        )
+        return "no tools"
+    log_path = work.with_name(f"{work.name}.log")
+    _say(f"building the agent MSI for the demo (log: {log_path})")
+    started = time.monotonic()
+    work.parent.mkdir(parents=True, exist_ok=True)
+    # As the server makes its data folder, which holds its secrets: for its owner only.
+    for folder in reversed([p for p in (downloads, *downloads.parents) if not p.exists()]):
+        folder.mkdir(mode=0o700)
+    with log_path.open("w", encoding="utf-8") as log:
+        build = [sys.executable, ROOT / "infra/installer/build_msi.py", "--output-dir", downloads]
+        result = subprocess.run(
+            [str(part) for part in [*build, "--work-dir", work]],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            text=True,
+            check=False,
+        )
+    if result.returncode != 0 or not result.stdout.strip():
+        print(f"note: the demo serves without a new agent MSI, see {log_path}", file=sys.stderr)
+        return "failed"
+    built = Path(result.stdout.splitlines()[-1])
+    if len(recorded) == 2 and recorded[1] != built.name:
+        (downloads / recorded[1]).unlink(missing_ok=True)  # the demo's own, of another version
+    stamp.write_text(f"{digest} {built.name}\n", encoding="ascii")
+    _say(f"agent MSI: {built.name} in {downloads} ({time.monotonic() - started:.0f} s)")
+    return "built"
 
 
 def _names(packages: list[SystemPackage]) -> str:
@@ -234,6 +324,7 @@ def main(argv: list[str]) -> int:
         return 0
     os.chdir(ROOT)
     if command == "demo":
+        demo_msi(demo_downloads_dir(), ROOT / "build" / "demo-msi")
         return _replace_process([bin_dir / f"lunaris-server{EXE}", "demo", *rest])
     code = subprocess.call([bin_dir / f"pytest{EXE}", *_parallel(rest)])
     if code == PYTEST_NO_TESTS:

@@ -7,6 +7,7 @@
    tree; their dependencies as ``win_amd64`` wheels at the versions and hashes in ``uv.lock``.
 3. ``files.wxs``, one component per file of the bundle (:mod:`msi_wxs`).
 4. ``wixl``, then ``msibuild`` for the few tables wixl cannot author (:mod:`msi_wixl`).
+5. Optionally, an Authenticode signature, checked (:mod:`msi_sign`).
 
 This module is the command line, and runs those steps in that order; :mod:`msi_tools` finds
 and runs the tools.
@@ -34,6 +35,7 @@ from typing import Final
 from embedded_python import VerificationError
 from installer_common import HERE, ROOT, msi_file_name
 from msi_payload import add_packages, add_runtime, python_runtime
+from msi_sign import Signing, add_signing_options, sign_msi, signing_from
 from msi_tools import BuildError, Tools, say, step
 from msi_wixl import patch_msi, wixl
 from msi_wxs import write_files_wxs
@@ -52,6 +54,7 @@ class Options:
     cache_dir: Path
     python_zip: str | None = None
     python_zip_sha256: str | None = None
+    signing: Signing | None = None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -95,6 +98,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         help="python.org's python-3.X.Y-embed-amd64.zip instead of the pinned runtime",
     )
     parser.add_argument("--python-zip-sha256", metavar="HEX", help="required with --python-zip")
+    add_signing_options(parser)
     args = parser.parse_args(argv)
     if (args.python_zip is None) != (args.python_zip_sha256 is None):
         parser.error("--python-zip and --python-zip-sha256 go together")
@@ -108,6 +112,7 @@ def parse_options(argv: Sequence[str] | None) -> Options:
         cache_dir=args.cache_dir.resolve(),
         python_zip=args.python_zip,
         python_zip_sha256=args.python_zip_sha256,
+        signing=signing_from(args, parser),
     )
 
 
@@ -151,13 +156,19 @@ def build(options: Options) -> Path:
     with step("MSI: files.wxs, wixl, msibuild"):
         files_wxs = work / "files.wxs"
         write_files_wxs(bundle, files_wxs)
-        unpatched = wixl(tools, work, files_wxs, version=options.version)
-        patch_msi(tools, unpatched, work)
-        options.output_dir.mkdir(parents=True, exist_ok=True)
-        msi = options.output_dir / msi_file_name(options.version)
-        partial = msi.with_suffix(".msi.partial")
-        shutil.copyfile(unpatched, partial)
-        partial.replace(msi)
+        made = wixl(tools, work, files_wxs, version=options.version)
+        patch_msi(tools, made, work)
+    if options.signing is not None:
+        with step("Authenticode: sign the MSI, check the signature"):
+            signed = work / "signed.msi"
+            subject = sign_msi(tools.osslsigncode, made, signed, options.signing)
+            say(f"  signed by {subject} (an agent's UPDATE_PUBLISHER)")
+            made = signed
+    options.output_dir.mkdir(parents=True, exist_ok=True)
+    msi = options.output_dir / msi_file_name(options.version)
+    partial = msi.with_suffix(".msi.partial")
+    shutil.copyfile(made, partial)
+    partial.replace(msi)
     return msi
 
 

@@ -231,13 +231,27 @@ def _is_pe(data: bytes) -> bool:
 def verify_signature(path: Path, trust: Trust, osslsigncode: str = "osslsigncode") -> str:
     """The subject that signed ``path``, if its Authenticode signature (every one of them,
     and their timestamps) verifies against the pinned roots and the signer is pinned."""
+    subject = authenticode_signer(
+        path, ca_file=trust.roots_pem, tsa_ca_file=trust.roots_pem, osslsigncode=osslsigncode
+    )
+    if subject not in trust.signers:
+        raise VerificationError(f"{path.name} is signed by {subject}, who is not pinned")
+    return subject
+
+
+def authenticode_signer(
+    path: Path, *, ca_file: Path | None, tsa_ca_file: Path | None, osslsigncode: str
+) -> str:
+    """The subject that signed ``path`` as osslsigncode prints it (``/C=US/O=.../CN=...``), if
+    every Authenticode signature on it, and every timestamp, verifies offline and chains to a
+    root in ``ca_file`` (``tsa_ca_file`` for the timestamps; None: the system's CA bundle)."""
+    roots = [] if ca_file is None else ["-CAfile", str(ca_file)]
+    tsa_roots = [] if tsa_ca_file is None else ["-TSA-CAfile", str(tsa_ca_file)]
     command: Sequence[str] = [
         osslsigncode,
         "verify",
-        "-CAfile",
-        str(trust.roots_pem),
-        "-TSA-CAfile",
-        str(trust.roots_pem),
+        *roots,
+        *tsa_roots,
         *_offline(osslsigncode),
         "-in",
         str(path),
@@ -248,10 +262,7 @@ def verify_signature(path: Path, trust: Trust, osslsigncode: str = "osslsigncode
     if result.returncode != 0 or not output.rstrip().endswith("Succeeded") or signer is None:
         details = "\n".join(line for line in output.splitlines() if _is_verdict(line))
         raise VerificationError(f"{path.name}: Authenticode signature does not verify\n{details}")
-    subject = signer.group(1).strip()
-    if subject not in trust.signers:
-        raise VerificationError(f"{path.name} is signed by {subject}, who is not pinned")
-    return subject
+    return signer.group(1).strip()
 
 
 @functools.cache

@@ -17,7 +17,7 @@ SERVICE_COMPONENT: Final = "AgentService"
 RESTART_DELAYS_MS: Final = (10_000, 60_000, 300_000)
 FAILURE_COUNT_RESET_S: Final = 24 * 3600
 """The recovery policy `lunaris-agent service install` sets (lunaris_agent.windows.service)."""
-SECURE_PROPERTIES: Final = ("API_URL", "ENROLLMENT_SECRET", "TAGS")
+SECURE_PROPERTIES: Final = ("API_URL", "ENROLLMENT_SECRET", "TAGS", "UPDATE_PUBLISHER")
 UPGRADE: Final = "WIX_UPGRADE_DETECTED"
 VERSION_MAX_INCLUSIVE: Final = 0x200
 DATA_DIR_SDDL: Final = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
@@ -25,8 +25,13 @@ DATA_DIR_SDDL: Final = "D:P(A;OICI;FA;;;SY)(A;OICI;FA;;;BA)"
 (lunaris_agent.windows.data_dir.protected_dacl_sddl)."""
 REGISTRY_KEY_SDDL: Final = "D:P(A;CI;KA;;;SY)(A;CI;KA;;;BA)"
 INSTALLER_VALUES_COMPONENT: Final = "InstallerValues"
-INSTALLER_VALUES_CONDITION: Final = "API_URL OR ENROLLMENT_SECRET OR TAGS"
-INSTALLER_VALUE_ROWS: Final = ("InstallerApiUrl", "InstallerEnrollmentSecret", "InstallerTags")
+INSTALLER_VALUES_CONDITION: Final = " OR ".join(SECURE_PROPERTIES)
+INSTALLER_VALUE_ROWS: Final = (
+    "InstallerApiUrl",
+    "InstallerEnrollmentSecret",
+    "InstallerTags",
+    "InstallerUpdatePublisher",
+)
 
 
 def wixl(tools: Tools, work: Path, files_wxs: Path, *, version: str) -> Path:

@@ -118,6 +118,46 @@ def test_create_sets_tags_when_given_and_keeps_them_otherwise(tmp_path):
         config.create(path, api_url="http://h/api", enrollment_secret=None, tags=["a b"])
 
 
+PUBLISHER = "CN=Contoso Ltd, O=Contoso Ltd, C=DE"
+
+
+def test_the_update_publisher_is_kept_exactly_and_written_only_when_set(tmp_path):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api"})
+    assert config.load(path).update_publisher is None
+    config.save(replace(config.load(path), update_publisher=PUBLISHER))
+    assert json.loads(path.read_text())["update_publisher"] == PUBLISHER
+    assert config.load(path).update_publisher == PUBLISHER
+    config.save(replace(config.load(path), update_publisher=None))
+    assert "update_publisher" not in json.loads(path.read_text())
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [(f"  {PUBLISHER} ", PUBLISHER), ("", None), ("  ", None)]
+)
+def test_an_update_publisher_as_a_person_may_write_it(tmp_path, written, expected):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api", "update_publisher": written})
+    assert config.load(path).update_publisher == expected
+
+
+@pytest.mark.parametrize("written", ["Contoso Ltd", "CN=Contoso\nLtd", 7])
+def test_an_update_publisher_that_is_no_subject_is_refused_naming_the_key(tmp_path, written):
+    path = write(tmp_path / "config.json", {"api_url": "http://h/api", "update_publisher": written})
+    with pytest.raises(ConfigError, match="update_publisher"):
+        config.load(path)
+
+
+def test_create_sets_the_update_publisher_keeps_it_and_removes_it(tmp_path):
+    path = tmp_path / "config.json"
+    config.create(path, api_url="http://h/api", enrollment_secret="s", update_publisher=PUBLISHER)
+    assert config.load(path).update_publisher == PUBLISHER
+    config.create(path, api_url="http://other/api", enrollment_secret=None, tags=["kiosk"])
+    assert config.load(path).update_publisher == PUBLISHER
+    config.create(path, api_url="http://other/api", enrollment_secret=None, update_publisher="")
+    assert config.load(path).update_publisher is None
+    with pytest.raises(ValueError, match="not a certificate subject"):
+        config.create(path, api_url="http://h/api", enrollment_secret=None, update_publisher="x")
+
+
 def test_a_missing_file_says_how_to_create_it(tmp_path):
     with pytest.raises(ConfigError, match="lunaris-agent configure"):
         config.load(tmp_path / "config.json")

@@ -1,5 +1,5 @@
-"""The MSI's values (API_URL, ENROLLMENT_SECRET, TAGS) taken into config.json on the agent's first
-start, with a fake in place of the registry key the MSI writes them to."""
+"""The MSI's values (API_URL, ENROLLMENT_SECRET, TAGS, UPDATE_PUBLISHER) taken into config.json
+on the agent's first start, with a fake in place of the registry key the MSI writes them to."""
 
 import json
 import sys
@@ -11,10 +11,16 @@ import pytest
 
 from lunaris_agent import config, installer_values, runtime
 from lunaris_agent.config import ConfigError
-from lunaris_agent.installer_values import API_URL_VALUE, ENROLLMENT_SECRET_VALUE, TAGS_VALUE
+from lunaris_agent.installer_values import (
+    API_URL_VALUE,
+    ENROLLMENT_SECRET_VALUE,
+    TAGS_VALUE,
+    UPDATE_PUBLISHER_VALUE,
+)
 from lunaris_agent.runtime import ExitCode
 
 API_URL = "https://lunaris.example.com/api"
+PUBLISHER = "CN=Contoso Ltd, O=Contoso Ltd, C=DE"
 
 
 class FakeKey:
@@ -36,14 +42,20 @@ class FakeKey:
 
 
 def given(
-    api_url: str | None = API_URL, secret: str | None = "s3cret", tags: str | None = None
+    api_url: str | None = API_URL,
+    secret: str | None = "s3cret",
+    tags: str | None = None,
+    publisher: str | None = None,
 ) -> FakeKey:
     values = {}
-    for name, value in ((API_URL_VALUE, api_url), (ENROLLMENT_SECRET_VALUE, secret)):
+    for name, value in (
+        (API_URL_VALUE, api_url),
+        (ENROLLMENT_SECRET_VALUE, secret),
+        (TAGS_VALUE, tags),
+        (UPDATE_PUBLISHER_VALUE, publisher),
+    ):
         if value is not None:
             values[name] = value
-    if tags is not None:
-        values[TAGS_VALUE] = tags
     return FakeKey(values)
 
 
@@ -267,3 +279,61 @@ def test_the_agent_stops_on_invalid_tags_with_the_reason_in_its_log(
     assert runtime.once(config_path=path) == ExitCode.CONFIG
 
     assert "the installer's TAGS is not valid: 'kiosk!' is not a tag" in caplog.text
+
+
+def test_the_update_publisher_given_to_the_installer_goes_into_the_config(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    key = given(publisher=f" {PUBLISHER} ")
+    assert installer_values.take(path, key) is True
+    assert config.load(path).update_publisher == PUBLISHER
+    assert read_json(path)["update_publisher"] == PUBLISHER
+    assert key.values is None
+
+
+@pytest.mark.parametrize("publisher", [None, "", "  "])
+def test_an_upgrade_without_an_update_publisher_keeps_the_configured_one(
+    tmp_path: Path, publisher: str | None
+) -> None:
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None, update_publisher=PUBLISHER)
+    installer_values.take(path, given(api_url="https://new.example.com/api", publisher=publisher))
+    assert config.load(path).api_url == "https://new.example.com/api"
+    assert config.load(path).update_publisher == PUBLISHER
+
+
+def test_an_upgrade_with_an_update_publisher_alone_replaces_it_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    first = config.create(
+        path, api_url=API_URL, enrollment_secret=None, tags=["berlin"], update_publisher=PUBLISHER
+    )
+    key = given(api_url=None, secret=None, publisher="CN=Fabrikam Inc, C=US")
+
+    assert installer_values.take(path, key) is True
+
+    taken = config.load(path)
+    assert taken.update_publisher == "CN=Fabrikam Inc, C=US"
+    assert (taken.api_url, taken.device_id, taken.tags) == (API_URL, first.device_id, ("berlin",))
+
+
+def test_an_update_publisher_that_is_no_subject_is_refused_and_nothing_is_taken(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "config.json"
+    config.create(path, api_url=API_URL, enrollment_secret=None)
+    before = path.read_bytes()
+    key = given(api_url="https://new.example.com/api", publisher="Contoso Ltd")
+
+    with pytest.raises(ConfigError, match="UPDATE_PUBLISHER is not valid: 'Contoso Ltd' is not"):
+        installer_values.take(path, key)
+
+    assert path.read_bytes() == before
+    assert key.deletes == 0
+
+
+def test_an_update_publisher_without_any_url_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "config.json"
+    with pytest.raises(ConfigError, match="given UPDATE_PUBLISHER but no API_URL"):
+        installer_values.take(path, given(api_url=None, secret=None, publisher=PUBLISHER))
+    assert not path.exists()

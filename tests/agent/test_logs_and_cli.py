@@ -83,6 +83,30 @@ def test_configure_sets_tags_keeps_them_and_removes_them(tmp_path, capsys):
     assert "tags" not in json.loads(config.read_text())
 
 
+def test_configure_sets_the_update_publisher_keeps_it_and_removes_it(tmp_path):
+    config = tmp_path / "config.json"
+    configure = ["--config", str(config), "configure", "--api-url", "https://h.example/api"]
+    publisher = "CN=Contoso Ltd, O=Contoso Ltd, C=DE"
+    assert main([*configure, "--update-publisher", publisher]) == 0
+    assert json.loads(config.read_text())["update_publisher"] == publisher
+    assert main([*configure, "--tags", "kiosk"]) == 0  # no --update-publisher: kept
+    assert json.loads(config.read_text())["update_publisher"] == publisher
+    assert main([*configure, "--update-publisher", ""]) == 0
+    assert "update_publisher" not in json.loads(config.read_text())
+
+
+def test_configure_refuses_an_update_publisher_that_is_no_subject(tmp_path, capsys):
+    config = tmp_path / "config.json"
+    command = ["--config", str(config), "configure", "--api-url", "http://h/api"]
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--update-publisher", "Contoso Ltd"])
+    assert exit_.value.code == 2
+    assert "--update-publisher: 'Contoso Ltd' is not a certificate subject" in (
+        capsys.readouterr().err
+    )
+    assert not config.exists()
+
+
 def test_configure_refuses_a_tag_that_is_not_one(tmp_path, capsys):
     config = tmp_path / "config.json"
     with pytest.raises(SystemExit) as exit_:

@@ -1,8 +1,10 @@
 """One MSI build for the session, with Debian's wixl/msitools and osslsigncode; the tests skip,
-saying why, where those are not installed (CI installs them). Helpers:
-tests/installer/helpers.py."""
+saying why, where those are not installed (CI installs them). The build signs it, as
+``LUNARIS_SIGN_PKCS12`` asks, with a throwaway certificate (signing adds the signature streams
+and changes no table). Helpers: tests/installer/helpers.py."""
 
 import importlib
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,13 +13,30 @@ from types import ModuleType
 
 import pytest
 
-from tests.installer.helpers import INSTALLER, VERSION, Built, require_msi_tools
+from tests.installer.helpers import (
+    INSTALLER,
+    VERSION,
+    Built,
+    CodeSigning,
+    code_signing_certificate,
+    require_msi_tools,
+)
 
 
 @pytest.fixture(scope="session")
-def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
+def code_signing(tmp_path_factory: pytest.TempPathFactory) -> CodeSigning:
+    return code_signing_certificate(tmp_path_factory.mktemp("codesign"))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, code_signing: CodeSigning) -> Built:
     require_msi_tools()
     base = tmp_path_factory.mktemp("installer")
+    env = {
+        **os.environ,
+        "LUNARIS_SIGN_PKCS12": str(code_signing.pkcs12),
+        "LUNARIS_SIGN_PASSWORD_FILE": str(code_signing.password_file),
+    }
     result = subprocess.run(
         [
             str(INSTALLER / "build"),
@@ -27,7 +46,11 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Built:
             str(base / "dist"),
             "--work-dir",
             str(base / "work"),
+            # Self-signed: its own root.
+            "--sign-ca",
+            str(code_signing.cert),
         ],
+        env=env,
         capture_output=True,
         text=True,
         timeout=600,

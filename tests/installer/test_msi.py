@@ -103,7 +103,8 @@ def test_public_properties_reach_the_install_and_the_secret_stays_out_of_the_log
     properties = {row["Property"]: row["Value"] for row in table(built.msi, "Property")}
     assert properties["MsiHiddenProperties"].split(";") == ["ENROLLMENT_SECRET"]
     secure = properties["SecureCustomProperties"].split(";")
-    assert {"API_URL", "ENROLLMENT_SECRET", "TAGS", "WIX_UPGRADE_DETECTED"} <= set(secure)
+    public = {"API_URL", "ENROLLMENT_SECRET", "TAGS", "UPDATE_PUBLISHER"}
+    assert {*public, "WIX_UPGRADE_DETECTED"} <= set(secure)
     conditions = [row["Condition"] for row in table(built.msi, "LaunchCondition")]
     assert "Installed OR API_URL OR WIX_UPGRADE_DETECTED" in conditions
 
@@ -180,6 +181,7 @@ def test_installer_values_go_to_the_key_the_agent_reads_and_only_admins_may_read
         (installer_values.API_URL_VALUE, "[API_URL]"),
         (installer_values.ENROLLMENT_SECRET_VALUE, "[ENROLLMENT_SECRET]"),
         (installer_values.TAGS_VALUE, "[TAGS]"),
+        (installer_values.UPDATE_PUBLISHER_VALUE, "[UPDATE_PUBLISHER]"),
     ):
         row = one(registry, Name=name)
         assert (row["Root"], row["Key"], row["Value"]) == (
@@ -190,7 +192,7 @@ def test_installer_values_go_to_the_key_the_agent_reads_and_only_admins_may_read
         assert row["Component_"] == "InstallerValues"
     component = one(table(built.msi, "Component"), Component="InstallerValues")
     # Written only when given: an upgrade without properties keeps the agent's configuration.
-    assert component["Condition"] == "API_URL OR ENROLLMENT_SECRET OR TAGS"
+    assert component["Condition"] == "API_URL OR ENROLLMENT_SECRET OR TAGS OR UPDATE_PUBLISHER"
     # Every value the agent reads, and nothing else, is in the key.
     assert sorted(row["Name"] for row in registry) == sorted(installer_values.VALUE_NAMES)
     locks = table(built.msi, "MsiLockPermissionsEx")

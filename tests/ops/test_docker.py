@@ -2,6 +2,7 @@
 engine. ``docker compose config`` (or ``docker-compose config``) validates the compose file
 where either is installed; the structure is checked with PyYAML in any case."""
 
+import importlib.util
 import os
 import re
 import shlex
@@ -19,6 +20,8 @@ pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCKER = ROOT / "infra" / "docker"
+INSTALLER_COMMON = ROOT / "infra" / "installer" / "installer_common.py"
+ENTRYPOINT = DOCKER / "lunaris-entrypoint"
 SERVE = ["lunaris-server", "serve", "--host", "0.0.0.0", "--port", "8000"]  # noqa: S104
 REQUIRED = {"POSTGRES_PASSWORD": "pg-password-123", "LUNARIS_SECRET_KEY": "k" * 48}
 
@@ -47,13 +50,16 @@ def exec_form(arguments: str) -> list[str]:
     return [str(part) for part in parsed]
 
 
-def test_the_image_runs_the_serve_command_as_an_unprivileged_user():
+def test_the_image_runs_the_serve_command_as_an_unprivileged_user(tmp_path):
     stage = runtime_stage()
     (user,) = [args for keyword, args in stage if keyword == "USER"]
     assert user.split(":")[0] not in ("root", "0")
-    (entrypoint,) = [exec_form(args) for keyword, args in stage if keyword == "ENTRYPOINT"]
+    (entry,) = [exec_form(args) for keyword, args in stage if keyword == "ENTRYPOINT"]
     (command,) = [exec_form(args) for keyword, args in stage if keyword == "CMD"]
-    assert entrypoint + command == SERVE
+    # The entry point, on PATH, runs lunaris-server with the command's arguments.
+    assert ("COPY", f"infra/docker/{entry[0]} /usr/local/bin/{entry[0]}") in stage
+    _, received = entrypoint(tmp_path, *entry[1:], *command)
+    assert ["lunaris-server", *received] == SERVE
     assert ("EXPOSE", "8000") in stage
     assert any(keyword == "VOLUME" and "/var/lib/lunaris" in args for keyword, args in stage)
     env = " ".join(args for keyword, args in stage if keyword == "ENV")
@@ -69,9 +75,167 @@ def test_the_builder_installs_from_the_lock_with_the_pinned_uv():
     assert syncs
     assert all("--locked" in args and "--no-dev" in args for args in syncs)
     # Build and run-time stages share one Python, so the venv's interpreter links hold.
-    bases = [args for keyword, args in steps if keyword == "FROM"]
-    assert len(bases) == 2
-    assert len({base.split()[0] for base in bases}) == 1
+    bases = {args.split()[-1]: args.split()[0] for keyword, args in steps if keyword == "FROM"}
+    assert list(bases) == ["builder", "agent-msi", "runtime"]
+    assert bases["builder"] == bases["runtime"]
+
+
+def stages() -> dict[str, list[tuple[str, str]]]:
+    """Each stage's instructions by the stage's name (``FROM image AS name``)."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for keyword, args in instructions(DOCKER / "Dockerfile"):
+        if keyword == "FROM":
+            current = found.setdefault(args.split()[-1], [])
+        elif found:
+            current.append((keyword, args))
+    return found
+
+
+def environment(stage: list[tuple[str, str]]) -> dict[str, str]:
+    pairs = [pair for keyword, args in stage if keyword == "ENV" for pair in shlex.split(args)]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_the_image_offers_the_agent_msi_its_build_stage_makes(monkeypatch, tmp_path):
+    from lunaris_server.agents import files
+    from lunaris_server.core.settings import Settings
+
+    msi_stage = stages()["agent-msi"]
+    (apt,) = [args for keyword, args in msi_stage if keyword == "RUN" and "apt-get" in args]
+    assert {"wixl", "msitools", "osslsigncode"} <= set(apt.split())
+    (build,) = [args for keyword, args in msi_stage if "infra/installer/build" in args]
+    words = shlex.split(build.partition("infra/installer/build")[2])
+    built_into = Path(words[words.index("--output-dir") + 1])
+    pinned_uv = re.search(r'^UV_VERSION = "([^"]+)"', (ROOT / "scripts/dev.py").read_text(), re.M)
+    assert pinned_uv is not None
+    assert ("ARG", f"UV_VERSION={pinned_uv.group(1)}") in msi_stage
+
+    runtime = stages()["runtime"]
+    copies = [shlex.split(args) for keyword, args in runtime if keyword == "COPY"]
+    (copy,) = [words for words in copies if words[0] == "--from=agent-msi"]
+    assert Path(copy[1]) == built_into
+    # The entry point takes the MSI from where the image holds it, outside the volume...
+    image_msis = re.search(r"LUNARIS_IMAGE_AGENT_MSI_DIR:-([^}]+)}", ENTRYPOINT.read_text())
+    assert image_msis is not None
+    assert Path(copy[2]) == Path(image_msis.group(1))
+    (volume,) = [exec_form(args) for keyword, args in runtime if keyword == "VOLUME"]
+    assert not any(Path(copy[2]).is_relative_to(path) for path in volume)
+    # ...into the downloads folder the server uses, which is in the volume, with the uploads.
+    (workdir,) = [args for keyword, args in runtime if keyword == "WORKDIR"]
+    for name in os.environ:
+        if name.startswith("LUNARIS_"):
+            monkeypatch.delenv(name)
+    for name, value in environment(runtime).items():
+        if name.startswith("LUNARIS_"):
+            monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path)
+    downloads = Path(workdir) / Settings().resolved_agent_downloads_dir
+    assert any(downloads.is_relative_to(path) for path in volume)
+    # The server takes what the build names its MSI for the version the build was given.
+    spec = importlib.util.spec_from_file_location("installer_common", INSTALLER_COMMON)
+    assert spec is not None
+    assert spec.loader is not None
+    installer_common = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(installer_common)
+    assert files.version_of(installer_common.msi_file_name("0.1.7")) == "0.1.7"
+
+
+def entrypoint(
+    tmp_path: Path, *args: str, env: dict[str, str] | None = None
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    """Runs the entry point with the image's MSI folder in ``tmp_path/image`` and a stand-in
+    lunaris-server that records its arguments; from ``tmp_path/work``."""
+    bin_dir, work = tmp_path / "bin", tmp_path / "work"
+    for folder in (bin_dir, work):
+        folder.mkdir(exist_ok=True)
+    received = tmp_path / "received"
+    server = bin_dir / "lunaris-server"
+    server.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {shlex.quote(str(received))}\n')
+    server.chmod(0o755)
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUNARIS_")}
+    result = subprocess.run(
+        [str(ENTRYPOINT), *args],
+        env={
+            **clean,
+            "PATH": f"{bin_dir}:/usr/bin:/bin",
+            "LUNARIS_IMAGE_AGENT_MSI_DIR": str(tmp_path / "image"),
+            **(env or {}),
+        },
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return result, received.read_text().splitlines() if received.exists() else []
+
+
+def image_msi(tmp_path: Path, name: str = "lunaris-agent-0.1.7-x64.msi") -> bytes:
+    content = f"the MSI {name}".encode()
+    (tmp_path / "image").mkdir(exist_ok=True)
+    (tmp_path / "image" / name).write_bytes(content)
+    return content
+
+
+def test_the_entry_point_adds_the_images_msi_once_and_runs_the_server(tmp_path):
+    content = image_msi(tmp_path)
+    downloads = tmp_path / "data" / "downloads"
+    env = {"LUNARIS_DATA_DIR": str(tmp_path / "data")}
+
+    result, received = entrypoint(tmp_path, "serve", "--workers", "2", env=env)
+
+    assert received == ["serve", "--workers", "2"]
+    assert (downloads / "lunaris-agent-0.1.7-x64.msi").read_bytes() == content
+    assert result.stderr == (
+        f"lunaris-entrypoint: added the image's lunaris-agent-0.1.7-x64.msi to {downloads}\n"
+    )
+    # A version never changes: one of that name stays as it is (an upload, or an older image's).
+    uploaded = b"an admin's upload of 0.1.7"
+    (downloads / "lunaris-agent-0.1.7-x64.msi").write_bytes(uploaded)
+    result, received = entrypoint(tmp_path, "serve", env=env)
+    assert (result.stderr, received) == ("", ["serve"])
+    assert (downloads / "lunaris-agent-0.1.7-x64.msi").read_bytes() == uploaded
+    assert sorted(p.name for p in downloads.iterdir()) == ["lunaris-agent-0.1.7-x64.msi"]
+
+
+def test_the_server_starts_when_the_msi_cannot_be_added(tmp_path):
+    image_msi(tmp_path)
+    not_a_folder = tmp_path / "downloads"
+    not_a_folder.write_text("")
+    result, received = entrypoint(
+        tmp_path, *SERVE[1:], env={"LUNARIS_AGENT_DOWNLOADS_DIR": str(not_a_folder)}
+    )
+    assert received == SERVE[1:]
+    assert result.stderr == (
+        "lunaris-entrypoint: could not add the image's lunaris-agent-0.1.7-x64.msi to "
+        f"{not_a_folder}\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"LUNARIS_DATA_DIR": "elsewhere"},
+        {"LUNARIS_DATA_DIR": "{tmp}/data"},
+        {"LUNARIS_DATA_DIR": "elsewhere", "LUNARIS_AGENT_DOWNLOADS_DIR": "{tmp}/msi"},
+        {"LUNARIS_AGENT_DOWNLOADS_DIR": "msi"},
+    ],
+)
+def test_the_entry_point_adds_it_where_the_server_looks(tmp_path, monkeypatch, variables):
+    from lunaris_server.core.settings import Settings
+
+    image_msi(tmp_path)
+    env = {name: value.format(tmp=tmp_path) for name, value in variables.items()}
+    entrypoint(tmp_path, "serve", env=env)
+    for name in os.environ:
+        if name.startswith("LUNARIS_"):
+            monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.chdir(tmp_path / "work")
+    folder = Settings().resolved_agent_downloads_dir
+    assert (folder / "lunaris-agent-0.1.7-x64.msi").is_file()
 
 
 def test_the_build_context_holds_what_the_dockerfile_copies():

@@ -76,6 +76,13 @@ def _parser() -> argparse.ArgumentParser:
         help='the device\'s tags, comma-separated: berlin,finance,kiosk ("" removes them; '
         "default: keep the configured ones)",
     )
+    configure.add_argument(
+        "--update-publisher",
+        metavar="SUBJECT",
+        type=_argument(_publisher),
+        help='the signer an agent update must carry, "CN=Contoso Ltd, O=Contoso Ltd, C=DE" '
+        '("" removes it; default: keep the configured one)',
+    )
     configure.set_defaults(handler=_configure)
 
     status = commands.add_parser("status", help="print the config, the last contact and the spool")
@@ -192,6 +199,7 @@ def _configure(args: argparse.Namespace) -> int:
             verify_tls=not args.insecure_skip_tls_verify,
             ca_bundle=args.ca_bundle,
             tags=args.tags,
+            update_publisher=args.update_publisher,
         )
     except config.ConfigError as error:
         log.error("%s", error)
@@ -352,6 +360,13 @@ def _argument(parse: Callable[[str], ValueT]) -> Callable[[str], ValueT]:
 
 
 _api_url = _argument(check_api_url)
+
+
+def _publisher(text: str) -> str:
+    """A signer's subject, checked; blank stays blank (it removes the configured one)."""
+    from lunaris_agent.config import check_publisher
+
+    return check_publisher(text) or ""
 
 
 def _positive(kind: Callable[[str], NumberT]) -> Callable[[str], NumberT]:

@@ -80,6 +80,11 @@ class _ConfigFile(BaseModel):
     def _blank_is_none(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
 
+    @field_validator("update_publisher")
+    @classmethod
+    def _subject(cls, value: str | None) -> str | None:
+        return None if value is None else check_publisher(value)
+
 
 @dataclass(frozen=True)
 class AgentConfig:
@@ -108,7 +113,8 @@ class AgentConfig:
     update report says the device's agent tags are; none clears them on the server."""
     update_publisher: str | None = None
     """The Authenticode signer subject an agent MSI must carry to be installed by an
-    UPDATE_AGENT command; None: no signature check."""
+    UPDATE_AGENT command, exactly as Windows writes it (``CN=Contoso Ltd, O=Contoso Ltd,
+    C=DE``): a server cannot push code of its own making; None: no signature check."""
     extra: dict[str, Any] = field(default_factory=dict)
     """Keys this version does not know, written back unchanged."""
 
@@ -234,6 +240,17 @@ def load(path: Path) -> AgentConfig:
     )
 
 
+def check_publisher(subject: str) -> str | None:
+    """A signer's subject as configured: stripped, None when blank; a ValueError when it is
+    not a distinguished name (``CN=...``) on one line."""
+    subject = subject.strip()
+    if not subject:
+        return None
+    if "=" not in subject or any(ord(char) < 32 for char in subject):
+        raise ValueError(f"{subject!r} is not a certificate subject such as CN=Contoso Ltd, C=DE")
+    return subject
+
+
 def _describe(error: ValidationError) -> str:
     problems = []
     for problem in error.errors():
@@ -318,10 +335,12 @@ def create(
     verify_tls: bool = True,
     ca_bundle: Path | None = None,
     tags: Sequence[str] | None = None,
+    update_publisher: str | None = None,
 ) -> AgentConfig:
     """Writes a new config, or points an existing one at a new server or secret while keeping
     the device id and everything else it holds. ``tags`` replaces the configured tags (an
-    empty list removes them); None keeps them. A tag that is not one is a ValueError."""
+    empty list removes them); None keeps them. A tag that is not one is a ValueError.
+    ``update_publisher`` likewise: a subject sets it, blank removes it, None keeps it."""
     try:
         current: AgentConfig | None = load(path)
     except ConfigError:
@@ -341,6 +360,8 @@ def create(
         config = replace(config, ca_bundle=ca_bundle)
     if tags is not None:
         config = replace(config, tags=tuple(normalise_tags(list(tags))))
+    if update_publisher is not None:
+        config = replace(config, update_publisher=check_publisher(update_publisher))
     if config.device_id is None:
         config = replace(config, device_id=uuid4())
     secure_data_dir(path.parent)

@@ -1,5 +1,6 @@
-"""The values an administrator gave the MSI (``API_URL``, ``ENROLLMENT_SECRET``, ``TAGS``),
-taken into ``config.json`` when the agent starts, then deleted where the MSI left them.
+"""The values an administrator gave the MSI (``API_URL``, ``ENROLLMENT_SECRET``, ``TAGS``,
+``UPDATE_PUBLISHER``), taken into ``config.json`` when the agent starts, then deleted where
+the MSI left them.
 
 An MSI cannot write a file with a private ACL (wixl cannot author permissions on files), and a
 custom action that runs the agent with the secret on its command line would show the secret to
@@ -13,7 +14,7 @@ SYSTEM and, before anything else (:func:`lunaris_agent.runtime.prepare`):
 2. writes the values into ``config.json`` with :func:`lunaris_agent.config.create`, which keeps
    the device id, the token and every other setting, and writes the file readable by SYSTEM and
    Administrators only. A value left blank (a property not given) changes nothing: an upgrade
-   with ``API_URL`` but without ``TAGS`` keeps the configured tags;
+   with ``API_URL`` but without ``TAGS`` or ``UPDATE_PUBLISHER`` keeps the configured ones;
 3. deletes the key. A crash between 2 and 3 only means the same values are taken again.
 
 The enrollment secret then lives in ``config.json`` alone, until the first registration
@@ -42,7 +43,9 @@ API_URL_VALUE: Final = "ApiUrl"
 ENROLLMENT_SECRET_VALUE: Final = "EnrollmentSecret"  # noqa: S105 - a value's name
 TAGS_VALUE: Final = "Tags"
 """Comma-separated, as given to msiexec (``TAGS=berlin,finance``)."""
-VALUE_NAMES: Final = (API_URL_VALUE, ENROLLMENT_SECRET_VALUE, TAGS_VALUE)
+UPDATE_PUBLISHER_VALUE: Final = "UpdatePublisher"
+"""The signer an agent update must carry (``UPDATE_PUBLISHER="CN=Contoso Ltd, C=DE"``)."""
+VALUE_NAMES: Final = (API_URL_VALUE, ENROLLMENT_SECRET_VALUE, TAGS_VALUE, UPDATE_PUBLISHER_VALUE)
 
 
 class InstallerValueStore(Protocol):
@@ -80,8 +83,15 @@ def take(config_path: Path, store: InstallerValueStore | None = None) -> bool:
     api_url = (values.get(API_URL_VALUE) or "").strip() or None
     secret = (values.get(ENROLLMENT_SECRET_VALUE) or "").strip() or None
     tags = _tags(values.get(TAGS_VALUE) or "")
-    if api_url is not None or secret is not None or tags is not None:
-        _write(config_path, api_url=api_url, enrollment_secret=secret, tags=tags)
+    publisher = _publisher(values.get(UPDATE_PUBLISHER_VALUE) or "")
+    if any(value is not None for value in (api_url, secret, tags, publisher)):
+        _write(
+            config_path,
+            api_url=api_url,
+            enrollment_secret=secret,
+            tags=tags,
+            update_publisher=publisher,
+        )
     try:
         store.delete()
     except OSError as error:
@@ -102,12 +112,24 @@ def _tags(text: str) -> list[str] | None:
         ) from None
 
 
+def _publisher(text: str) -> str | None:
+    """``UPDATE_PUBLISHER`` as a subject; None when it was not given (blank)."""
+    try:
+        return config_file.check_publisher(text)
+    except ValueError as error:
+        raise ConfigError(
+            f"the installer's UPDATE_PUBLISHER is not valid: {error}; install again with "
+            'UPDATE_PUBLISHER="CN=..., O=..., C=..."'
+        ) from None
+
+
 def _write(
     config_path: Path,
     *,
     api_url: str | None,
     enrollment_secret: str | None,
     tags: list[str] | None,
+    update_publisher: str | None,
 ) -> None:
     try:
         current: config_file.AgentConfig | None = config_file.load(config_path)
@@ -117,7 +139,15 @@ def _write(
         current = None
     url = api_url or (current.api_url if current is not None else None)
     if url is None:
-        given = "an enrollment secret" if enrollment_secret is not None else "TAGS"
+        given = next(
+            name
+            for name, value in (
+                ("an enrollment secret", enrollment_secret),
+                ("TAGS", tags),
+                ("UPDATE_PUBLISHER", update_publisher),
+            )
+            if value is not None
+        )
         raise ConfigError(
             f"the installer was given {given} but no API_URL, and {config_path} "
             "does not exist: install again with API_URL=https://HOST/api"
@@ -130,6 +160,7 @@ def _write(
             # create() takes these as arguments; keep what the administrator had set.
             verify_tls=current.verify_tls if current is not None else True,
             tags=tags,  # None keeps the configured ones
+            update_publisher=update_publisher,  # likewise
         )
     except ValueError as error:
         raise ConfigError(f"the installer's API_URL is not valid: {error}") from None
