@@ -152,7 +152,7 @@ def build(options: Options) -> Path:
             say(f"    {count:3d} signed by {signer}")
         add_runtime(runtime, bundle)
     with step("packages: the agent from this tree, its dependencies as locked (win_amd64)"):
-        add_packages(tools, bundle, runtime.python_version, work)
+        add_packages(tools, bundle, runtime.python_version, work, version=options.version)
     with step("MSI: files.wxs, wixl, msibuild"):
         files_wxs = work / "files.wxs"
         write_files_wxs(bundle, files_wxs)

@@ -87,12 +87,35 @@ class Server:
             self.process.kill()
             self.process.wait()
 
+    @property
+    def downloads(self) -> Path:
+        """The server's agent versions (``LUNARIS_AGENT_DOWNLOADS_DIR``'s default)."""
+        return self.work / "server-data" / "downloads"
+
     def get(self, path: str) -> Any:
+        return self.call("GET", path)
+
+    def call(
+        self, method: str, path: str, *, body: bytes | None = None, json_body: Any = None
+    ) -> Any:
+        """The admin's API call; its JSON answer (None for none). An error answer fails with
+        the server's words."""
+        headers = {"Authorization": f"Bearer {self.token}"}
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            headers["Content-Type"] = "application/json"
+        elif body is not None:
+            headers["Content-Type"] = "application/octet-stream"
         request = urllib.request.Request(  # noqa: S310 - our own server on loopback
-            f"{self.base_url}{path}", headers={"Authorization": f"Bearer {self.token}"}
+            f"{self.base_url}{path}", data=body, headers=headers, method=method
         )
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return json.load(response)
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                text = response.read()
+        except urllib.error.HTTPError as error:
+            detail = error.read().decode(errors="replace")[:500]
+            raise Failed(f"{method} {path}: {error.code} {detail}") from None
+        return json.loads(text) if text else None
 
     def devices(self) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get("/api/devices")["items"]

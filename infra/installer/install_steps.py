@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from install_checks import INSTALLER_KEY, InstalledAgent, msi_log_errors, read_msi_log
 from install_machine import Machine, Wine
+from install_self_update import self_update
 from install_server import HEARTBEAT_S, Server
 from install_wait import WAIT_S, Failed, wait_for
 from installer_common import HERE, ROOT, progress_step, table_rows, version_in_file_name
@@ -131,9 +132,10 @@ class InstallTest:
             # The new version's first report: the tags stay, in config.json and on the server.
             scanned = self.wait_for_scan_after(device_id, before["last_scan_at"])
             self.check_tags(scanned, "kept by the upgrade")
+        installed = self_update(self, device_id, token, msi_version(newer))
         with self.step("uninstall"):
             self.machine.before_uninstall(self.agent)
-            self.msiexec("/x", newer, log="uninstall")
+            self.msiexec("/x", installed, log="uninstall")
             query = self.agent.service_query()
             if "STATE" in query:
                 raise Failed(f"the service is still there:\n{query}")
@@ -261,17 +263,19 @@ class InstallTest:
         self.facts.append(f"stand-in scan: {len(found)} updates")
 
     def build_newer(self) -> Path:
-        version = bump(msi_version(self.msi))
-        with self.step(f"build {version} for the upgrade (infra/installer/build)"):
+        return self.build(bump(msi_version(self.msi)), "newer")
+
+    def build(self, version: str, name: str) -> Path:
+        with self.step(f"build {version} (infra/installer/build)"):
             result = subprocess.run(
                 [
                     str(HERE / "build"),
                     "--version",
                     version,
                     "--output-dir",
-                    str(self.work / "newer"),
+                    str(self.work / name),
                     "--work-dir",
-                    str(self.work / "build-newer"),
+                    str(self.work / f"build-{name}"),
                 ],
                 capture_output=True,
                 text=True,

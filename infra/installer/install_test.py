@@ -20,7 +20,12 @@ secret that may be used once), it shows, in order:
 4. an upgrade to a newer build (built here unless ``--newer`` is given) keeps the device id and
    token (the one-use secret could not register the device again), and, without ``TAGS``, the
    tags: in config.json and on the server after the new version's first report;
-5. ``msiexec /x`` removes the service and the files, and leaves ProgramData\\LunarisAgent
+5. the server offers the next version (built here, uploaded through the API): a download
+   whose bytes do not match what the server announced is refused (``hash_mismatch``) and the
+   old agent keeps running; then the agent updates itself (UPDATE_AGENT: download, msiexec
+   detached, the major upgrade restarts the service) and heartbeats as the new version with
+   the same device id and token (install_self_update.py);
+6. ``msiexec /x`` removes the service and the files, and leaves ProgramData\\LunarisAgent
    (config.json with the device id and token) as docs/agent-install.md says.
 
 Wine workarounds live in ``install_machine.py`` and only there (``Wine``), for Debian's

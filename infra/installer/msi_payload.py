@@ -11,6 +11,7 @@ and hashes in ``uv.lock``.
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Mapping
 from pathlib import Path
@@ -95,11 +96,15 @@ def add_runtime(runtime: Runtime, bundle: Path) -> None:
     )
 
 
-def add_packages(tools: Tools, bundle: Path, python_version: str, work: Path) -> None:
+def add_packages(
+    tools: Tools, bundle: Path, python_version: str, work: Path, *, version: str
+) -> None:
     """The agent, the protocol and their dependencies into the runtime's site-packages, less
-    what is not used; then the agent's command script."""
+    what is not used, the agent stamped with the MSI's version; then the agent's command
+    script."""
     site_packages = bundle / "python" / "Lib" / "site-packages"
     install_packages(tools, site_packages, python_version, work)
+    stamp_version(site_packages / "lunaris_agent" / "__init__.py", version)
     trim(site_packages)
     (bundle / "lunaris-agent.cmd").write_bytes(COMMAND_SCRIPT.encode("ascii"))
     check_names(bundle)
@@ -149,6 +154,20 @@ def install_packages(tools: Tools, site_packages: Path, python_version: str, wor
             cwd=ROOT,
         )
     run([tools.uv, "pip", "install", *target, *map(str, sorted(wheels.glob("*.whl")))], cwd=ROOT)
+
+
+_VERSION_LINE: Final = re.compile(r'^__version__ = "[^"\n]*"$', re.MULTILINE)
+
+
+def stamp_version(module: Path, version: str) -> None:
+    """The agent reports the version of the MSI it came in (a self-update checks the agent
+    that comes back runs the version it installed): ``__version__`` in the packaged
+    ``lunaris_agent/__init__.py`` becomes the MSI's, whatever the tree's is."""
+    source = module.read_text(encoding="utf-8")
+    stamped, count = _VERSION_LINE.subn(f'__version__ = "{version}"', source, count=1)
+    if count != 1:
+        raise BuildError(f"no __version__ line in {module} to stamp the MSI's version on")
+    module.write_text(stamped, encoding="utf-8")
 
 
 def trim(site_packages: Path) -> None:

@@ -7,6 +7,7 @@ from types import ModuleType
 
 import pytest
 
+import lunaris_agent
 from lunaris_agent import installer_values
 from lunaris_agent.windows.data_dir import ADMINISTRATORS_ONLY, protected_dacl_sddl
 from tests.installer.helpers import VERSION, Built
@@ -258,3 +259,11 @@ def test_the_runtime_looks_for_modules_in_its_own_folders_only(built: Built) -> 
     ]
     script = (built.bundle / "lunaris-agent.cmd").read_text(encoding="ascii")
     assert '"%~dp0python\\python.exe" -B -m lunaris_agent %*' in script
+
+
+def test_the_agent_reports_the_msis_version(built: Built) -> None:
+    # A build of another version than the tree's: the agent in it says the MSI's, so an
+    # agent that updated itself reports the version it installed.
+    module = built.bundle / "python" / "Lib" / "site-packages" / "lunaris_agent" / "__init__.py"
+    assert f'__version__ = "{VERSION}"' in module.read_text(encoding="utf-8")
+    assert lunaris_agent.__version__ != VERSION
