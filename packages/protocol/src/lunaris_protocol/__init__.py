@@ -18,6 +18,8 @@ from lunaris_protocol.agent import (
 from lunaris_protocol.commands import (
     AGENT_INSTALLER_PATH,
     AGENT_PACKAGE,
+    AGENT_VERSION_PATTERN,
+    MAX_AGENT_VERSION,
     MAX_INSTALLER_BYTES,
     AgentCommand,
     AgentVersion,
@@ -57,6 +59,8 @@ from lunaris_protocol.inventory import (
 __all__ = [
     "AGENT_INSTALLER_PATH",
     "AGENT_PACKAGE",
+    "AGENT_VERSION_PATTERN",
+    "MAX_AGENT_VERSION",
     "MAX_INSTALLER_BYTES",
     "AgentCommand",
     "AgentVersion",

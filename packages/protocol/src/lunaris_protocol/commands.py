@@ -24,7 +24,11 @@ AGENT_INSTALLER_PATH = "agent/installers/{version}"
 """Under the agent's API URL: the MSI of an agent version, for the device's own token, with
 HTTP ``Range`` (a download cut off goes on where it stopped)."""
 MAX_INSTALLER_BYTES = 512 * 1024 * 1024
-AgentVersion = Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9][0-9A-Za-z.+_-]*$")]
+AGENT_VERSION_PATTERN = r"^[0-9][0-9A-Za-z.+_-]*$"
+MAX_AGENT_VERSION = 64
+AgentVersion = Annotated[
+    str, StringConstraints(max_length=MAX_AGENT_VERSION, pattern=AGENT_VERSION_PATTERN)
+]
 """An agent's version (``0.2.0``, ``1.4.0rc1``): it names files and URLs, so nothing else."""
 
 

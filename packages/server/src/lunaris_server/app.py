@@ -60,8 +60,8 @@ from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.live import stats as live_stats
 from lunaris_server.live.console_socket import router as console_socket_router
+from lunaris_server.policies import agent_targets_api, scheduler
 from lunaris_server.policies import api as policies_api
-from lunaris_server.policies import scheduler
 from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
 from lunaris_server.realtime.service import Realtime
@@ -178,6 +178,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         enrollment_api.router,
         agents_api.router,
         agent_updates_api.router,
+        agent_targets_api.router,
         accounts_api.router,
         audit_api.router,
         console_socket_router,

@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 from pydantic import BaseModel
 
+from lunaris_protocol import AGENT_VERSION_PATTERN, MAX_AGENT_VERSION
 from lunaris_server.accounts.deps import AdminUser, CurrentUser, user_actor
 from lunaris_server.agents import service as agents
 from lunaris_server.web.api_errors import error_responses
@@ -19,7 +20,7 @@ router = APIRouter(
 )
 
 VersionPath = Annotated[
-    str, Path(max_length=64, pattern=r"^[0-9][0-9A-Za-z.+_-]*$", examples=["0.2.0"])
+    str, Path(max_length=MAX_AGENT_VERSION, pattern=AGENT_VERSION_PATTERN, examples=["0.2.0"])
 ]
 
 

@@ -24,7 +24,8 @@ from lunaris_server.devices import service as devices
 from lunaris_server.devices.models import Device
 
 
-def _refusal(device: Device, version: str, *, force: bool) -> str | None:
+def refusal(device: Device, version: str, *, force: bool) -> str | None:
+    """Why this device's agent is not to take ``version`` (None: it may)."""
     if Capability.SELF_UPDATE.value not in device.capabilities:
         return (
             f"the agent on {device.hostname} (version {device.agent_version or 'unknown'}) "
@@ -54,9 +55,9 @@ async def queue_agent_update(
 ) -> tuple[Command, str]:
     check_expiry(expires_in)
     device = await devices.get_device(session, device_id=device_id)
-    refusal = _refusal(device, version.version, force=force)
-    if refusal is not None:
-        raise Conflict(refusal, details={"agent_version": device.agent_version})
+    refused = refusal(device, version.version, force=force)
+    if refused is not None:
+        raise Conflict(refused, details={"agent_version": device.agent_version})
     if not await overlap.lock_devices(session, [device.id]):
         raise NotFound(f"no device with id {device.id}")  # revoked meanwhile
     open_update = await session.scalar(
@@ -71,17 +72,7 @@ async def queue_agent_update(
             f"{device.hostname} has an agent update open already",
             details={"command_id": open_update},
         )
-    command = new_command(
-        device_id=device.id,
-        packages=[AGENT_PACKAGE],
-        actor=actor,
-        now=now,
-        expires_in=expires_in,
-        kind=UPDATE_AGENT,
-    )
-    command.versions = {AGENT_PACKAGE: version.version}
-    command.installer_size_bytes = version.size_bytes
-    command.installer_sha256 = version.sha256
+    command = new_agent_update(device.id, version, actor=actor, now=now, expires_in=expires_in)
     await queue(session, [command], now=now)
     await audit.record(
         session,
@@ -99,3 +90,26 @@ async def queue_agent_update(
         now=now,
     )
     return command, device.hostname
+
+
+def new_agent_update(
+    device_id: str,
+    version: AgentVersion,
+    *,
+    actor: audit.Actor,
+    now: datetime,
+    expires_in: timedelta,
+) -> Command:
+    """An UPDATE_AGENT command, for ``queueing.queue``."""
+    command = new_command(
+        device_id=device_id,
+        packages=[AGENT_PACKAGE],
+        actor=actor,
+        now=now,
+        expires_in=expires_in,
+        kind=UPDATE_AGENT,
+    )
+    command.versions = {AGENT_PACKAGE: version.version}
+    command.installer_size_bytes = version.size_bytes
+    command.installer_sha256 = version.sha256
+    return command

@@ -1,12 +1,12 @@
 """``POST /api/devices/{device_id}/agent-update``: an admin moves one device's agent to an
 agent version (``GET /api/agent-versions``)."""
 
-from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, StringConstraints
+from pydantic import BaseModel, ConfigDict
 
+from lunaris_protocol import AgentVersion
 from lunaris_server.accounts.deps import AdminUser, user_actor
 from lunaris_server.agents import service as agents
 from lunaris_server.commands.agent_updates import queue_agent_update
@@ -21,7 +21,7 @@ router = APIRouter(prefix="/api", tags=["commands"], responses=error_responses(4
 class AgentUpdateRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    version: Annotated[str, StringConstraints(max_length=64, pattern=r"^[0-9][0-9A-Za-z.+_-]*$")]
+    version: AgentVersion
     """An agent version in ``GET /api/agent-versions``."""
     force: bool = False
     """Also a version that is not newer than the device's agent (a downgrade, a reinstall)."""

@@ -15,6 +15,7 @@ from lunaris_server.devices.models import (
 )
 from lunaris_server.enrollment.models import EnrollmentSecret
 from lunaris_server.policies.models import (
+    AgentTarget,
     PackageVersionSeen,
     Policy,
     PolicyInstall,
@@ -38,6 +39,7 @@ from lunaris_server.updates.models import (
 )
 
 __all__ = [
+    "AgentTarget",
     "ApiToken",
     "AuditEntry",
     "Base",

@@ -150,3 +150,30 @@ class Rollout(Base):
     updated_by: Mapped[str] = mapped_column(String(128))
 
     __table_args__ = (UniqueConstraint("policy_id", "package_identifier", "source", "version"),)
+
+
+class AgentTarget(Base):
+    """The agent version the fleet (``group_id`` null) or a group's devices are to run. The
+    scheduler moves the devices below it there (UPDATE_AGENT), ``at_once`` at a time, and
+    halts the target once ``halt_after_failures`` of its updates failed; setting it again
+    resumes it. A device in a targeted group follows its group's target (the newest, if
+    several), not the fleet's."""
+
+    __tablename__ = "agent_targets"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    scope: Mapped[str] = mapped_column(String(32), unique=True)
+    """``fleet`` or ``group:<id>``: one target each."""
+    group_id: Mapped[int | None] = mapped_column(
+        Integer, ForeignKey("device_groups.id", ondelete="CASCADE")
+    )
+    version: Mapped[str] = mapped_column(String(64))
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    """Devices running a newer agent go back to this version too."""
+    at_once: Mapped[int] = mapped_column(Integer)
+    halt_after_failures: Mapped[int] = mapped_column(Integer)
+    halted_at: Mapped[datetime | None]
+    halt_reason: Mapped[str] = mapped_column(String(500), default="")
+    set_by: Mapped[str] = mapped_column(String(128))
+    set_at: Mapped[datetime]
+    """Failures count from here: setting a target again starts its count afresh."""

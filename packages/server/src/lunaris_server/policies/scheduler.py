@@ -1,5 +1,6 @@
 """The scheduler: every ``LUNARIS_SCHEDULER_INTERVAL_S`` (60 s), queue what policies have due
-(policies/planning.py) for the policies whose window is open.
+(policies/planning.py) for the policies whose window is open, and the agent updates the agent
+targets have due (policies/agent_targets.py).
 
 Each tick runs exactly once across server processes and restarts: the tick claims its row in
 ``scheduler_ticks`` (the tick's number is the time divided by the interval) in the same
@@ -22,7 +23,7 @@ from lunaris_server.commands import scheduled
 from lunaris_server.commands.models import Command
 from lunaris_server.db.queries import insert_missing
 from lunaris_server.devices.models import Device, DeviceGroup
-from lunaris_server.policies import planning, rollouts
+from lunaris_server.policies import agent_targets, planning, rollouts
 from lunaris_server.policies import service as policies
 from lunaris_server.policies.models import Policy, PolicyInstall, PolicyRing, SchedulerTick
 from lunaris_server.policies.windows import closes_at, in_zone, is_open, is_zone
@@ -50,6 +51,12 @@ async def tick_once(state: AppState) -> int | None:
             await session.rollback()
             return None
         queued, plan = await _queue_due(session, state, now=now)
+        queued += await agent_targets.tick(
+            session,
+            folder=state.settings.resolved_agent_downloads_dir,
+            now=now,
+            expires_in=state.settings.command_expiry,
+        )
         tick = await session.get(SchedulerTick, number)
         assert tick is not None
         tick.queued = queued
