@@ -321,6 +321,37 @@ async def logout(_c: Console) -> Submission:
     return "/logout", {}
 
 
+MSI = bytes.fromhex("d0cf11e0a1b11ae1") + b"an agent MSI"
+UPLOADS = {"/settings/agent-versions": {"file": ("agent.msi", MSI, "application/x-msi")}}
+"""The forms that send a file (multipart), with it."""
+
+
+def _agent_version(c: Console, version: str = "0.2.0") -> None:
+    folder = app_state(c.app).settings.resolved_agent_downloads_dir
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"lunaris-agent-{version}-x64.msi").write_bytes(MSI)
+
+
+async def add_agent_version(_c: Console) -> Submission:
+    return "/settings/agent-versions", {"version": "0.2.0"}
+
+
+async def remove_agent_version(c: Console) -> Submission:
+    _agent_version(c)
+    return "/settings/agent-versions/0.2.0/remove", {}
+
+
+async def set_agent_target(c: Console) -> Submission:
+    _agent_version(c)
+    return "/settings/agent-targets", {"scope": "fleet", "version": "0.2.0"}
+
+
+async def remove_agent_target(c: Console) -> Submission:
+    url, form = await set_agent_target(c)
+    assert (await c.http.post(url, data={**form, "csrf_token": c.token})).status_code == 303
+    return "/settings/agent-targets/remove", {"scope": "fleet"}
+
+
 SUBMISSIONS: dict[str, Prepare] = {
     "/logout": logout,
     "/settings/users": add_user,
@@ -332,6 +363,10 @@ SUBMISSIONS: dict[str, Prepare] = {
     "/settings/tokens/{token_id}/revoke": revoke_token,
     "/settings/sessions/{session_id}/end": end_session,
     "/settings/enrollment-secrets": create_secret_form,
+    "/settings/agent-versions": add_agent_version,
+    "/settings/agent-versions/{version}/remove": remove_agent_version,
+    "/settings/agent-targets": set_agent_target,
+    "/settings/agent-targets/remove": remove_agent_target,
     "/settings/enrollment-secrets/{secret_id}/revoke": revoke_secret,
     "/settings/enrollment-secrets/{secret_id}/rotate": rotate_secret,
     "/devices/{device_id}/revoke": revoke_device,
@@ -400,7 +435,9 @@ async def assert_redirects_to_a_page(http: httpx.AsyncClient, response: httpx.Re
 @pytest.mark.parametrize("path", list(SUBMISSIONS))
 async def test_a_console_form_that_succeeds_redirects_to_a_page(console: Console, path: str):
     url, form = await SUBMISSIONS[path](console)
-    response = await console.http.post(url, data={**form, "csrf_token": console.token})
+    response = await console.http.post(
+        url, data={**form, "csrf_token": console.token}, files=UPLOADS.get(path)
+    )
     await assert_redirects_to_a_page(console.http, response)
 
 

@@ -352,6 +352,7 @@ def page_urls(world: World) -> dict[str, list[str]]:
         "/settings/tokens": ["/settings/tokens"],
         "/settings/sessions": ["/settings/sessions"],
         "/settings/audit": ["/settings/audit"],
+        "/settings/agent-versions": ["/settings/agent-versions"],
         "/login": [f"/login?next={quote('/devices?q=' + world.search)}"],
     }
 

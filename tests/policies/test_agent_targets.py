@@ -134,7 +134,7 @@ async def test_a_target_older_than_a_devices_agent_needs_force(app, admin, clock
     pcs = await devices(app, admin, [("NEWER", "0.3.0", CAN), ("OLDER", "0.1.0", CAN)])
     refused = await target(admin, version="0.2.0")
     assert refused.status_code == 409
-    assert "1 device in this scope run a newer agent (0.3.0)" in refused.json()["error"]["message"]
+    assert "1 device in this scope runs a newer agent (0.3.0)" in refused.json()["error"]["message"]
     assert (await admin.get("/api/agent-targets")).json() == []
     assert await tick(app, clock) == 0
 

@@ -60,7 +60,7 @@ from lunaris_server.enrollment import api as enrollment_api
 from lunaris_server.enrollment import views as enrollment_views
 from lunaris_server.live import stats as live_stats
 from lunaris_server.live.console_socket import router as console_socket_router
-from lunaris_server.policies import agent_targets_api, scheduler
+from lunaris_server.policies import agent_targets_api, agent_versions_views, scheduler
 from lunaris_server.policies import api as policies_api
 from lunaris_server.policies import views as policies_views
 from lunaris_server.realtime.bus import make_bus
@@ -201,6 +201,7 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         commands_views.router,
         deployments_views.router,
         enrollment_views.router,
+        agent_versions_views.router,
         audit_views.router,
     ):
         app.include_router(router)
@@ -212,7 +213,10 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
         BodySizeLimitMiddleware,
         max_bytes=settings.max_body_bytes,
         large_paths={"/api/agent/update-report": settings.max_report_bytes},
-        large_prefixes={"/api/agent-versions/": MAX_INSTALLER_BYTES},
+        large_prefixes={
+            "/api/agent-versions/": MAX_INSTALLER_BYTES,
+            "/settings/agent-versions": MAX_INSTALLER_BYTES,
+        },
     )
     app.add_middleware(SecurityHeadersMiddleware, hsts=settings.env is Environment.PROD)
     app.add_middleware(RequestContextMiddleware)

@@ -6,6 +6,7 @@ and an MSI built into the folder (the Docker image, ``scripts/dev.py demo``) is 
 like an uploaded one. File work runs in a thread, off the event loop."""
 
 import asyncio
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,11 +14,16 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from lunaris_protocol import MAX_INSTALLER_BYTES
+from lunaris_protocol import AGENT_VERSION_PATTERN, MAX_AGENT_VERSION, MAX_INSTALLER_BYTES
 from lunaris_server.agents import files
 from lunaris_server.audit import service as audit
 from lunaris_server.core.errors import Conflict, InvalidInput, NotFound
 from lunaris_server.core.versions import sort_key
+
+
+def is_version(text: str) -> bool:
+    """Whether ``text`` can be an agent version (it names a file and a URL)."""
+    return len(text) <= MAX_AGENT_VERSION and re.fullmatch(AGENT_VERSION_PATTERN, text) is not None
 
 
 @dataclass(frozen=True, slots=True)

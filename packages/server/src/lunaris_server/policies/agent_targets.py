@@ -81,7 +81,8 @@ async def set_target(
     if newer and not force:
         count = sum(newer.values())
         raise Conflict(
-            f"{count} device{'s' if count != 1 else ''} in this scope run a newer agent "
+            f"{count} device{'s' if count != 1 else ''} in this scope "
+            f"{'runs' if count == 1 else 'run'} a newer agent "
             f"({', '.join(sorted(newer, key=sort_key))}); force the target to move them back",
             details={"newer": newer},
         )
