@@ -12,6 +12,7 @@ from lunaris_protocol import (
     CommandStatus,
     HeartbeatRequest,
     HeartbeatResponse,
+    InstalledItem,
     InventoryReport,
     InventoryReportResponse,
     RegisterRequest,
@@ -25,6 +26,7 @@ from lunaris_protocol import (
     UpdateReportResponse,
     agent_message_adapter,
     console_event_adapter,
+    list_digest,
 )
 from lunaris_protocol.events import (
     CommandUpdated,
@@ -255,3 +257,33 @@ def test_an_agent_update_with_a_bad_field_is_refused(wrong: dict[str, object]):
     UpdateAgentCommand.model_validate(good)
     with pytest.raises(ValidationError):
         UpdateAgentCommand.model_validate({**good, **wrong})
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        {"scope": "user"},
+        {"scope": "machine", "user": "AzureAD\\ada"},
+        {"scope": "everyone", "user": "AzureAD\\ada"},
+        {"scope": "user", "user": ""},
+        {"scope": "user", "user": "x" * 257},
+    ],
+    ids=["user-scope-without-user", "machine-with-user", "unknown-scope", "empty", "too-long"],
+)
+def test_a_row_has_a_user_exactly_when_it_is_a_users(row: dict[str, object]):
+    good = {"package_identifier": "Spotify.Spotify", "name": "Spotify"}
+    update = {**good, "installed_version": "1.0", "available_version": "2.0"}
+    UpdateItem.model_validate(update)
+    UpdateItem.model_validate({**update, "scope": "user", "user": "AzureAD\\ada"})
+    with pytest.raises(ValidationError):
+        UpdateItem.model_validate({**update, **row})
+
+
+def test_rows_without_a_scope_are_the_machines_and_keep_their_digest():
+
+    old = InstalledItem.model_validate(
+        {"package_identifier": "Git.Git", "name": "Git", "version": "2.47.1"}
+    )
+    assert (old.scope, old.user) == ("machine", None)
+    explicit = InstalledItem.model_validate({**old.model_dump(), "scope": "machine"})
+    assert list_digest([old]) == list_digest([explicit])

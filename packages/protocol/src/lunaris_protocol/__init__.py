@@ -55,6 +55,7 @@ from lunaris_protocol.inventory import (
     InventoryReportResponse,
     list_digest,
 )
+from lunaris_protocol.scope import Scope, Scoped, UserAccount
 
 __all__ = [
     "AGENT_INSTALLER_PATH",
@@ -93,11 +94,14 @@ __all__ = [
     "RunUpdatesCommand",
     "RunUpdatesMessage",
     "ScanError",
+    "Scope",
+    "Scoped",
     "UpdateAgentCommand",
     "UpdateAgentMessage",
     "UpdateItem",
     "UpdateReport",
     "UpdateReportResponse",
+    "UserAccount",
     "agent_message_adapter",
     "console_event_adapter",
     "list_digest",

@@ -20,6 +20,7 @@ from lunaris_protocol.limits import (
     MAX_UPDATES_PER_REPORT,
     MAX_VERSION,
 )
+from lunaris_protocol.scope import Scoped
 from lunaris_protocol.tags import TagList
 from lunaris_protocol.text import DISPLAY_TEXT, IDENTIFIER, MESSAGE_TEXT
 
@@ -136,7 +137,7 @@ class HeartbeatResponse(WireReply):
     the agent keeps the new id and token and speaks with them from its next request on."""
 
 
-class UpdateItem(WireModel):
+class UpdateItem(Scoped):
     """One row of ``winget upgrade``: an update waiting on the device."""
 
     package_identifier: PackageIdentifier

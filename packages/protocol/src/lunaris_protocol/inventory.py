@@ -15,6 +15,7 @@ from pydantic import Field, StringConstraints, model_validator
 from lunaris_protocol._base import WireModel, WireReply
 from lunaris_protocol.agent import ScanError
 from lunaris_protocol.limits import MAX_IDENTIFIER, MAX_NAME, MAX_SOURCE, MAX_VERSION
+from lunaris_protocol.scope import Scoped
 from lunaris_protocol.text import DISPLAY_TEXT, IDENTIFIER
 
 MAX_SOFTWARE_PER_REPORT: Final = 5_000
@@ -24,7 +25,7 @@ Digest = Annotated[str, StringConstraints(pattern=DIGEST_PATTERN)]
 """SHA-256 in lower-case hex of a list's normal form: :func:`list_digest`."""
 
 
-class InstalledItem(WireModel):
+class InstalledItem(Scoped):
     """One row of ``winget list``: a winget package, or an ARP or MSIX entry without a source
     (whose id may hold spaces: ``Adobe AIR``)."""
 
