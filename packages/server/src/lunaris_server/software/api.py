@@ -16,6 +16,7 @@ from lunaris_server.software.ranges import MAX_SEARCH, Bound, bounds_from, parse
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
+from lunaris_server.web.scope import ScopedOut
 
 router = APIRouter(prefix="/api", tags=["software"], responses=error_responses(401, 422))
 
@@ -59,7 +60,7 @@ class AppDeviceOut(BaseModel):
     first_seen_at: datetime
 
 
-class InstalledOut(BaseModel):
+class InstalledOut(ScopedOut):
     package_identifier: str
     name: str
     version: str

@@ -15,9 +15,9 @@ PostgreSQL (a language's collation would skip the punctuation the key is made of
 
 
 class DeviceSoftware(Base):
-    """One installed app on a device. One row per (device, package, source, version): winget
-    can list one id twice (two versions side by side); exact duplicates collapse into one
-    row with an instance count."""
+    """One installed app on a device. One row per (device, package, source, version, scope,
+    user): winget can list one id twice (two versions side by side, for the machine and in
+    users' profiles); exact duplicates collapse into one row with an instance count."""
 
     __tablename__ = "device_software"
 
@@ -33,6 +33,10 @@ class DeviceSoftware(Base):
     truncated: Mapped[bool] = mapped_column(Boolean)
     instances: Mapped[int] = mapped_column(Integer)
     first_seen_at: Mapped[datetime]
+    scope: Mapped[str] = mapped_column(String(8), server_default="machine")
+    """``machine``, or ``user``: installed into ``user_account``'s profile."""
+    user_account: Mapped[str] = mapped_column(String(256), server_default="")
+    """The account (``DOMAIN\\name``) of a ``user`` row; empty for the machine's."""
 
     __table_args__ = (
         # A version range of one package ("Notepad++.Notepad++ < 8.8"): its devices, oldest

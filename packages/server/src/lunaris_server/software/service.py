@@ -41,8 +41,8 @@ class SoftwareEvent(StrEnum):
     VERSION_CHANGED = "software_version_changed"
 
 
-RowKey = tuple[str, str | None, str]
-"""(package_identifier, source, version): one stored row per key."""
+RowKey = tuple[str, str | None, str, str, str]
+"""(package_identifier, source, version, scope, user account): one stored row per key."""
 
 
 @dataclass(slots=True)
@@ -99,6 +99,8 @@ _STORED_ROWS = select(
     _rows.c.name,
     _rows.c.truncated,
     _rows.c.instances,
+    _rows.c.scope,
+    _rows.c.user_account,
 ).where(_rows.c.device_id == bindparam("b_device_id"))
 _UPDATE_ROW = (
     update(_rows)
@@ -160,7 +162,7 @@ async def apply_inventory(
         return InventoryOutcome(unchanged=inventory.apps)
     incoming = _collapse(report.software)
     stored = {
-        (row.package_identifier, row.source, row.version): row
+        (row.package_identifier, row.source, row.version, row.scope, row.user_account): row
         for row in await connection.execute(_STORED_ROWS, {"b_device_id": device.id})
     }
     before = [
@@ -217,7 +219,7 @@ async def apply_inventory(
 def _collapse(items: list[InstalledItem]) -> dict[RowKey, _Incoming]:
     rows: dict[RowKey, _Incoming] = {}
     for item in items:
-        key = (item.package_identifier, item.source, item.version)
+        key = (item.package_identifier, item.source, item.version, item.scope, item.user or "")
         if key in rows:
             rows[key].instances += 1
         else:
@@ -235,8 +237,11 @@ def _diff(stored: dict[RowKey, Any], incoming: dict[RowKey, _Incoming], **row: A
             diff.unchanged += 1
         else:
             diff.updated.append(_row_update(old.id, new))
-    # What is left of one package (and source) on both sides moved to another version.
-    pairing = pair_leftovers(stored, incoming, group=lambda k: (k[0], k[1]), version=lambda k: k[2])
+    # What is left of one package (and source, scope, user) on both sides moved to another
+    # version.
+    pairing = pair_leftovers(
+        stored, incoming, group=lambda k: (k[0], k[1], k[3], k[4]), version=lambda k: k[2]
+    )
     for old, new in pairing.moved:
         diff.updated.append(_row_update(old.id, new))
         diff.events.append(
@@ -261,6 +266,8 @@ def _diff(stored: dict[RowKey, Any], incoming: dict[RowKey, _Incoming], **row: A
                 "truncated": item.truncated,
                 "instances": new.instances,
                 "first_seen_at": row["now"],
+                "scope": item.scope,
+                "user_account": item.user or "",
             }
         )
         diff.events.append(

@@ -14,11 +14,12 @@ from lunaris_server.updates.queries import FleetQuery
 from lunaris_server.web.api_errors import error_responses
 from lunaris_server.web.deps import SessionDep
 from lunaris_server.web.pagination import PageDep, Paginated
+from lunaris_server.web.scope import ScopedOut
 
 router = APIRouter(prefix="/api", tags=["updates"], responses=error_responses(401, 422))
 
 
-class DeviceUpdateOut(BaseModel):
+class DeviceUpdateOut(ScopedOut):
     package_identifier: str
     name: str
     installed_version: str

@@ -10,8 +10,9 @@ from lunaris_server.db import Base
 class DeviceUpdate(Base):
     """An update winget shows as waiting on a device.
 
-    One row per (device, package, source, installed version): winget can list one id twice
-    (two installs); exact duplicates collapse into one row with an instance count.
+    One row per (device, package, source, installed version, scope, user): winget can list
+    one id twice (two installs), for the machine and in users' profiles; exact duplicates
+    collapse into one row with an instance count.
     """
 
     __tablename__ = "device_updates"
@@ -29,6 +30,10 @@ class DeviceUpdate(Base):
     truncated: Mapped[bool] = mapped_column(Boolean, default=False)
     instances: Mapped[int] = mapped_column(Integer, default=1)
     first_seen_at: Mapped[datetime]
+    scope: Mapped[str] = mapped_column(String(8), server_default="machine")
+    """``machine``, or ``user``: installed into ``user_account``'s profile."""
+    user_account: Mapped[str] = mapped_column(String(256), server_default="")
+    """The account (``DOMAIN\\name``) of a ``user`` row; empty for the machine's."""
 
     __table_args__ = (
         Index("ix_device_updates_package", "package_identifier", "source"),

@@ -42,8 +42,9 @@ class EventKind(StrEnum):
     INSTALL_FAILED = "install_failed"
 
 
-RowKey = tuple[str, str | None, str]
-"""(package_identifier, source, installed_version): one stored row per key."""
+RowKey = tuple[str, str | None, str, str, str]
+"""(package_identifier, source, installed_version, scope, user account): one stored row per
+key."""
 
 
 @dataclass(slots=True)
@@ -65,15 +66,23 @@ class _Incoming:
     instances: int = 1
 
 
-def _key(package_identifier: str, source: str | None, installed_version: str) -> RowKey:
-    return (package_identifier, source, installed_version)
+def _key(
+    package_identifier: str, source: str | None, installed_version: str, scope: str, user: str
+) -> RowKey:
+    return (package_identifier, source, installed_version, scope, user)
 
 
 def _collapse(items: list[UpdateItem]) -> dict[RowKey, _Incoming]:
     """Exact duplicates (same key) become one row with an instance count; first one wins."""
     rows: dict[RowKey, _Incoming] = {}
     for item in items:
-        key = _key(item.package_identifier, item.source, item.installed_version)
+        key = _key(
+            item.package_identifier,
+            item.source,
+            item.installed_version,
+            item.scope,
+            item.user or "",
+        )
         if key in rows:
             rows[key].instances += 1
         else:
@@ -146,6 +155,8 @@ _STORED_ROWS = select(
     _rows.c.explicit_targeting,
     _rows.c.truncated,
     _rows.c.instances,
+    _rows.c.scope,
+    _rows.c.user_account,
 ).where(_rows.c.device_id == bindparam("b_device_id"))
 _UPDATE_ROW = (
     update(_rows)
@@ -206,7 +217,9 @@ async def apply_report(
         return ReportOutcome(scan_failed=True, unchanged=device.updates_count)
 
     stored: dict[RowKey, _Stored] = {
-        _key(row.package_identifier, row.source, row.installed_version): row
+        _key(
+            row.package_identifier, row.source, row.installed_version, row.scope, row.user_account
+        ): row
         for row in await connection.execute(_STORED_ROWS, {"b_device_id": device.id})
     }
     rows_before, rows_after = list(stored.values()), [new.item for new in incoming.values()]
@@ -218,7 +231,12 @@ async def apply_report(
     def event(
         kind: EventKind, shown: fleet_counts.Shown, details: dict[str, Any] | None = None
     ) -> None:
-        # ``shown``: the update as it is after the change (before it, for a resolution).
+        # ``shown``: the update as it is after the change (before it, for a resolution). One
+        # in a user's profile names the user (a reported row says ``user``, a stored one
+        # ``user_account``).
+        user = getattr(shown, "user", None) or getattr(shown, "user_account", "")
+        if user:
+            details = {**(details or {}), "user": user}
         events.append(
             {
                 "device_id": device.id,
@@ -249,7 +267,9 @@ async def apply_report(
 
     # What is left unmatched on both sides for one package is the same update whose installed
     # version moved (a partial upgrade): a change, not a resolution plus a new detection.
-    pairing = pair_leftovers(stored, incoming, group=lambda k: (k[0], k[1]), version=lambda k: k[2])
+    pairing = pair_leftovers(
+        stored, incoming, group=lambda k: (k[0], k[1], k[3], k[4]), version=lambda k: k[2]
+    )
     for row, new in pairing.moved:
         updated.append(_row_update(row.id, new))
         outcome.changed.append(row.package_identifier)
@@ -272,6 +292,8 @@ async def apply_report(
                 "truncated": item.truncated,
                 "instances": new.instances,
                 "first_seen_at": now,
+                "scope": item.scope,
+                "user_account": item.user or "",
             }
         )
         outcome.added.append(item.package_identifier)
