@@ -27,3 +27,15 @@ async def launch_chromium() -> AsyncIterator[Any]:
         )
         yield browser
         await browser.close()
+
+
+def answer_next_dialog(page: Any, *, accept: bool) -> list[str]:
+    """Answers the page's next dialog (a ``confirm()``); the list gets its message."""
+    asked: list[str] = []
+
+    async def answer(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await (dialog.accept() if accept else dialog.dismiss())
+
+    page.once("dialog", answer)
+    return asked

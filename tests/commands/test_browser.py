@@ -206,7 +206,7 @@ async def test_update_on_every_device_asks_first(server, seeded, chromium):
     page.once("dialog", answer(False))
     await button.click()
     await until(lambda: dialogs, "the confirmation")
-    assert dialogs == ["Install Git.Git (winget) on all 2 devices waiting for it?"]
+    assert dialogs == ["Install Git 2.0 on 2 devices."]
     assert (await api(server, seeded, "/api/commands"))["total"] == 0
 
     page.once("dialog", answer(True))

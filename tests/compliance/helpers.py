@@ -49,7 +49,8 @@ DAYS_31 = timedelta(days=31)
 async def crafted_fleet(app: FastAPI, admin: httpx.AsyncClient) -> dict[str, object]:
     """PC-1: Zoom 7 days, Git 8 days, Edge (ignored by the fleet's rule);
     PC-2: Edge only (compliant); PC-3 ("Lab"): Git, ignored by the Lab's rule (compliant);
-    PC-4: Git 30 days, Zoom 31 days (named like a formula); PC-5: nothing;
+    PC-4: Git 30 days, Zoom 31 days (named like a formula); PC-5: nothing (a scan that
+    found nothing);
     PC-6: revoked, with Git."""
     secret = await create_secret(app)
     devices = {
@@ -83,6 +84,7 @@ async def crafted_fleet(app: FastAPI, admin: httpx.AsyncClient) -> dict[str, obj
         {"Git.Git": DAYS_30, "Zoom.Zoom": DAYS_31},
         names={"Zoom.Zoom": "=HYPERLINK(1)"},
     )
+    await report(app, admin, devices["PC-5"], {})
     await report(app, admin, devices["PC-6"], {"Git.Git": DAYS_31})
     revoked = await admin.post(f"/api/devices/{devices['PC-6'].device_id}/revoke")
     assert revoked.status_code == 200, revoked.text

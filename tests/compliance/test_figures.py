@@ -54,6 +54,37 @@ async def test_the_fleet_and_each_group(app, admin):
     assert missing.status_code == 404
 
 
+async def test_a_device_not_scanned_yet_counts_and_is_not_compliant(app, admin):
+    """Enrolled and never scanned, or whose only scans failed: counted among the devices,
+    not compliant, and not missing (no update is known to wait). A device whose scan fails
+    after one that worked keeps what that one found."""
+    fleet = await crafted_fleet(app, admin)
+    secret = await create_secret(app)
+    await register_device(admin, secret, hostname="PC-NEW")
+    failing = await register_device(admin, secret, hostname="PC-FAILS")
+    failed = {"updates": [], "scan_error": {"code": "winget_missing", "message": "no winget"}}
+    for _ in range(2):
+        sent = await admin.post("/api/agent/update-report", json=failed, headers=failing.headers)
+        assert sent.status_code == 200, sent.text
+    pc5 = fleet["devices"]["PC-5"]  # type: ignore[index]
+    sent = await admin.post("/api/agent/update-report", json=failed, headers=pc5.headers)
+    assert sent.status_code == 200, sent.text
+
+    now = (await admin.get("/api/compliance")).json()
+    assert figures(now) == (7, 3, 2, 4, 1, 2, 1, 0)
+    assert now["not_scanned"] == 2
+    assert now["compliant_percent"] == 42.9
+    everyone = (await admin.get("/api/compliance", params={"group_id": fleet["everyone"]})).json()
+    assert (everyone["devices"], everyone["not_scanned"]) == (7, 2)
+
+    listed = await admin.get("/api/devices", params={"scanned": "false"})
+    assert sorted(d["hostname"] for d in listed.json()["items"]) == ["PC-FAILS", "PC-NEW"]
+    up_to_date = await admin.get("/api/devices", params={"has_updates": "false"})
+    assert [d["hostname"] for d in up_to_date.json()["items"]] == ["PC-5"]
+    scan_ok = await admin.get("/api/devices", params={"has_scan_error": "false"})
+    assert "PC-NEW" not in {d["hostname"] for d in scan_ok.json()["items"]}
+
+
 async def test_overdue_follows_the_sla_of_the_policy_a_device_takes(app, admin):
     fleet = await crafted_fleet(app, admin)
     await add_policy(admin, "Everyone", fleet["everyone"], sla_days=30)

@@ -71,6 +71,7 @@ async def test_admin_logs_in_and_browses_the_fleet(start_server, seeded, chromiu
         "with_updates": sum(d["updates_count"] > 0 for d in devices),
         "pending_updates": sum(d["updates_count"] for d in devices),
         "scan_errors": sum(d["scan_error"] is not None for d in devices),
+        "not_scanned": sum(d["last_good_scan_at"] is None for d in devices),
     }
     for stat, value in expected.items():
         await expect(page.locator(f'[data-stat="{stat}"] .stat-value')).to_have_attribute(

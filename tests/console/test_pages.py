@@ -16,20 +16,6 @@ PAGES = ["/", "/devices", "/updates", "/settings", "/settings/tokens"]
 ADMIN_PAGES = ["/settings/users", "/settings/audit"]
 
 
-@pytest.fixture
-async def admin(app: FastAPI, client: httpx.AsyncClient) -> httpx.AsyncClient:
-    await create_user(app)
-    assert (await login(client)).status_code == 303
-    return client
-
-
-@pytest.fixture
-async def viewer(app: FastAPI, browser_client: httpx.AsyncClient) -> httpx.AsyncClient:
-    await create_user(app, "vera", "viewer password", role="viewer")
-    assert (await login(browser_client, "vera", "viewer password")).status_code == 303
-    return browser_client
-
-
 async def fleet(app: FastAPI, client: httpx.AsyncClient) -> list[str]:
     """Three devices: two with updates (one of them also failed its last scan), one clean."""
     secret = await create_secret(app)
@@ -208,7 +194,7 @@ async def test_the_devices_waiting_for_a_package_are_paged_by_device(app, admin)
         )
         assert response.status_code == 200
     first = (await admin.get("/updates/devices?package=Git.Git&source=winget")).text
-    assert f"{PER_PAGE + 3} waiting" in first
+    assert f"{PER_PAGE + 3} devices waiting" in first
     hosts = re.findall(r'class="strong" href="/devices/[^"]+">([^<]+)<', first)
     # The last device of the page has two installs: both rows, and no device cut in half.
     assert hosts == [f"PC-{n:03}" for n in range(PER_PAGE)] + [f"PC-{PER_PAGE - 1:03}"]
@@ -218,7 +204,7 @@ async def test_the_devices_waiting_for_a_package_are_paged_by_device(app, admin)
     ]
     # No source: the table links without one, and the page finds the rows.
     no_source = (await admin.get("/updates/devices?package=Local.Tool")).text
-    assert "2 waiting" in no_source
+    assert "2 devices waiting" in no_source
     assert '/updates/devices?package=Local.Tool"' in (await admin.get("/updates")).text
 
 

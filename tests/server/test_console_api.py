@@ -167,7 +167,10 @@ async def test_device_list_status_filters_and_counts(app, client, clock):
         ["PC-ALPHA", "PC-BRAVO", "PC-CHARLIE"],
         3,
     )
-    assert await hosts(has_updates="false") == (["PC-DELTA", "PC-ECHO"], 2)
+    # DELTA never reported and ECHO's only scan failed: neither is up to date, nor scanned.
+    assert await hosts(has_updates="false") == ([], 0)
+    assert await hosts(scanned="false") == (["PC-DELTA", "PC-ECHO"], 2)
+    assert await hosts(scanned="true") == (["PC-ALPHA", "PC-BRAVO", "PC-CHARLIE"], 3)
     assert await hosts(has_scan_error="true") == (["PC-ECHO"], 1)
     assert await hosts(q="cha") == (["PC-CHARLIE"], 1)
     assert await hosts(q="pc-") == (

@@ -185,16 +185,20 @@ async def get_deployment(
     return deployment, summary[deployment.id]
 
 
-async def with_updates(session: AsyncSession, *, device_ids: list[str]) -> int:
-    """How many of these devices report updates waiting (what a run on them is for)."""
-    count = 0
+async def with_updates(
+    session: AsyncSession, *, device_ids: list[str], offline_before: datetime
+) -> tuple[int, int]:
+    """How many of these devices report updates waiting (what a run on them is for), and
+    how many of those are offline (last seen before ``offline_before``: theirs waits)."""
+    waiting = offline = 0
     for start in range(0, len(device_ids), 1000):
-        count += (
-            await session.scalar(
-                select(func.count())
+        row = (
+            await session.execute(
+                select(func.count(), func.count().filter(Device.last_seen_at <= offline_before))
                 .select_from(Device)
                 .where(Device.id.in_(device_ids[start : start + 1000]), Device.updates_count > 0)
             )
-            or 0
-        )
-    return count
+        ).one()
+        waiting += row[0] or 0
+        offline += row[1] or 0
+    return waiting, offline

@@ -186,11 +186,14 @@ async def run_on_selection(
             for name, value in fields
             if name in ("device_id", "scope") or name.startswith("filter_")
         ]
-        waiting = await deployment_queries.with_updates(session, device_ids=device_ids)
+        waiting, offline = await deployment_queries.with_updates(
+            session, device_ids=device_ids, offline_before=state.liveness.cutoff(now)
+        )
+        context = {"selected": len(device_ids), "waiting": waiting, "offline": offline}
         return console.render(
             request,
             "pages/deployments/confirm_run.html",
-            {"fields": kept, "selected": len(device_ids), "waiting": waiting, "filters": filters},
+            {**context, "fields": kept, "filters": filters},
         )
     run = await deployments.run_on_devices(
         session,

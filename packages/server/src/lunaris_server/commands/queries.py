@@ -15,7 +15,6 @@ from lunaris_server.commands.models import Command, CommandResult
 from lunaris_server.core.errors import InvalidInput, NotFound
 from lunaris_server.db.queries import contains_pattern
 from lunaris_server.devices.models import Device
-from lunaris_server.updates.models import DeviceUpdate
 
 Cursor = tuple[datetime, str]
 """A command's place in the list: its creation time and its id."""
@@ -173,25 +172,6 @@ async def command_row(session: AsyncSession, *, command_id: str) -> CommandRow:
     if row is None:
         raise NotFound(f"no command with id {command_id}")
     return (await _with_results(session, [row]))[0]
-
-
-async def devices_to_run(session: AsyncSession, *, package: str, source: str | None) -> int:
-    """How many commands installing ``package`` everywhere (from ``source``) creates now: the
-    listed devices with a row of it that winget did not cut short (as
-    ``service.create_for_package``)."""
-    conditions = [
-        DeviceUpdate.package_identifier == package,
-        DeviceUpdate.truncated.is_(False),
-        Device.revoked_at.is_(None),
-    ]
-    if source is not None:
-        conditions.append(DeviceUpdate.source == source)
-    count = await session.scalar(
-        select(func.count(func.distinct(DeviceUpdate.device_id)))
-        .join(Device, Device.id == DeviceUpdate.device_id)
-        .where(*conditions)
-    )
-    return count or 0
 
 
 def check_cursor(cursor: tuple[object, str]) -> Cursor:

@@ -21,6 +21,7 @@ from lunaris_server.console.paging import PER_PAGE, Pager, decode_cursor
 from lunaris_server.console.web import Console
 from lunaris_server.core.errors import DomainError, InvalidInput, NotFound
 from lunaris_server.devices import service as devices
+from lunaris_server.updates import queries as update_queries
 from lunaris_server.updates import rule_store
 from lunaris_server.web.deps import NowDep, SessionDep, StateDep
 from lunaris_server.web.unit_of_work import WorkDep
@@ -252,11 +253,13 @@ async def run_package(
     if source is not None and source not in SOURCES:
         raise InvalidInput(f"no source {source[:80]!r}: use one of {', '.join(SOURCES)}")
     if form.get("confirmed") != "yes":
-        devices_waiting = await queries.devices_to_run(session, package=package, source=source)
+        preview = await update_queries.run_preview(
+            session, package=package, source=source, offline_before=state.liveness.cutoff(now)
+        )
         return console.render(
             request,
             "pages/commands/confirm_run.html",
-            {"package": package, "source": source, "devices": devices_waiting},
+            {"package": package, "source": source, "preview": preview},
         )
     try:
         created = await commands.create_for_package(

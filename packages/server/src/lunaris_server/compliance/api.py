@@ -29,9 +29,13 @@ class FiguresOut(BaseModel):
     devices: int
     """Enrolled devices (of the group)."""
     compliant: int
-    """Devices with no waiting update that a package rule does not ignore."""
+    """Devices with a scan that worked and no waiting update that a package rule does not
+    ignore."""
     missing: int
     """Devices with one at least."""
+    not_scanned: int
+    """Devices with no scan that worked yet: not compliant, and not missing either (no
+    update is known to wait on them)."""
     compliant_percent: float | None
     """compliant / devices, in percent; null for no devices."""
     overdue: int

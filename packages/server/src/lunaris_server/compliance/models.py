@@ -21,6 +21,8 @@ class ComplianceDay(Base):
     devices: Mapped[int] = mapped_column(Integer)
     compliant: Mapped[int] = mapped_column(Integer)
     """Devices with no waiting update that a rule does not ignore."""
+    not_scanned: Mapped[int] = mapped_column(Integer, server_default="0")
+    """Devices with no scan that worked yet (not compliant); 0 in rows from before it."""
     overdue: Mapped[int] = mapped_column(Integer)
     waiting: Mapped[int] = mapped_column(Integer)
     """Waiting updates (device x package rows) that a rule does not ignore."""

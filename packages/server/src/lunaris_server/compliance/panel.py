@@ -73,6 +73,14 @@ async def panel(
             _csv(group_id, "missing"),
             _devices(group_id, has_updates="yes"),
         ),
+        Stat(
+            "not_scanned",
+            "Not scanned yet",
+            figures.not_scanned,
+            "muted",
+            None,
+            _devices(group_id, has_updates="unscanned"),
+        ),
         Stat("overdue", "Overdue", figures.overdue, "error", _csv(group_id, "overdue"), None),
         Stat(
             "age_0_7", "Waiting 0–7 days", figures.age_0_7, "plain", _csv(group_id, "age_0_7"), None

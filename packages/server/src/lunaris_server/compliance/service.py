@@ -1,8 +1,13 @@
 """Compliance figures, for the fleet or one group, counted in the database.
 
 - **devices**: enrolled devices (revoked ones never count), those of the group when asked;
-- **compliant**: devices with no waiting update that a package rule does not ignore
-  (compliance/ignored.py: the rules decide, as everywhere else); the others are *missing*;
+- **compliant**: devices with a scan that worked and no waiting update that a package rule
+  does not ignore (compliance/ignored.py: the rules decide, as everywhere else); the
+  devices with such an update are *missing*;
+- **not scanned**: devices with no scan that worked yet (``devices.last_good_scan_at`` is
+  null): they count among the devices and are not compliant, since nothing shows what they
+  need (and a scan that keeps failing must not make a PC look patched); they are not
+  *missing* either, as no update is known to wait on them (rows come only from good scans);
 - **age buckets**: the waiting updates rules do not ignore (device x package rows, as
   ``device_updates`` keeps them), by whole days since the device first reported the update
   (``device_updates.first_seen_at``): 0-7, 8-30, over 30;
@@ -37,6 +42,7 @@ FIGURES: tuple[Figure, ...] = ("missing", "age_0_7", "age_8_30", "age_over_30", 
 class Figures:
     devices: int
     compliant: int
+    not_scanned: int
     overdue: int
     waiting: int
     age_0_7: int
@@ -45,7 +51,7 @@ class Figures:
 
     @property
     def missing(self) -> int:
-        return self.devices - self.compliant
+        return self.devices - self.compliant - self.not_scanned
 
     @property
     def compliant_percent(self) -> float | None:
@@ -98,7 +104,7 @@ async def scope(session: AsyncSession, *, group_id: int | None, now: datetime) -
 
 def _devices(scope: Scope, *, cutoff: bool = True) -> Subquery:
     key = scope.ignored.key()
-    columns: list[Any] = [Device.id, Device.hostname]
+    columns: list[Any] = [Device.id, Device.hostname, Device.last_good_scan_at]
     columns.append((key if key is not None else literal("")).label("key"))
     if cutoff:
         columns.append((scope.cutoff if scope.cutoff is not None else null()).label("cutoff"))
@@ -141,10 +147,13 @@ async def figures(session: AsyncSession, scope: Scope) -> Figures:
     first (ages, the oldest), then over the devices, where each device's SLA is asked once
     (not once per update)."""
     devices = _devices(scope, cutoff=False)
-    total = await session.scalar(select(func.count()).select_from(devices)) or 0
 
     def count_where(condition: ColumnElement[bool]) -> ColumnElement[int]:
         return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+    unscanned = count_where(devices.c.last_good_scan_at.is_(None))
+    counted = (await session.execute(select(func.count(), unscanned).select_from(devices))).one()
+    total, not_scanned = (int(value) for value in counted)
 
     buckets: tuple[Figure, ...] = ("age_0_7", "age_8_30", "age_over_30")
     per_device = (
@@ -174,7 +183,8 @@ async def figures(session: AsyncSession, scope: Scope) -> Figures:
     missing, waiting, week, month, older, overdue_devices = (int(value) for value in row)
     return Figures(
         devices=total,
-        compliant=total - missing,
+        compliant=total - missing - not_scanned,
+        not_scanned=not_scanned,
         overdue=overdue_devices,
         waiting=waiting,
         age_0_7=week,

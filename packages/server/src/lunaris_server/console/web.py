@@ -55,10 +55,14 @@ class Console:
             bar_chart=bar_chart,
             line_chart=line_chart,
             legend=legend,
+            heartbeat_interval_s=state.settings.heartbeat_interval_s,
+            run_confirmation=formatting.run_confirmation,
         )
         env.filters.update(
             when=formatting.when,
             count=formatting.count,
+            plural=formatting.plural,
+            interval=formatting.interval,
         )
 
     def static_url(self, name: str) -> str:

@@ -24,6 +24,8 @@ class FleetStats:
     """Updates waiting, summed over devices."""
     scan_errors: int
     """Devices whose last scan failed."""
+    not_scanned: int
+    """Devices with no scan that worked yet."""
 
 
 async def fleet_stats(session: AsyncSession, *, liveness: Liveness, now: datetime) -> FleetStats:
@@ -38,10 +40,11 @@ async def fleet_stats(session: AsyncSession, *, liveness: Liveness, now: datetim
                 count_where(Device.updates_count > 0),
                 func.coalesce(func.sum(Device.updates_count), 0),
                 count_where(Device.scan_error_at.is_not(None)),
+                count_where(Device.last_good_scan_at.is_(None)),
             ).where(Device.revoked_at.is_(None))
         )
     ).one()
-    devices, online, with_updates, pending, scan_errors = (int(value) for value in row)
+    devices, online, with_updates, pending, scan_errors, not_scanned = (int(v) for v in row)
     return FleetStats(
         devices=devices,
         online=online,
@@ -49,6 +52,7 @@ async def fleet_stats(session: AsyncSession, *, liveness: Liveness, now: datetim
         with_updates=with_updates,
         pending_updates=pending,
         scan_errors=scan_errors,
+        not_scanned=not_scanned,
     )
 
 

@@ -58,6 +58,8 @@ class DeviceOut(BaseModel):
     updates_count: int
     enrolled_at: datetime
     last_scan_at: datetime | None
+    last_good_scan_at: datetime | None
+    """Its last scan that worked; null: not scanned yet."""
     scan_error: ScanErrorOut | None
     connected: bool
     """The agent's push socket is open (on any server process)."""
@@ -109,6 +111,7 @@ class DeviceOut(BaseModel):
             updates_count=device.updates_count,
             enrolled_at=device.enrolled_at,
             last_scan_at=device.last_scan_at,
+            last_good_scan_at=device.last_good_scan_at,
             scan_error=scan_error,
             connected=connected,
             clone_suspected=None
@@ -145,6 +148,9 @@ async def list_devices(
     status: DeviceStatus | None = None,
     has_updates: bool | None = None,
     has_scan_error: bool | None = None,
+    scanned: Annotated[
+        bool | None, Query(description="a scan ever worked; false: not scanned yet")
+    ] = None,
     group_id: Annotated[
         int | None, Query(ge=1, le=MAX_ROW_ID, description="only the group's devices")
     ] = None,
@@ -159,6 +165,7 @@ async def list_devices(
         status=status,
         has_updates=has_updates,
         has_scan_error=has_scan_error,
+        scanned=scanned,
         group_id=group_id,
         tag=tag,
         sort=sort_by,

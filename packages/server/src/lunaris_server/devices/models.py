@@ -102,6 +102,10 @@ class Device(Base):
     # Kept by the update-report diff so lists, filters and sorts need no join.
     updates_count: Mapped[int] = mapped_column(Integer, default=0)
     last_scan_at: Mapped[datetime | None]
+    """Its last scan report, good or failed."""
+    last_good_scan_at: Mapped[datetime | None]
+    """Its last scan that worked; null until one did: the device is "not scanned yet", in the
+    list, its filters, the dashboard and compliance (which counts it as not compliant)."""
     scan_error_code: Mapped[str | None] = mapped_column(String(64))
     scan_error_message: Mapped[str | None] = mapped_column(Text)
     scan_error_at: Mapped[datetime | None]

@@ -52,7 +52,11 @@ class DeviceQuery:
     search: str | None = None
     status: DeviceStatus | None = None
     has_updates: bool | None = None
+    """Updates waiting (true), or a scan that worked and found none (false)."""
     has_scan_error: bool | None = None
+    """The last scan failed (true), or worked (false)."""
+    scanned: bool | None = None
+    """A scan ever worked (true), or none did yet: "not scanned yet" (false)."""
     group_id: int | None = None
     """Only the devices in this group."""
     tag: str | None = None
@@ -107,16 +111,22 @@ async def matching(
         statement = statement.where(Device.last_seen_at > liveness.cutoff(now))
     elif query.status is DeviceStatus.OFFLINE:
         statement = statement.where(Device.last_seen_at <= liveness.cutoff(now))
+    # A device not scanned yet is neither up to date nor scanned well.
+    scanned = Device.last_good_scan_at.is_not(None)
     if query.has_updates is not None:
         statement = statement.where(
-            Device.updates_count > 0 if query.has_updates else Device.updates_count == 0
+            Device.updates_count > 0
+            if query.has_updates
+            else and_(Device.updates_count == 0, scanned)
         )
     if query.has_scan_error is not None:
         statement = statement.where(
             Device.scan_error_at.is_not(None)
             if query.has_scan_error
-            else Device.scan_error_at.is_(None)
+            else and_(Device.scan_error_at.is_(None), scanned)
         )
+    if query.scanned is not None:
+        statement = statement.where(scanned if query.scanned else ~scanned)
     if query.group_id is not None:
         group = await session.get(DeviceGroup, query.group_id)
         if group is None:
@@ -234,6 +244,7 @@ class DeviceFilter(BaseModel):
     status: DeviceStatus | None = None
     has_updates: bool | None = None
     has_scan_error: bool | None = None
+    scanned: bool | None = None
     group_id: RowNumber | None = None
     tag: Tag | None = None
 
@@ -243,6 +254,7 @@ class DeviceFilter(BaseModel):
             status=self.status,
             has_updates=self.has_updates,
             has_scan_error=self.has_scan_error,
+            scanned=self.scanned,
             group_id=self.group_id,
             tag=self.tag,
         )

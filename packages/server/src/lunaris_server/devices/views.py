@@ -42,7 +42,7 @@ RENAMED_FILTERS = {"scan_error": "has_scan_error"}
 def device_query(
     q: Annotated[str, Query(max_length=256)] = "",
     status: Annotated[Literal["online", "offline", ""], Query()] = "",
-    has_updates: YesNo = "",
+    has_updates: Literal["yes", "no", "unscanned", ""] = "",
     has_scan_error: YesNo = "",
     group_id: Annotated[str, Query(max_length=12, pattern=r"^\d*$")] = "",
     tag: Annotated[str, Query(max_length=MAX_TAG)] = "",
@@ -59,6 +59,7 @@ def device_query(
         status=DeviceStatus(status) if status else None,
         has_updates={"yes": True, "no": False}.get(has_updates),
         has_scan_error={"yes": True, "no": False}.get(has_scan_error),
+        scanned=False if has_updates == "unscanned" else None,
         group_id=int(group_id) if group_id else None,
         tag=_tag(tag) if tag else None,
         sort=sort_by,
@@ -208,6 +209,10 @@ def selection_of_form(fields: list[tuple[str, str]]) -> tuple[DeviceSelection, d
         matching = {
             name: {"yes": True, "no": False}.get(value, value) for name, value in filters.items()
         }
+        if matching.get("has_updates") == "unscanned":
+            # The list's "Not scanned yet" is the API's scanned=false.
+            del matching["has_updates"]
+            matching["scanned"] = False
         data: dict[str, object] = {"matching": matching}
     else:
         ticked = [value for name, value in fields if name == "device_id"]

@@ -3,9 +3,11 @@
 
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
 
 from sqlalchemy import (
+    case,
     func,
     or_,
     select,
@@ -13,8 +15,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from lunaris_server.console.formatting import run_confirmation
 from lunaris_server.core.versions import newest, sort_key
 from lunaris_server.db.queries import contains_pattern, parse_sort
+from lunaris_server.devices.models import Device
 from lunaris_server.updates import fleet_counts
 from lunaris_server.updates.models import DeviceUpdate, FleetPackage, FleetVariant, UpdateEvent
 
@@ -153,3 +157,64 @@ async def fleet_updates(
             )
         )
     return items, total or 0
+
+
+@dataclass(frozen=True, slots=True)
+class RunPreview:
+    """What installing a package on every device waiting for it (from a source, or from
+    every source) would do, as a run's confirmation says it."""
+
+    package: str
+    name: str
+    """The name winget shows for it, or its id where the devices' rows disagree."""
+    version: str | None
+    """The version the devices are offered, when it is one for all of them."""
+    devices: int
+    """Devices that get a command: listed, with a row of it winget did not cut short."""
+    offline: int
+    """Of those, the offline ones: theirs waits until they are back."""
+
+    @property
+    def confirmation(self) -> str:
+        """ "Install 7-Zip 24.08 on 9 devices; 1 is offline and will install when it is back." """
+        what = f"{self.name} {self.version}" if self.version else self.name
+        if self.version is None and self.devices > 1:
+            what += " (the version each device is offered)"
+        return run_confirmation(what, self.devices, self.offline)
+
+
+async def run_preview(
+    session: AsyncSession, *, package: str, source: str | None, offline_before: datetime
+) -> RunPreview:
+    """A run of ``package`` (from ``source``): the same devices as ``commands.service.
+    create_for_package`` picks; a device last seen before ``offline_before`` is offline."""
+    conditions = [
+        DeviceUpdate.package_identifier == package,
+        DeviceUpdate.truncated.is_(False),
+        Device.revoked_at.is_(None),
+    ]
+    if source is not None:
+        conditions.append(DeviceUpdate.source == source)
+    offline = case((Device.last_seen_at <= offline_before, DeviceUpdate.device_id))
+    row = (
+        await session.execute(
+            select(
+                func.count(func.distinct(DeviceUpdate.device_id)),
+                func.count(func.distinct(offline)),
+                func.min(DeviceUpdate.name),
+                func.max(DeviceUpdate.name),
+                func.min(DeviceUpdate.available_version),
+                func.max(DeviceUpdate.available_version),
+            )
+            .join(Device, Device.id == DeviceUpdate.device_id)
+            .where(*conditions)
+        )
+    ).one()
+    devices, offline_count, first_name, last_name, lowest, highest = row
+    return RunPreview(
+        package=package,
+        name=first_name if first_name and first_name == last_name else package,
+        version=lowest if lowest and lowest == highest else None,
+        devices=int(devices),
+        offline=int(offline_count),
+    )

@@ -136,6 +136,7 @@ def _scan_recorded(**values: Any) -> Update:
 
 _GOOD_SCAN = _scan_recorded(
     updates_count=bindparam("b_updates_count"),
+    last_good_scan_at=bindparam("b_now"),
     scan_error_code=None,
     scan_error_message=None,
     scan_error_at=None,

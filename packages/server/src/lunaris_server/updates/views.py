@@ -102,6 +102,11 @@ async def package_devices_page(
     source: Annotated[str | None, Query(max_length=64)] = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,
 ) -> Response:
+    preview = None
+    if _user.is_admin and not package.endswith("…"):
+        preview = await update_queries.run_preview(
+            session, package=package, source=source, offline_before=state.liveness.cutoff(now)
+        )
     rows, total = await fleet_devices.devices_waiting_for(
         session,
         package_identifier=package,
@@ -114,6 +119,7 @@ async def package_devices_page(
         "source": source,
         "rows": [{**device_view(device, state, now), "waiting": row} for device, row in rows],
         "pager": Pager(page, PER_PAGE, total),
+        "preview": preview,
     }
     template = (
         "partials/updates/package_devices.html"
