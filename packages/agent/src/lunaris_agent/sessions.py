@@ -138,15 +138,17 @@ class ProfileSessions:
     def _entries(self) -> list[tuple[UserSession, Path]]:
         try:
             listed = json.loads(self.path.read_text(encoding="utf-8"))
+            return [
+                (
+                    UserSession(int(entry["session_id"]), str(entry["account"])),
+                    Path(entry["profile"]),
+                )
+                for entry in listed
+            ]
         except FileNotFoundError:
             return []
-        return [
-            (
-                UserSession(session_id=int(entry["session_id"]), account=str(entry["account"])),
-                Path(entry["profile"]),
-            )
-            for entry in listed
-        ]
+        except (ValueError, TypeError, KeyError) as error:
+            raise OSError(f"{self.path} does not list sessions: {error!r}") from error
 
 
 async def read_bounded(stream: asyncio.StreamReader) -> bytes:
