@@ -67,7 +67,7 @@ def test_only_the_service_modules_import_pywin32() -> None:
         for module, path in modules().items()
         if any(within(name, PYWIN32) or name.startswith("win32") for name in imported(path))
     }
-    assert importers == {"windows.service", "windows.service_control"}
+    assert importers == {"windows.service", "windows.service_control", "windows.user_sessions"}
 
 
 @pytest.mark.parametrize("module", PURE_WINGET)

@@ -232,10 +232,16 @@ class FakeAgent:
     configured: list[tuple[Path, bool]] = field(default_factory=list)
 
     def run(
-        self, stop_event: threading.Event, *, config_path: Path | None = None, self_update: bool
+        self,
+        stop_event: threading.Event,
+        *,
+        config_path: Path | None = None,
+        self_update: bool,
+        per_user: bool,
     ) -> int:
         assert config_path is not None  # the service always says which file
         assert self_update  # the installed service is the agent an MSI upgrade restarts
+        assert per_user  # SYSTEM may run winget in the logged-on users' sessions
         self.runs.append((stop_event, config_path))
         self.running.set()
         if self.error is not None:

@@ -17,7 +17,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
@@ -53,6 +54,7 @@ __all__ = [
     "CommandRunner",
     "Installer",
     "Lister",
+    "UserInstalls",
     "progress_from_payload",
     "progress_payload",
 ]
@@ -72,6 +74,18 @@ Lister = Callable[[], Awaitable[UpdateReport]]
 """What can be upgraded now: for a command that asks for every available update."""
 
 
+@dataclass(frozen=True, slots=True)
+class UserInstalls:
+    """Installs into users' profiles (:class:`lunaris_agent.per_user.UserScans`): an agent
+    that has them installs a package where its last scan found it, and says ``per_user``."""
+
+    locate: Callable[[str], Sequence[str | None]]
+    """Where the last scan found a package: None for the machine, then users' accounts;
+    empty when it did not find it (installed for the machine, as without user installs)."""
+    install: Callable[[str, str | None, str], Awaitable[InstallOutcome]]
+    """Installs one package (exactly the version given, if one is) for one account."""
+
+
 class CommandRunner:
     def __init__(
         self,
@@ -84,15 +98,17 @@ class CommandRunner:
         after_command: Callable[[], Awaitable[None]],
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         self_update: SelfUpdater | None = None,
+        user_installs: UserInstalls | None = None,
     ) -> None:
         """``send`` flushes the spool (best effort: it must not raise for an unreachable
         server); ``after_command`` rescans and reports, so the console sees the new state.
         ``self_update`` takes UPDATE_AGENT commands (when it is available) and finishes the
-        one an earlier agent started."""
+        one an earlier agent started. ``user_installs`` installs into users' profiles."""
         self._ledger = ledger
         self._steps = Steps(ledger, spool)
         self._self_update = self_update
         self._install = install
+        self._user_installs = user_installs
         self._list_updates = list_updates
         self._send = send
         self._after_command = after_command
@@ -102,9 +118,12 @@ class CommandRunner:
     @property
     def capabilities(self) -> list[str]:
         """What this agent tells the server it understands (registration and heartbeats)."""
-        if self._self_update is None or not self._self_update.available:
-            return list(AGENT_CAPABILITIES)
-        return [*AGENT_CAPABILITIES, Capability.SELF_UPDATE.value]
+        capabilities = list(AGENT_CAPABILITIES)
+        if self._self_update is not None and self._self_update.available:
+            capabilities.append(Capability.SELF_UPDATE.value)
+        if self._user_installs is not None:
+            capabilities.append(Capability.PER_USER.value)
+        return capabilities
 
     def offer(self, command: AgentCommand) -> bool:
         """Queues a command unless it was seen before; True when it is new."""
@@ -171,26 +190,11 @@ class CommandRunner:
         unsendable = [package for package in packages if invisible_character(package)]
         packages = [package for package in packages if package not in unsendable]
         versions = command.versions or {}
-        results = []
-        for package in packages:
-            if command.window_ends_at is not None and self._clock() >= command.window_ends_at:
-                # A policy's window closed while earlier packages installed: none starts late.
-                result = _package_result(package, _window_closed(package, command), 0.0)
-                results.append(result)
-                self._steps.step(command_id, "running", result=result)
-                continue
-            self._steps.step(command_id, "running", package_started=package)
-            await self._send()
-            started = time.monotonic()
-            try:
-                outcome = await self._install(package, versions.get(package))
-            except Exception as error:  # one package that cannot be run fails, not the loop
-                log.exception("installing %r failed to start", package)
-                outcome = InstallOutcome.not_run(package, f"could not start: {error}")
-            result = _package_result(package, outcome, time.monotonic() - started)
-            results.append(result)
-            self._steps.step(command_id, "running", result=result)
-            await self._send()
+        results = [
+            await self._install_one(command, package, versions.get(package), account)
+            for package in packages
+            for account in self._where(package)
+        ]
         succeeded = not unsendable and all(result.succeeded for result in results)
         self._steps.finish(
             command_id,
@@ -207,6 +211,39 @@ class CommandRunner:
         await self._send()
         await self._after_command()
 
+    def _where(self, package: str) -> Sequence[str | None]:
+        """Where to install ``package``: the machine (None) and users' accounts, machine first."""
+        where = () if self._user_installs is None else self._user_installs.locate(package)
+        return where or (None,)
+
+    async def _install_one(
+        self, command: RunUpdatesCommand, package: str, version: str | None, account: str | None
+    ) -> PackageResult:
+        """Installs one package for the machine (``account`` None) or into a user's profile,
+        and reports it as a step."""
+        command_id = command.command_id
+        if command.window_ends_at is not None and self._clock() >= command.window_ends_at:
+            # A policy's window closed while earlier packages installed: none starts late.
+            result = _package_result(package, _window_closed(package, command), 0.0, account)
+            self._steps.step(command_id, "running", result=result)
+            return result
+        self._steps.step(command_id, "running", package_started=package)
+        await self._send()
+        started = time.monotonic()
+        try:
+            if account is None:
+                outcome = await self._install(package, version)
+            else:
+                assert self._user_installs is not None  # users are located only with it
+                outcome = await self._user_installs.install(package, version, account)
+        except Exception as error:  # one package that cannot be run fails, not the loop
+            log.exception("installing %r failed to start", package)
+            outcome = InstallOutcome.not_run(package, f"could not start: {error}")
+        result = _package_result(package, outcome, time.monotonic() - started, account)
+        self._steps.step(command_id, "running", result=result)
+        await self._send()
+        return result
+
     async def _packages(self, command: RunUpdatesCommand) -> list[str] | None:
         if command.packages is not None:
             return list(dict.fromkeys(command.packages))  # each once, in the order asked
@@ -218,7 +255,13 @@ class CommandRunner:
         return list(dict.fromkeys(identifier for identifier in ids if is_targetable_id(identifier)))
 
 
-def _package_result(package: str, outcome: InstallOutcome, duration_s: float) -> PackageResult:
+def _package_result(
+    package: str, outcome: InstallOutcome, duration_s: float, account: str | None = None
+) -> PackageResult:
+    """One package's result; one installed into a user's profile says whose first."""
+    message = outcome.message or ""
+    if account is not None:
+        message = f"for {account} (user scope): {message}"
     return PackageResult(
         package_identifier=package,
         outcome=outcome.install_outcome,
@@ -226,7 +269,7 @@ def _package_result(package: str, outcome: InstallOutcome, duration_s: float) ->
         reboot_required=outcome.install_outcome == "success_reboot_required",
         installer_exit_code=outcome.installer_exit_code,
         hresult=None if outcome.hresult is None else clean_message(outcome.hresult)[:MAX_OUTCOME],
-        message=clean_message(outcome.message or "")[:MAX_MESSAGE],
+        message=clean_message(message)[:MAX_MESSAGE],
         duration_s=round(duration_s, 3),
     )
 

@@ -62,6 +62,7 @@ class _ConfigFile(BaseModel):
     scan_interval_s: int = Field(default=DEFAULT_SCAN_INTERVAL_S, ge=1, le=86_400)
     inventory_interval_s: int = Field(default=DEFAULT_INVENTORY_INTERVAL_S, ge=1, le=86_400)
     winget_path: Path | None = None
+    user_sessions_file: Path | None = None
     verify_tls: bool = True
     ca_bundle: Path | None = None
     spool_dir: Path | None = None
@@ -104,6 +105,9 @@ class AgentConfig:
     inventory_interval_s: int = DEFAULT_INVENTORY_INTERVAL_S
     """How often at most ``winget list`` runs for the software inventory (also after installs)."""
     winget_path: Path | None = None
+    user_sessions_file: Path | None = None
+    """Stand-in user sessions (:class:`lunaris_agent.sessions.ProfileSessions`), for per-user
+    scans on Linux and macOS and in tests; the Windows service asks Windows."""
     verify_tls: bool = True
     ca_bundle: Path | None = None
     spool_dir_setting: Path | None = None
@@ -159,6 +163,7 @@ class AgentConfig:
             "scan_interval_s": self.scan_interval_s,
             "inventory_interval_s": self.inventory_interval_s,
             "winget_path": _path_or_none(self.winget_path),
+            "user_sessions_file": _path_or_none(self.user_sessions_file),
             "verify_tls": self.verify_tls,
             "ca_bundle": _path_or_none(self.ca_bundle),
             "update_publisher": self.update_publisher,
@@ -230,6 +235,7 @@ def load(path: Path) -> AgentConfig:
         scan_interval_s=parsed.scan_interval_s,
         inventory_interval_s=parsed.inventory_interval_s,
         winget_path=parsed.winget_path,
+        user_sessions_file=parsed.user_sessions_file,
         verify_tls=parsed.verify_tls,
         ca_bundle=parsed.ca_bundle,
         spool_dir_setting=parsed.spool_dir,

@@ -55,6 +55,9 @@ class Capability(StrEnum):
     SELF_UPDATE = "self_update"
     """Takes ``UPDATE_AGENT`` commands (agents without it would refuse the whole heartbeat
     answer that held one)."""
+    PER_USER = "per_user"
+    """Also scans, lists and installs apps in each logged-on user's profile: rows with
+    ``scope="user"`` come from it, and it installs a package where its last scan found it."""
 
 
 MAX_CAPABILITIES: Final = 16

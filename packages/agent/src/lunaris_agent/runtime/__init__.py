@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -36,12 +37,14 @@ from typing import Final
 from lunaris_agent import config as config_file
 from lunaris_agent import installer_values
 from lunaris_agent.client import AgentClient
-from lunaris_agent.commands import Installer
+from lunaris_agent.commands import Installer, UserInstalls
 from lunaris_agent.config import AgentConfig, ConfigError
+from lunaris_agent.per_user import UserScans
 from lunaris_agent.runtime.agent import Agent, Scanner
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.runtime.inventory import Inventory
 from lunaris_agent.selfupdate import windows_self_update
+from lunaris_agent.sessions import ProfileSessions, UserSessions
 from lunaris_agent.winget.outcome import InstallOutcome
 from lunaris_agent.winget.report import inventory_from_list, report_from_scan
 from lunaris_protocol import InventoryReport, UpdateReport
@@ -51,6 +54,7 @@ __all__ = [
     "once",
     "prepare",
     "run",
+    "user_sessions",
     "winget_installer",
     "winget_inventory",
     "winget_scanner",
@@ -104,6 +108,18 @@ def winget_installer(
     return install
 
 
+def user_sessions(config: AgentConfig, *, windows_service: bool) -> UserSessions | None:
+    """Where per-user scans and installs run: the stand-in sessions the config names, or, in
+    the Windows service (SYSTEM, which may take a user's token), Windows' own; else none."""
+    if config.user_sessions_file is not None:
+        return ProfileSessions(config.user_sessions_file)
+    if windows_service and sys.platform == "win32":
+        from lunaris_agent.windows.user_sessions import WtsUserSessions
+
+        return WtsUserSessions()
+    return None
+
+
 def prepare(config_path: Path) -> AgentConfig:
     """Takes what the MSI was given (on the first start after an install), loads the config,
     secures its directory and gives the device its id."""
@@ -115,21 +131,28 @@ def prepare(config_path: Path) -> AgentConfig:
 
 
 def run(
-    stop_event: threading.Event, *, config_path: Path | None = None, self_update: bool = False
+    stop_event: threading.Event,
+    *,
+    config_path: Path | None = None,
+    self_update: bool = False,
+    per_user: bool = False,
 ) -> int:
     """Runs the agent until ``stop_event`` is set (from any thread: the Windows service's
     control handler, a signal handler). Returns an :class:`ExitCode`. ``self_update``: this
     is the installed Windows service, which an MSI upgrade stops and starts again, so it may
-    take UPDATE_AGENT commands (when msiexec is there)."""
+    take UPDATE_AGENT commands (when msiexec is there). ``per_user``: this is the service,
+    running as SYSTEM, so it scans and installs in the logged-on users' sessions too."""
     path = config_path or config_file.default_config_path()
-    return asyncio.run(_run(stop_event, path, self_update=self_update))
+    return asyncio.run(_run(stop_event, path, self_update=self_update, per_user=per_user))
 
 
 def once(*, config_path: Path | None = None) -> int:
     return asyncio.run(_once(config_path or config_file.default_config_path()))
 
 
-async def _run(stop_event: threading.Event, config_path: Path, *, self_update: bool) -> int:
+async def _run(
+    stop_event: threading.Event, config_path: Path, *, self_update: bool, per_user: bool
+) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     # A thread blocked on the caller's event costs no CPU, unlike polling it.
@@ -138,7 +161,9 @@ async def _run(stop_event: threading.Event, config_path: Path, *, self_update: b
         name="lunaris-stop-watch",
         daemon=True,
     ).start()
-    return await _with_agent(config_path, lambda agent: agent.run(stop), self_update=self_update)
+    return await _with_agent(
+        config_path, lambda agent: agent.run(stop), self_update=self_update, per_user=per_user
+    )
 
 
 async def _once(config_path: Path) -> int:
@@ -146,7 +171,11 @@ async def _once(config_path: Path) -> int:
 
 
 async def _with_agent(
-    config_path: Path, work: Callable[[Agent], Awaitable[ExitCode]], *, self_update: bool = False
+    config_path: Path,
+    work: Callable[[Agent], Awaitable[ExitCode]],
+    *,
+    self_update: bool = False,
+    per_user: bool = False,
 ) -> int:
     try:
         config = prepare(config_path)
@@ -154,14 +183,28 @@ async def _with_agent(
         log.error("%s", error)
         return ExitCode.CONFIG
     log.info("agent starting: device %s, server %s", config.device_id, config.api_url)
+    scanner = winget_scanner(config.winget_path)
+    inventory = winget_inventory(config.winget_path)
+    user_installs = None
+    sessions = user_sessions(config, windows_service=per_user)
+    if sessions is not None:
+        users = UserScans(
+            sessions,
+            config.winget_path,
+            scan_timeout_s=SCAN_TIMEOUT_S,
+            install_timeout_s=INSTALL_TIMEOUT_S,
+        )
+        scanner, inventory = users.scanner(scanner), users.inventory(inventory)
+        user_installs = UserInstalls(locate=users.locate, install=users.install)
     async with AgentClient(config.api_url, verify=config.tls_verify) as client:
         agent = Agent(
             config,
             client,
-            scanner=winget_scanner(config.winget_path),
+            scanner=scanner,
             install=winget_installer(config.winget_path),
-            inventory=winget_inventory(config.winget_path),
+            inventory=inventory,
             self_update=windows_self_update() if self_update else None,
+            user_installs=user_installs,
         )
         try:
             code = await work(agent)

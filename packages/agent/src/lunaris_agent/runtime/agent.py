@@ -16,7 +16,7 @@ from uuid import UUID
 
 from lunaris_agent import config as config_file
 from lunaris_agent.client import AgentApiError, AgentClient, RequestRefused, ServerUnavailable
-from lunaris_agent.commands import CommandRunner, Installer
+from lunaris_agent.commands import CommandRunner, Installer, UserInstalls
 from lunaris_agent.config import AgentConfig
 from lunaris_agent.identity import DeviceFacts, local_time_zone, read_device_facts
 from lunaris_agent.ledger import LEDGER_FILE, PROGRESS_KIND, CommandLedger, progress_from_payload
@@ -70,6 +70,7 @@ class Agent:
         inventory: Inventory | None = None,
         inventory_interval_s: float | None = None,
         self_update: SelfUpdateSettings | None = None,
+        user_installs: UserInstalls | None = None,
     ) -> None:
         """``install`` runs remote actions' package installs (winget on a PC); without it the
         agent refuses commands. ``inventory`` lists everything installed (``winget list``);
@@ -77,7 +78,8 @@ class Agent:
         ``scan_interval_s`` and ``inventory_interval_s`` override what the server asks for:
         the simulator's compressed time. ``record_contact`` keeps state.json for `status`.
         ``push`` opens the socket on which commands arrive at once (they also ride on
-        heartbeat answers). ``self_update`` lets UPDATE_AGENT commands replace the agent."""
+        heartbeat answers). ``self_update`` lets UPDATE_AGENT commands replace the agent;
+        ``user_installs`` installs into users' profiles (``per_user``)."""
         if config.device_id is None:
             raise ValueError("the config has no device id yet: use config.with_device_id")
         self.config = config
@@ -122,6 +124,7 @@ class Agent:
             send=self._send_best_effort,
             after_command=self._rescan,
             self_update=SelfUpdater(self_update, lambda: self.config),
+            user_installs=user_installs,
         )
         self.push = (
             PushChannel(

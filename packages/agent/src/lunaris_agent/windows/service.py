@@ -149,7 +149,7 @@ class LunarisAgentService(win32serviceutil.ServiceFramework):  # type: ignore[mi
         logs.configure(log_dir, foreground=False)
         if took_installer_values:
             log.info("took the values given to the installer into %s", path)
-        code = runtime.run(self.stop_event, config_path=path, self_update=True)
+        code = runtime.run(self.stop_event, config_path=path, self_update=True, per_user=True)
         return code, f"The agent's log in {log_dir} says why."
 
 

@@ -39,12 +39,14 @@ InstallOutcomeKind = Literal[
     "refused_unknown_version",
     "version_unavailable",
     "window_closed",
+    "user_not_logged_on",
     "timeout",
     "error",
 ]
 """The contract's outcomes (winget_samples/README.md), plus ``version_unavailable`` (the exact
 version a command named is no longer in the source), ``window_closed`` (not started: the
-command's maintenance window had closed) and ``timeout`` (winget was stopped after the
+command's maintenance window had closed), ``user_not_logged_on`` (not started: the package is
+in the profile of a user who is not logged on now) and ``timeout`` (winget was stopped after the
 agent's time limit, so there is no output to classify)."""
 
 _MAX_MESSAGE: Final = 1000

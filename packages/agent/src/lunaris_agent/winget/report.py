@@ -3,6 +3,8 @@ and a ``winget list`` as :class:`~lunaris_protocol.inventory.InventoryReport`.""
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import ValidationError
 
 from lunaris_agent.winget.results import InventoryResult, ScanFailure, ScanResult
@@ -11,9 +13,10 @@ from lunaris_protocol.inventory import InstalledItem, InventoryReport, list_dige
 from lunaris_protocol.limits import MAX_ERROR_CODE, MAX_MESSAGE
 
 
-def report_from_scan(result: ScanResult) -> UpdateReport:
+def report_from_scan(result: ScanResult, *, user: str | None = None) -> UpdateReport:
     """The wire report for one scan. A winget failure becomes a scan error, never an empty
-    list (the server would take that to mean every update was installed)."""
+    list (the server would take that to mean every update was installed). ``user``: the scan
+    ran in this account's session, so its rows are in that user's profile (``scope="user"``)."""
     if result.error is not None:
         return UpdateReport(scan_error=_scan_error(result.error))
     try:
@@ -27,6 +30,7 @@ def report_from_scan(result: ScanResult) -> UpdateReport:
                     source=row.source,
                     explicit_targeting=row.explicit_targeting,
                     truncated=row.truncated,
+                    **_scoped(user),
                 )
                 for row in result.updates
             ]
@@ -37,9 +41,10 @@ def report_from_scan(result: ScanResult) -> UpdateReport:
         return UpdateReport(scan_error=_report_invalid(what, error))
 
 
-def inventory_from_list(result: InventoryResult) -> InventoryReport:
+def inventory_from_list(result: InventoryResult, *, user: str | None = None) -> InventoryReport:
     """The wire report for one ``winget list``: its digest and the whole list. A failure is a
-    scan error alone (the server keeps the last list), never an empty or a shortened list."""
+    scan error alone (the server keeps the last list), never an empty or a shortened list.
+    ``user`` as for :func:`report_from_scan`."""
     if result.error is not None:
         return InventoryReport(scan_error=_scan_error(result.error))
     try:
@@ -50,6 +55,7 @@ def inventory_from_list(result: InventoryResult) -> InventoryReport:
                 version=row.version,
                 source=row.source,
                 truncated=row.truncated,
+                **_scoped(user),
             )
             for row in result.software
         ]
@@ -58,6 +64,11 @@ def inventory_from_list(result: InventoryResult) -> InventoryReport:
         # Rows the protocol cannot carry (too many, or too long): say so instead of cutting.
         what = f"{len(result.software)} installed packages"
         return InventoryReport(scan_error=_report_invalid(what, error))
+
+
+def _scoped(user: str | None) -> dict[str, Any]:
+    """The rows' ``scope`` and ``user``: left at their defaults (the machine) without a user."""
+    return {} if user is None else {"scope": "user", "user": user}
 
 
 def _scan_error(failure: ScanFailure) -> ScanError:

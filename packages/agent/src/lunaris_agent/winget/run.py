@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ async def run_winget(winget: Path, args: Sequence[str], *, timeout_s: float) -> 
     reaped first) and :class:`OSError` when the process cannot be started.
     """
     started = time.monotonic()
-    process = await _start(_command(winget, args))
+    process = await _start(winget_command(winget, args))
     assert process.stdout is not None
     capture = _BoundedCapture()
     try:
@@ -172,7 +172,17 @@ async def run_winget(winget: Path, args: Sequence[str], *, timeout_s: float) -> 
     )
 
 
-def _command(winget: Path, args: Sequence[str]) -> list[str]:
+class WingetRunner(Protocol):
+    """Runs winget and captures its output as :func:`run_winget` does: on the machine, or
+    (:mod:`lunaris_agent.per_user`) in a logged-on user's session."""
+
+    async def __call__(
+        self, winget: Path, args: Sequence[str], *, timeout_s: float
+    ) -> WingetRun: ...
+
+
+def winget_command(winget: Path, args: Sequence[str]) -> list[str]:
+    """The command line that runs ``winget args``."""
     # A Python stand-in runs under this interpreter, so tests (and Wine) need no file association.
     if winget.suffix.casefold() == ".py":
         return [sys.executable, str(winget), *args]

@@ -23,6 +23,7 @@ from lunaris_agent.winget.results import InventoryResult, ScanFailure, ScanResul
 from lunaris_agent.winget.run import (
     MAX_OUTPUT_BYTES,
     WingetRun,
+    WingetRunner,
     WingetTimeoutError,
     find_winget,
     not_found_message,
@@ -52,10 +53,18 @@ UPGRADE_SCAN_ARGS: Final = (
 # --upgrade-available). --accept-source-agreements --disable-interactivity: as for the scan.
 LIST_INSTALLED_ARGS: Final = ("list", "--accept-source-agreements", "--disable-interactivity")
 
+# In a user's session: winget's installed-package filter (InstallScope, "user or machine"):
+# with "user" it opens the installed source InstalledUser (the user's ARP entries under HKCU,
+# their MSIX packages, their fonts) instead of everything, so a package installed for the
+# machine is not listed twice; for an upgrade it also asks for a user-scope installer.
+USER_SCOPE_ARGS: Final = ("--scope", "user")
+
 _NO_APPLICATIONS_FOUND: Final = 0x8A150014
 
 
-def UPGRADE_PACKAGE_ARGS(package_id: str, version: str | None = None) -> tuple[str, ...]:
+def UPGRADE_PACKAGE_ARGS(
+    package_id: str, version: str | None = None, *, user_scope: bool = False
+) -> tuple[str, ...]:
     """Arguments that upgrade exactly one package, silently and without any prompt: to
     ``version`` when one is given (``--version``), else to the newest.
 
@@ -63,7 +72,8 @@ def UPGRADE_PACKAGE_ARGS(package_id: str, version: str | None = None) -> tuple[s
     ``--include-unknown``: the scan lists packages whose installed version winget cannot
     determine, and without the flag ``upgrade --id`` refuses exactly those ("This package's
     version number cannot be determined..."); with it, winget installs the newest version.
-    It changes nothing for a package whose version is known.
+    It changes nothing for a package whose version is known. ``user_scope``: the package in
+    the profile of the user whose session winget runs in (:data:`USER_SCOPE_ARGS`).
     """
     if not is_targetable_id(package_id):
         raise ValueError(f"not a package id winget can be asked to upgrade: {package_id!r}")
@@ -80,29 +90,36 @@ def UPGRADE_PACKAGE_ARGS(package_id: str, version: str | None = None) -> tuple[s
         "--accept-package-agreements",
         "--accept-source-agreements",
         "--disable-interactivity",
+        *(USER_SCOPE_ARGS if user_scope else ()),
     )
 
 
-async def scan(winget_path: Path | None, *, timeout_s: float = 600.0) -> ScanResult:
+async def scan(
+    winget_path: Path | None, *, timeout_s: float = 600.0, in_session: WingetRunner | None = None
+) -> ScanResult:
     """Ask winget which upgrades are available.
 
     A winget that fails always gives a result with ``error`` set and no updates, never an
     empty list: the server must not read "winget is broken" as "nothing to update".
+    ``in_session`` runs winget in a user's session instead, for that user's packages only
+    (:data:`USER_SCOPE_ARGS`); so do :func:`list_installed` and :func:`install_package`.
     """
-    run = await _run(winget_path, UPGRADE_SCAN_ARGS, timeout_s=timeout_s)
+    run = await _run(winget_path, UPGRADE_SCAN_ARGS, timeout_s=timeout_s, in_session=in_session)
     result = scan_result_from_run(run) if isinstance(run, WingetRun) else _scan_failure(run)
     if result.error is not None:
         log.warning("winget scan failed: %s %s", result.error.code, result.error.message)
     return result
 
 
-async def list_installed(winget_path: Path | None, *, timeout_s: float = 600.0) -> InventoryResult:
+async def list_installed(
+    winget_path: Path | None, *, timeout_s: float = 600.0, in_session: WingetRunner | None = None
+) -> InventoryResult:
     """Ask winget what is installed: the software inventory (``winget list``).
 
     Bounded and judged as a scan is; a winget that fails gives ``error`` and no list, never an
     empty or a shortened one: the server keeps the last list it had.
     """
-    run = await _run(winget_path, LIST_INSTALLED_ARGS, timeout_s=timeout_s)
+    run = await _run(winget_path, LIST_INSTALLED_ARGS, timeout_s=timeout_s, in_session=in_session)
     result = inventory_result_from_run(run) if isinstance(run, WingetRun) else _list_failure(run)
     if result.error is not None:
         log.warning("winget list failed: %s %s", result.error.code, result.error.message)
@@ -110,14 +127,19 @@ async def list_installed(winget_path: Path | None, *, timeout_s: float = 600.0) 
 
 
 async def _run(
-    winget_path: Path | None, args: tuple[str, ...], *, timeout_s: float
+    winget_path: Path | None,
+    args: tuple[str, ...],
+    *,
+    timeout_s: float,
+    in_session: WingetRunner | None,
 ) -> WingetRun | ScanFailure:
     """A finished winget run, or why there is none."""
     winget = find_winget(winget_path)
     if winget is None:
         return ScanFailure(code="winget_not_found", message=not_found_message(winget_path))
+    runner, scope = (run_winget, ()) if in_session is None else (in_session, USER_SCOPE_ARGS)
     try:
-        return await run_winget(winget, args, timeout_s=timeout_s)
+        return await runner(winget, (*args, *scope), timeout_s=timeout_s)
     except WingetTimeoutError as exc:
         return ScanFailure(code="timeout", message=str(exc))
     except OSError as exc:
@@ -198,9 +220,11 @@ async def install_package(
     *,
     version: str | None = None,
     timeout_s: float = 3600.0,
+    in_session: WingetRunner | None = None,
 ) -> InstallOutcome:
     """Upgrade one package with ``winget upgrade --id`` (to exactly ``version`` when one is
-    given) and classify what happened."""
+    given) and classify what happened; ``in_session``: the package in a user's profile, run
+    in that user's session."""
     if not is_targetable_id(package_id):
         return InstallOutcome.not_run(package_id, "refused: not a package id winget can target")
     if version is not None and not is_targetable_version(version):
@@ -211,8 +235,9 @@ async def install_package(
     if winget is None:
         return InstallOutcome.not_run(package_id, not_found_message(winget_path))
     try:
-        args = UPGRADE_PACKAGE_ARGS(package_id, version)
-        run = await run_winget(winget, args, timeout_s=timeout_s)
+        args = UPGRADE_PACKAGE_ARGS(package_id, version, user_scope=in_session is not None)
+        runner = run_winget if in_session is None else in_session
+        run = await runner(winget, args, timeout_s=timeout_s)
     except WingetTimeoutError as exc:
         return InstallOutcome.not_run(package_id, str(exc), outcome="timeout")
     except (OSError, ValueError) as exc:  # ValueError: an argument a process cannot take
