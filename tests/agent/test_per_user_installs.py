@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from lunaris_agent import config as config_file
 from lunaris_agent.commands import CommandLedger, CommandRunner, UserInstalls, progress_from_payload
-from lunaris_agent.per_user import UserScans
+from lunaris_agent.per_user import UserScans, locations_from_bytes, locations_to_bytes
 from lunaris_agent.runtime import user_sessions, winget_installer, winget_scanner
 from lunaris_agent.sessions import ProfileSessions
 from lunaris_agent.spool import Spool
@@ -166,3 +166,33 @@ async def test_simulated_agents_do_not_say_per_user(app: FastAPI, tmp_path):
         assert capabilities is not None
         assert Capability.EXACT_VERSIONS.value in capabilities
         assert Capability.PER_USER.value not in capabilities
+
+
+async def test_an_agent_that_restarted_installs_where_the_last_run_found_the_package(tmp_path):
+    # The places of the last report are kept: a command that arrives before the new run's
+    # first scan still installs in the user's profile.
+    winget = PerUserWinget(tmp_path / "winget")
+    ada = winget.log_on("AzureAD\\ada", 2, upgrade=upgrades("Spotify.Spotify"))
+    kept: list[bytes] = []
+    first = UserScans(
+        winget.sessions,
+        winget.path,
+        scan_timeout_s=60,
+        install_timeout_s=60,
+        keep=lambda places: kept.append(locations_to_bytes(places)),
+    )
+    await first.scanner(winget_scanner(winget.path))()
+    assert first.locate("Spotify.Spotify") == ("AzureAD\\ada",)
+    again = UserScans(
+        winget.sessions,
+        winget.path,
+        scan_timeout_s=60,
+        install_timeout_s=60,
+        remembered=locations_from_bytes(kept[-1]),
+    )
+    assert again.locate("Spotify.Spotify") == ("AzureAD\\ada",)
+    outcome = await again.install("Spotify.Spotify", "2.0", "AzureAD\\ada")
+    assert outcome.succeeded
+    assert any("--id" in call["argv"] for call in winget.calls(ada))
+    with pytest.raises(ValueError, match="not an object"):
+        locations_from_bytes(b"[1, 2]")

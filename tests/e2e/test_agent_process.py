@@ -5,7 +5,7 @@ tags in the agent's config are the device's agent tags."""
 
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.agent_process import AgentProcess, wait_until
-from tests.support import LiveServer, Seeded, start_live_server
+from tests.support import LiveServer, Seeded
 
 pytestmark = pytest.mark.e2e
 
@@ -47,32 +47,6 @@ class Winget:
         output = (SAMPLES / f"{sample}.txt").read_bytes()
         (self.path.parent / "winget-output.txt").write_bytes(output)
         (self.path.parent / "winget-exit-code.txt").write_text(str(exit_code))
-
-
-@pytest.fixture
-def agent(tmp_path: Path) -> Iterator[AgentProcess]:
-    process = AgentProcess(tmp_path / "agent" / "config.json", tmp_path)
-    yield process
-    process.kill()
-
-
-@pytest.fixture
-def servers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., LiveServer]]:
-    started: list[LiveServer] = []
-
-    def start(port: int | None = None) -> LiveServer:
-        server = start_live_server(
-            database_url=database_url,
-            data_dir=tmp_path / "server",
-            port=port,
-            LUNARIS_HEARTBEAT_INTERVAL_S="1",
-        )
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def console_get(server: LiveServer, seeded: Seeded, path: str) -> Any:

@@ -22,6 +22,7 @@ The program run in a user's session is the winget the agent found for the machin
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -71,6 +72,11 @@ def in_session(sessions: UserSessions, session: UserSession) -> WingetRunner:
     return run
 
 
+USER_LOCATIONS_FILE = "user-installs.json"
+"""Beside config.json: where the last report listed each package (the machine, accounts)."""
+Locations = dict[str, tuple[str | None, ...]]
+
+
 class UserScans:
     """Adds the logged-on users' rows to the machine's scans and inventories, and installs
     into their profiles. Not thread-safe: one event loop drives it."""
@@ -82,12 +88,19 @@ class UserScans:
         *,
         scan_timeout_s: float,
         install_timeout_s: float,
+        remembered: Locations | None = None,
+        keep: Callable[[Locations], None] | None = None,
     ) -> None:
+        """``remembered``, ``keep``: where an earlier run's last report listed each package,
+        and how to keep this run's (beside config.json), so that an agent that restarted (a
+        service restart, a reboot) installs a command that arrives before its first scan
+        where the last one found the package."""
         self._sessions = sessions
         self._winget_path = winget_path
         self._scan_timeout_s = scan_timeout_s
         self._install_timeout_s = install_timeout_s
-        self._found: dict[str, tuple[str | None, ...]] = {}
+        self._keep = keep
+        self._found: Locations = dict(remembered or {})
         """Package id -> where the last report listed it: None for the machine, accounts."""
 
     def scanner(self, machine: Scan) -> Scan:
@@ -205,6 +218,24 @@ class UserScans:
             if item.user not in where:
                 where.append(item.user)
         self._found = {package: tuple(where) for package, where in found.items()}
+        if self._keep is not None:
+            self._keep(self._found)
+
+
+def locations_to_bytes(locations: Locations) -> bytes:
+    return json.dumps(locations, sort_keys=True).encode()
+
+
+def locations_from_bytes(data: bytes) -> Locations:
+    """What :func:`locations_to_bytes` wrote; ValueError for anything else."""
+    loaded = json.loads(data)
+    if not isinstance(loaded, dict):
+        raise ValueError("not an object")
+    return {
+        str(package): tuple(None if a is None else str(a) for a in where)
+        for package, where in loaded.items()
+        if isinstance(where, list)
+    }
 
 
 def _left_out(what: str, session: UserSession, code: str | None, message: str | None) -> None:

@@ -32,14 +32,20 @@ import sys
 import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from lunaris_agent import config as config_file
 from lunaris_agent import installer_values
 from lunaris_agent.client import AgentClient
 from lunaris_agent.commands import Installer, UserInstalls
 from lunaris_agent.config import AgentConfig, ConfigError
-from lunaris_agent.per_user import UserScans
+from lunaris_agent.per_user import (
+    USER_LOCATIONS_FILE,
+    Locations,
+    UserScans,
+    locations_from_bytes,
+    locations_to_bytes,
+)
 from lunaris_agent.runtime.agent import Agent, Scanner
 from lunaris_agent.runtime.exits import AgentStopped, ExitCode
 from lunaris_agent.runtime.inventory import Inventory
@@ -193,6 +199,7 @@ async def _with_agent(
             config.winget_path,
             scan_timeout_s=SCAN_TIMEOUT_S,
             install_timeout_s=INSTALL_TIMEOUT_S,
+            **_kept_locations(config.path.parent / USER_LOCATIONS_FILE),
         )
         scanner, inventory = users.scanner(scanner), users.inventory(inventory)
         user_installs = UserInstalls(locate=users.locate, install=users.install)
@@ -213,3 +220,21 @@ async def _with_agent(
             return error.code
     log.info("agent stopped")
     return code
+
+
+def _kept_locations(path: Path) -> dict[str, Any]:
+    """UserScans' ``remembered`` and ``keep``: the places of the last report, in ``path``."""
+    remembered: Locations = {}
+    try:
+        if path.exists():
+            remembered = locations_from_bytes(path.read_bytes())
+    except (OSError, ValueError) as error:
+        log.warning("ignoring %s: %s", path, error)
+
+    def keep(locations: Locations) -> None:
+        try:
+            config_file.write_private_file(path, locations_to_bytes(locations))
+        except OSError as error:
+            log.warning("could not keep where the packages are in %s: %s", path, error)
+
+    return {"remembered": remembered, "keep": keep}
