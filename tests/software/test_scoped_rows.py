@@ -121,3 +121,40 @@ async def test_an_app_installed_for_the_machine_and_a_user_is_two_rows(app, clie
     ]
     page = (await client.get(f"/devices/{device.device_id}/installed")).text
     assert "for <bdi>AzureAD\\ada</bdi>" in page
+
+
+async def test_an_apps_page_and_its_api_filter_by_where_it_is_installed(app, client):
+    secret = await create_secret(app)
+    vlc = installed("VideoLAN.VLC", "3.0.20", "VLC media player", source="winget")
+    machine = await register_device(client, secret, hostname="PC-MACHINE")
+    await report_list(client, machine, [vlc])
+    profiles = await register_device(client, secret, hostname="PC-PROFILES")
+    await report_list(client, profiles, [for_user(vlc, ADA), for_user(vlc, BOB)])
+    await create_user(app)
+    assert (await login(client)).status_code == 303
+
+    def hosts(response: httpx.Response) -> list[tuple[str, str, str | None]]:
+        assert response.status_code == 200, response.text
+        return sorted((d["hostname"], d["scope"], d["user"]) for d in response.json()["items"])
+
+    api = "/api/software/VideoLAN.VLC/devices"
+    assert len(hosts(await client.get(api))) == 3
+    assert hosts(await client.get(api, params={"scope": "user"})) == [
+        ("PC-PROFILES", "user", ADA),
+        ("PC-PROFILES", "user", BOB),
+    ]
+    only_machine = await client.get(api, params={"scope": "machine"})
+    assert hosts(only_machine) == [("PC-MACHINE", "machine", None)]
+    assert only_machine.json()["total"] == 1
+    assert (await client.get(api, params={"scope": "everyone"})).status_code == 422
+
+    page = await client.get("/software/VideoLAN.VLC", params={"scope": "user"})
+    assert page.status_code == 200
+    assert "PC-PROFILES" in page.text
+    assert "PC-MACHINE" not in page.text
+    assert 'data-total="2"' in page.text
+    exported = await client.get("/software/VideoLAN.VLC/devices.csv", params={"scope": "user"})
+    lines = exported.text.strip().splitlines()
+    assert lines[0].endswith(",scope,user")
+    assert len(lines) == 3
+    assert all(",user,AzureAD\\" in line for line in lines[1:])

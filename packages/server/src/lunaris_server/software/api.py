@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from lunaris_protocol import Scope
 from lunaris_server.accounts.deps import CurrentUser
 from lunaris_server.core.errors import NotFound
 from lunaris_server.devices import service as devices
@@ -41,6 +42,10 @@ def version_bounds(
 
 
 BoundsDep = Annotated[tuple[Bound, ...], Depends(version_bounds)]
+ScopeDep = Annotated[
+    Scope | None,
+    Query(description="only the installs for the machine, or only those in users' profiles"),
+]
 
 
 class FleetAppOut(BaseModel):
@@ -51,7 +56,7 @@ class FleetAppOut(BaseModel):
     matching: int | None
 
 
-class AppDeviceOut(BaseModel):
+class AppDeviceOut(ScopedOut):
     device_id: str
     hostname: str
     version: str
@@ -110,13 +115,19 @@ async def list_app_devices(
     session: SessionDep,
     page: PageDep,
     bounds: BoundsDep,
+    scope: ScopeDep = None,
 ) -> Paginated[AppDeviceOut]:
     """The devices with the app installed in a version inside every bound given (versions
     compare as winget orders them), oldest version first."""
     if await queries.app_title(session, package) is None:
         raise NotFound(f"no device has {package!r} installed")
     rows, total = await queries.devices_with(
-        session, package_identifier=package, bounds=bounds, limit=page.limit, offset=page.offset
+        session,
+        package_identifier=package,
+        bounds=bounds,
+        scope=scope,
+        limit=page.limit,
+        offset=page.offset,
     )
     return Paginated(
         items=[
@@ -127,6 +138,8 @@ async def list_app_devices(
                 source=row.source,
                 instances=row.instances,
                 first_seen_at=row.first_seen_at,
+                scope=row.scope,
+                user_account=row.user_account,
             )
             for row in rows
         ],

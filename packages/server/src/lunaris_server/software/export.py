@@ -42,13 +42,18 @@ async def fleet_apps_csv(database: Database, search: SoftwareSearch) -> Rows:
         offset += BATCH
 
 
-async def app_devices_csv(database: Database, package: str, bounds: Sequence[Bound]) -> Rows:
+async def app_devices_csv(
+    database: Database, package: str, bounds: Sequence[Bound], scope: str | None = None
+) -> Rows:
     """Seeks through the (package, version key, id) index: every batch costs the same."""
-    yield csv_lines([["device_id", "hostname", "version", "source", "instances", "first_seen_at"]])
+    header = ["device_id", "hostname", "version", "source", "instances", "first_seen_at"]
+    yield csv_lines([[*header, "scope", "user"]])
     rows = DeviceSoftware
     conditions: list[Any] = [rows.package_identifier == package, Device.revoked_at.is_(None)]
     if bounds:
         conditions.append(queries.in_range(rows.version_key, bounds))
+    if scope is not None:
+        conditions.append(rows.scope == scope)
     after: tuple[str, int] | None = None
     while True:
         statement = (
@@ -61,6 +66,8 @@ async def app_devices_csv(database: Database, package: str, bounds: Sequence[Bou
                 rows.first_seen_at,
                 rows.version_key,
                 rows.id,
+                rows.scope,
+                rows.user_account,
             )
             .join(rows, Device.id == rows.device_id)
             .where(*conditions)
@@ -73,7 +80,7 @@ async def app_devices_csv(database: Database, package: str, bounds: Sequence[Bou
             batch = (await session.execute(statement)).all()
         if not batch:
             return
-        yield csv_lines([[*row[:5], _utc(row[5])] for row in batch])
+        yield csv_lines([[*row[:5], _utc(row[5]), row[8], row[9]] for row in batch])
         after = (batch[-1][6], batch[-1][7])
 
 

@@ -16,7 +16,7 @@ from lunaris_server.core.errors import InvalidInput, NotFound
 from lunaris_server.devices import service as devices
 from lunaris_server.devices.views import canonical_id, device_view
 from lunaris_server.software import export, queries
-from lunaris_server.software.api import BoundsDep
+from lunaris_server.software.api import BoundsDep, ScopeDep
 from lunaris_server.software.ranges import (
     MAX_SEARCH,
     SoftwareSearch,
@@ -107,10 +107,11 @@ async def app_devices_csv(
     session: SessionDep,
     state: StateDep,
     bounds: BoundsDep,
+    scope: ScopeDep = None,
 ) -> Response:
     if await queries.app_title(session, package) is None:
         raise NotFound(f"no device has {package!r} installed")
-    body = export.app_devices_csv(state.database, package, bounds)
+    body = export.app_devices_csv(state.database, package, bounds, scope)
     return await _csv(session, body, "lunaris-software-devices.csv")
 
 
@@ -124,6 +125,7 @@ async def app_page(
     state: StateDep,
     now: NowDep,
     bounds: BoundsDep,
+    scope: ScopeDep = None,
     page: Page = 1,
 ) -> Response:
     title = await queries.app_title(session, package)
@@ -133,11 +135,13 @@ async def app_page(
         session,
         package_identifier=package,
         bounds=bounds,
+        scope=scope,
         limit=PER_PAGE,
         offset=(page - 1) * PER_PAGE,
     )
     context = {
         "title": title,
+        "scope": scope,
         "bounds": bounds,
         "range": SoftwareSearch(term="", bounds=bounds).text,
         "versions": await queries.app_versions(session, package_identifier=package, bounds=bounds),
