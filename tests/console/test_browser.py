@@ -305,8 +305,21 @@ SCREENSHOT_APPS = [
 """What the screenshots' PCs have installed (a version each, by the PC's number)."""
 
 
+async def _agent_version_and_target(server: LiveServer, seeded: Seeded, work: Path) -> None:
+    """An agent version (a real MSI, built with wixl) and the fleet's target, for the
+    Agent versions page."""
+    from tests.agent.self_update_support import build_msi
+
+    msi = build_msi(work / "msi", "0.1.1")
+    async with httpx.AsyncClient(base_url=server.base_url, headers=seeded.auth_headers) as http:
+        added = await http.put("/api/agent-versions/0.1.1", content=msi.read_bytes())
+        assert added.status_code == 201, added.text
+        target = await http.put("/api/agent-targets/fleet", json={"version": "0.1.1"})
+        assert target.status_code == 200, target.text
+
+
 @pytest.mark.skipif(not SCREENSHOTS, reason="set LUNARIS_SCREENSHOTS_DIR to save screenshots")
-async def test_screenshots(start_server, seeded, database_url, chromium):
+async def test_screenshots(start_server, seeded, database_url, chromium, tmp_path):
     """Saves a screenshot of each page: LUNARIS_SCREENSHOTS_DIR=docs/screenshots pytest -k
     screenshots."""
     out = Path(SCREENSHOTS or ".")
@@ -366,6 +379,7 @@ async def test_screenshots(start_server, seeded, database_url, chromium):
         },
     )
     await expect(page.locator("#live-status")).to_have_attribute("data-state", "live")
+    await _agent_version_and_target(server, seeded, tmp_path)
     shots = [
         ("dashboard", "/"),
         ("devices", "/devices"),
@@ -376,6 +390,7 @@ async def test_screenshots(start_server, seeded, database_url, chromium):
         ("software-app", "/software/Notepad++.Notepad++?version_lt=8.7"),
         ("device-installed", f"/devices/{agents[0].device_id}/installed"),
         ("settings", "/settings"),
+        ("agent-versions", "/settings/agent-versions"),
         ("users", "/settings/users"),
         ("audit", "/settings/audit"),
         ("not-found", "/devices/00000000-0000-4000-8000-000000000000"),
