@@ -157,10 +157,21 @@ async def _members(session: AsyncSession, target: AgentTarget) -> set[str] | Non
     return set(rows)
 
 
-async def assignments(session: AsyncSession, targets: list[AgentTarget]) -> dict[str, AgentTarget]:
-    """Each device's target, for the devices in some target's scope: its groups' (the
-    newest), else the fleet's."""
-    assigned: dict[str, AgentTarget] = {}
+@dataclass(frozen=True, slots=True)
+class Assignment:
+    """Which target each device follows: its groups' (the newest, if several), else the
+    fleet's. Only the targeted groups' members are read; every other device is the
+    fleet's, so a fleet-wide target costs no read of the whole fleet."""
+
+    by_group: dict[str, AgentTarget]
+    fleet: AgentTarget | None
+
+    def of(self, device_id: str) -> AgentTarget | None:
+        return self.by_group.get(device_id, self.fleet)
+
+
+async def assignments(session: AsyncSession, targets: list[AgentTarget]) -> Assignment:
+    by_group: dict[str, AgentTarget] = {}
     fleet: AgentTarget | None = None
     for target in targets:
         members = await _members(session, target)
@@ -168,14 +179,10 @@ async def assignments(session: AsyncSession, targets: list[AgentTarget]) -> dict
             fleet = target
             continue
         for device_id in members:
-            held = assigned.get(device_id)
+            held = by_group.get(device_id)
             if held is None or sort_key(target.version) > sort_key(held.version):
-                assigned[device_id] = target
-    if fleet is not None:
-        rows = await session.scalars(select(Device.id).where(Device.revoked_at.is_(None)))
-        for device_id in rows:
-            assigned.setdefault(device_id, fleet)
-    return assigned
+                by_group[device_id] = target
+    return Assignment(by_group, fleet)
 
 
 def _wants(device: Device, target: AgentTarget) -> bool:
@@ -198,22 +205,17 @@ async def tick(session: AsyncSession, *, folder: Path, now: datetime, expires_in
     if not targets:
         return 0
     assigned = await assignments(session, targets)
-    by_target: dict[int, list[str]] = {}
-    for device_id, target in assigned.items():
-        by_target.setdefault(target.id, []).append(device_id)
     queued = 0
     for target in targets:
         if target.halted_at is None:
-            queued += await _advance(
-                session, target, by_target.get(target.id, []), folder, now, expires_in
-            )
+            queued += await _advance(session, target, assigned, folder, now, expires_in)
     return queued
 
 
 async def _advance(
     session: AsyncSession,
     target: AgentTarget,
-    device_ids: list[str],
+    assigned: Assignment,
     folder: Path,
     now: datetime,
     expires_in: timedelta,
@@ -223,7 +225,7 @@ async def _advance(
         await _halt(session, target, f"{failed} updates to {target.version} failed", now=now)
         return 0
     room = target.at_once - await _count(session, target, OPEN_STATUSES)
-    if room <= 0 or not device_ids:
+    if room <= 0:
         return 0
     try:
         version = await agents.get_version(folder, target.version)
@@ -245,7 +247,6 @@ async def _advance(
             select(Command.device_id).where(*_of(target), Command.status.not_in(OPEN_STATUSES))
         )
     )
-    mine = set(device_ids)
     # Only the devices not at the version yet: few, once a rollout is done.
     rows = await session.scalars(
         select(Device)
@@ -259,7 +260,7 @@ async def _advance(
     picked = [
         d
         for d in rows
-        if d.id in mine
+        if assigned.of(d.id) is target
         and d.id not in busy
         and d.id not in tried
         and can_update_itself(d)
@@ -327,7 +328,7 @@ async def progress(session: AsyncSession, targets: list[AgentTarget]) -> dict[in
         )
     )
     for device_id, agent_version, capabilities in rows:
-        target = assigned.get(device_id)
+        target = assigned.of(device_id)
         if target is None:
             continue
         tally = counts[target.id]
